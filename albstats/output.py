@@ -1,0 +1,94 @@
+"""Writing record batches as JSON Lines, CSV or Parquet, atomically.
+
+A file output is written to a temporary name beside the target and renamed only when complete, so
+an error or Ctrl-C never leaves a half-written file behind.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+import pyarrow as pa
+
+from albstats.errors import UsageError
+
+FORMATS = ("jsonl", "csv", "parquet")
+
+
+@contextmanager
+def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path; on success it replaces ``target``, on failure it is removed."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _json_default(v: Any) -> Any:
+    return str(v)
+
+
+def _clean(v: Any) -> Any:
+    return None if isinstance(v, float) and math.isnan(v) else v
+
+
+def _write_jsonl(batches: Iterable[pa.RecordBatch], fh: IO[str]) -> None:
+    for b in batches:
+        names = b.schema.names
+        cols = [c.to_pylist() for c in b.columns]
+        for row in zip(*cols):
+            fh.write(json.dumps({k: _clean(v) for k, v in zip(names, row)}, default=_json_default,
+                                ensure_ascii=False))
+            fh.write("\n")
+
+
+def write_batches(batches: Iterable[pa.RecordBatch], schema: pa.Schema, fmt: str,
+                  out: str | None) -> None:
+    """Write batches in ``fmt`` to ``out`` (a path) or stdout when ``out`` is None or ``-``."""
+    if fmt not in FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    to_stdout = out in (None, "-")
+    if fmt == "parquet" and to_stdout:
+        raise UsageError("--format parquet needs -o FILE")
+    if to_stdout:
+        if fmt == "jsonl":
+            _write_jsonl(batches, sys.stdout)
+        else:
+            import pyarrow.csv as pcsv
+
+            with pcsv.CSVWriter(sys.stdout.buffer, schema) as w:
+                for b in batches:
+                    w.write_batch(b)
+        sys.stdout.flush()
+        return
+    assert out is not None
+    with atomic_path(out) as tmp:
+        if fmt == "jsonl":
+            with open(tmp, "w", encoding="utf-8") as fh:
+                _write_jsonl(batches, fh)
+        elif fmt == "csv":
+            import pyarrow.csv as pcsv
+
+            with pcsv.CSVWriter(str(tmp), schema) as w:
+                for b in batches:
+                    w.write_batch(b)
+        else:
+            import pyarrow.parquet as pq
+
+            with pq.ParquetWriter(str(tmp), schema, compression="zstd") as w:
+                for b in batches:
+                    w.write_batch(b)
