@@ -1,0 +1,1 @@
+"""Reference retry proxy, flaky upstream simulator and the proxy access log."""

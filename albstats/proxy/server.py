@@ -1,0 +1,413 @@
+"""The reference retry proxy: an asyncio (aiohttp) reverse proxy in front of one upstream.
+
+A request is tried again only while nothing has been sent to the client: the response is chosen
+(forward it, or retry) from its status line and headers, and once its first byte goes to the client
+the proxy is committed to it. Bodies stream both ways; request bodies up to the policy's replay limit
+are buffered so a retry sends the same bytes, larger ones stream straight through and are never
+retried.
+
+Only the configured upstream is ever connected to: the upstream URL is built from the configured
+origin plus the request's path and query, so an absolute-form request line (``GET http://other/``)
+or a ``Host`` header cannot send the proxy elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import secrets
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+from yarl import URL
+
+from albstats.errors import UsageError
+from albstats.proxy.accesslog import AccessLog, ProxyStats, RequestRecord
+from albstats.proxy.policy import RetryBudget, RetryPolicy, make_policy, parse_retry_after
+
+#: RFC 9110 7.6.1 hop-by-hop headers (plus Proxy-*, handled by prefix) never forwarded in either direction.
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade",
+                        "proxy-connection", "proxy-authenticate", "proxy-authorization"})
+_TRACE_ROOT = re.compile(r"(?:^|;)\s*Root=1-[0-9a-fA-F]{8}-[0-9a-fA-F]{24}(?:;|$)")
+_CHUNK = 1 << 16
+
+
+class BodyTooLarge(Exception):
+    """The client sent more body than ``max_body``."""
+
+
+def parse_listen(value: str, default_port: int = 8080) -> tuple[str, int]:
+    """``HOST:PORT``, ``:PORT`` or ``PORT`` -> (host, port)."""
+    host, sep, port = value.rpartition(":")
+    if not sep:
+        host, port = "", value
+    host = host.strip("[]") or "127.0.0.1"
+    try:
+        p = int(port) if port else default_port
+    except ValueError:
+        raise UsageError(f"--listen {value!r}: expected HOST:PORT") from None
+    if not 0 <= p <= 65535:
+        raise UsageError(f"--listen {value!r}: port out of range")
+    return host, p
+
+
+def parse_upstream(value: str) -> URL:
+    """The upstream origin (scheme, host, port); a path prefix is allowed, query and fragment are not."""
+    url = URL(value if "://" in value else f"http://{value}")
+    if url.scheme not in ("http", "https") or not url.host:
+        raise UsageError(f"--upstream {value!r}: expected http://HOST:PORT")
+    if url.query_string or url.fragment:
+        raise UsageError(f"--upstream {value!r}: must not have a query or fragment")
+    return url
+
+
+def new_trace_root(now: float | None = None) -> str:
+    """An X-Ray style root: ``Root=1-<8 hex epoch seconds>-<24 hex random>``."""
+    return f"Root=1-{int(time.time() if now is None else now):08x}-{secrets.token_hex(12)}"
+
+
+def trace_header(value: str | None) -> str:
+    """Keep a client's trace header when it carries a well-formed Root, else create one."""
+    if value and _TRACE_ROOT.search(value) and len(value) <= 1024:
+        return value
+    return new_trace_root()
+
+
+def is_hop_by_hop(name: str, named_by_connection: set[str]) -> bool:
+    n = name.lower()
+    return n in HOP_BY_HOP or n.startswith("proxy-") or n in named_by_connection
+
+
+def connection_tokens(headers: CIMultiDict[str] | object) -> set[str]:
+    vals = headers.getall("Connection", []) if hasattr(headers, "getall") else []  # type: ignore[attr-defined]
+    return {t.strip().lower() for v in vals for t in v.split(",") if t.strip()}
+
+
+@dataclass
+class ProxyConfig:
+    """Everything `albstats proxy` is configured with."""
+
+    upstream: str
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 8080
+    policy: RetryPolicy = field(default_factory=make_policy)
+    access_log: str | None = None
+    max_body: int = 10 << 20  # 413 above this
+    max_header_bytes: int = 32 << 10  # 431 above this (all request headers together)
+    max_header_field: int = 16 << 10  # 431 for one header line longer than this
+    connect_timeout: float = 5.0
+    max_connections: int = 1000
+    elb_name: str = "app/albstats-proxy/0000000000000000"
+    seed: int | None = None  # jitter RNG seed, for reproducible tests
+
+
+class RetryProxy:
+    """The proxy server. ``await start()``, then ``port``; ``await close()`` flushes the log."""
+
+    def __init__(self, config: ProxyConfig) -> None:
+        self.config = config
+        self.policy = config.policy
+        self.upstream = parse_upstream(config.upstream)
+        self._origin = str(self.upstream.origin())
+        self._prefix = self.upstream.raw_path.rstrip("/")
+        self.stats = ProxyStats()
+        self.budget = RetryBudget(self.policy.budget_ratio, self.policy.budget_floor, self.policy.budget_window)
+        self.rng = random.Random(config.seed)
+        self.log = AccessLog(config.access_log, elb=config.elb_name, node_ip=config.listen_host)
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._flusher: asyncio.Task[None] | None = None
+        self._target_addr = f"{self.upstream.host}:{self.upstream.port}"
+        self.port = config.listen_port
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> int:
+        """Bind and start serving; returns the port (useful with port 0)."""
+        connector = aiohttp.TCPConnector(limit=self.config.max_connections, ttl_dns_cache=60)
+        self._session = aiohttp.ClientSession(
+            connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
+            skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.config.connect_timeout))
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        # parser limits above ours, so an oversized header gets our 431 rather than the parser's 400
+        self._runner = web.AppRunner(app, access_log=None, auto_decompress=False, max_line_size=64 << 10,
+                                     max_field_size=64 << 10, max_headers=256, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.listen_host, self.config.listen_port, backlog=1024)
+        await site.start()
+        server = site._server
+        if server is not None and server.sockets:  # type: ignore[union-attr]
+            self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._flusher = asyncio.ensure_future(self._flush_loop())
+        return self.port
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self.log.flush()
+
+    async def close(self) -> None:
+        if self._flusher:
+            self._flusher.cancel()
+        if self._runner:
+            await self._runner.cleanup()
+        if self._session:
+            await self._session.close()
+        self.log.close()
+
+    # --- request handling -----------------------------------------------------------------------
+
+    def _record(self, request: web.BaseRequest, trace: str) -> RequestRecord:
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        host = request.headers.get("Host") or f"{self.config.listen_host}:{self.port}"
+        if ":" not in host.rsplit("]", 1)[-1]:
+            host = f"{host}:{self.port}"
+        path = request.raw_path if request.raw_path.startswith("/") else str(request.rel_url)
+        raw_head = sum(len(k) + len(v) + 4 for k, v in request.raw_headers)
+        return RequestRecord(
+            client_ip=peer[0] if peer else "-", client_port=peer[1] if peer else None,
+            method=request.method, url=f"http://{host}{path}",
+            proto=f"HTTP/{request.version.major}.{request.version.minor}",
+            user_agent=request.headers.get("User-Agent"), trace_id=trace, received_at=time.time(),
+            received_bytes=len(request.method) + len(request.raw_path) + 12 + raw_head + 2)
+
+    def _upstream_headers(self, request: web.BaseRequest, trace: str, keep_length: bool) -> CIMultiDict[str]:
+        named = connection_tokens(request.headers)
+        out: CIMultiDict[str] = CIMultiDict()
+        for k, v in request.headers.items():
+            lk = k.lower()
+            if is_hop_by_hop(k, named) or lk in ("x-amzn-trace-id", "expect", "x-forwarded-for",
+                                                 "x-forwarded-proto", "x-forwarded-port"):
+                continue
+            if lk == "content-length" and not keep_length:
+                continue
+            out.add(k, v)
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        for name, value in (("X-Forwarded-For", peer[0] if peer else "unknown"),
+                            ("X-Forwarded-Proto", request.scheme),
+                            ("X-Forwarded-Port", str(self.port))):
+            prior = ", ".join(request.headers.getall(name, []))
+            out[name] = f"{prior}, {value}" if prior else value
+        out["X-Amzn-Trace-Id"] = trace
+        return out
+
+    async def _local(self, request: web.BaseRequest, rec: RequestRecord, status: int, text: str,
+                     close: bool = False) -> web.Response:
+        """A response generated by the proxy itself (no upstream response to forward)."""
+        resp = web.Response(status=status, text=f"albstats-proxy: {text}\n")
+        if close:
+            resp.force_close()
+        rec.elb_status = status
+        if status in (502, 504):
+            self.stats.proxy_errors += 1
+        rec.first_byte_at = None
+        await resp.prepare(request)
+        rec.sent_bytes = len(resp.body or b"") + 150  # type: ignore[arg-type]
+        return resp
+
+    async def _read_body(self, request: web.BaseRequest, rec: RequestRecord) -> tuple[object, bool]:
+        """(body, replayable). Small bodies are read whole; a larger one becomes a one-shot stream."""
+        if not request.body_exists:
+            return None, True
+        limit = self.policy.max_replay_body
+        buf = bytearray()
+        while len(buf) <= limit:
+            chunk = await request.content.readany()
+            if not chunk:
+                rec.received_bytes += len(buf)
+                if len(buf) > self.config.max_body:
+                    raise BodyTooLarge
+                return bytes(buf), True
+            buf.extend(chunk)
+            if len(buf) > self.config.max_body:
+                raise BodyTooLarge
+        max_body = self.config.max_body
+
+        async def stream() -> AsyncIterator[bytes]:
+            total = len(buf)
+            yield bytes(buf)
+            while chunk := await request.content.readany():
+                total += len(chunk)
+                if total > max_body:
+                    raise BodyTooLarge
+                yield chunk
+            rec.received_bytes += total
+
+        return stream(), False
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        t0 = time.monotonic()
+        trace = trace_header(request.headers.get("X-Amzn-Trace-Id"))
+        rec = self._record(request, trace)
+        self.stats.requests += 1
+        self.budget.record_request(t0)
+        try:
+            return await self._handle(request, rec, t0)
+        finally:
+            rec.done_at = time.time()
+            self.stats.record(rec)
+            self.log.write(rec)
+
+    async def _handle(self, request: web.Request, rec: RequestRecord, t0: float) -> web.StreamResponse:
+        cfg, pol = self.config, self.policy
+        if request.method == "CONNECT":
+            return await self._local(request, rec, 405, "CONNECT is not supported", close=True)
+        sizes = [len(k) + len(v) + 4 for k, v in request.raw_headers]
+        if sum(sizes) > cfg.max_header_bytes or any(s > cfg.max_header_field for s in sizes):
+            return await self._local(request, rec, 431, "request headers too large", close=True)
+        length = request.content_length
+        if length is not None and length > cfg.max_body:
+            return await self._local(request, rec, 413, "request body too large", close=True)
+        try:
+            body, replayable = await self._read_body(request, rec)
+        except BodyTooLarge:
+            return await self._local(request, rec, 413, "request body too large", close=True)
+        headers = self._upstream_headers(request, rec.trace_id, keep_length=not replayable)
+        path = str(request.rel_url)
+        url = URL(self._origin + self._prefix + (path if path.startswith("/") else "/" + path), encoded=True)
+        method_ok = pol.method_retryable(request.method, headers)
+        deadline = t0 + pol.deadline
+        resp: aiohttp.ClientResponse | None = None
+        timed_out = False
+        attempt = 0
+        while True:
+            attempt += 1
+            now = time.monotonic()
+            remaining = deadline - now
+            if remaining <= 0:
+                timed_out = True
+                break
+            per_try = min(pol.per_try_timeout or remaining, remaining)
+            headers["X-Albstats-Attempt"] = str(attempt)
+            rec.dispatched_at = time.time()
+            rec.headers_at = None
+            self.stats.attempts += 1
+            rec.targets.append(self._target_addr)
+            outcome = "response"
+            try:
+                async with asyncio.timeout(per_try):
+                    resp = await self._session.request(  # type: ignore[union-attr]
+                        request.method, url, headers=headers, data=body, allow_redirects=False,
+                        compress=None, chunked=None, read_until_eof=True)
+            except BodyTooLarge:
+                rec.statuses.append("-")
+                return await self._local(request, rec, 413, "request body too large", close=True)
+            except TimeoutError:
+                outcome, resp, timed_out = "timeout", None, True
+            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, aiohttp.ClientResponseError,
+                    OSError):
+                outcome, resp, timed_out = "connection", None, False
+            if resp is not None:
+                rec.headers_at = time.time()
+                rec.statuses.append(str(resp.status))
+                timed_out = False
+                if not pol.status_retryable(resp.status):
+                    break
+            else:
+                rec.statuses.append("-")
+            # a retryable failure: may we, and should we, try again?
+            if attempt >= pol.max_attempts:
+                break
+            if not (method_ok and replayable):
+                self.stats.not_retried_unsafe += 1
+                break
+            if (outcome == "timeout" and not pol.retry_timeouts) or (
+                    outcome == "connection" and not pol.retry_connect_errors):
+                break
+            wait = pol.backoff(attempt, self.rng)
+            if resp is not None and pol.honour_retry_after:
+                ra = parse_retry_after(resp.headers.get("Retry-After"))
+                if ra is not None:
+                    wait = max(wait, ra)
+            if time.monotonic() + wait >= deadline:
+                break  # a retry that cannot finish in time only adds load
+            if not self.budget.try_acquire():
+                self.stats.budget_refusals += 1
+                break
+            if resp is not None:
+                resp.release()
+                resp = None
+            self.stats.retries += 1
+            await asyncio.sleep(wait)
+
+        if resp is None:
+            status = 504 if timed_out else 502
+            what = "timed out" if timed_out else "unreachable"
+            return await self._local(request, rec, status, f"upstream {what} after {attempt} attempt(s)")
+        return await self._forward(request, rec, resp)
+
+    async def _forward(self, request: web.Request, rec: RequestRecord,
+                       resp: aiohttp.ClientResponse) -> web.StreamResponse:
+        """Stream the chosen upstream response to the client; from the first byte on there is no retry."""
+        out = web.StreamResponse(status=resp.status, reason=resp.reason)
+        named = connection_tokens(resp.headers)
+        head = 17 + len(resp.reason or "")
+        for k, v in resp.raw_headers:
+            name = k.decode("latin-1")
+            if is_hop_by_hop(name, named):
+                continue
+            value = v.decode("latin-1")
+            out.headers.add(name, value)
+            head += len(k) + len(v) + 4
+        rec.elb_status = resp.status
+        try:
+            rec.first_byte_at = time.time()
+            await out.prepare(request)
+            sent = 0
+            try:
+                async for chunk in resp.content.iter_chunked(_CHUNK):
+                    await out.write(chunk)
+                    sent += len(chunk)
+            except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, OSError, TimeoutError):
+                # upstream broke mid-body: the client must see a broken response, not a short "complete" one
+                rec.error_reason = "UpstreamBodyIncomplete"
+                if request.transport is not None:
+                    request.transport.abort()
+                rec.sent_bytes = head + sent
+                return out
+            await out.write_eof()
+            rec.sent_bytes = head + sent
+            return out
+        except (ConnectionResetError, ConnectionError):
+            rec.error_reason = "ClientClosed"
+            return out
+        finally:
+            resp.release()
+
+
+async def serve(config: ProxyConfig, ready: asyncio.Event | None = None,
+                stop: asyncio.Event | None = None) -> ProxyStats:
+    """Run until ``stop`` is set (or SIGINT/SIGTERM); returns the counters for the summary."""
+    proxy = RetryProxy(config)
+    await proxy.start()
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - non-main thread / Windows
+            pass
+    print(f"albstats proxy: listening on http://{config.listen_host}:{proxy.port} -> {proxy.upstream}; "
+          f"{proxy.policy.describe()}", file=sys.stderr, flush=True)
+    if ready:
+        ready.set()
+    try:
+        await stop.wait()
+    finally:
+        await proxy.close()
+    print(f"albstats proxy: {proxy.stats.summary()}", file=sys.stderr, flush=True)
+    return proxy.stats
+
+
+def run(config: ProxyConfig) -> ProxyStats:
+    """Blocking entry point for the CLI."""
+    return asyncio.run(serve(config))
