@@ -1,0 +1,55 @@
+-- latency_summary: p50/p90/p95/p99/max of each processing time over the whole window.
+--
+-- The one-line latency answer of `albstats report`: how slow is the service over the window, and
+-- is the time spent before dispatch (request), in the target, or sending the response? total_time
+-- is the sum of the three, only for requests where none is -1; a -1 value is excluded, so
+-- requests counts the rows with a valid value. Athena's approx_percentile is approximate (about
+-- 1 % rank error); the local engine is exact. Times are in seconds.
+--
+-- Parameters:
+--   since   timestamp  start of the window, UTC, inclusive (default: all data)
+--   until   timestamp  end of the window, UTC, exclusive (default: all data)
+--
+-- Columns:
+--   metric    string  request_processing_time, target_processing_time,
+--                     response_processing_time or total_time
+--   requests  bigint  requests with a valid (not -1) value
+--   p50       double  median, seconds
+--   p90       double  90th percentile, seconds
+--   p95       double  95th percentile, seconds
+--   p99       double  99th percentile, seconds
+--   max       double  slowest, seconds
+WITH logs AS (
+  SELECT request_processing_time, target_processing_time, response_processing_time
+  FROM alb_logs
+  WHERE from_iso8601_timestamp(time) >= from_iso8601_timestamp(:since)
+    AND from_iso8601_timestamp(time) < from_iso8601_timestamp(:until)
+),
+metric_values AS (
+  SELECT
+    m.metric,
+    CASE m.metric
+      WHEN 'request_processing_time' THEN request_processing_time
+      WHEN 'target_processing_time' THEN target_processing_time
+      WHEN 'response_processing_time' THEN response_processing_time
+      WHEN 'total_time' THEN
+        CASE WHEN request_processing_time >= 0 AND target_processing_time >= 0 AND response_processing_time >= 0
+          THEN request_processing_time + target_processing_time + response_processing_time END
+    END AS value
+  FROM logs
+  CROSS JOIN (
+    VALUES 'request_processing_time', 'target_processing_time', 'response_processing_time', 'total_time'
+  ) AS m (metric)
+)
+SELECT
+  metric,
+  count(*) AS requests,
+  approx_percentile(value, 0.50) AS p50,
+  approx_percentile(value, 0.90) AS p90,
+  approx_percentile(value, 0.95) AS p95,
+  approx_percentile(value, 0.99) AS p99,
+  max(value) AS max
+FROM metric_values
+WHERE value >= 0
+GROUP BY 1
+ORDER BY 1

@@ -1,0 +1,130 @@
+"""Security findings: planted attacks are found, benign look-alikes are not.
+
+The fixture is fixtures/security/security.log, written by fixtures/security/make_security_log.py
+(which lists, per line, the findings it must produce). The query runs here on DuckDB directly
+(sqlglot-translated, parameters bound by DuckDB), independent of the local engine, and again
+through ``albstats.connect`` so both paths are covered.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+import sqlglot
+
+from albstats import queries, security
+from albstats.engines.base import bind
+from albstats.parse import read_table
+
+ROOT = Path(__file__).resolve().parents[1]
+SEC = ROOT / "fixtures" / "security"
+
+
+def _maker():
+    spec = importlib.util.spec_from_file_location("make_security_log", SEC / "make_security_log.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["make_security_log"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+MAKER = _maker()
+
+
+def run_duckdb(name: str, paths: list[Path], **params) -> pd.DataFrame:
+    """A saved query on plain DuckDB over the parser's Athena-equal table (not through albstats.engines)."""
+    q = queries.get(name)
+    values, _ = bind(q, **params)
+    sql = sqlglot.transpile(q.sql, read="trino", write="duckdb")[0]
+    con = duckdb.connect()
+    con.execute("SET TimeZone='UTC'")
+    con.register("alb_logs", read_table([str(p) for p in paths]))
+    return con.execute(sql, values).df()
+
+
+def expected() -> dict[str, set[str]]:
+    """finding -> client ips that must be reported for it (from the generator's case list)."""
+    exp: dict[str, set[str]] = defaultdict(set)
+    for i, (_label, o, finds) in enumerate(MAKER.CASES):
+        for f in finds:
+            exp[f].add(o.get("client", f"203.0.113.{i + 1}"))
+    return exp
+
+
+def expected_counts() -> dict[str, int]:
+    n: dict[str, int] = defaultdict(int)
+    for _label, _o, finds in MAKER.CASES:
+        for f in finds:
+            n[f] += 1
+    return n
+
+
+def test_fixture_is_what_the_script_writes():
+    assert (SEC / "security.log").read_text(encoding="utf-8") == MAKER.render()
+
+
+def test_every_finding_kind_is_planted():
+    assert set(expected()) == set(security.FINDINGS)
+
+
+@pytest.fixture(scope="module")
+def found() -> pd.DataFrame:
+    return run_duckdb("security_findings", [SEC / "security.log"], limit=1000, min_client_4xx=3)
+
+
+def test_attacks_found_and_lookalikes_not(found):
+    got: dict[str, set[str]] = defaultdict(set)
+    for r in found.itertuples():
+        got[r.finding].add(r.client_ip)
+    exp = expected()
+    labels = {o.get("client", f"203.0.113.{i + 1}"): label for i, (label, o, _) in enumerate(MAKER.CASES)}
+    for f in sorted(set(exp) | set(got)):
+        missed = {labels[c] for c in exp[f] - got[f]}
+        false = {labels[c] for c in got[f] - exp[f]}
+        assert not missed, f"{f}: planted attacks not found: {missed}"
+        assert not false, f"{f}: false positives: {false}"
+
+
+def test_counts_totals_and_ranks(found):
+    counts = expected_counts()
+    for f, g in found.groupby("finding"):
+        assert set(g["requests"]) == {counts[f]}, f
+        assert set(g["clients"]) == {len(expected()[f])}
+        assert list(g["client_rank"]) == list(range(1, len(g) + 1))
+        assert g["client_requests"].sum() == counts[f]
+    m4 = found[found.finding == "many_4xx_client"]
+    assert m4.iloc[0].client_requests == 4 and m4.iloc[0].example_url.endswith("/api/owners/0")
+
+
+def test_limit_keeps_totals():
+    df = run_duckdb("security_findings", [SEC / "security.log"], limit=2, min_client_4xx=3)
+    sc = df[df.finding == "scanner_user_agent"]
+    assert len(sc) == 2 and set(sc["requests"]) == {expected_counts()["scanner_user_agent"]}
+
+
+def test_min_client_4xx_threshold():
+    df = run_duckdb("security_findings", [SEC / "security.log"], limit=10, min_client_4xx=5)
+    assert "many_4xx_client" not in set(df.finding)
+
+
+def test_from_frame_orders_and_truncates(found):
+    fs = security.from_frame(found)
+    sev = [security.SEVERITIES.index(f.severity) for f in fs]
+    assert sev == sorted(sev)
+    by = {f.name: f for f in fs}
+    assert by["path_traversal"].severity == "high" and by["waf_block"].severity == "info"
+    assert all(len(e.url) <= security.URL_MAX for f in fs for e in f.examples)
+    assert by["sql_injection"].count == expected_counts()["sql_injection"]
+    ex = by["desync_severe"].examples[0]
+    assert ex.status == 400 and ex.time is not None and ex.time.tzinfo is not None
+    assert security.from_frame(found.iloc[0:0]) == []
+
+
+def test_query_parses_as_trino():
+    sqlglot.parse_one(queries.get("security_findings").sql, read="trino")
