@@ -172,3 +172,36 @@ def get(name: str) -> SavedQuery:
     if name not in qs:
         raise UsageError(f"unknown query {name!r}; saved queries: {', '.join(qs) or '(none)'}")
     return qs[name]
+
+
+def _literal(value: object) -> str:
+    """A bound value as a Trino literal, for display only (``sql show``); strings escaped by sqlglot."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | float):
+        return repr(value)
+    from sqlglot import exp
+
+    return exp.Literal.string(str(value)).sql("trino")
+
+
+def console_sql(query: SavedQuery, values: dict[str, object] | None = None) -> str:
+    """The query as text for the Athena console: comments and layout kept, ``:name`` placeholders
+    replaced by ``?`` (order noted in a first comment line) or, given validated ``values``, by literals."""
+    from sqlglot.dialects.trino import Trino
+
+    text = query.sql
+    toks = Trino().tokenize(text)
+    edits: list[tuple[int, int, str]] = []
+    order: list[str] = []
+    for a, b in zip(toks, toks[1:]):
+        if a.text == ":" and b.start == a.end + 1 and b.text in query.param_names:
+            order.append(b.text)
+            edits.append((a.start, b.end + 1, "?" if values is None else _literal(values.get(b.text))))
+    for start, end, rep in reversed(edits):
+        text = text[:start] + rep + text[end:]
+    if values is None and order:
+        text = f"-- Athena console parameters, in order: {', '.join(order)}\n" + text
+    return text if text.endswith("\n") else text + "\n"

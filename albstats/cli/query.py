@@ -1,9 +1,255 @@
-"""CLI commands for this concern (placeholder until its issue lands)."""
+"""`albstats query` and `albstats sql list|show|run`: the saved Athena SQL on the local or the Athena engine.
+
+Only argument parsing and printing live here; the work is :func:`albstats.connect` and the engine.
+Heavy libraries (pandas, pyarrow, sqlglot) are imported only when a command needs them, so a query
+answered from a warm cache starts fast.
+"""
 
 from __future__ import annotations
 
+import csv
+import json
+import math
+import sys
+from datetime import date, datetime
+from typing import Any
+
 import typer
+
+from albstats.errors import UsageError
+
+FORMATS = ("table", "csv", "json", "parquet")
+_ATHENA_OPTS = ("database", "table", "workgroup", "output_location", "region", "profile")
+
+
+def _engine(paths: list[str], engine: str, db: str | None, no_cache: bool, quiet: bool,
+            athena: dict[str, Any]) -> Any:
+    from albstats.engines import connect
+
+    if engine == "athena":
+        return connect(paths or None, engine="athena", **{k: v for k, v in athena.items() if v is not None})
+    if any(v is not None for v in athena.values()):
+        given = next(k for k, v in athena.items() if v is not None)
+        raise UsageError(f"--{given.replace('_', '-')} is an Athena option; add --engine athena")
+    return connect(paths, engine=engine, db=db, cache=not no_cache, quiet=quiet)
+
+
+def _cell(v: Any) -> Any:
+    """A JSON/CSV-friendly value: timestamps as ISO-8601 with Z, NaN as null."""
+    if isinstance(v, datetime):
+        if v.tzinfo is not None and v.utcoffset() is not None and not v.utcoffset():
+            return v.replace(tzinfo=None).isoformat() + "Z"
+        return v.isoformat()
+    if isinstance(v, date):
+        return v.isoformat()
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    if hasattr(v, "item"):  # numpy scalars
+        return _cell(v.item())
+    if v is not None and type(v).__name__ in ("NAType", "NaTType"):
+        return None
+    return v
+
+
+def _text(v: Any) -> str:
+    v = _cell(v)
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.6g}" if abs(v) < 1e15 else repr(v)
+    return str(v)
+
+
+def render(columns: list[str], rows: list[tuple[Any, ...]], fmt: str, out: str | None) -> None:
+    """Write a result as an aligned table, CSV or JSON (a list of objects), to ``out`` or stdout."""
+    if fmt not in FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    if fmt == "table":
+        cells = [[_text(v) for v in r] for r in rows]
+        widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+        numeric = [all(isinstance(_cell(r[i]), int | float) or _cell(r[i]) is None for r in rows) and bool(rows)
+                   for i in range(len(columns))]
+
+        def line(vals: list[str]) -> str:
+            return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(vals, widths, numeric)).rstrip()
+
+        text = "\n".join([line(columns), line(["-" * w for w in widths])] + [line(r) for r in cells]) + "\n"
+        if not rows:
+            text += "(no rows)\n"
+    elif fmt == "csv":
+        import io
+
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(columns)
+        w.writerows([[_cell(v) for v in r] for r in rows])
+        text = buf.getvalue()
+    else:
+        text = json.dumps([{c: _cell(v) for c, v in zip(columns, r)} for r in rows], ensure_ascii=False,
+                          default=str, indent=1) + "\n"
+    if out in (None, "-"):
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    from albstats.output import atomic_path
+
+    with atomic_path(out) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def _write_parquet(df: Any, out: str | None) -> None:
+    if out in (None, "-"):
+        raise UsageError("--format parquet needs -o FILE")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from albstats.output import atomic_path
+
+    with atomic_path(out) as tmp:
+        pq.write_table(pa.Table.from_pandas(df, preserve_index=False), str(tmp), compression="zstd")
+
+
+def _summary(eng: Any) -> None:
+    """One stderr line on what the local engine read: files parsed or cached, lines, malformed lines."""
+    st = eng.parse_stats()
+    if st is None:
+        return
+    ing = getattr(eng, "last_ingest", None)
+    msg = st.summary()
+    if ing is not None:
+        msg += f" ({ing.parsed} files parsed, {ing.cached} from cache)"
+    typer.echo(f"albstats: {msg}", err=True)
+    for ex in st.bad_examples(3):
+        typer.echo(f"  malformed: {ex}", err=True)
+    for err in st.errors:
+        typer.echo(f"albstats: warning: {err}", err=True)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
+    """Add `query` and the `sql` group."""
+
+    def athena_opts(database: str | None, table: str | None, workgroup: str | None, output_location: str | None,
+                    region: str | None, profile: str | None) -> dict[str, Any]:
+        return dict(zip(_ATHENA_OPTS, (database, table, workgroup, output_location, region, profile)))
+
+    @app.command("query")
+    def query(
+        name: str = typer.Argument(..., help="Saved query name (see `albstats sql list`)."),
+        paths: list[str] = typer.Argument(None, help="Log files, folders, globs or s3:// prefixes (local engine)."),
+        engine: str = typer.Option("local", "--engine", help="local (DuckDB over the files) or athena."),
+        since: str = typer.Option(None, "--since", help="Window start, UTC: ISO-8601 or relative (7d, 12h)."),
+        until: str = typer.Option(None, "--until", help="Window end (exclusive), UTC: ISO-8601 or relative."),
+        bucket: str = typer.Option("1h", "--bucket", help="Bucket width for bucketed queries: 5m, 1h, 1d."),
+        param: list[str] = typer.Option(None, "--param", help="A query parameter NAME=VALUE (repeatable)."),
+        limit: int = typer.Option(None, "--limit", help="Rows for queries with a limit (default: the query's)."),
+        format: str = typer.Option("table", "--format", "-f", help="table, csv, json or parquet."),
+        output: str = typer.Option(None, "-o", "--output", help="Write to FILE (written whole or not at all)."),
+        db: str = typer.Option(None, "--db", help="Ingest cache file (default ~/.cache/albstats/cache.duckdb)."),
+        no_cache: bool = typer.Option(False, "--no-cache", help="Parse the files into a temporary database."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary on stderr."),
+        database: str = typer.Option(None, "--database", help="Athena database."),
+        table: str = typer.Option(None, "--table", help="Athena table."),
+        workgroup: str = typer.Option(None, "--workgroup", help="Athena workgroup."),
+        output_location: str = typer.Option(None, "--output-location", help="Athena results, s3://..."),
+        region: str = typer.Option(None, "--region", help="AWS region."),
+        profile: str = typer.Option(None, "--profile", help="AWS profile."),
+    ) -> None:
+        """Run a saved query (Athena SQL from sql/) and print its result.
+
+        The local engine parses the files with albstats' parser into a cache, so the next query over
+        the same files reads no log line again; the Athena engine runs the same SQL on Athena.
+        """
+        from albstats.engines.base import parse_param_args
+        from albstats.queries import get
+
+        if format not in FORMATS:
+            raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {format!r}")
+        get(name)  # unknown names fail before any file is read
+        params = parse_param_args(param)
+        with _engine(paths or [], engine, db, no_cache, quiet,
+                     athena_opts(database, table, workgroup, output_location, region, profile)) as eng:
+            kw = dict(since=since, until=until, bucket=bucket, limit=limit, **params)
+            if format == "parquet":
+                _write_parquet(eng.query(name, **kw), output)
+            else:
+                res = eng.query_rows(name, **kw)
+                render(res.columns, res.rows, format, output)
+            if not quiet:
+                _summary(eng)
+
+    sql_app = typer.Typer(help="The saved Athena SQL: list, show (to paste into the Athena console), run ad-hoc SQL.",
+                          no_args_is_help=True)
+    app.add_typer(sql_app, name="sql")
+
+    @sql_app.command("list")
+    def sql_list() -> None:
+        """List the saved queries with their parameters."""
+        from albstats.queries import all_queries
+
+        qs = all_queries()
+        width = max((len(n) for n in qs), default=0)
+        for q in qs.values():
+            params = " ".join(f"[--{p.name}]" for p in q.params if p.name in ("since", "until", "bucket", "limit"))
+            extra = " ".join(f"[--param {p.name}=...]" for p in q.params
+                             if p.name not in ("since", "until", "bucket", "limit"))
+            typer.echo(f"{q.name.ljust(width)}  {q.summary}")
+            typer.echo(f"{'':{width}}    {' '.join(x for x in (params, extra) if x)}")
+
+    @sql_app.command("show")
+    def sql_show(
+        name: str = typer.Argument(..., help="Saved query name."),
+        since: str = typer.Option(None, "--since", help="Fill in :since (otherwise ? placeholders)."),
+        until: str = typer.Option(None, "--until", help="Fill in :until."),
+        bucket: str = typer.Option(None, "--bucket", help="Fill in :bucket (5m, 1h, 1d)."),
+        limit: int = typer.Option(None, "--limit", help="Fill in :limit."),
+        param: list[str] = typer.Option(None, "--param", help="Fill in a parameter NAME=VALUE."),
+    ) -> None:
+        """Print a saved query as Athena SQL to paste into the Athena console.
+
+        Without values the named placeholders become ? (the console asks for them, in the order listed in
+        the first comment line). With --since/--until/--bucket/--limit/--param every placeholder is
+        filled with a validated, escaped literal of the parameter's type.
+        """
+        from albstats.queries import console_sql, get
+
+        q = get(name)
+        values = None
+        if any(v is not None for v in (since, until, bucket, limit)) or param:
+            from albstats.engines.base import bind, parse_param_args
+
+            values, _ = bind(q, since=since, until=until, bucket=bucket, limit=limit, **parse_param_args(param))
+        typer.echo(console_sql(q, values), nl=False)
+
+    @sql_app.command("run")
+    def sql_run(
+        text: str = typer.Argument(..., help="One SELECT over alb_logs (Athena SQL); :name placeholders allowed."),
+        paths: list[str] = typer.Argument(None, help="Log files, folders, globs or s3:// prefixes (local engine)."),
+        engine: str = typer.Option("local", "--engine", help="local or athena."),
+        param: list[str] = typer.Option(None, "--param", help="Bind :NAME to VALUE (text), repeatable."),
+        format: str = typer.Option("table", "--format", "-f", help="table, csv, json or parquet."),
+        output: str = typer.Option(None, "-o", "--output", help="Write to FILE."),
+        db: str = typer.Option(None, "--db", help="Ingest cache file."),
+        no_cache: bool = typer.Option(False, "--no-cache", help="Parse the files into a temporary database."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary."),
+        database: str = typer.Option(None, "--database", help="Athena database."),
+        table: str = typer.Option(None, "--table", help="Athena table."),
+        workgroup: str = typer.Option(None, "--workgroup", help="Athena workgroup."),
+        output_location: str = typer.Option(None, "--output-location", help="Athena results, s3://..."),
+        region: str = typer.Option(None, "--region", help="AWS region."),
+        profile: str = typer.Option(None, "--profile", help="AWS profile."),
+    ) -> None:
+        """Run ad-hoc Athena SQL over the alb_logs relation (the same columns as the Athena table)."""
+        from albstats.engines.base import parse_param_args
+
+        if format not in FORMATS:
+            raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {format!r}")
+        params = parse_param_args(param)
+        with _engine(paths or [], engine, db, no_cache, quiet,
+                     athena_opts(database, table, workgroup, output_location, region, profile)) as eng:
+            if format == "parquet":
+                _write_parquet(eng.sql(text, params), output)
+            else:
+                res = eng.sql_rows(text, params)
+                render(res.columns, res.rows, format, output)
+            if not quiet:
+                _summary(eng)

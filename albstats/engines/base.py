@@ -67,6 +67,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -303,6 +304,14 @@ def conform(df: pd.DataFrame, columns: Mapping[str, str]) -> pd.DataFrame:
 
 # --- the interface ----------------------------------------------------------------------------
 
+@dataclass
+class QueryRows:
+    """A result as plain Python rows: what the CLI prints without importing pandas (a warm query stays fast)."""
+
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+
+
 class Engine(ABC):
     """Runs Athena SQL over ``alb_logs`` and returns DataFrames. Use as a context manager, or call close().
 
@@ -328,19 +337,48 @@ class Engine(ABC):
         df = self._execute(q.sql, values, query=q, window=window)
         return conform(df, q.column_types)
 
+    def query_rows(self, name: str, *, since: Any = None, until: Any = None, bucket: Any = "1h",
+                   limit: Any = None, **params: Any) -> QueryRows:
+        """:meth:`query` as plain rows (same columns and order); engines may answer without pandas."""
+        from albstats.queries import get
+
+        q = get(name)
+        values, window = bind(q, since=since, until=until, bucket=bucket, limit=limit, **params)
+        res = self._execute_rows(q.sql, values, query=q, window=window)
+        if res.columns != q.column_names:
+            raise RuntimeError(f"{q.name}: result columns {res.columns} differ from the header's {q.column_names}")
+        return res
+
     def sql(self, text: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
         """Run ad-hoc Athena SQL over ``alb_logs``; ``params`` bind ``:name`` placeholders (str/int/float/None).
 
         Values are passed to the driver, never into the text. Column types are whatever the engine returns.
+        Only a single SELECT (or WITH ... SELECT) statement is accepted.
         """
+        return self._execute(text, self._adhoc_params(params), query=None, window=(None, None))
+
+    def sql_rows(self, text: str, params: Mapping[str, Any] | None = None) -> QueryRows:
+        """:meth:`sql` as plain rows."""
+        return self._execute_rows(text, self._adhoc_params(params), query=None, window=(None, None))
+
+    @staticmethod
+    def _adhoc_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
         values: dict[str, Any] = {}
         for k, v in (params or {}).items():
             if not PARAM_NAME_RE.match(k):
                 raise UsageError(f"--param {k}: not a valid parameter name")
-            if v is not None and not isinstance(v, str | int | float):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, str | int | float)):
                 raise UsageError(f"--param {k}: values must be text or numbers, not {type(v).__name__}")
             values[k] = v
-        return self._execute(text, values, query=None, window=(None, None))
+        return values
+
+    def _execute_rows(self, sql: str, params: dict[str, Any], *, query: SavedQuery | None,
+                      window: tuple[datetime | None, datetime | None]) -> QueryRows:
+        """Default: through :meth:`_execute` and :func:`conform`. The local engine answers without pandas."""
+        df = self._execute(sql, params, query=query, window=window)
+        if query is not None:
+            df = conform(df, query.column_types)
+        return QueryRows([str(c) for c in df.columns], list(df.itertuples(index=False, name=None)))
 
     @abstractmethod
     def _execute(self, sql: str, params: dict[str, Any], *, query: SavedQuery | None,

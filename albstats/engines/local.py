@@ -1,0 +1,467 @@
+"""The local engine: Athena SQL on DuckDB over log files parsed by albstats' own parser.
+
+``alb_logs`` has exactly the Athena table's columns, types and values (:data:`albstats.schema.ACCESS`),
+because every line goes through :func:`albstats.parse.iter_batches`; DuckDB's CSV reader is never
+used. Saved queries are Trino SQL, translated by sqlglot (see :func:`translate`).
+
+The ingest cache
+----------------
+Parsed rows are kept in a DuckDB file (``--db FILE``; default :func:`default_db_path`:
+``$ALBSTATS_CACHE_DB``, else ``$XDG_CACHE_HOME/albstats/cache.duckdb``, else
+``~/.cache/albstats/cache.duckdb``). A manifest table ``files`` records for every file its path,
+size, mtime (or ETag for ``s3://`` sources), line, row and malformed-line counts. A query expands its
+paths, parses only files that are new or changed (file by file, committed together with their
+manifest row, so an interrupted ingest loses nothing already done), and then reads only the rows of
+exactly the files it was given, never everything the cache has ever seen.
+
+Without the cache (``cache=False``, ``--no-cache``) rows go to a temporary DuckDB file that is
+deleted on close, and only the columns the SQL references are parsed. Either way parsed rows never
+pile up in Python memory: DuckDB holds them on disk under a memory limit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from albstats.engines.base import Engine, QueryRows
+from albstats.errors import AlbstatsError, UsageError
+from albstats.schema import ACCESS, DUCKDB_TYPES
+
+if TYPE_CHECKING:  # pragma: no cover
+    import duckdb
+    import pandas as pd
+
+    from albstats.parse import FileStats, ParseStats
+    from albstats.queries import SavedQuery
+    from albstats.sources import Source
+
+#: Bump when the parser's output or the cache tables change: an old cache is then rebuilt.
+CACHE_FORMAT = "1"
+#: Bump when :func:`translate` changes, so cached translations are not reused.
+TRANSLATE_VERSION = "1"
+#: Rows buffered in Python before they go to DuckDB (bounds memory during an ingest).
+FLUSH_ROWS = 65536
+
+COLUMNS = ACCESS.names
+_COLS_SQL = ", ".join(f'"{c}"' for c in COLUMNS)
+_COLS_DDL = ", ".join(f'"{c.name}" {DUCKDB_TYPES[c.type]}' for c in ACCESS.columns)
+
+
+def default_db_path() -> Path:
+    """Where the ingest cache lives unless ``--db`` says otherwise."""
+    env = os.environ.get("ALBSTATS_CACHE_DB")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "albstats" / "cache.duckdb"
+
+
+# --- SQL translation --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Translated:
+    """Trino SQL turned into DuckDB SQL, with what the engine needs to know about it."""
+
+    sql: str
+    params: tuple[str, ...]  # placeholder names used
+    columns: tuple[str, ...] | None  # alb_logs columns referenced; None = all (a * somewhere)
+
+
+def _fixups(node: Any) -> Any:
+    """Trino -> DuckDB details sqlglot leaves as they are."""
+    from sqlglot import exp
+
+    if isinstance(node, exp.ApproxQuantile):
+        # exact percentiles locally (linear interpolation, like pandas' default); Athena's are approximate
+        return exp.Anonymous(this="quantile_cont", expressions=[node.this, node.args["quantile"]])
+    if isinstance(node, exp.RegexpReplace):
+        rep = node.args.get("replacement")
+        if isinstance(rep, exp.Literal) and rep.is_string and "$" in rep.this:
+            import re
+
+            # Java's $1 group references are RE2's \1
+            node.set("replacement", exp.Literal.string(re.sub(r"\$(\d)", r"\\\1", rep.this)))
+    return node
+
+
+def _translate_uncached(sql: str) -> Translated:
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.errors import ParseError
+
+    try:
+        stmts = [s for s in sqlglot.parse(sql, read="trino") if s is not None]
+    except ParseError as e:
+        raise UsageError(f"SQL does not parse as Athena (Trino) SQL: {str(e).splitlines()[0]}") from None
+    if len(stmts) != 1:
+        raise UsageError(f"expected one SQL statement, got {len(stmts)}")
+    tree = stmts[0]
+    if not isinstance(tree, exp.Query):
+        raise UsageError(f"only SELECT queries run here, not {tree.key.upper()}")
+    params: dict[str, None] = {}
+    for ph in tree.find_all(exp.Placeholder):
+        if not ph.name:
+            raise UsageError("use named :name placeholders, not ?")
+        params.setdefault(ph.name)
+    known = set(COLUMNS)
+    star = any(isinstance(e, exp.Star) or (isinstance(e, exp.Column) and isinstance(e.this, exp.Star))
+               for sel in tree.find_all(exp.Select) for e in sel.expressions)
+    cols = None if star else tuple(sorted({c.name for c in tree.find_all(exp.Column)} & known))
+    tree = tree.transform(_fixups)
+    return Translated(tree.sql("duckdb"), tuple(params), cols)
+
+
+def _translation_dir() -> Path:
+    return default_db_path().parent / "sql"
+
+
+@lru_cache(maxsize=64)
+def translate(sql: str) -> Translated:
+    """Trino SQL -> DuckDB SQL (sqlglot plus :func:`_fixups`), cached on disk beside the default cache.
+
+    sqlglot costs about 0.1 s to import and parse; the on-disk copy lets a warm query skip it.
+    """
+    import sqlglot  # noqa: F401 - only to key the cache by version below when the file is missing
+
+    key = hashlib.sha256(f"{TRANSLATE_VERSION}\0{sqlglot.__version__}\0{sql}".encode()).hexdigest()[:32]
+    return _translate_keyed(sql, key)
+
+
+def _translate_keyed(sql: str, key: str) -> Translated:
+    path = _translation_dir() / f"{key}.json"
+    try:
+        d = json.loads(path.read_text())
+        return Translated(d["sql"], tuple(d["params"]), None if d["columns"] is None else tuple(d["columns"]))
+    except (OSError, ValueError, KeyError):
+        pass
+    t = _translate_uncached(sql)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"sql": t.sql, "params": list(t.params),
+                                   "columns": None if t.columns is None else list(t.columns)}))
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only home is fine: translate again next time
+    return t
+
+
+def translate_saved(query: SavedQuery) -> Translated:
+    """Like :func:`translate` for a saved query, keyed without importing sqlglot (the warm path)."""
+    st = query.path.stat() if query.path.exists() else None
+    stamp = f"{st.st_size}:{st.st_mtime_ns}" if st else ""
+    key = hashlib.sha256(f"{TRANSLATE_VERSION}\0saved\0{query.name}\0{stamp}\0{query.sql}".encode()).hexdigest()[:32]
+    return _translate_keyed(query.sql, key)
+
+
+# --- the engine -------------------------------------------------------------------------------
+
+@dataclass
+class IngestStats:
+    """What the last query had to do before it could run: for progress messages and tests."""
+
+    files: int = 0  # files the query covers
+    parsed: int = 0  # files parsed now
+    cached: int = 0  # files served from the cache
+    rows: int = 0  # rows added now
+
+
+def _identity(src: Source) -> tuple[str, int | None, int | None, str | None]:
+    """(key, size, mtime_ns, etag): what decides whether a cached copy of a file is still good."""
+    etag = getattr(src, "etag", None)
+    if src.name.startswith("s3://") or src.name == "<stdin>":
+        return src.name, src.size, None, etag
+    try:
+        st = os.stat(src.name)
+    except OSError:
+        return os.path.abspath(src.name), src.size, None, etag
+    return os.path.abspath(src.name), st.st_size, st.st_mtime_ns, etag
+
+
+class LocalEngine(Engine):
+    """DuckDB over parsed log files, with the ingest cache described in the module docstring."""
+
+    name = "local"
+
+    def __init__(self, paths: Iterable[str] | None = None, *, db: str | os.PathLike[str] | None = None,
+                 cache: bool = True, quiet: bool = True, s3_options: dict[str, Any] | None = None,
+                 memory_limit: str = "256MB", threads: int | None = None) -> None:
+        self.paths = [os.fspath(p) for p in (paths or [])]
+        self.cache = cache
+        self.quiet = quiet
+        self.s3_options = s3_options
+        self.memory_limit = memory_limit
+        self.threads = threads or min(os.cpu_count() or 2, 4)
+        self.db_path = Path(db) if db is not None else (default_db_path() if cache else None)
+        self.last_ingest = IngestStats()
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._tmpdir: str | None = None
+        self._file_stats: list[FileStats] = []
+        self._temp_loaded: tuple[tuple[str, ...], frozenset[str]] | None = None  # (files, columns)
+
+    # connection ---------------------------------------------------------------------------
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        if self._con is not None:
+            return self._con
+        import duckdb
+
+        if self.cache:
+            assert self.db_path is not None
+            self.db_path.parent.mkdir(parents=True, exist_ok=True)
+            path = str(self.db_path)
+        else:
+            self._tmpdir = tempfile.mkdtemp(prefix="albstats-")
+            path = os.path.join(self._tmpdir, "rows.duckdb")
+        try:
+            con = duckdb.connect(path, config={"threads": self.threads, "memory_limit": self.memory_limit})
+        except duckdb.IOException as e:
+            raise AlbstatsError(f"--db {path}: cannot open the cache ({str(e).splitlines()[0]}); another albstats "
+                                "may be using it: wait, or use --db OTHER_FILE or --no-cache") from None
+        except duckdb.Error as e:
+            raise AlbstatsError(f"--db {path}: not a usable DuckDB cache ({str(e).splitlines()[0]}); "
+                                "delete it or choose another --db") from None
+        con.execute("SET TimeZone = 'UTC'")  # buckets and TIMESTAMPTZ results in UTC
+        self._con = con
+        if self.cache:
+            self._init_cache(con)
+        return con
+
+    def _init_cache(self, con: duckdb.DuckDBPyConnection) -> None:
+        con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+        row = con.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+        if row is not None and row[0] == CACHE_FORMAT:
+            return
+        # a cache written by another albstats version: start again
+        con.execute("BEGIN")
+        con.execute("DROP TABLE IF EXISTS access_rows")
+        con.execute("DROP TABLE IF EXISTS files")
+        con.execute(f"CREATE TABLE access_rows (file_id INTEGER, {_COLS_DDL})")
+        con.execute("""CREATE TABLE files (
+            file_id INTEGER PRIMARY KEY, path VARCHAR UNIQUE, size BIGINT, mtime_ns BIGINT, etag VARCHAR,
+            kind VARCHAR, lines BIGINT, rows BIGINT, bad_lines BIGINT, bad_examples VARCHAR,
+            error VARCHAR, skipped VARCHAR, ingested_at TIMESTAMPTZ)""")
+        con.execute("INSERT OR REPLACE INTO meta VALUES ('format', ?)", [CACHE_FORMAT])
+        con.execute("COMMIT")
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+        if self._tmpdir:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = None
+
+    # sources ------------------------------------------------------------------------------
+    def _sources(self, window: tuple[datetime | None, datetime | None]) -> list[Source]:
+        from albstats.sources import expand
+
+        if not self.paths:
+            raise UsageError("no log files given: name files, folders, globs or s3:// prefixes")
+        return expand(self.paths, s3_options=self.s3_options, since=window[0], until=window[1])
+
+    def _explicit(self, sources: list[Source]) -> set[str]:
+        given = set(self.paths)
+        return {s.name for s in sources if s.name in given}
+
+    def _progress(self, total: int) -> Any:
+        from albstats import progress
+
+        return progress.bar("parsing", total=total, quiet=self.quiet)
+
+    # the cache ----------------------------------------------------------------------------
+    def _ingest_cached(self, con: duckdb.DuckDBPyConnection, sources: list[Source]) -> list[int]:
+        """Parse what the cache lacks; return the file ids of exactly ``sources``."""
+        ids: dict[str, tuple[int, int | None, int | None, str | None]] = {
+            r[0]: (r[1], r[2], r[3], r[4])
+            for r in con.execute("SELECT path, file_id, size, mtime_ns, etag FROM files").fetchall()}
+        want: list[int] = []
+        todo: list[tuple[Source, int, bool]] = []  # (source, file id, replaces an old copy)
+        next_id = (con.execute("SELECT coalesce(max(file_id), 0) FROM files").fetchone() or (0,))[0] + 1
+        seen: set[str] = set()
+        for src in sources:
+            key, size, mtime, etag = _identity(src)
+            if key in seen:
+                continue
+            seen.add(key)
+            old = ids.get(key)
+            if src.name == "<stdin>":
+                raise UsageError("reading stdin (-) needs --no-cache")
+            if old is not None and old[1:] == (size, mtime, etag):
+                want.append(old[0])
+                continue
+            fid = old[0] if old is not None else next_id
+            if old is None:
+                next_id += 1
+            want.append(fid)
+            todo.append((src, fid, old is not None))
+        self.last_ingest = IngestStats(files=len(want), parsed=len(todo), cached=len(want) - len(todo))
+        if todo:
+            self._parse_into_cache(con, todo)
+        return want
+
+    def _parse_into_cache(self, con: duckdb.DuckDBPyConnection, todo: list[tuple[Source, int, bool]]) -> None:
+        import pyarrow as pa
+
+        from albstats.parse import ParseStats, iter_batches
+
+        explicit = self._explicit([s for s, _, _ in todo])
+        buf: list[pa.RecordBatch] = []
+        pending: list[tuple[Source, int, bool, FileStats]] = []
+        nbuf = 0
+
+        def flush() -> None:
+            nonlocal buf, nbuf, pending
+            con.execute("BEGIN")
+            try:
+                for _src, fid, replace, _ in pending:
+                    if replace:
+                        con.execute("DELETE FROM access_rows WHERE file_id = ?", [fid])
+                        con.execute("DELETE FROM files WHERE file_id = ?", [fid])
+                if buf:
+                    con.register("_albstats_batch", pa.Table.from_batches(buf))
+                    con.execute(f"INSERT INTO access_rows SELECT file_id, {_COLS_SQL} FROM _albstats_batch")
+                    con.unregister("_albstats_batch")
+                for src, fid, _, fs in pending:
+                    key, size, mtime, etag = _identity(src)
+                    con.execute("INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
+                                [fid, key, size, mtime, etag, fs.kind, fs.lines, fs.rows, fs.bad_lines,
+                                 json.dumps(fs.bad_examples), fs.error, fs.skipped])
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            buf, pending, nbuf = [], [], 0
+
+        added = 0
+        with self._progress(len(todo)) as tick:
+            for src, fid, replace in todo:
+                stats = ParseStats()
+                fid_col = None
+                for b in iter_batches([src], stats=stats, explicit=explicit):
+                    if fid_col is None or len(fid_col) != b.num_rows:
+                        fid_col = pa.array([fid] * b.num_rows, pa.int32())
+                    buf.append(b.add_column(0, "file_id", fid_col))
+                    nbuf += b.num_rows
+                    added += b.num_rows
+                fs = stats.files[0]
+                pending.append((src, fid, replace, fs))
+                tick.advance(1, rows=added)
+                if nbuf >= FLUSH_ROWS:
+                    flush()
+            if pending:
+                flush()
+        self.last_ingest.rows = added
+
+    def _select_files(self, con: duckdb.DuckDBPyConnection, ids: list[int]) -> None:
+        """Point the ``alb_logs`` view at exactly these files and load their parse statistics."""
+        total = (con.execute("SELECT count(*) FROM files").fetchone() or (0,))[0]
+        everything = len(set(ids)) == total
+        con.execute("CREATE OR REPLACE TEMP TABLE selected_files AS SELECT unnest(?::INTEGER[]) AS file_id",
+                    [sorted(set(ids))])
+        where = "" if everything else " WHERE file_id IN (SELECT file_id FROM selected_files)"
+        con.execute(f"CREATE OR REPLACE TEMP VIEW alb_logs AS SELECT {_COLS_SQL} FROM access_rows{where}")
+        rows = con.execute("SELECT path, kind, lines, rows, bad_lines, bad_examples, error, skipped FROM files "
+                           f"{where} ORDER BY path").fetchall()
+        from albstats.parse import FileStats
+
+        self._file_stats = [FileStats(r[0], kind=r[1], lines=r[2], rows=r[3], bad_lines=r[4],
+                                      bad_examples=[tuple(x) for x in json.loads(r[5] or "[]")],
+                                      error=r[6], skipped=r[7]) for r in rows]
+
+    # no cache -----------------------------------------------------------------------------
+    def _ingest_temp(self, con: duckdb.DuckDBPyConnection, sources: list[Source],
+                     columns: tuple[str, ...] | None) -> None:
+        """Parse ``sources`` (only ``columns``) into a temporary ``alb_logs`` table, unless it already holds them."""
+        import pyarrow as pa
+
+        from albstats.parse import ParseStats, iter_batches
+
+        names = tuple(s.name for s in sources)
+        need = frozenset(COLUMNS if columns is None else columns)
+        if self._temp_loaded and self._temp_loaded[0] == names and need <= self._temp_loaded[1]:
+            self.last_ingest = IngestStats(files=len(names), cached=len(names))
+            return
+        fields = [c for c in COLUMNS if c in need] or ["time"]
+        con.execute("DROP TABLE IF EXISTS alb_logs")
+        con.execute(f"CREATE TABLE alb_logs ({_COLS_DDL})")
+        stats = ParseStats()
+        self.last_ingest = IngestStats(files=len(names), parsed=len(names))
+        cols = ", ".join(f'"{c}"' for c in fields)
+        buf: list[pa.RecordBatch] = []
+        nbuf = 0
+
+        def flush() -> None:
+            nonlocal buf, nbuf
+            con.register("_albstats_batch", pa.Table.from_batches(buf))
+            con.execute(f"INSERT INTO alb_logs ({cols}) SELECT {cols} FROM _albstats_batch")
+            con.unregister("_albstats_batch")
+            buf, nbuf = [], 0
+
+        with self._progress(len(sources)) as tick:
+            for b in iter_batches(sources, fields=fields, stats=stats, explicit=self._explicit(sources),
+                                  on_file=lambda fs: tick.advance(1, rows=stats.rows)):
+                buf.append(b)
+                nbuf += b.num_rows
+                if nbuf >= FLUSH_ROWS:
+                    flush()
+            if buf:
+                flush()
+        self.last_ingest.rows = stats.rows
+        self._file_stats = list(stats.files)
+        self._temp_loaded = (names, frozenset(fields))
+
+    # running ------------------------------------------------------------------------------
+    def _prepare(self, sql: str, params: dict[str, Any], query: SavedQuery | None,
+                 window: tuple[datetime | None, datetime | None]) -> tuple[duckdb.DuckDBPyConnection, str, dict]:
+        t = translate_saved(query) if query is not None else translate(sql)
+        missing = [p for p in t.params if p not in params]
+        if missing:
+            raise UsageError(f"--param {missing[0]}: the SQL uses :{missing[0]} but no value was given")
+        con = self._connect()
+        sources = self._sources(window)
+        if self.cache:
+            self._select_files(con, self._ingest_cached(con, sources))
+        else:
+            self._ingest_temp(con, sources, t.columns)
+        return con, t.sql, {k: params[k] for k in t.params}
+
+    def _run(self, con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> duckdb.DuckDBPyConnection:
+        import duckdb
+
+        try:
+            return con.execute(sql, params)
+        except duckdb.Error as e:
+            raise UsageError(f"the query failed in DuckDB: {str(e).splitlines()[0]}") from None
+
+    def _execute(self, sql: str, params: dict[str, Any], *, query: SavedQuery | None,
+                 window: tuple[datetime | None, datetime | None]) -> pd.DataFrame:
+        con, dsql, bound = self._prepare(sql, params, query, window)
+        return self._run(con, dsql, bound).df()
+
+    def _execute_rows(self, sql: str, params: dict[str, Any], *, query: SavedQuery | None,
+                      window: tuple[datetime | None, datetime | None]) -> QueryRows:
+        con, dsql, bound = self._prepare(sql, params, query, window)
+        cur = self._run(con, dsql, bound)
+        cols = [d[0] for d in cur.description or []]
+        return QueryRows(cols, cur.fetchall())
+
+    def _execute_arrow(self, sql: str, params: dict[str, Any], *, query: SavedQuery | None,
+                       window: tuple[datetime | None, datetime | None]) -> Any:
+        con, dsql, bound = self._prepare(sql, params, query, window)
+        return self._run(con, dsql, bound).fetch_arrow_table()
+
+    def parse_stats(self) -> ParseStats:
+        """Per-file counts (lines, rows, malformed lines, damage) for the files of the last query."""
+        from albstats.parse import ParseStats
+
+        return ParseStats(files=list(self._file_stats))
