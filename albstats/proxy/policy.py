@@ -72,7 +72,8 @@ class RetryPolicy:
         budget = (f"budget {self.budget_ratio:.0%} of requests (+{self.budget_floor}/{self.budget_window:g} s)"
                   if self.budget_ratio is not None else "no retry budget")
         methods = "idempotent methods or Idempotency-Key" if self.idempotent_only else "all methods"
-        codes = ",".join(str(s) for s in sorted(self.retry_statuses))
+        codes = ("any 5XX" if self.retry_statuses >= frozenset(range(500, 600)) else
+                 ",".join(str(s) for s in sorted(self.retry_statuses)))
         per_try = f"{self.per_try_timeout:g} s" if self.per_try_timeout else "none"
         return (f"{self.name}: {self.max_attempts} attempts, {methods}, on connection errors and {codes}; "
                 f"{wait}; per-try timeout {per_try}, deadline {self.deadline:g} s; {budget}")
