@@ -1,0 +1,334 @@
+"""The SLO report: computed from saved-query results on any engine, rendered elsewhere.
+
+:func:`build` runs the saved queries (``slo_buckets``, ``latency_summary``, ``latency_percentiles``,
+``security_findings``, ``data_span`` and the failure-attribution queries of the SQL library) on an
+engine and assembles a :class:`Report` of plain dataclasses. Nothing here formats text or draws:
+:mod:`albstats.render` turns a Report into terminal, Markdown, HTML or JSON output and
+:mod:`albstats.plots` draws its charts, so a notebook can use the same numbers without the CLI.
+
+Units everywhere: rates and targets are fractions 0..1, times are seconds, timestamps are UTC.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from albstats import security, slo
+from albstats.errors import UsageError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from albstats.engines.base import Engine
+    from albstats.parse import ParseStats
+
+METRICS = ("request_processing_time", "target_processing_time", "response_processing_time", "total_time")
+
+#: Failure-attribution tables: report key -> (saved query, title). Queries missing from sql/ are skipped.
+FAILURE_TABLES: dict[str, tuple[str, str]] = {
+    "by_status": ("errors_by_reason", "5XX by status, error reason and desync classification"),
+    "by_target": ("errors_by_target", "5XX by target and target group"),
+    "by_path": ("errors_by_path", "5XX by normalised path"),
+}
+#: Context tables: report key -> (saved query, title).
+CONTEXT_TABLES: dict[str, tuple[str, str]] = {
+    "status_mix": ("status_mix", "Status mix"),
+    "slowest_requests": ("slowest_requests", "Slowest requests"),
+    "top_clients": ("top_clients", "Top clients"),
+    "tls_mix": ("tls_mix", "TLS protocols and ciphers"),
+}
+#: Slowest paths (latency section).
+SLOW_PATHS = ("slow_paths", "Slowest paths (p95 total time)")
+
+DEFAULT_ATHENA_DAYS = 7
+
+
+@dataclass
+class Options:
+    """What the user asked for (the CLI's options, parsed)."""
+
+    slo: float = 0.99
+    latency_threshold: float = 1.0
+    latency_target: float = 0.95
+    latency_slo_given: bool = False  # a missed latency SLO counts as a breach only when asked for
+    count_460: bool = False
+    since: datetime | None = None
+    until: datetime | None = None
+    examples: int = 5
+    top: int = 10
+    min_client_4xx: int = 100
+
+
+@dataclass
+class Window:
+    start: datetime | None
+    end: datetime | None
+    source: str  # "given" (--since/--until), "data" (first..last request), "default" (Athena: last 7 days)
+
+
+@dataclass
+class Percentiles:
+    requests: int
+    p50: float | None
+    p90: float | None
+    p95: float | None
+    p99: float | None
+    max: float | None
+
+
+@dataclass
+class Table:
+    """A result table for the report: the saved query it came from and its rows as plain dicts."""
+
+    query: str
+    title: str
+    columns: list[str]
+    rows: list[dict[str, Any]]
+
+
+@dataclass
+class Latency:
+    slo: slo.LatencySlo
+    metrics: dict[str, Percentiles]
+    slowest_paths: Table | None
+
+
+@dataclass
+class Failures:
+    errors_5xx: int
+    elb_5xx: int
+    target_5xx: int
+    tables: dict[str, Table]
+    incidents: list[slo.Incident]
+    incident_threshold_rate: float | None
+
+
+@dataclass
+class NodeDelivery:
+    """Delivery of one load-balancer node's 5-minute files, from the file names."""
+
+    load_balancer: str
+    node_ip: str
+    files: int
+    first_interval_end: datetime
+    last_interval_end: datetime
+    missing: int
+    missing_examples: list[datetime]
+
+
+@dataclass
+class DataQuality:
+    available: bool  # False on Athena: files are not read by albstats
+    files: int
+    lines: int
+    rows: int
+    malformed_lines: int
+    malformed_examples: list[str]
+    damaged_files: list[str]
+    skipped_files: list[str]
+    first_request: datetime | None
+    last_request: datetime | None
+    delivery: list[NodeDelivery]
+    missing_intervals: int
+
+
+@dataclass
+class Report:
+    engine: str
+    generated_at: datetime
+    options: Options
+    window: Window
+    availability: slo.Availability
+    latency: Latency
+    failures: Failures
+    findings: list[security.Finding]
+    data_quality: DataQuality
+    context: dict[str, Table]
+    #: DataFrames for the plots (not serialised)
+    frames: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def breached(self) -> bool:
+        """The availability SLO was missed, or the latency SLO when one was asked for."""
+        return (not self.availability.met) or (self.options.latency_slo_given and not self.latency.slo.met)
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+def _py(v: Any) -> Any:
+    """A DataFrame cell as a plain Python value (timestamps as aware datetimes, NaN as None)."""
+    import pandas as pd
+
+    if v is None:
+        return None
+    if isinstance(v, pd.Timestamp):
+        return None if pd.isna(v) else v.to_pydatetime()
+    if hasattr(v, "item"):
+        v = v.item()
+    if isinstance(v, float) and v != v:
+        return None
+    try:
+        if pd.isna(v):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return v
+
+
+def table(df: pd.DataFrame, query: str, title: str) -> Table:
+    return Table(query, title, [str(c) for c in df.columns],
+                 [{str(k): _py(v) for k, v in row.items()} for row in df.to_dict("records")])
+
+
+def plot_bucket(start: datetime | None, end: datetime | None) -> str:
+    """Bucket for charts: 5 minutes up to 2 days, hourly up to 3 weeks, daily beyond."""
+    if start is None or end is None:
+        return "1h"
+    span = end - start
+    return "5m" if span <= timedelta(days=2) else "1h" if span <= timedelta(days=21) else "1d"
+
+
+def _has_query(name: str) -> bool:
+    from albstats import queries
+
+    return name in queries.all_queries()
+
+
+# --- data quality ---------------------------------------------------------------------------------
+
+_KEY_END_RE = re.compile(r"_elasticloadbalancing_[a-z0-9-]+_(?P<lb>[^_]+)_(?P<end>\d{8}T\d{4}Z)_(?P<ip>[^_]+)_[^_./]+"
+                         r"\.log(?:\.gz)?$")
+
+
+def delivery_gaps(names: list[str], start: datetime | None = None, end: datetime | None = None,
+                  examples: int = 5) -> list[NodeDelivery]:
+    """Missing 5-minute files per load-balancer node, where the file names follow the S3 key layout.
+
+    For each (load balancer, node IP) every 5-minute interval end between the node's first and last
+    file (clipped to the window) should have a file. A missing one is a delivery gap or an interval
+    in which that node served no request (ALB writes no file then); the report says both.
+    """
+    seen: dict[tuple[str, str], set[datetime]] = defaultdict(set)
+    for n in names:
+        m = _KEY_END_RE.search(n.replace("\\", "/").rsplit("/", 1)[-1])
+        if not m:
+            continue
+        t = datetime.strptime(m["end"], "%Y%m%dT%H%MZ").replace(tzinfo=UTC)
+        if t.minute % 5:
+            continue
+        if start is not None and t <= start:
+            continue
+        if end is not None and t > end + timedelta(minutes=5):
+            continue
+        seen[(m["lb"], m["ip"])].add(t)
+    out: list[NodeDelivery] = []
+    step = timedelta(minutes=5)
+    for (lb, ip), ends in sorted(seen.items()):
+        first, last = min(ends), max(ends)
+        missing: list[datetime] = []
+        t = first
+        while t <= last:
+            if t not in ends:
+                missing.append(t)
+            t += step
+        out.append(NodeDelivery(lb, ip, len(ends), first, last, len(missing), missing[:examples]))
+    return out
+
+
+def data_quality(stats: ParseStats | None, span: dict[str, Any], window: Window) -> DataQuality:
+    if stats is None:
+        return DataQuality(False, 0, 0, 0, 0, [], [], [], span.get("first_request"), span.get("last_request"),
+                           [], 0)
+    delivery = delivery_gaps([f.name for f in stats.files if not f.skipped], window.start, window.end)
+    return DataQuality(
+        available=True, files=stats.files_read, lines=stats.lines, rows=stats.rows,
+        malformed_lines=stats.bad_lines, malformed_examples=stats.bad_examples(),
+        damaged_files=stats.errors, skipped_files=[f"{f.name}: {f.skipped}" for f in stats.files if f.skipped],
+        first_request=span.get("first_request"), last_request=span.get("last_request"),
+        delivery=delivery, missing_intervals=sum(d.missing for d in delivery))
+
+
+# --- building -------------------------------------------------------------------------------------
+
+def resolve_window(engine: Engine, opts: Options, now: datetime | None = None) -> tuple[Window, dict[str, Any]]:
+    """The report window: --since/--until, else all data (local) or the last 7 days (Athena)."""
+    since, until = opts.since, opts.until
+    source = "given"
+    if since is None and until is None and engine.name == "athena":
+        until = (now or datetime.now(UTC)).replace(microsecond=0)
+        since = until - timedelta(days=DEFAULT_ATHENA_DAYS)
+        source = "default"
+    if since is not None and until is not None and since >= until:
+        raise UsageError(f"--since {since.isoformat()} is not before --until {until.isoformat()}")
+    span_df = engine.query("data_span", since=since, until=until)
+    span = {k: _py(v) for k, v in span_df.iloc[0].items()} if len(span_df) else {}
+    start, end = since, until
+    if since is None and until is None:
+        source = "data"
+    if start is None:
+        start = span.get("first_request")
+    if end is None:
+        last = span.get("last_request")
+        end = None if last is None else last + timedelta(microseconds=1)
+    return Window(start, end, source), span
+
+
+def build(engine: Engine, opts: Options | None = None, *, now: datetime | None = None) -> Report:
+    """Run the saved queries on ``engine`` and assemble the report."""
+    opts = opts or Options()
+    window, span = resolve_window(engine, opts, now)
+    since, until = window.start, window.end
+    q = {"since": since, "until": until}
+
+    buckets = engine.query("slo_buckets", bucket="5m", latency_threshold=opts.latency_threshold, **q)
+    avail = slo.availability(buckets, opts.slo, count_460=opts.count_460, start=since, end=until)
+    lat_slo = slo.latency_slo(buckets, opts.latency_threshold, opts.latency_target)
+    incidents, thr = slo.find_incidents(buckets, opts.slo, count_460=opts.count_460, start=since, end=until)
+    burn = slo.burn_down(buckets, opts.slo, count_460=opts.count_460, start=since, end=until)
+
+    summary = engine.query("latency_summary", **q)
+    metrics: dict[str, Percentiles] = {}
+    for m in METRICS:
+        row = summary[summary["metric"] == m]
+        if len(row):
+            r = row.iloc[0]
+            metrics[m] = Percentiles(int(r["requests"]), *(_py(r[c]) for c in ("p50", "p90", "p95", "p99", "max")))
+        else:
+            metrics[m] = Percentiles(0, None, None, None, None, None)
+    pbucket = plot_bucket(since, until)
+    lat_time = engine.query("latency_percentiles", bucket=pbucket, **q)
+
+    def run(name: str, title: str) -> Table | None:
+        if not _has_query(name):
+            return None
+        from albstats import queries
+
+        params: dict[str, Any] = dict(q)
+        if queries.get(name).param("limit") is not None:
+            params["limit"] = opts.top
+        return table(engine.query(name, **params), name, title)
+
+    tables = {k: t for k, (name, title) in FAILURE_TABLES.items() if (t := run(name, title)) is not None}
+    context = {k: t for k, (name, title) in CONTEXT_TABLES.items() if (t := run(name, title)) is not None}
+    slow = run(*SLOW_PATHS)
+
+    findings = security.findings(engine, since=since, until=until, examples=opts.examples,
+                                 min_client_4xx=opts.min_client_4xx)
+    dq = data_quality(engine.parse_stats(), span, window)
+
+    frames = {"buckets": buckets, "latency_over_time": lat_time, "burn_down": burn, "plot_bucket": pbucket}
+    if "status_mix" in context:
+        import pandas as pd
+
+        frames["status_mix"] = pd.DataFrame(context["status_mix"].rows)
+    return Report(
+        engine=engine.name, generated_at=(now or datetime.now(UTC)).replace(microsecond=0), options=opts,
+        window=window, availability=avail,
+        latency=Latency(lat_slo, metrics, slow),
+        failures=Failures(avail.errors_5xx, avail.elb_5xx, avail.target_5xx, tables, incidents,
+                          None if thr != thr else thr),
+        findings=findings, data_quality=dq, context=context, frames=frames)
