@@ -1,9 +1,173 @@
-"""CLI commands for this concern (placeholder until its issue lands)."""
+"""`albstats proxy`, `albstats proxy nginx-config`, `albstats upstream-sim`, `albstats compare`, `albstats whatif`.
+
+`albstats proxy --upstream URL` runs the proxy (the group's default action); `albstats proxy
+nginx-config` prints the equivalent nginx configuration instead. Both take the same policy options.
+"""
 
 from __future__ import annotations
 
 import typer
 
+from albstats.errors import UsageError
+
+PROFILE_HELP = "Retry profile: recommended (default) or seed (the original 5 tries, 3 s apart)."
+
+
+def _policy(profile: str, tries: int | None, per_try_timeout: float | None, deadline: float | None,
+            retry_budget: float | None, backoff: float | None, backoff_cap: float | None = None,
+            retry_500: bool = False) -> object:
+    from albstats.proxy.policy import PROFILES, make_policy
+
+    over: dict[str, object] = {"max_attempts": tries, "per_try_timeout": per_try_timeout, "deadline": deadline,
+                               "backoff_cap": backoff_cap}
+    if retry_budget is not None:
+        if retry_budget < 0:
+            raise UsageError("--retry-budget must be >= 0 (0 allows only the floor of retries)")
+        over["budget_ratio"] = retry_budget
+    if backoff is not None:
+        if backoff < 0:
+            raise UsageError("--backoff must be >= 0 seconds")
+        if profile in PROFILES and PROFILES[profile].fixed_interval is not None:
+            over["fixed_interval"] = backoff
+        else:
+            over["backoff_base"] = backoff
+    if retry_500 and profile in PROFILES:
+        over["retry_statuses"] = PROFILES[profile].retry_statuses | {500}
+    return make_policy(profile, **over)
+
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
+    """Add the proxy, upstream-sim, compare and whatif commands."""
+    proxy_app = typer.Typer(no_args_is_help=False, add_completion=False, rich_markup_mode=None,
+                            help="A retrying reverse proxy that writes ALB-format access logs.")
+
+    @proxy_app.callback(invoke_without_command=True)
+    def proxy(
+        ctx: typer.Context,
+        upstream: str = typer.Option(None, "--upstream", help="The one upstream, e.g. http://127.0.0.1:8081."),
+        listen: str = typer.Option("127.0.0.1:8080", "--listen", help="HOST:PORT to listen on (port 0: any free)."),
+        profile: str = typer.Option("recommended", "--profile", help=PROFILE_HELP),
+        tries: int = typer.Option(None, "--tries", help="Most attempts per request, the first included."),
+        per_try_timeout: float = typer.Option(None, "--per-try-timeout", help="Seconds one attempt may take."),
+        deadline: float = typer.Option(None, "--deadline", help="Seconds a whole request may take, retries included."),
+        retry_budget: float = typer.Option(None, "--retry-budget",
+                                           help="Retries as a share of requests over 10 s, e.g. 0.2."),
+        backoff: float = typer.Option(None, "--backoff",
+                                      help="Seconds: backoff base (recommended) or fixed interval (seed)."),
+        backoff_cap: float = typer.Option(None, "--backoff-cap", help="Longest single backoff wait, seconds."),
+        retry_500: bool = typer.Option(False, "--retry-500", help="Also retry 500 (off: 500 is usually a bug)."),
+        access_log: str = typer.Option(None, "--access-log", help="Append ALB-format lines here (- for stdout)."),
+        max_body: int = typer.Option(10 << 20, "--max-body", help="Largest request body in bytes (413 above)."),
+        seed: int = typer.Option(None, "--seed", help="Seed the jitter, for reproducible runs."),
+    ) -> None:
+        """Run the retry proxy in front of one upstream (Ctrl-C stops it and prints a summary).
+
+        Subcommand `nginx-config` prints the equivalent nginx configuration instead.
+        """
+        if ctx.invoked_subcommand is not None:
+            return
+        if not upstream:
+            raise UsageError("--upstream is required, e.g. albstats proxy --upstream http://127.0.0.1:8081")
+        from albstats.proxy.server import ProxyConfig, parse_listen, parse_upstream, run
+
+        host, port = parse_listen(listen)
+        parse_upstream(upstream)
+        pol = _policy(profile, tries, per_try_timeout, deadline, retry_budget, backoff, backoff_cap, retry_500)
+        run(ProxyConfig(upstream=upstream, listen_host=host, listen_port=port, policy=pol,  # type: ignore[arg-type]
+                        access_log=access_log, max_body=max_body, seed=seed))
+
+    @proxy_app.command("nginx-config")
+    def nginx_config(
+        upstream: str = typer.Option(..., "--upstream", help="Backend HOST:PORT."),
+        listen: str = typer.Option("8080", "--listen", help="PORT or HOST:PORT for nginx to listen on."),
+        profile: str = typer.Option("recommended", "--profile", help=PROFILE_HELP),
+        tries: int = typer.Option(None, "--tries", help="proxy_next_upstream_tries."),
+        per_try_timeout: float = typer.Option(None, "--per-try-timeout", help="proxy_read/send_timeout, seconds."),
+        deadline: float = typer.Option(None, "--deadline", help="proxy_next_upstream_timeout, seconds."),
+        retry_500: bool = typer.Option(False, "--retry-500", help="Add http_500 to proxy_next_upstream."),
+        access_log: str = typer.Option(None, "--access-log", help="Access-log path (ALB format)."),
+        prefix: str = typer.Option(None, "--prefix",
+                                   help="Put pid, error log, temp dirs and access log under this directory."),
+        workers: str = typer.Option("auto", "--workers", help="worker_processes."),
+    ) -> None:
+        """Print the equivalent production nginx.conf, with an ALB-format access log albstats reads."""
+        from albstats.proxy.nginx import nginx_config as make
+
+        pol = _policy(profile, tries, per_try_timeout, deadline, None, None, None, retry_500)
+        typer.echo(make(pol, upstream, listen=listen, access_log=access_log, prefix=prefix,  # type: ignore[arg-type]
+                        worker_processes=workers), nl=False)
+
+    app.add_typer(proxy_app, name="proxy")
+
+    @app.command("upstream-sim")
+    def upstream_sim(
+        listen: str = typer.Option("127.0.0.1:8081", "--listen", help="HOST:PORT to listen on."),
+        profile: str = typer.Option(None, "--profile", help="hosp (10 % 5XX, 15 % 2-20 s, 2 % resets) or healthy."),
+        error_rate: float = typer.Option(None, "--error-rate", help="Share of attempts answered with a 5XX."),
+        error_statuses: str = typer.Option(None, "--error-statuses", help="Comma list of error statuses."),
+        slow_rate: float = typer.Option(None, "--slow-rate", help="Share of attempts with the slow latency."),
+        latency: str = typer.Option(None, "--latency",
+                                    help="Normal latency: SECONDS, uniform:A,B, lognormal:MEDIAN,SIGMA, exp:MEAN."),
+        slow_latency: str = typer.Option(None, "--slow-latency", help="Slow latency distribution (default 2-20 s)."),
+        reset_rate: float = typer.Option(None, "--reset-rate", help="Share of attempts reset before a response."),
+        retry_after: float = typer.Option(None, "--retry-after", help="Send Retry-After (seconds) with 503s."),
+        seed: int = typer.Option(None, "--seed", help="Random seed."),
+    ) -> None:
+        """Run a flaky upstream that counts attempts per request (GET /__sim/stats)."""
+        from albstats.proxy.server import parse_listen
+        from albstats.proxy.upstream_sim import make_config, run
+
+        host, port = parse_listen(listen, 8081)
+        statuses = None
+        if error_statuses:
+            try:
+                statuses = tuple(int(s) for s in error_statuses.split(","))
+            except ValueError:
+                raise UsageError(f"--error-statuses {error_statuses!r}: expected e.g. 502,503") from None
+        cfg = make_config(profile, listen_host=host, listen_port=port, error_rate=error_rate,
+                          error_statuses=statuses, slow_rate=slow_rate, latency=latency, slow_latency=slow_latency,
+                          reset_rate=reset_rate, retry_after=retry_after, seed=seed)
+        run(cfg)
+
+    @app.command("compare")
+    def compare(
+        before: str = typer.Argument(..., help="Logs before the change: file, folder, glob or s3:// prefix."),
+        after: str = typer.Argument(..., help="Logs after the change."),
+        format: str = typer.Option("table", "--format", "-f", help="table or json."),
+        slo: str = typer.Option("99", "--slo", help="Availability SLO in percent, for the error-budget burn."),
+    ) -> None:
+        """Success rate, error-budget burn, latency percentiles and upstream load, before vs after, with 95 % CIs."""
+        from albstats.compare import compare as run_compare
+        from albstats.compare import render_table
+        from albstats.slo import parse_slo
+
+        if format not in ("table", "json"):
+            raise UsageError(f"--format {format!r}: choose table or json")
+        result = run_compare([before], [after], slo=parse_slo(slo))
+        typer.echo(result.to_json() if format == "json" else render_table(result))
+
+    @app.command("whatif")
+    def whatif(
+        logs: list[str] = typer.Argument(..., help="Observed logs: files, folders, globs or s3:// prefixes."),
+        profile: str = typer.Option("recommended", "--profile", help=PROFILE_HELP),
+        tries: int = typer.Option(None, "--tries", help="Most attempts per request."),
+        per_try_timeout: float = typer.Option(None, "--per-try-timeout", help="Seconds per attempt."),
+        deadline: float = typer.Option(None, "--deadline", help="Seconds per request, retries included."),
+        retry_budget: float = typer.Option(None, "--retry-budget", help="Retries as a share of requests."),
+        backoff: float = typer.Option(None, "--backoff", help="Backoff base or fixed interval, seconds."),
+        retry_500: bool = typer.Option(False, "--retry-500", help="Also retry 500."),
+        simulations: int = typer.Option(20_000, "--simulations", help="Simulated requests (bounded)."),
+        seed: int = typer.Option(7, "--seed", help="Random seed."),
+        format: str = typer.Option("table", "--format", "-f", help="table or json."),
+    ) -> None:
+        """Predict what a retry policy would do to success rate, latency and upstream load (assumes independence)."""
+        from albstats.whatif import render
+        from albstats.whatif import whatif as run_whatif
+
+        if format not in ("table", "json"):
+            raise UsageError(f"--format {format!r}: choose table or json")
+        if not 100 <= simulations <= 1_000_000:
+            raise UsageError("--simulations must be between 100 and 1,000,000")
+        pol = _policy(profile, tries, per_try_timeout, deadline, retry_budget, backoff, None, retry_500)
+        result = run_whatif(logs, pol, simulations=simulations, seed=seed)  # type: ignore[arg-type]
+        typer.echo(result.to_json() if format == "json" else render(result))
