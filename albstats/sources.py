@@ -37,6 +37,7 @@ class Source:
     name: str  # what messages call it: a path or an s3:// URL
     opener: Callable[[], BinaryIO]
     size: int | None = None
+    etag: str | None = None  # S3 ETag (quotes removed), so caches and fetch can tell a changed object
 
     @property
     def basename(self) -> str:
