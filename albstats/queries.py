@@ -138,6 +138,8 @@ def parse_query(text: str, name: str, path: Path | None = None) -> SavedQuery:
             default = dm[1].strip() if dm and dm[1] is not None else None
             if default in ("all data", "none"):
                 default = None
+            elif default == "empty":
+                default = ""
             params.append(Param(iname, itype, doc, default, bool(dm and dm[2])))
         else:
             if itype not in _COLUMN_TYPES:

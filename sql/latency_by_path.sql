@@ -1,0 +1,59 @@
+-- latency_by_path: the slowest normalised URL paths by total time.
+--
+-- Which endpoint is slow? Paths are normalised as in errors_by_path (/pets/123 -> /pets/{id}).
+-- Times are total_time, the sum of the three processing times, for requests where none is -1;
+-- paths with fewer than min_requests such requests are left out so one odd request does not top
+-- the list. Sorted by p99. Athena's approx_percentile is approximate; the local engine is exact.
+--
+-- Parameters:
+--   since         timestamp  start of the window, UTC, inclusive (default: all data)
+--   until         timestamp  end of the window, UTC, exclusive (default: all data)
+--   limit         int        rows returned (default: 20)
+--   min_requests  int        least requests a path needs to be listed (default: 10)
+--
+-- Columns:
+--   path      string  normalised path, e.g. /pets/{id}
+--   requests  bigint  requests with a valid total time
+--   p50       double  median total time, seconds
+--   p90       double  90th percentile, seconds
+--   p95       double  95th percentile, seconds
+--   p99       double  99th percentile, seconds
+--   max       double  slowest, seconds
+WITH logs AS (
+  SELECT
+    coalesce(nullif(regexp_replace(regexp_replace(coalesce(request_url, '-'),
+      '^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*', ''), '[?#].*$', ''), ''), '/') AS raw_path,
+    request_processing_time + target_processing_time + response_processing_time AS total_time
+  FROM alb_logs
+  WHERE from_iso8601_timestamp(time) >= from_iso8601_timestamp(:since)
+    AND from_iso8601_timestamp(time) < from_iso8601_timestamp(:until)
+    AND request_processing_time >= 0
+    AND target_processing_time >= 0
+    AND response_processing_time >= 0
+),
+normalised AS (
+  SELECT
+    -- the same rules as errors_by_path, each twice (a match consumes the '/' after it)
+    regexp_replace(regexp_replace(
+    regexp_replace(regexp_replace(
+    regexp_replace(regexp_replace(raw_path,
+      '/[0-9]+(/|$)', '/{id}$1'), '/[0-9]+(/|$)', '/{id}$1'),
+      '/[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}(/|$)', '/{uuid}$1'),
+      '/[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}(/|$)', '/{uuid}$1'),
+      '/[0-9A-Fa-f]{16,}(/|$)', '/{hash}$1'), '/[0-9A-Fa-f]{16,}(/|$)', '/{hash}$1') AS path,
+    total_time
+  FROM logs
+)
+SELECT
+  path,
+  count(*) AS requests,
+  approx_percentile(total_time, 0.50) AS p50,
+  approx_percentile(total_time, 0.90) AS p90,
+  approx_percentile(total_time, 0.95) AS p95,
+  approx_percentile(total_time, 0.99) AS p99,
+  max(total_time) AS max
+FROM normalised
+GROUP BY 1
+HAVING count(*) >= :min_requests
+ORDER BY p99 DESC, path
+LIMIT :limit
