@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import matplotlib.dates as mdates
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -27,6 +28,22 @@ def _axes(ax: Axes | None) -> tuple[Figure, Axes]:
     fig = Figure(figsize=FIGSIZE, dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
     return fig, fig.add_subplot()
+
+
+def _time_axis(ax: Axes, times: pd.Series) -> None:
+    """Concise UTC date labels; a sensible span around a single point instead of matplotlib's +-2 years."""
+    loc = mdates.AutoDateLocator(tz="UTC")
+    ax.xaxis.set_major_locator(loc)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc, tz="UTC"))
+    t = times.dropna()
+    if len(t) and t.min() == t.max():
+        import pandas as pd
+
+        ax.set_xlim(t.min() - pd.Timedelta(minutes=30), t.max() + pd.Timedelta(minutes=30))
+
+
+def _marker(n: int) -> str:
+    return "o" if n <= 30 else ""
 
 
 def _empty(ax: Axes, title: str) -> None:
@@ -49,7 +66,9 @@ def error_rate(buckets: pd.DataFrame, slo: float | None = None, *, ax: Axes | No
         return fig
     df = buckets[buckets["requests"] > 0]
     rate = df[bad_column] / df["requests"]
-    ax.plot(df["bucket_start"], rate, color="#c0392b", lw=1.2, label="bad requests / requests")
+    ax.plot(df["bucket_start"], rate, color="#c0392b", lw=1.2, marker=_marker(len(df)), ms=3,
+            label="bad requests / requests")
+    _time_axis(ax, df["bucket_start"])
     if slo is not None:
         ax.axhline(1.0 - slo, color="#2c3e50", ls="--", lw=1, label=f"SLO {slo * 100:g} % (allowed {1 - slo:.2%})")
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
@@ -73,7 +92,9 @@ def latency(percentiles: pd.DataFrame, *, metric: str = "total_time", ax: Axes |
         return fig
     df = df.sort_values("bucket_start")
     for col, color in (("p50", "#27ae60"), ("p90", "#f39c12"), ("p99", "#c0392b")):
-        ax.plot(df["bucket_start"], df[col].clip(lower=1e-3), label=col, color=color, lw=1.2)
+        ax.plot(df["bucket_start"], df[col].clip(lower=1e-3), label=col, color=color, lw=1.2,
+                marker=_marker(len(df)), ms=3)
+    _time_axis(ax, df["bucket_start"])
     if threshold is not None:
         ax.axhline(threshold, color="#2c3e50", ls="--", lw=1, label=f"latency SLO {threshold:g} s")
     ax.set_yscale("log")
@@ -92,7 +113,9 @@ def burn_down(burn: pd.DataFrame, *, ax: Axes | None = None) -> Figure:
     if burn is None or not len(burn) or burn["remaining_fraction"].isna().all():
         _empty(ax, title)
         return fig
-    ax.plot(burn["bucket_end"], burn["remaining_fraction"], color="#2980b9", lw=1.5, label="budget remaining")
+    ax.plot(burn["bucket_end"], burn["remaining_fraction"], color="#2980b9", lw=1.5, marker=_marker(len(burn)),
+            ms=3, label="budget remaining")
+    _time_axis(ax, burn["bucket_end"])
     ax.axhline(0, color="#c0392b", lw=1, ls="--", label="budget spent")
     ax.fill_between(burn["bucket_end"], burn["remaining_fraction"], 0,
                     where=burn["remaining_fraction"] < 0, color="#c0392b", alpha=0.2)

@@ -254,35 +254,42 @@ def data_quality(stats: ParseStats | None, span: dict[str, Any], window: Window)
 
 # --- building -------------------------------------------------------------------------------------
 
-def resolve_window(engine: Engine, opts: Options, now: datetime | None = None) -> tuple[Window, dict[str, Any]]:
-    """The report window: --since/--until, else all data (local) or the last 7 days (Athena)."""
+def resolve_window(engine: Engine, opts: Options,
+                   now: datetime | None = None) -> tuple[Window, dict[str, Any], dict[str, Any]]:
+    """The report window: --since/--until, else all data (local) or the last 7 days (Athena).
+
+    Returns (window for display and the bucket grid, data span, since/until to bind in queries:
+    None where the user gave no bound and the engine reads all its data).
+    """
     since, until = opts.since, opts.until
     source = "given"
-    if since is None and until is None and engine.name == "athena":
-        until = (now or datetime.now(UTC)).replace(microsecond=0)
-        since = until - timedelta(days=DEFAULT_ATHENA_DAYS)
-        source = "default"
+    if since is None and until is None:
+        if engine.name == "athena":
+            until = (now or datetime.now(UTC)).replace(microsecond=0)
+            since = until - timedelta(days=DEFAULT_ATHENA_DAYS)
+            source = "default"
+        else:
+            source = "data"
     if since is not None and until is not None and since >= until:
         raise UsageError(f"--since {since.isoformat()} is not before --until {until.isoformat()}")
     span_df = engine.query("data_span", since=since, until=until)
     span = {k: _py(v) for k, v in span_df.iloc[0].items()} if len(span_df) else {}
     start, end = since, until
-    if since is None and until is None:
-        source = "data"
     if start is None:
         start = span.get("first_request")
     if end is None:
         last = span.get("last_request")
-        end = None if last is None else last + timedelta(microseconds=1)
-    return Window(start, end, source), span
+        # exclusive end just after the last request, on a whole millisecond
+        end = None if last is None else last.replace(microsecond=last.microsecond // 1000 * 1000) + \
+            timedelta(milliseconds=1)
+    return Window(start, end, source), span, {"since": since, "until": until}
 
 
 def build(engine: Engine, opts: Options | None = None, *, now: datetime | None = None) -> Report:
     """Run the saved queries on ``engine`` and assemble the report."""
     opts = opts or Options()
-    window, span = resolve_window(engine, opts, now)
+    window, span, q = resolve_window(engine, opts, now)
     since, until = window.start, window.end
-    q = {"since": since, "until": until}
 
     buckets = engine.query("slo_buckets", bucket="5m", latency_threshold=opts.latency_threshold, **q)
     avail = slo.availability(buckets, opts.slo, count_460=opts.count_460, start=since, end=until)
@@ -316,7 +323,7 @@ def build(engine: Engine, opts: Options | None = None, *, now: datetime | None =
     context = {k: t for k, (name, title) in CONTEXT_TABLES.items() if (t := run(name, title)) is not None}
     slow = run(*SLOW_PATHS)
 
-    findings = security.findings(engine, since=since, until=until, examples=opts.examples,
+    findings = security.findings(engine, since=q["since"], until=q["until"], examples=opts.examples,
                                  min_client_4xx=opts.min_client_4xx)
     dq = data_quality(engine.parse_stats(), span, window)
 

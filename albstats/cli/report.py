@@ -1,9 +1,164 @@
-"""CLI commands for this concern (placeholder until its issue lands)."""
+"""`albstats report` and `albstats weekly`: the SLO report and the weekly cron summary.
+
+Only argument parsing lives here: :mod:`albstats.report` computes, :mod:`albstats.render` writes,
+:mod:`albstats.weekly` picks the week and posts the summary.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 import typer
+
+from albstats.errors import SloBreached, UsageError
+
+FORMATS = ("terminal", "md", "html", "json")
+
+
+def _options(slo: str, latency_slo: str | None, count_460: bool, since: str | None = None,
+             until: str | None = None, min_client_4xx: int = 100, now: datetime | None = None) -> Any:
+    from albstats import slo as slo_mod
+    from albstats.engines.base import parse_time
+    from albstats.report import Options
+
+    target = slo_mod.parse_slo(slo)
+    thr, lat_target = slo_mod.parse_latency_slo(latency_slo or "1s@95")
+    t_since = parse_time(since, name="since", now=now) if since else None
+    t_until = parse_time(until, name="until", now=now) if until else None
+    if t_since and t_until and t_since >= t_until:
+        raise UsageError(f"--since {since} is not before --until {until}")
+    if min_client_4xx < 1:
+        raise UsageError("--min-client-4xx must be at least 1")
+    return Options(slo=target, latency_threshold=thr, latency_target=lat_target,
+                   latency_slo_given=latency_slo is not None, count_460=count_460, since=t_since, until=t_until,
+                   min_client_4xx=min_client_4xx)
+
+
+def _connector(paths: list[str], engine: str, db: str | None, no_cache: bool, quiet: bool,
+               athena: dict[str, Any]) -> Any:
+    from albstats.cli.query import _engine
+
+    if engine == "local" and not paths:
+        raise UsageError("give log files, folders or s3:// prefixes to read (or use --engine athena)")
+    return lambda: _engine(paths, engine, db, no_cache, quiet, athena)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
+    """Add `report` and `weekly`."""
+
+    @app.command("report")
+    def report_cmd(
+        paths: list[str] = typer.Argument(None, help="Log files, folders, globs or s3:// prefixes (local engine)."),
+        engine: str = typer.Option("local", "--engine", help="local (DuckDB over the files) or athena."),
+        since: str = typer.Option(None, "--since", help="Window start, UTC: ISO-8601 or relative (7d, 12h). "
+                                  "Default: all the data given (local), the last 7 days (athena)."),
+        until: str = typer.Option(None, "--until", help="Window end (exclusive), UTC: ISO-8601 or relative."),
+        slo: str = typer.Option("99.0", "--slo", help="Availability SLO in percent: share of requests with "
+                                "elb_status_code below 500."),
+        latency_slo: str = typer.Option(None, "--latency-slo", help="Latency SLO THRESHOLD@PERCENT, e.g. 1s@95: "
+                                        "95 % of requests under 1 s total time. Without it, 1s@95 is shown "
+                                        "for information only."),
+        count_460: bool = typer.Option(False, "--count-460", help="Count 460 (client gave up) as bad too."),
+        out: str = typer.Option(None, "--out", help="Write report.md, report.html, report.json and PNGs here."),
+        format: str = typer.Option("terminal", "--format", "-f", help="What to print: terminal, md, html, json."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and nothing on stdout."),
+        fail_on_breach: bool = typer.Option(False, "--fail-on-breach", help="Exit 3 when the SLO was breached."),
+        min_client_4xx: int = typer.Option(100, "--min-client-4xx", help="4XX answers that flag a client."),
+        db: str = typer.Option(None, "--db", help="Ingest cache file (local engine)."),
+        no_cache: bool = typer.Option(False, "--no-cache", help="Parse into a temporary database (local engine)."),
+        database: str = typer.Option(None, "--database", help="Athena database."),
+        table: str = typer.Option(None, "--table", help="Athena table."),
+        workgroup: str = typer.Option(None, "--workgroup", help="Athena workgroup."),
+        output_location: str = typer.Option(None, "--output-location", help="Athena results, s3://..."),
+        region: str = typer.Option(None, "--region", help="AWS region."),
+        profile: str = typer.Option(None, "--profile", help="AWS profile."),
+    ) -> None:
+        """The SLO report: availability and error budget, latency, where 5XX come from, security, data quality.
+
+        Prints a summary; with --out DIR also writes report.md, report.html (self-contained),
+        report.json and PNG charts, all or nothing. Exit 3 with --fail-on-breach when the SLO was missed.
+        """
+        from albstats.render import render_text, write
+        from albstats.report import build
+
+        if format not in FORMATS:
+            raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {format!r}")
+        opts = _options(slo, latency_slo, count_460, since, until, min_client_4xx)
+        athena = dict(database=database, table=table, workgroup=workgroup, output_location=output_location,
+                      region=region, profile=profile)
+        connect = _connector(list(paths or []), engine, db, no_cache, quiet, athena)
+        with connect() as eng:
+            r = build(eng, opts)
+        if out:
+            write(r, out)
+        if not quiet:
+            if format == "terminal":
+                from rich.console import Console
+
+                from albstats.render import terminal
+
+                terminal.render(r, Console(), plots_dir=out)
+            else:
+                typer.echo(render_text(r, format), nl=False)
+        if fail_on_breach and r.breached:
+            raise SloBreached(_breach_message(r))
+
+    @app.command("weekly")
+    def weekly_cmd(
+        paths: list[str] = typer.Argument(None, help="Log files, folders or s3:// prefixes (local engine)."),
+        engine: str = typer.Option("local", "--engine", help="local or athena."),
+        out: str = typer.Option(None, "--out", help="Write the week's report into DIR/YYYY-Www/."),
+        webhook: str = typer.Option(None, "--webhook", envvar="ALBSTATS_WEBHOOK_URL", show_envvar=True,
+                                    help="Slack-compatible webhook for the summary (secret: never printed; "
+                                         "prefer the environment variable)."),
+        slo: str = typer.Option("99.0", "--slo", help="Availability SLO in percent."),
+        latency_slo: str = typer.Option(None, "--latency-slo", help="Latency SLO, e.g. 1s@95."),
+        count_460: bool = typer.Option(False, "--count-460", help="Count 460 as bad too."),
+        now: str = typer.Option(None, "--now", help="Pretend it is this time (UTC, ISO-8601): the report covers "
+                                "the last full ISO week before it."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
+        db: str = typer.Option(None, "--db", help="Ingest cache file (local engine)."),
+        no_cache: bool = typer.Option(False, "--no-cache", help="Parse into a temporary database (local engine)."),
+        database: str = typer.Option(None, "--database", help="Athena database."),
+        table: str = typer.Option(None, "--table", help="Athena table."),
+        workgroup: str = typer.Option(None, "--workgroup", help="Athena workgroup."),
+        output_location: str = typer.Option(None, "--output-location", help="Athena results, s3://..."),
+        region: str = typer.Option(None, "--region", help="AWS region."),
+        profile: str = typer.Option(None, "--profile", help="AWS profile."),
+    ) -> None:
+        """Last full ISO week (UTC Monday to Monday) with deltas against the week before, for cron.
+
+        Writes DIR/YYYY-Www/ (report files plus weekly.json with the deltas), posts a short summary
+        to the webhook (retried on 5XX and connection errors), and exits 0 when the SLO was met,
+        3 when it was breached, 1 on an error. No progress bars without a terminal.
+        """
+        from datetime import UTC
+
+        from albstats import weekly
+        from albstats.engines.base import parse_time
+
+        t_now = parse_time(now, name="now") if now else datetime.now(UTC)
+        opts = _options(slo, latency_slo, count_460, now=t_now)
+        athena = dict(database=database, table=table, workgroup=workgroup, output_location=output_location,
+                      region=region, profile=profile)
+        connect = _connector(list(paths or []), engine, db, no_cache, quiet, athena)
+        res = weekly.run(connect, opts, now=t_now, out=out, webhook=webhook)
+        if not quiet:
+            typer.echo(res.text)
+            if res.directory is not None:
+                typer.echo(f"written to {res.directory}")
+        if res.report.breached:
+            raise SloBreached(_breach_message(res.report))
+
+
+def _breach_message(r: Any) -> str:
+    a = r.availability
+    msg = f"SLO breached: success rate {a.success_rate * 100 if a.success_rate is not None else 0:.3f} % " \
+          f"< {a.target * 100:g} %" if not a.met else ""
+    ls = r.latency.slo
+    if r.options.latency_slo_given and not ls.met:
+        lat = f"latency SLO missed: {ls.share * 100 if ls.share is not None else 0:.2f} % under " \
+              f"{ls.threshold_seconds:g} s < {ls.target * 100:g} %"
+        msg = f"{msg}; {lat}" if msg else lat
+    return msg
