@@ -80,6 +80,19 @@ def trace_header(value: str | None) -> str:
     return new_trace_root()
 
 
+def origin_form(raw: str) -> str:
+    """The path and query to send upstream. An absolute-form target (``http://other/x``) keeps only its
+    path and query; anything else not starting with ``/`` (``*``, authority-form) becomes ``/``."""
+    if raw.startswith("/"):
+        return raw
+    if "://" in raw:
+        try:
+            return URL(raw, encoded=True).raw_path_qs or "/"
+        except ValueError:
+            return "/"
+    return "/"
+
+
 def is_hop_by_hop(name: str, named_by_connection: set[str]) -> bool:
     n = name.lower()
     return n in HOP_BY_HOP or n.startswith("proxy-") or n in named_by_connection
@@ -121,7 +134,7 @@ class RetryProxy:
         self.budget = RetryBudget(self.policy.budget_ratio, self.policy.budget_floor, self.policy.budget_window)
         self.rng = random.Random(config.seed)
         self.log = AccessLog(config.access_log, elb=config.elb_name, node_ip=config.listen_host)
-        self._runner: web.AppRunner | None = None
+        self._runner: web.ServerRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._target_addr = f"{self.upstream.host}:{self.upstream.port}"
@@ -136,17 +149,17 @@ class RetryProxy:
             connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
             skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.config.connect_timeout))
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self.handle)
+        # the low-level server: every request line reaches handle(), none is answered by a router;
         # parser limits above ours, so an oversized header gets our 431 rather than the parser's 400
-        self._runner = web.AppRunner(app, access_log=None, auto_decompress=False, max_line_size=64 << 10,
-                                     max_field_size=64 << 10, max_headers=256, handle_signals=False)
+        server = web.Server(self.handle, access_log=None, auto_decompress=False, max_line_size=64 << 10,
+                            max_field_size=64 << 10, max_headers=256)
+        self._runner = web.ServerRunner(server, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.listen_host, self.config.listen_port, backlog=1024)
         await site.start()
-        server = site._server
-        if server is not None and server.sockets:  # type: ignore[union-attr]
-            self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        srv = site._server
+        if srv is not None and srv.sockets:  # type: ignore[union-attr]
+            self.port = srv.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self._flusher = asyncio.ensure_future(self._flush_loop())
         return self.port
 
@@ -244,7 +257,7 @@ class RetryProxy:
 
         return stream(), False
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         t0 = time.monotonic()
         trace = trace_header(request.headers.get("X-Amzn-Trace-Id"))
         rec = self._record(request, trace)
@@ -257,7 +270,7 @@ class RetryProxy:
             self.stats.record(rec)
             self.log.write(rec)
 
-    async def _handle(self, request: web.Request, rec: RequestRecord, t0: float) -> web.StreamResponse:
+    async def _handle(self, request: web.BaseRequest, rec: RequestRecord, t0: float) -> web.StreamResponse:
         cfg, pol = self.config, self.policy
         if request.method == "CONNECT":
             return await self._local(request, rec, 405, "CONNECT is not supported", close=True)
@@ -267,13 +280,14 @@ class RetryProxy:
         length = request.content_length
         if length is not None and length > cfg.max_body:
             return await self._local(request, rec, 413, "request body too large", close=True)
+        if request.headers.get("Expect", "").lower() == "100-continue" and request.version >= (1, 1):
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         try:
             body, replayable = await self._read_body(request, rec)
         except BodyTooLarge:
             return await self._local(request, rec, 413, "request body too large", close=True)
         headers = self._upstream_headers(request, rec.trace_id, keep_length=not replayable)
-        path = str(request.rel_url)
-        url = URL(self._origin + self._prefix + (path if path.startswith("/") else "/" + path), encoded=True)
+        url = URL(self._origin + self._prefix + origin_form(request.raw_path), encoded=True)
         method_ok = pol.method_retryable(request.method, headers)
         deadline = t0 + pol.deadline
         resp: aiohttp.ClientResponse | None = None
@@ -345,7 +359,7 @@ class RetryProxy:
             return await self._local(request, rec, status, f"upstream {what} after {attempt} attempt(s)")
         return await self._forward(request, rec, resp)
 
-    async def _forward(self, request: web.Request, rec: RequestRecord,
+    async def _forward(self, request: web.BaseRequest, rec: RequestRecord,
                        resp: aiohttp.ClientResponse) -> web.StreamResponse:
         """Stream the chosen upstream response to the client; from the first byte on there is no retry."""
         out = web.StreamResponse(status=resp.status, reason=resp.reason)

@@ -11,8 +11,9 @@ and statuses). Every other path answers with JSON describing what arrived: metho
 (as received, in order) and the SHA-256 and length of the body, so tests can check byte identity
 and header handling at the upstream. Control headers, for tests: ``X-Sim-Status`` (force a status),
 ``X-Sim-Fail-Attempts: N`` (the first N attempts of this request fail with ``X-Sim-Status`` or 503),
-``X-Sim-Delay`` (seconds), ``X-Sim-Retry-After`` (sent with a failure), ``X-Sim-Reset-Attempts: N``
-(the first N attempts are reset).
+``X-Sim-Delay`` (seconds; with ``X-Sim-Slow-Attempts: N`` only the first N attempts), ``X-Sim-Retry-After``
+(sent with a failure), ``X-Sim-Reset-Attempts: N`` (the first N attempts are reset), ``X-Sim-Break-Body``
+(send the headers and half the body, then reset), ``X-Sim-Hop-Headers`` (add hop-by-hop response headers).
 """
 
 from __future__ import annotations
@@ -134,6 +135,7 @@ class _Entry:
     attempts: int = 0
     times: list[float] = field(default_factory=list)
     statuses: list[str] = field(default_factory=list)
+    body_hashes: list[str] = field(default_factory=list)
 
 
 class UpstreamSim:
@@ -184,7 +186,8 @@ class UpstreamSim:
                                "attempts_histogram": hist, "untracked": self.untracked}
         if detail:
             out["by_request"] = {k: {"method": e.method, "attempts": e.attempts, "times": e.times,
-                                     "statuses": e.statuses} for k, e in self.entries.items()}
+                                     "statuses": e.statuses, "body_hashes": e.body_hashes}
+                                 for k, e in self.entries.items()}
         return out
 
     async def _stats(self, request: web.Request) -> web.Response:
@@ -218,9 +221,11 @@ class UpstreamSim:
         elif entry is None:
             self.untracked += 1
         attempt = 1
+        digest = hashlib.sha256(body).hexdigest()
         if entry is not None:
             entry.attempts += 1
             entry.times.append(now)
+            entry.body_hashes.append(digest)
             attempt = entry.attempts
         self.attempts += 1
         self.methods[request.method] = self.methods.get(request.method, 0) + 1
@@ -233,7 +238,8 @@ class UpstreamSim:
         r_reset, r_err, r_slow = rng.random(), rng.random(), rng.random()
         err_status = rng.choice(cfg.error_statuses)
         delay = (cfg.slow_latency if r_slow < cfg.slow_rate else cfg.latency).sample(rng)
-        if "X-Sim-Delay" in h:
+        slow_n = h.get("X-Sim-Slow-Attempts", "")
+        if "X-Sim-Delay" in h and (not slow_n.isdigit() or attempt <= int(slow_n)):
             try:
                 delay = float(h["X-Sim-Delay"])
             except ValueError:
@@ -257,10 +263,22 @@ class UpstreamSim:
         if entry is not None:
             entry.statuses.append(str(status))
         self._count(str(status))
-        payload = {"key": key, "attempt": attempt, "method": request.method, "path": request.path_qs,
-                   "headers": [[k, v] for k, v in request.headers.items()], "body_sha256":
-                   hashlib.sha256(body).hexdigest(), "body_len": len(body)}
+        payload = {"key": key, "attempt": attempt, "method": request.method, "path": request.raw_path,
+                   "headers": [[k, v] for k, v in request.headers.items()], "body_sha256": digest,
+                   "body_len": len(body)}
+        if "X-Sim-Break-Body" in h:
+            data = json.dumps(payload).encode() + b" " * 4096
+            sr = web.StreamResponse(status=status, headers={"Content-Length": str(len(data))})
+            await sr.prepare(request)
+            await sr.write(data[: len(data) // 2])
+            await asyncio.sleep(0.05)
+            _reset_connection(request)
+            raise asyncio.CancelledError
         resp = web.json_response(payload, status=status, dumps=json.dumps)
+        if "X-Sim-Hop-Headers" in h:
+            for k, v in (("Keep-Alive", "timeout=5"), ("Proxy-Authenticate", "Basic"), ("Trailer", "X-Checksum"),
+                         ("X-Hop", "1"), ("Connection", "X-Hop")):
+                resp.headers[k] = v
         if status >= 500:
             ra = h.get("X-Sim-Retry-After") or (f"{cfg.retry_after:g}" if cfg.retry_after is not None
                                                  and status == 503 else None)
