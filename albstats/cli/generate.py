@@ -1,9 +1,53 @@
-"""CLI commands for this concern (placeholder until its issue lands)."""
+"""`albstats generate`: synthetic ALB access logs in the S3 key layout, deterministic by seed."""
 
 from __future__ import annotations
 
 import typer
 
+from albstats.errors import UsageError
+
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
+    """Add `generate`."""
+    from albstats.generate import DEFAULT_ERA, DEFAULT_START, ERAS, PROFILES
+
+    @app.command("generate")
+    def generate(
+        out: str = typer.Option(..., "--out", "-o", help="Folder to write AWSLogs/... into (created if missing)."),
+        start: str = typer.Option(DEFAULT_START, "--start",
+                                  help="UTC start on a 5-minute boundary (fixed default, so runs are reproducible)."),
+        days: float = typer.Option(1.0, "--days", help="Length of the log span in days (fractions allowed)."),
+        rps: float = typer.Option(None, "--rps",
+                                  help="Mean requests per second around a daily curve [default: 5; not with --lines]."),
+        lines: int = typer.Option(None, "--lines", help="Exact total number of lines instead of --rps (benchmarks)."),
+        seed: int = typer.Option(1, "--seed", help="Random seed: the same arguments give byte-identical files."),
+        profile: str = typer.Option("default", "--profile",
+                                    help="; ".join(f"{k}: {v.desc}" for k, v in PROFILES.items())),
+        nodes: int = typer.Option(None, "--nodes", help="Load balancer nodes (one file each per 5 minutes) "
+                                  "[default: 2 for default, 3 for hosp]."),
+        format_era: int = typer.Option(DEFAULT_ERA, "--format-era",
+                                       help=f"Tokens per line, i.e. the format era: {', '.join(map(str, ERAS))}."),
+        compress_level: int = typer.Option(6, "--compress-level", help="gzip level 0-9 (1 is fastest)."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary."),
+    ) -> None:
+        """Write realistic synthetic ALB access logs as ALB delivers them to S3.
+
+        One .log.gz per load-balancer node per 5 minutes under
+        OUT/AWSLogs/<account>/elasticloadbalancing/<region>/yyyy/mm/dd/ (the delivery date), with
+        HTTP/HTTPS/h2/gRPC/WebSocket traffic, IPv6 clients, ELB- and target-generated 5XX, 460s,
+        redirects, WAF blocks, a slow tail, scanners and incident windows. A one-line summary goes
+        to stderr.
+        """
+        from albstats import progress
+        from albstats.generate import generate as run
+
+        if rps is not None and lines is not None:
+            raise UsageError("--rps and --lines: give one of them, not both")
+        if lines is not None and lines < 0:
+            raise UsageError(f"--lines: {lines} must not be negative")
+        with progress.bar("generating", total=None, quiet=quiet) as tick:
+            summary = run(out, start=start, days=days, rps=5.0 if rps is None else rps, seed=seed, profile=profile,
+                          lines=lines, format_era=format_era, nodes=nodes, compresslevel=compress_level,
+                          on_file=lambda f, n: tick.advance(1, lines=n))
+        if not quiet:
+            typer.echo(f"albstats: {summary.line()}", err=True)
