@@ -113,7 +113,7 @@ def whatif(paths: list[str] | str, policy: RetryPolicy, *, simulations: int = 20
 
     rng = random.Random(seed)
     nprng = np.random.default_rng(seed)
-    sims = min(simulations, max(n, 1000))
+    sims = max(1, simulations)
     starts = nprng.integers(0, n, size=sims)
     budget_used = 0
     total_attempts = 0

@@ -255,7 +255,7 @@ def test_budget_bounds_load_at_50pct_and_with_upstream_down(tmp_path):
 
 
 def test_seed_profile_makes_5_tries_spaced_as_configured(tmp_path):
-    interval = 0.15
+    interval = 0.3
 
     async def main():
         async with stack(tmp_path, profile="seed", policy=dict(fixed_interval=interval, per_try_timeout=2.0,
@@ -272,7 +272,7 @@ def test_seed_profile_makes_5_tries_spaced_as_configured(tmp_path):
     times = snap["by_request"]["s1"]["times"]
     assert status == 500 and len(times) == 5
     gaps = [b - a for a, b in zip(times, times[1:])]
-    assert all(interval <= g < interval + 0.1 for g in gaps), gaps
+    assert all(interval <= g < interval + 0.25 for g in gaps), gaps
     # the seed setup replays POSTs: the duplicate-side-effect hazard the recommended profile avoids
     assert post_status == 200 and snap["by_request"]["s2"]["attempts"] == 3
 
@@ -371,7 +371,7 @@ def test_absolute_form_uri_cannot_reach_another_host(tmp_path):
             async with stack(tmp_path) as (sim, proxy, base):
                 replies = []
                 for line in (f"GET http://127.0.0.1:{oport}/steal HTTP/1.1", f"CONNECT 127.0.0.1:{oport} HTTP/1.1",
-                             "GET //127.0.0.1:{0}/steal2 HTTP/1.1".format(oport)):
+                             f"GET //127.0.0.1:{oport}/steal2 HTTP/1.1"):
                     rd, wr = await asyncio.open_connection("127.0.0.1", proxy.port)
                     wr.write(f"{line}\r\nHost: 127.0.0.1:{oport}\r\nX-Request-Id: abs\r\n"
                              "Connection: close\r\n\r\n".encode())
