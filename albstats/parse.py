@@ -12,17 +12,21 @@ Files are read one at a time and turned into batches as they go, so memory holds
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from albstats.errors import InputError
-from albstats.schema import ACCESS, ALB_TYPES, CONNECTION, LogSchema
+from albstats.schema import ACCESS, ALB_TYPES, CONNECTION, LogSchema, Token
 from albstats.sources import Source, expand
 
 #: A quoted token (backslash escapes allowed) followed by a space or the end, or a bare token.
@@ -36,6 +40,7 @@ _IP_RE = re.compile(r"[0-9A-Fa-f:.]+\Z")
 
 MAX_BAD_EXAMPLES = 5
 INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
 
 
 class BadLine(ValueError):
@@ -91,9 +96,8 @@ def _cast(type_: str, v: str) -> Any:
             return None
     if _INT_RE.match(v):
         i = int(v)
-        if type_ == "int" and not -INT32_MAX - 1 <= i <= INT32_MAX:
-            return None
-        return i
+        lim = INT32_MAX if type_ == "int" else INT64_MAX
+        return i if -lim - 1 <= i <= lim else None
     return None
 
 
@@ -236,9 +240,22 @@ class ParseStats:
 
 # --- reading files ----------------------------------------------------------------------------
 
+try:  # ISA-L inflates gzip about 1.6x faster than zlib; same API, same results
+    from isal import isal_zlib as _zlib
+    _ZLIB_ERRORS: tuple[type[BaseException], ...] = (zlib.error, _zlib.error)
+except ImportError:  # pragma: no cover - isal is a dependency, zlib is the fallback
+    _zlib = zlib  # type: ignore[no-redef]
+    _ZLIB_ERRORS = (zlib.error,)
+
+#: Sources bigger than this (compressed) or of unknown size are streamed block by block.
+STREAM_OVER = 32 << 20
+#: About this many decompressed bytes go to the CSV reader at once (small files are grouped).
+BLOCK_BYTES = 8 << 20
+
+
 def _gunzip(raw: Any, chunk_size: int = 1 << 20) -> Iterator[bytes]:
     """Decompress a (possibly multi-member) gzip stream chunk by chunk, so damage loses only what follows it."""
-    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    d = _zlib.decompressobj(16 + zlib.MAX_WBITS)
     pending = False
     while chunk := raw.read(chunk_size):
         while chunk:
@@ -246,7 +263,7 @@ def _gunzip(raw: Any, chunk_size: int = 1 << 20) -> Iterator[bytes]:
             yield d.decompress(chunk)
             if d.eof:
                 chunk, pending = d.unused_data, False
-                d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                d = _zlib.decompressobj(16 + zlib.MAX_WBITS)
             else:
                 chunk = b""
     if pending:
@@ -267,6 +284,11 @@ def iter_chunks(src: Source) -> Iterator[bytes]:
             raw.close()
 
 
+def _damage(e: BaseException, n: int) -> str:
+    what = "is truncated" if isinstance(e, EOFError) else f"is corrupt ({e})"
+    return f"gzip data {what} after line {n}; the {n} lines before it were kept"
+
+
 def _lines(src: Source, fs: FileStats) -> Iterator[tuple[int, str]]:
     """Yield (line number, text) from one source; a damaged gzip stops early with ``fs.error`` set."""
     n = 0
@@ -278,9 +300,8 @@ def _lines(src: Source, fs: FileStats) -> Iterator[tuple[int, str]]:
             for b in parts:
                 n += 1
                 yield n, b.decode("utf-8", "replace").rstrip("\r")
-    except (EOFError, zlib.error, OSError) as e:
-        what = "is truncated" if isinstance(e, EOFError) else f"is corrupt ({e})"
-        fs.error = f"gzip data {what} after line {n}; the {n} lines before it were kept"
+    except (EOFError, OSError, *_ZLIB_ERRORS) as e:
+        fs.error = _damage(e, n)
         return
     if rest:
         n += 1
@@ -291,34 +312,48 @@ def _schema_for(fmt: str) -> LogSchema | None:
     return {"alb-access": ACCESS, "alb-connection": CONNECTION}.get(fmt)
 
 
+def _check_format(line: str, src_name: str, schema: LogSchema, fs: FileStats, explicit: bool) -> bool:
+    """False (and ``fs.skipped`` set) when the first line shows another format; an error if the file was named."""
+    fmt = detect_format(line)
+    if fmt in ("classic-elb", "nlb", "elb-control") or (_schema_for(fmt) not in (None, schema)):
+        msg = f"{src_name}: this is {FORMAT_NAMES[fmt]}, not an ALB {schema.kind} log"
+        if explicit:
+            raise InputError(msg)
+        fs.skipped = FORMAT_NAMES[fmt]
+        return False
+    return True
+
+
+def _python_line(n: int, line: str, schema: LogSchema, fs: FileStats, strict: bool, src_name: str) -> list[Any] | None:
+    """The per-line rules shared by both engines: blank lines are skipped, bad lines counted (fatal if strict)."""
+    if not line.strip():
+        return None
+    fs.lines += 1
+    try:
+        row = parse_line(line, schema)
+    except BadLine as e:
+        fs.bad_lines += 1
+        if strict:
+            raise InputError(f"{src_name}:{n}: malformed line: {e}") from None
+        if len(fs.bad_examples) < MAX_BAD_EXAMPLES:
+            fs.bad_examples.append((n, str(e)))
+        return None
+    fs.rows += 1
+    return row
+
+
 def iter_file_rows(src: Source, schema: LogSchema, fs: FileStats, *, strict: bool = False,
                    explicit: bool = True) -> Iterator[list[Any]]:
-    """Rows of one file. Rejects a file in another format when it was named explicitly."""
+    """Rows of one file, line by line in Python (the reference engine). Rejects another format if named."""
     first = True
     for n, line in _lines(src, fs):
-        if not line.strip():
-            continue
-        if first:
+        if first and line.strip():
             first = False
-            fmt = detect_format(line)
-            if fmt in ("classic-elb", "nlb", "elb-control") or (_schema_for(fmt) not in (None, schema)):
-                msg = f"{src.name}: this is {FORMAT_NAMES[fmt]}, not an ALB {schema.kind} log"
-                if explicit:
-                    raise InputError(msg)
-                fs.skipped = FORMAT_NAMES[fmt]
+            if not _check_format(line, src.name, schema, fs, explicit):
                 return
-        fs.lines += 1
-        try:
-            row = parse_line(line, schema)
-        except BadLine as e:
-            fs.bad_lines += 1
-            if strict:
-                raise InputError(f"{src.name}:{n}: malformed line: {e}") from None
-            if len(fs.bad_examples) < MAX_BAD_EXAMPLES:
-                fs.bad_examples.append((n, str(e)))
-            continue
-        fs.rows += 1
-        yield row
+        row = _python_line(n, line, schema, fs, strict, src.name)
+        if row is not None:
+            yield row
 
 
 def rows_to_batch(rows: list[list[Any]], schema: LogSchema, fields: list[str] | None = None) -> pa.RecordBatch:
@@ -331,16 +366,524 @@ def rows_to_batch(rows: list[list[Any]], schema: LogSchema, fields: list[str] | 
     return pa.RecordBatch.from_arrays(arrays, schema=arrow)
 
 
+# --- the vectorised engine --------------------------------------------------------------------
+#
+# A block of whole lines (one or more files' worth) goes through pyarrow's CSV reader (space
+# delimited, '"' quotes, no escapes) with every column as a string. The CSV reader is more lenient
+# than the log grammar (it would turn '"-"1' into '-1' and '"a"b' into 'ab'), so each row is then
+# checked against the raw bytes: the quotes must sit exactly at the field boundaries, every field
+# must be non-empty unless quoted, the fields must add up to the line's length, and no other quote
+# may appear. Validation and casting are Arrow compute kernels. Every line that the checks do not
+# vouch for (a backslash escape, another field count, a failed check, a value only Python can
+# judge) goes to parse_line, so results are identical to the line-by-line engine by construction.
+
+#: What each validator (``_valid``) accepts, as RE2 fragments; ``.`` never matches the newline separator.
+_RE_OK = {
+    "type": "(?:" + "|".join(sorted(ALB_TYPES)) + ")",
+    "timestamp": r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z?",
+    "timestamp_or_dash": r"(?:-|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z?)",
+    "number": r"-?\d+(?:\.\d+)?",
+    "status": r"(?:-|\d{3})",
+    "integer": r"(?:-|-?\d+)",
+    "ip": r"[0-9A-Fa-f:.]+",
+    "hostport": r"(?:-|.*:\d*)",
+}
+_RE_DOUBLE = r"^-?\d{1,20}(?:\.\d{1,20})?$"
+_RE_INT = r"^-?\d{1,18}$"
+
+
+@dataclass
+class _Seg:
+    """One file's lines inside a block."""
+
+    fs: FileStats
+    name: str
+    first_line: int  # index of its first line in the block
+    line_no: int  # the file's line number of that line (1-based)
+
+
+def _line_bounds(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    ends = np.flatnonzero(buf == 10)
+    starts = np.empty(len(ends), dtype=np.int64)
+    if len(ends):
+        starts[0] = 0
+        starts[1:] = ends[:-1] + 1
+    return starts, ends.astype(np.int64)
+
+
+def _lines_with(buf: np.ndarray, starts: np.ndarray, byte: int) -> np.ndarray:
+    pos = np.flatnonzero(buf == byte)
+    return np.unique(np.searchsorted(starts, pos, side="right") - 1)
+
+
+def _np(arr: pa.Array) -> np.ndarray:
+    return arr.to_numpy(zero_copy_only=False)
+
+
+def _mask(arr: pa.Array) -> np.ndarray:
+    """A boolean Arrow array (nulls as False) as numpy."""
+    return _np(arr.fill_null(False)) if arr.null_count else _np(arr)
+
+
+def _csv_columns(data: bytes, ncols: int) -> tuple[list[pa.Array], list[int]] | None:
+    """All fields as strings, plus the (1-based) row numbers with another field count; None if unusable."""
+    import pyarrow.csv as pcsv
+
+    bad_rows: list[int] = []
+
+    def handler(row: Any) -> str:
+        bad_rows.append(row.number)
+        return "skip"
+
+    names = [f"f{i}" for i in range(ncols)]
+    try:
+        table = pcsv.read_csv(
+            pa.py_buffer(data),
+            read_options=pcsv.ReadOptions(column_names=names, use_threads=False, block_size=len(data) + 1),
+            parse_options=pcsv.ParseOptions(delimiter=" ", quote_char='"', escape_char=False, double_quote=False,
+                                            newlines_in_values=False, ignore_empty_lines=False,
+                                            invalid_row_handler=handler),
+            convert_options=pcsv.ConvertOptions(column_types={n: pa.string() for n in names}, null_values=[],
+                                                strings_can_be_null=False, quoted_strings_can_be_null=False),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    if any(n is None for n in bad_rows):
+        return None
+    return [c.combine_chunks() if isinstance(c, pa.ChunkedArray) else c for c in table.columns], bad_rows
+
+
+def _token_count(line: str) -> int:
+    """Fields in a line: spaces outside quotes, unless a backslash makes only the tokenizer sure."""
+    if "\\" not in line:
+        parts = line.split('"')
+        if len(parts) % 2:
+            return sum(p.count(" ") for p in parts[::2]) + 1
+    try:
+        return len(tokenize(line))
+    except BadLine:
+        return -1
+
+
+class _Block:
+    """Parse one block of whole lines; see the comment above."""
+
+    def __init__(self, data: bytes, segs: list[_Seg], schema: LogSchema, fields: list[str] | None,
+                 strict: bool) -> None:
+        self.data, self.segs, self.schema, self.strict = data, segs, schema, strict
+        self.fields = fields if fields is not None else schema.names
+        self.buf = np.frombuffer(data, dtype=np.uint8)
+        self.starts, self.ends = _line_bounds(self.buf)
+        self.seg_first = np.array([s.first_line for s in segs], dtype=np.int64)
+
+    def line_text(self, i: int) -> str:
+        return self.data[self.starts[i]:self.ends[i]].decode("utf-8", "replace").rstrip("\r")
+
+    def seg_of(self, i: int) -> _Seg:
+        return self.segs[int(np.searchsorted(self.seg_first, i, side="right")) - 1]
+
+    def run(self) -> pa.RecordBatch:
+        nlines = len(self.starts)
+        fast_idx, fast_cols = self._fast(nlines)
+        if fast_idx is None:
+            fast_idx = np.empty(0, dtype=np.int64)
+        # every line the fast path did not take is handled in Python, in order
+        todo = np.ones(nlines, dtype=bool)
+        todo[fast_idx] = False
+        todo &= self.ends > self.starts  # empty lines: skipped, as in the line-by-line engine
+        if len(fast_idx):
+            counts = np.bincount(np.searchsorted(self.seg_first, fast_idx, side="right") - 1,
+                                 minlength=len(self.segs))
+            for seg, c in zip(self.segs, counts):
+                seg.fs.lines += int(c)
+                seg.fs.rows += int(c)
+        py_rows: list[list[Any]] = []
+        py_idx: list[int] = []
+        for i in np.flatnonzero(todo).tolist():
+            seg = self.seg_of(i)
+            row = _python_line(seg.line_no + i - seg.first_line, self.line_text(i), self.schema, seg.fs,
+                               self.strict, seg.name)
+            if row is not None:
+                py_rows.append(row)
+                py_idx.append(i)
+        arrow = self.schema.arrow_schema(self.fields)
+        fast = pa.RecordBatch.from_arrays(fast_cols, schema=arrow) if fast_cols is not None else None
+        if not py_rows:
+            return fast if fast is not None else _empty(arrow)
+        slow = rows_to_batch(py_rows, self.schema, self.fields)
+        if fast is None or fast.num_rows == 0:
+            return slow
+        order = np.argsort(np.concatenate([fast_idx, np.array(py_idx, dtype=np.int64)]), kind="stable")
+        return pa.Table.from_batches([fast, slow]).take(pa.array(order)).combine_chunks().to_batches()[0]
+
+    # -- the vectorised part -------------------------------------------------------------------
+    def _ncols(self) -> int:
+        """The field count of most files' first line: rows with another count go to Python."""
+        counts: dict[int, int] = {}
+        bounds = [s.first_line for s in self.segs] + [len(self.starts)]
+        for k in range(len(self.segs)):
+            i = bounds[k]
+            while i < bounds[k + 1] and self.ends[i] == self.starts[i]:
+                i += 1
+            if i < bounds[k + 1]:
+                n = _token_count(self.line_text(i))
+                counts[n] = counts.get(n, 0) + 1
+        return max(counts, key=lambda k: counts[k], default=-1)
+
+    def _fast(self, nlines: int) -> tuple[np.ndarray | None, list[pa.Array] | None]:
+        data, buf = self.data, self.buf
+        if nlines == 0 or b"\r" in data:
+            return None, None
+        if not data.isascii():
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError:
+                return None, None
+        ncols = self._ncols()
+        if ncols < self.schema.min_tokens:
+            return None, None
+        got = _csv_columns(data, ncols)
+        if got is None:
+            return None, None
+        cols, bad_rows = got
+        if len(cols[0]) + len(bad_rows) != nlines:  # an unbalanced quote joined lines: all go to Python
+            return None, None
+        keep = np.ones(nlines, dtype=bool)
+        if bad_rows:
+            keep[np.array(bad_rows, dtype=np.int64) - 1] = False
+        idx = np.flatnonzero(keep)
+        ok = np.ones(len(idx), dtype=bool)
+        if b"\\" in data:  # escapes are kept as logged; only parse_line knows where such a field ends
+            ok &= ~np.isin(idx, _lines_with(buf, self.starts, 92))
+        # the quotes must be exactly at field boundaries and the fields must add up to the line
+        last = len(buf) - 1
+        pos = self.starts[idx]
+        quoted: list[np.ndarray] = []
+        nquotes = np.zeros(len(idx), dtype=np.int64)
+        for c in cols:
+            ln = _np(pc.binary_length(c)).astype(np.int64)
+            q = buf[np.minimum(pos, last)] == 34
+            width = ln + 2 * q
+            if q.any():
+                ok &= ~q | (buf[np.clip(pos + width - 1, 0, last)] == 34)
+            ok &= width > 0
+            nquotes += 2 * q
+            quoted.append(q)
+            pos = pos + width + 1
+        ok &= pos - 1 == self.ends[idx]
+        # no quote anywhere else (a quote inside a field's text would make the counts differ)
+        expect = int(nquotes[ok].sum())
+        have = data.count(b'"') - sum(data[self.starts[i]:self.ends[i]].count(b'"') for i in
+                                      np.setdiff1d(np.arange(nlines), idx[ok]).tolist())
+        if have != expect:
+            qpos = np.flatnonzero(buf == 34)
+            per_line = np.bincount(np.searchsorted(self.starts, qpos, side="right") - 1, minlength=nlines)
+            ok &= per_line[idx] == nquotes
+        # validation, one regex per row over the validated fields joined by newlines (no field holds one);
+        # a row failing any rule goes to parse_line, which says why
+        vcols, pattern = [], []
+        for j, tok in enumerate(self.schema.tokens[:ncols]):
+            if tok.validate:
+                vcols.append(cols[j])
+                pattern.append(_RE_OK[tok.validate])
+        if vcols:
+            joined = pc.binary_join_element_wise(*vcols, "\n") if len(vcols) > 1 else vcols[0]
+            ok &= _mask(pc.match_substring_regex(joined, "^" + "\n".join(pattern) + "$"))
+        out_cols = self._values(cols, quoted, ncols)
+        for extra in self._value_fallbacks:  # values only parse_line can compute
+            ok &= extra
+        if ok.all():
+            return idx, out_cols
+        mask = pa.array(ok)
+        return idx[ok], [a.filter(mask) for a in out_cols]
+
+    def _values(self, cols: list[pa.Array], quoted: list[np.ndarray], ncols: int) -> list[pa.Array]:
+        """The output columns for every CSV row (rows that turn out invalid are dropped later)."""
+        self._value_fallbacks: list[np.ndarray] = []
+        want = set(self.fields)
+        n = len(cols[0])
+        by_name: dict[str, pa.Array] = {}
+        toks = self.schema.tokens
+        for j, tok in enumerate(toks):
+            names = [c.name for c in tok.columns]
+            if not want.intersection(names):
+                continue
+            if j >= ncols:
+                for c in tok.columns:
+                    by_name[c.name] = pa.nulls(n, c.arrow_type)
+                continue
+            v = cols[j]
+            if tok.kind == "hostport":
+                by_name.update(self._hostport(v, tok))
+            elif tok.kind == "request":
+                by_name.update(self._request(v, tok))
+            else:
+                c = tok.columns[0]
+                by_name[c.name] = v if c.type == "string" else self._number(v, c.type, bool(tok.validate))
+        if "extra_fields" in want:
+            ntok = len(toks)
+            if ncols > ntok:
+                parts = [pc.if_else(pa.array(quoted[j]), pc.binary_join_element_wise('"', cols[j], '"', ""), cols[j])
+                         for j in range(ntok, ncols)]
+                by_name["extra_fields"] = pc.binary_join_element_wise(*parts, " ") if len(parts) > 1 else parts[0]
+            else:
+                by_name["extra_fields"] = pa.nulls(n, pa.string())
+        return [by_name[f] for f in self.fields]
+
+    def _number(self, v: pa.Array, type_: str, validated: bool) -> pa.Array:
+        """Athena's cast: '-' (or anything else that does not cast) is NULL. Validated fields are digits
+        already, so only their length needs a look; others are cast here only when plainly numeric."""
+        dash = _mask(pc.equal(v, "-"))
+        if validated:
+            simple = ~dash & (_np(pc.binary_length(v)) <= 18)
+        else:
+            simple = _mask(pc.match_substring_regex(v, _RE_DOUBLE if type_ == "double" else _RE_INT))
+        self._value_fallbacks.append(dash | simple)
+        clean = v if simple.all() else pc.if_else(pa.array(simple), v, pa.scalar(None, pa.string()))
+        if type_ == "double":
+            return pc.cast(clean, pa.float64())
+        out = pc.cast(clean, pa.int64())
+        if type_ == "int":
+            wide = pc.or_(pc.greater(out, INT32_MAX), pc.less(out, -INT32_MAX - 1))
+            return pc.cast(pc.if_else(wide, pa.scalar(None, pa.int64()), out), pa.int32())
+        return out
+
+    def _hostport(self, v: pa.Array, tok: Token) -> dict[str, pa.Array]:
+        """Split on the last colon (validated: there is one unless the field is '-'); '-' gives '' and NULL."""
+        hn, pn = (c.name for c in tok.columns)
+        dash = pc.equal(v, "-")
+        parts = pc.split_pattern(pc.if_else(dash, ":", v), ":", max_splits=1, reverse=True)
+        flat = parts.flatten()
+        if len(flat) != 2 * len(v):  # a field without a colon: parse_line decides
+            self._value_fallbacks.append(_np(pc.list_value_length(parts)) == 2)
+            parts = pc.if_else(pc.equal(pc.list_value_length(parts), 2), parts,
+                               pa.scalar(["", ""], parts.type))
+            flat = parts.flatten()
+        even = pa.array(np.arange(0, len(flat), 2))
+        host = flat.take(even)
+        port = flat.take(pa.array(np.arange(1, len(flat), 2)))
+        if pc.any(pc.starts_with(host, "[")).as_py():
+            bracket = pc.and_(pc.starts_with(host, "["), pc.ends_with(host, "]"))
+            host = pc.if_else(bracket, pc.utf8_slice_codeunits(host, 1, -1), host)
+        plen = _np(pc.binary_length(port))
+        self._value_fallbacks.append(plen <= 18)
+        port = pc.if_else(pa.array((plen == 0) | (plen > 18)), pa.scalar(None, pa.string()), port)
+        p = pc.cast(port, pa.int64())
+        p = pc.if_else(pc.greater(p, INT32_MAX), pa.scalar(None, pa.int64()), p)
+        return {hn: host, pn: pc.cast(p, pa.int32())}
+
+    def _request(self, v: pa.Array, tok: Token) -> dict[str, pa.Array]:
+        """Split at the first and the last space; a request with fewer than two spaces goes to parse_line."""
+        vn, un, pn = (c.name for c in tok.columns)
+        head = pc.split_pattern(v, " ", max_splits=1)
+        ok = _np(pc.list_value_length(head)) == 2
+        head = pc.if_else(pa.array(ok), head, pa.scalar(["", " "], head.type))
+        flat = head.flatten()
+        verb = flat.take(pa.array(np.arange(0, len(flat), 2)))
+        rest = flat.take(pa.array(np.arange(1, len(flat), 2)))
+        tail = pc.split_pattern(rest, " ", max_splits=1, reverse=True)
+        ok2 = _np(pc.list_value_length(tail)) == 2
+        self._value_fallbacks.append(ok & ok2)
+        if not ok2.all():
+            tail = pc.if_else(pa.array(ok2), tail, pa.scalar(["", ""], tail.type))
+        flat = tail.flatten()
+        url = flat.take(pa.array(np.arange(0, len(flat), 2)))
+        proto = flat.take(pa.array(np.arange(1, len(flat), 2)))
+        return {vn: verb, un: url, pn: proto}
+
+
+def _empty(arrow: pa.Schema) -> pa.RecordBatch:
+    return pa.RecordBatch.from_arrays([pa.array([], type=f.type) for f in arrow], schema=arrow)
+
+
+# --- reading sources into blocks --------------------------------------------------------------
+
+def _inflate_all(raw: bytes) -> tuple[bytes, BaseException | None]:
+    """A whole (possibly multi-member) gzip file; on damage, everything that decompressed before it."""
+    out: list[bytes] = []
+    pos, n = 0, len(raw)
+    while pos < n:
+        d = _zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            out.append(d.decompress(raw[pos:] if pos else raw))
+        except _ZLIB_ERRORS as e:  # salvage what precedes the damage, in small steps
+            d = _zlib.decompressobj(16 + zlib.MAX_WBITS)
+            for k in range(pos, n, 1 << 14):
+                try:
+                    out.append(d.decompress(raw[k:k + (1 << 14)]))
+                except _ZLIB_ERRORS:
+                    break
+            return b"".join(out), e
+        if not d.eof:
+            return b"".join(out), EOFError("gzip stream ends before its end marker")
+        pos = n - len(d.unused_data)
+    return (out[0] if len(out) == 1 else b"".join(out)), None
+
+
+def _complete(data: bytes, err: BaseException | None, fs: FileStats) -> bytes:
+    """Whole lines only: after damage the partial last line is dropped (and the error noted)."""
+    if err is not None:
+        cut = data.rfind(b"\n") + 1
+        data = data[:cut]
+        fs.error = _damage(err, data.count(b"\n"))
+        return data
+    if data and not data.endswith(b"\n"):
+        data += b"\n"
+    return data
+
+
+def _read_whole(src: Source, fs: FileStats) -> bytes:
+    """The decompressed text of a small source, whole lines only."""
+    try:
+        with src.open() as fh:
+            raw = fh.read()
+    except OSError as e:
+        raise InputError(f"{src.name}: {e.strerror or e}") from None
+    if src.is_gzip:
+        data, err = _inflate_all(raw)
+    else:
+        data, err = raw, None
+    return _complete(data, err, fs)
+
+
+def _stream_blocks(src: Source, fs: FileStats) -> Iterator[tuple[bytes, int]]:
+    """(whole-lines block, line number of its first line) of a big or unsized source, about BLOCK_BYTES each."""
+    pending: list[bytes] = []
+    size = 0
+    line_no = 1
+    err: BaseException | None = None
+    try:
+        for chunk in iter_chunks(src):
+            pending.append(chunk)
+            size += len(chunk)
+            if size >= BLOCK_BYTES:
+                data = b"".join(pending)
+                cut = data.rfind(b"\n") + 1
+                if cut:
+                    yield data[:cut], line_no
+                    line_no += data.count(b"\n", 0, cut)
+                    pending, size = [data[cut:]], len(data) - cut
+    except (EOFError, OSError, *_ZLIB_ERRORS) as e:
+        err = e
+    data = b"".join(pending)
+    if err is not None:
+        cut = data.rfind(b"\n") + 1
+        fs.error = _damage(err, line_no - 1 + data.count(b"\n", 0, cut))
+        data = data[:cut]
+    elif data and not data.endswith(b"\n"):
+        data += b"\n"
+    if data:
+        yield data, line_no
+
+
+def _first_line(data: bytes) -> str | None:
+    """The first non-blank line of a block, decoded as the line-by-line engine does."""
+    pos = 0
+    while pos < len(data):
+        end = data.find(b"\n", pos)
+        end = len(data) if end < 0 else end
+        line = data[pos:end].decode("utf-8", "replace").rstrip("\r")
+        if line.strip():
+            return line
+        pos = end + 1
+    return None
+
+
+@dataclass
+class _Opts:
+    schema: LogSchema
+    fields: list[str] | None
+    strict: bool
+    explicit: set[str]
+
+
+def _parse_group(group: list[tuple[Source, FileStats]], o: _Opts) -> list[pa.RecordBatch]:
+    """Read, check the format of, and parse a group of small sources (runs in a worker thread)."""
+    out: list[pa.RecordBatch] = []
+    parts: list[bytes] = []
+    segs: list[_Seg] = []
+    nlines = size = 0
+
+    def flush() -> None:
+        nonlocal parts, segs, nlines, size
+        if segs:
+            b = _Block(b"".join(parts) if len(parts) > 1 else parts[0], segs, o.schema, o.fields, o.strict).run()
+            if b.num_rows:
+                out.append(b)
+        parts, segs, nlines, size = [], [], 0, 0
+
+    for src, fs in group:
+        data = _read_whole(src, fs)
+        first = _first_line(data)
+        if first is None or not _check_format(first, src.name, o.schema, fs, src.name in o.explicit):
+            continue
+        segs.append(_Seg(fs, src.name, nlines, 1))
+        parts.append(data)
+        nlines += data.count(b"\n")
+        size += len(data)
+        if size >= BLOCK_BYTES:
+            flush()
+    flush()
+    return out
+
+
+def _parse_stream(src: Source, fs: FileStats, o: _Opts) -> Iterator[pa.RecordBatch]:
+    """A big or unsized source (stdin, a large .log), block by block in this thread."""
+    checked = False
+    for data, line_no in _stream_blocks(src, fs):
+        if not checked:
+            first = _first_line(data)
+            if first is None:
+                continue
+            checked = True
+            if not _check_format(first, src.name, o.schema, fs, src.name in o.explicit):
+                return
+        b = _Block(data, [_Seg(fs, src.name, 0, line_no)], o.schema, o.fields, o.strict).run()
+        if b.num_rows:
+            yield b
+
+
+def _plan(sources: list[tuple[Source, FileStats]]) -> Iterator[tuple[str, list[tuple[Source, FileStats]]]]:
+    """Group consecutive small sources (about BLOCK_BYTES of text per group); big ones stream alone."""
+    group: list[tuple[Source, FileStats]] = []
+    est = 0
+    for item in sources:
+        src = item[0]
+        if src.size is None or src.size > STREAM_OVER:
+            if group:
+                yield "group", group
+                group, est = [], 0
+            yield "stream", [item]
+            continue
+        group.append(item)
+        est += src.size * (7 if src.is_gzip else 1)
+        if est >= BLOCK_BYTES:
+            yield "group", group
+            group, est = [], 0
+    if group:
+        yield "group", group
+
+
+def default_workers() -> int:
+    """Threads that read and parse files: one per core, at most 4 (the work is C code that releases the GIL)."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
 def iter_batches(paths: Iterable[str] | Iterable[Source], *, kind: str = "access", fields: list[str] | None = None,
                  strict: bool = False, stats: ParseStats | None = None, batch_size: int = 65536,
                  on_file: Callable[[FileStats], None] | None = None, explicit: set[str] | None = None,
-                 **expand_kw: Any) -> Iterator[pa.RecordBatch]:
+                 workers: int | None = None, engine: str = "fast", **expand_kw: Any) -> Iterator[pa.RecordBatch]:
     """Stream Arrow record batches from files, folders, globs, ``-`` or ``s3://`` prefixes.
 
     ``kind`` is ``access``, ``connection`` or ``auto`` (the kind of the first file decides).
-    ``stats`` (if given) is filled in as files are read; ``on_file`` is called after each file,
-    for progress bars. A file named directly (or listed in ``explicit``) in another format is an
-    error; files of another kind found inside folders are skipped and noted in ``stats``.
+    ``stats`` (if given) is filled in as files are read; ``on_file`` is called after each file, in
+    order, for progress bars. A file named directly (or listed in ``explicit``) in another format is
+    an error; files of another kind found inside folders are skipped and noted in ``stats``.
+
+    ``engine="fast"`` (default) parses blocks of lines with Arrow kernels in ``workers`` threads
+    (default: one per core), reading a few groups of files ahead so memory stays bounded;
+    ``engine="python"`` is the line-by-line reference engine. Both give identical rows and stats.
+    ``batch_size`` bounds batches of the python engine; fast batches hold about 8 MB of log text.
     """
     stats = stats if stats is not None else ParseStats()
     items = list(paths)
@@ -356,15 +899,27 @@ def iter_batches(paths: Iterable[str] | Iterable[Source], *, kind: str = "access
         from albstats.schema import validate_fields
 
         validate_fields(fields, schema)
-    rows: list[list[Any]] = []
+    todo: list[tuple[Source, FileStats]] = []
     for src in sources:
         fs = FileStats(src.name, kind=schema.kind)
-        stats.files.append(fs)
-        named = src.name in explicit
-        if src.is_connection_log != (schema is CONNECTION) and not named:
+        if src.is_connection_log != (schema is CONNECTION) and src.name not in explicit:
             fs.skipped = f"an ALB {'connection' if src.is_connection_log else 'access'} log"
-        else:
-            for row in iter_file_rows(src, schema, fs, strict=strict, explicit=named):
+        todo.append((src, fs))
+    if engine == "python":
+        yield from _iter_python(todo, schema, fields, strict, stats, batch_size, on_file, explicit)
+    else:
+        yield from _iter_fast(todo, _Opts(schema, fields, strict, explicit), stats, on_file,
+                              default_workers() if workers is None else workers)
+
+
+def _iter_python(todo: list[tuple[Source, FileStats]], schema: LogSchema, fields: list[str] | None, strict: bool,
+                 stats: ParseStats, batch_size: int, on_file: Callable[[FileStats], None] | None,
+                 explicit: set[str]) -> Iterator[pa.RecordBatch]:
+    rows: list[list[Any]] = []
+    for src, fs in todo:
+        stats.files.append(fs)
+        if not fs.skipped:
+            for row in iter_file_rows(src, schema, fs, strict=strict, explicit=src.name in explicit):
                 rows.append(row)
                 if len(rows) >= batch_size:
                     yield rows_to_batch(rows, schema, fields)
@@ -373,6 +928,52 @@ def iter_batches(paths: Iterable[str] | Iterable[Source], *, kind: str = "access
             on_file(fs)
     if rows:
         yield rows_to_batch(rows, schema, fields)
+
+
+def _iter_fast(todo: list[tuple[Source, FileStats]], o: _Opts, stats: ParseStats,
+               on_file: Callable[[FileStats], None] | None, workers: int) -> Iterator[pa.RecordBatch]:
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    def done(group: list[tuple[Source, FileStats]]) -> None:
+        for _, fs in group:
+            stats.files.append(fs)
+            if on_file:
+                on_file(fs)
+
+    plan = [(how, [it for it in g if not it[1].skipped], g) for how, g in _plan(todo)]
+    if workers <= 1 or sum(1 for how, _, _ in plan if how == "group") <= 1:
+        for how, live, group in plan:
+            if how == "stream" and live:
+                yield from _parse_stream(*live[0], o)
+            elif live:
+                yield from _parse_group(live, o)
+            done(group)
+        return
+    ahead = 2 * workers  # groups read ahead: memory stays bounded whatever the input size
+    window: deque[tuple[str, list, list, Future | None]] = deque()
+    with ThreadPoolExecutor(workers, thread_name_prefix="albstats-parse") as ex:
+        try:
+            it = iter(plan)
+            for how, live, group in it:
+                fut = ex.submit(_parse_group, live, o) if how == "group" and live else None
+                window.append((how, live, group, fut))
+                while len(window) > ahead or (window and window[0][0] == "stream"):
+                    yield from _drain(window.popleft(), o, done)
+            while window:
+                yield from _drain(window.popleft(), o, done)
+        finally:
+            for *_, fut in window:
+                if fut is not None:
+                    fut.cancel()
+
+
+def _drain(item: tuple[str, list, list, Any], o: _Opts, done: Callable[[list], None]) -> Iterator[pa.RecordBatch]:
+    how, live, group, fut = item
+    if how == "stream" and live:
+        yield from _parse_stream(*live[0], o)
+    elif fut is not None:
+        yield from fut.result()
+    done(group)
 
 
 def read_table(paths: Iterable[str], **kw: Any) -> pa.Table:
