@@ -20,9 +20,12 @@ def to_analyst_table(table: pa.Table) -> pa.Table:
             # '-' and other non-timestamps become NULL rather than failing the whole read
             valid = pc.match_substring_regex(col, r"^\d{4}-\d\d-\d\dT")
             clean = pc.if_else(valid, col, pa.scalar(None, pa.string()))
-            ts = pc.strptime(pc.replace_substring_regex(clean, r"Z$", ""), format="%Y-%m-%dT%H:%M:%S",
+            ts = pc.strptime(pc.utf8_slice_codeunits(clean, 0, 19), format="%Y-%m-%dT%H:%M:%S",
                              unit="us", error_is_null=True)
-            ts = ts.cast(pa.timestamp("us", tz="UTC"))
+            # strptime's %S takes no fraction: add the microseconds (".123456") separately
+            frac = pc.struct_field(pc.extract_regex(clean, r"^.{19}\.(?P<f>\d{1,6})"), [0])
+            micros = pc.fill_null(pc.utf8_rpad(frac, width=6, padding="0").cast(pa.int64()), 0)
+            ts = pc.add(ts, micros.cast(pa.duration("us"))).cast(pa.timestamp("us", tz="UTC"))
             table = table.set_column(table.column_names.index(name), name, ts)
     return table
 
