@@ -72,7 +72,8 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
         c = real(*a, **kw)
         c.meta.events.register("provide-client-params.s3.ListObjectsV2",
                                lambda params, **_: seen["list"].append(params.get("Prefix", "")))
-        c.meta.events.register("provide-client-params.s3.GetObject", lambda params, **_: seen["get"].append(params["Key"]))
+        c.meta.events.register("provide-client-params.s3.GetObject",
+                               lambda params, **_: seen["get"].append(params["Key"]))
         return c
 
     monkeypatch.setattr(s3mod, "client", recording_client)
