@@ -111,17 +111,14 @@ def _write_parquet(df: Any, out: str | None) -> None:
 
 def _summary(eng: Any) -> None:
     """One stderr line on what the local engine read: files parsed or cached, lines, malformed lines."""
-    st = eng.parse_stats()
-    if st is None:
+    summary = getattr(eng, "summary", None)
+    if summary is None:
         return
-    ing = getattr(eng, "last_ingest", None)
-    msg = st.summary()
-    if ing is not None:
-        msg += f" ({ing.parsed} files parsed, {ing.cached} from cache)"
+    msg, examples, errors = summary()
     typer.echo(f"albstats: {msg}", err=True)
-    for ex in st.bad_examples(3):
+    for ex in examples:
         typer.echo(f"  malformed: {ex}", err=True)
-    for err in st.errors:
+    for err in errors:
         typer.echo(f"albstats: warning: {err}", err=True)
 
 

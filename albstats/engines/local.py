@@ -46,9 +46,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from albstats.sources import Source
 
 #: Bump when the parser's output or the cache tables change: an old cache is then rebuilt.
-CACHE_FORMAT = "1"
+CACHE_FORMAT = "2"
 #: Bump when :func:`translate` changes, so cached translations are not reused.
-TRANSLATE_VERSION = "1"
+TRANSLATE_VERSION = "2"
+#: The parsed ``time`` kept beside the rows (not part of ``alb_logs``): parsing 1M ISO strings per query
+#: would cost more than the rest of a typical query.
+TS_COLUMN = "__time_ts"
+#: ``alb_logs`` plus :data:`TS_COLUMN`; :func:`translate` points SELECTs that parse ``time`` at it.
+TS_VIEW = "alb_logs_ts"
 #: Rows buffered in Python before they go to DuckDB (bounds memory during an ingest).
 FLUSH_ROWS = 65536
 
@@ -94,6 +99,31 @@ def _fixups(node: Any) -> Any:
     return node
 
 
+def _use_parsed_time(tree: Any) -> None:
+    """In each SELECT reading ``alb_logs`` directly (no join, no ``*``), read ``from_iso8601_timestamp(time)``
+    from the precomputed :data:`TS_COLUMN` of :data:`TS_VIEW` instead of parsing the string again."""
+    from sqlglot import exp
+
+    for select in list(tree.find_all(exp.Select)):
+        src = select.args.get("from_")
+        table = src.this if src is not None else None
+        if (not isinstance(table, exp.Table) or table.name != "alb_logs" or table.db or select.args.get("joins")
+                or any(isinstance(e, exp.Star) or (isinstance(e, exp.Column) and isinstance(e.this, exp.Star))
+                       for e in select.expressions)):
+            continue
+        alias = table.alias or "alb_logs"
+        hits = [f for f in select.find_all(exp.FromISO8601Timestamp)
+                if f.find_ancestor(exp.Select) is select and isinstance(f.this, exp.Column)
+                and f.this.name == "time" and f.this.table in ("", alias)]
+        if not hits:
+            continue
+        for f in hits:
+            f.replace(exp.column(TS_COLUMN, table=alias if f.this.table else None))
+        table.set("this", exp.to_identifier(TS_VIEW))
+        if not table.alias:
+            table.set("alias", exp.TableAlias(this=exp.to_identifier("alb_logs")))
+
+
 def _translate_uncached(sql: str) -> Translated:
     import sqlglot
     from sqlglot import exp
@@ -118,7 +148,8 @@ def _translate_uncached(sql: str) -> Translated:
                for sel in tree.find_all(exp.Select) for e in sel.expressions)
     cols = None if star else tuple(sorted({c.name for c in tree.find_all(exp.Column)} & known))
     tree = tree.transform(_fixups)
-    return Translated(tree.sql("duckdb"), tuple(params), cols)
+    _use_parsed_time(tree)
+    return Translated(tree.sql("duckdb", comments=False), tuple(params), cols)
 
 
 def _translation_dir() -> Path:
@@ -206,7 +237,8 @@ class LocalEngine(Engine):
         self.last_ingest = IngestStats()
         self._con: duckdb.DuckDBPyConnection | None = None
         self._tmpdir: str | None = None
-        self._file_stats: list[FileStats] = []
+        self._file_stats: list[FileStats] | None = []
+        self._file_rows: list[tuple[Any, ...]] = []
         self._temp_loaded: tuple[tuple[str, ...], frozenset[str]] | None = None  # (files, columns)
 
     # connection ---------------------------------------------------------------------------
@@ -245,7 +277,7 @@ class LocalEngine(Engine):
         con.execute("BEGIN")
         con.execute("DROP TABLE IF EXISTS access_rows")
         con.execute("DROP TABLE IF EXISTS files")
-        con.execute(f"CREATE TABLE access_rows (file_id INTEGER, {_COLS_DDL})")
+        con.execute(f"CREATE TABLE access_rows (file_id INTEGER, {_COLS_DDL}, {TS_COLUMN} TIMESTAMPTZ)")
         con.execute("""CREATE TABLE files (
             file_id INTEGER PRIMARY KEY, path VARCHAR UNIQUE, size BIGINT, mtime_ns BIGINT, etag VARCHAR,
             kind VARCHAR, lines BIGINT, rows BIGINT, bad_lines BIGINT, bad_examples VARCHAR,
@@ -329,7 +361,8 @@ class LocalEngine(Engine):
                         con.execute("DELETE FROM files WHERE file_id = ?", [fid])
                 if buf:
                     con.register("_albstats_batch", pa.Table.from_batches(buf))
-                    con.execute(f"INSERT INTO access_rows SELECT file_id, {_COLS_SQL} FROM _albstats_batch")
+                    con.execute(f"INSERT INTO access_rows SELECT file_id, {_COLS_SQL}, TRY_CAST(time AS TIMESTAMPTZ) "
+                                "FROM _albstats_batch")
                     con.unregister("_albstats_batch")
                 for src, fid, _, fs in pending:
                     key, size, mtime, etag = _identity(src)
@@ -369,14 +402,12 @@ class LocalEngine(Engine):
         con.execute("CREATE OR REPLACE TEMP TABLE selected_files AS SELECT unnest(?::INTEGER[]) AS file_id",
                     [sorted(set(ids))])
         where = "" if everything else " WHERE file_id IN (SELECT file_id FROM selected_files)"
-        con.execute(f"CREATE OR REPLACE TEMP VIEW alb_logs AS SELECT {_COLS_SQL} FROM access_rows{where}")
-        rows = con.execute("SELECT path, kind, lines, rows, bad_lines, bad_examples, error, skipped FROM files "
-                           f"{where} ORDER BY path").fetchall()
-        from albstats.parse import FileStats
-
-        self._file_stats = [FileStats(r[0], kind=r[1], lines=r[2], rows=r[3], bad_lines=r[4],
-                                      bad_examples=[tuple(x) for x in json.loads(r[5] or "[]")],
-                                      error=r[6], skipped=r[7]) for r in rows]
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {TS_VIEW} AS SELECT {_COLS_SQL}, {TS_COLUMN} FROM access_rows{where}")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW alb_logs AS SELECT {_COLS_SQL} FROM {TS_VIEW}")
+        # kept as tuples: building FileStats imports the parser (and pyarrow), which a warm query does not need
+        self._file_rows = con.execute("SELECT path, kind, lines, rows, bad_lines, bad_examples, error, skipped "
+                                      f"FROM files {where} ORDER BY path").fetchall()
+        self._file_stats = None
 
     # no cache -----------------------------------------------------------------------------
     def _ingest_temp(self, con: duckdb.DuckDBPyConnection, sources: list[Source],
@@ -392,8 +423,10 @@ class LocalEngine(Engine):
             self.last_ingest = IngestStats(files=len(names), cached=len(names))
             return
         fields = [c for c in COLUMNS if c in need] or ["time"]
-        con.execute("DROP TABLE IF EXISTS alb_logs")
-        con.execute(f"CREATE TABLE alb_logs ({_COLS_DDL})")
+        con.execute("DROP VIEW IF EXISTS alb_logs")
+        con.execute(f"DROP TABLE IF EXISTS {TS_VIEW}")
+        con.execute(f"CREATE TABLE {TS_VIEW} ({_COLS_DDL}, {TS_COLUMN} TIMESTAMPTZ)")
+        con.execute(f"CREATE VIEW alb_logs AS SELECT {_COLS_SQL} FROM {TS_VIEW}")
         stats = ParseStats()
         self.last_ingest = IngestStats(files=len(names), parsed=len(names))
         cols = ", ".join(f'"{c}"' for c in fields)
@@ -403,7 +436,8 @@ class LocalEngine(Engine):
         def flush() -> None:
             nonlocal buf, nbuf
             con.register("_albstats_batch", pa.Table.from_batches(buf))
-            con.execute(f"INSERT INTO alb_logs ({cols}) SELECT {cols} FROM _albstats_batch")
+            ts = "TRY_CAST(time AS TIMESTAMPTZ)" if "time" in fields else "NULL"
+            con.execute(f"INSERT INTO {TS_VIEW} ({cols}, {TS_COLUMN}) SELECT {cols}, {ts} FROM _albstats_batch")
             con.unregister("_albstats_batch")
             buf, nbuf = [], 0
 
@@ -462,6 +496,29 @@ class LocalEngine(Engine):
 
     def parse_stats(self) -> ParseStats:
         """Per-file counts (lines, rows, malformed lines, damage) for the files of the last query."""
-        from albstats.parse import ParseStats
+        from albstats.parse import FileStats, ParseStats
 
+        if self._file_stats is None:
+            self._file_stats = [FileStats(r[0], kind=r[1], lines=r[2], rows=r[3], bad_lines=r[4],
+                                          bad_examples=[tuple(x) for x in json.loads(r[5] or "[]")],
+                                          error=r[6], skipped=r[7]) for r in self._file_rows]
         return ParseStats(files=list(self._file_stats))
+
+    def summary(self) -> tuple[str, list[str], list[str]]:
+        """(one-line summary, first malformed lines as file:line, damaged files) without importing the parser."""
+        if self._file_stats is not None:
+            st = self.parse_stats()
+            text, examples, errors = st.summary(), st.bad_examples(3), st.errors
+        else:
+            rows = self._file_rows
+            read = [r for r in rows if not r[7]]
+            text = (f"{len(read)} files, {sum(r[2] for r in rows)} lines, {sum(r[3] for r in rows)} rows, "
+                    f"{sum(r[4] for r in rows)} malformed lines")
+            if len(read) < len(rows):
+                text += f", {len(rows) - len(read)} files skipped"
+            errors = [f"{r[0]}: {r[6]}" for r in rows if r[6]]
+            if errors:
+                text += f", {len(errors)} damaged files"
+            examples = [f"{r[0]}:{ln}: {why}" for r in rows if r[4] for ln, why in json.loads(r[5] or "[]")][:3]
+        ing = self.last_ingest
+        return f"{text} ({ing.parsed} files parsed, {ing.cached} from cache)", examples, errors
