@@ -36,13 +36,14 @@ FAILURE_TABLES: dict[str, tuple[str, str]] = {
 }
 #: Context tables: report key -> (saved query, title).
 CONTEXT_TABLES: dict[str, tuple[str, str]] = {
-    "status_mix": ("status_mix", "Status mix"),
     "slowest_requests": ("slowest_requests", "Slowest requests"),
     "top_clients": ("top_clients", "Top clients"),
     "tls_mix": ("tls_mix", "TLS protocols and ciphers"),
 }
 #: Slowest paths (latency section).
-SLOW_PATHS = ("slow_paths", "Slowest paths (p95 total time)")
+SLOW_PATHS = ("latency_by_path", "Slowest normalised paths (total time)")
+#: Status mix: per-bucket status counts, summed over the window here.
+STATUS_QUERY = "status_codes"
 
 DEFAULT_ATHENA_DAYS = 7
 
@@ -328,10 +329,15 @@ def build(engine: Engine, opts: Options | None = None, *, now: datetime | None =
     dq = data_quality(engine.parse_stats(), span, window)
 
     frames = {"buckets": buckets, "latency_over_time": lat_time, "burn_down": burn, "plot_bucket": pbucket}
-    if "status_mix" in context:
-        import pandas as pd
-
-        frames["status_mix"] = pd.DataFrame(context["status_mix"].rows)
+    if _has_query(STATUS_QUERY):
+        codes = engine.query(STATUS_QUERY, bucket="1d", **q)
+        mix = codes.groupby("elb_status_code", as_index=False, dropna=False)["requests"].sum()
+        mix = mix.sort_values("requests", ascending=False, kind="stable").reset_index(drop=True)
+        total = int(mix["requests"].sum())
+        mix["share"] = mix["requests"] / total if total else 0.0
+        frames["status_mix"] = mix
+        context = {"status_mix": table(mix, STATUS_QUERY, "Status mix (elb_status_code) over the window"),
+                   **context}
     return Report(
         engine=engine.name, generated_at=(now or datetime.now(UTC)).replace(microsecond=0), options=opts,
         window=window, availability=avail,

@@ -4,7 +4,7 @@ The detection runs in SQL (the saved query ``sql/security_findings.sql``), so it
 local engine and on Athena and scales with the engine, not with Python. This module only names the
 findings, gives them a severity and turns the query's rows into :class:`Finding` objects. The rule
 behind each finding is documented in the query's header and in :data:`FINDINGS`; the fixture
-``fixtures/security/security.log`` plants each attack next to benign look-alikes that must not match.
+``fixtures/security/security-log.txt`` plants each attack next to benign look-alikes that must not match.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from albstats.errors import AlbstatsError
+from albstats.errors import AlbstatsError, InputError
 
 if TYPE_CHECKING:  # pragma: no cover
     from albstats.report import Options, Report
@@ -168,10 +168,11 @@ class WeeklyResult:
 
 
 def run(connect: Any, opts: Options, *, now: datetime, out: str | Path | None = None,
-        webhook: str | None = None, post: Any = post_webhook) -> WeeklyResult:
+        webhook: str | None = None, webhook_attempts: int = 4, webhook_timeout: float = 10.0) -> WeeklyResult:
     """Build last week's report and the week before, write ``out/YYYY-Www/``, post the summary.
 
-    ``connect`` is a zero-argument callable returning an engine (used once per week built).
+    ``connect`` is a zero-argument callable returning an engine. A week without any request is an
+    error (exit 1): under cron that means logs are missing, not a perfect week.
     """
     from dataclasses import replace
 
@@ -181,6 +182,9 @@ def run(connect: Any, opts: Options, *, now: datetime, out: str | Path | None = 
     prev_week = week_of(week.start - timedelta(days=1))
     with connect() as eng:
         cur = rep.build(eng, replace(opts, since=week.start, until=week.end), now=now)
+        if cur.availability.requests == 0:
+            raise InputError(f"no requests in {week.label} ({week.start:%Y-%m-%d} to {week.end:%Y-%m-%d}): "
+                             "are the logs for that week there?")
         prev = rep.build(eng, replace(opts, since=prev_week.start, until=prev_week.end), now=now)
     if prev.availability.requests == 0:
         prev_r: Report | None = None
@@ -206,5 +210,5 @@ def run(connect: Any, opts: Options, *, now: datetime, out: str | Path | None = 
         with atomic_path(directory / "weekly.json") as tmp:
             tmp.write_text(json.dumps(extra, indent=2) + "\n", encoding="utf-8")
     if webhook:
-        post(webhook, text)
+        post_webhook(webhook, text, attempts=webhook_attempts, timeout=webhook_timeout)
     return WeeklyResult(week, prev_week, cur, prev_r, directory, text, d)

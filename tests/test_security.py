@@ -1,6 +1,6 @@
 """Security findings: planted attacks are found, benign look-alikes are not.
 
-The fixture is fixtures/security/security.log, written by fixtures/security/make_security_log.py
+The fixture is fixtures/security/security-log.txt, written by fixtures/security/make_security_log.py
 (which lists, per line, the findings it must produce). The query runs here on DuckDB directly
 (sqlglot-translated, parameters bound by DuckDB), independent of the local engine, and again
 through ``albstats.connect`` so both paths are covered.
@@ -66,7 +66,7 @@ def expected_counts() -> dict[str, int]:
 
 
 def test_fixture_is_what_the_script_writes():
-    assert (SEC / "security.log").read_text(encoding="utf-8") == MAKER.render()
+    assert (SEC / "security-log.txt").read_text(encoding="utf-8") == MAKER.render()
 
 
 def test_every_finding_kind_is_planted():
@@ -75,7 +75,7 @@ def test_every_finding_kind_is_planted():
 
 @pytest.fixture(scope="module")
 def found() -> pd.DataFrame:
-    return run_duckdb("security_findings", [SEC / "security.log"], limit=1000, min_client_4xx=3)
+    return run_duckdb("security_findings", [SEC / "security-log.txt"], limit=1000, min_client_4xx=3)
 
 
 def test_attacks_found_and_lookalikes_not(found):
@@ -103,13 +103,13 @@ def test_counts_totals_and_ranks(found):
 
 
 def test_limit_keeps_totals():
-    df = run_duckdb("security_findings", [SEC / "security.log"], limit=2, min_client_4xx=3)
+    df = run_duckdb("security_findings", [SEC / "security-log.txt"], limit=2, min_client_4xx=3)
     sc = df[df.finding == "scanner_user_agent"]
     assert len(sc) == 2 and set(sc["requests"]) == {expected_counts()["scanner_user_agent"]}
 
 
 def test_min_client_4xx_threshold():
-    df = run_duckdb("security_findings", [SEC / "security.log"], limit=10, min_client_4xx=5)
+    df = run_duckdb("security_findings", [SEC / "security-log.txt"], limit=10, min_client_4xx=5)
     assert "many_4xx_client" not in set(df.finding)
 
 

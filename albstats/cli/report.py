@@ -117,6 +117,9 @@ def register(app: typer.Typer) -> None:
         count_460: bool = typer.Option(False, "--count-460", help="Count 460 as bad too."),
         now: str = typer.Option(None, "--now", help="Pretend it is this time (UTC, ISO-8601): the report covers "
                                 "the last full ISO week before it."),
+        webhook_retries: int = typer.Option(3, "--webhook-retries", help="Retries after a 5XX, 429, timeout or "
+                                            "connection error (backoff 1, 2, 4 ... s)."),
+        webhook_timeout: float = typer.Option(10.0, "--webhook-timeout", help="Seconds per webhook attempt."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
         db: str = typer.Option(None, "--db", help="Ingest cache file (local engine)."),
         no_cache: bool = typer.Option(False, "--no-cache", help="Parse into a temporary database (local engine)."),
@@ -143,7 +146,12 @@ def register(app: typer.Typer) -> None:
         athena = dict(database=database, table=table, workgroup=workgroup, output_location=output_location,
                       region=region, profile=profile)
         connect = _connector(list(paths or []), engine, db, no_cache, quiet, athena)
-        res = weekly.run(connect, opts, now=t_now, out=out, webhook=webhook)
+        if not 0 <= webhook_retries <= 10:
+            raise UsageError("--webhook-retries must be between 0 and 10")
+        if not 0 < webhook_timeout <= 300:
+            raise UsageError("--webhook-timeout must be between 0 and 300 seconds")
+        res = weekly.run(connect, opts, now=t_now, out=out, webhook=webhook, webhook_attempts=webhook_retries + 1,
+                         webhook_timeout=webhook_timeout)
         if not quiet:
             typer.echo(res.text)
             if res.directory is not None:

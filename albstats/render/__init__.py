@@ -81,6 +81,9 @@ def write(r: Report, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent))
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it 0700; the final directory gets normal permissions
         pngs = {k: _png(f) for k, f in figures(r).items()}
         for k, data in pngs.items():
             (tmp / PLOT_FILES[k]).write_bytes(data)
