@@ -1,4 +1,8 @@
-"""CLI commands for this concern (placeholder until its issue lands)."""
+"""`albstats athena create-table` and `albstats fetch`: Athena table setup and mirroring raw logs from S3.
+
+Argument parsing only; the work is in :mod:`albstats.engines.athena`, :mod:`albstats.athena_ddl` and
+:mod:`albstats.s3`.
+"""
 
 from __future__ import annotations
 
@@ -6,4 +10,68 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
+    """Add the `athena` group and `fetch`."""
+    athena = typer.Typer(no_args_is_help=True, help="Amazon Athena: create the ALB log tables.")
+    app.add_typer(athena, name="athena")
+
+    @athena.command("create-table")
+    def create_table(
+        bucket: str = typer.Option(..., "--bucket", help="S3 bucket the load balancer logs to (name only)."),
+        prefix: str = typer.Option("", "--prefix", help="Logging prefix, the part before /AWSLogs/ (if any)."),
+        account: str = typer.Option(..., "--account", help="12-digit AWS account id in the log keys."),
+        region: str = typer.Option(..., "--region", help="Region of the load balancer (in the log keys); "
+                                                         "also the Athena region unless --athena-region."),
+        database: str = typer.Option("albstats", "--database", help="Athena database (created if missing)."),
+        table: str = typer.Option(None, "--table", help="Table name (default alb_logs, or alb_connection_logs "
+                                                        "with --connection-logs)."),
+        start: str = typer.Option("2024/01/01", "--from", help="First day of the day partitions, yyyy/MM/dd."),
+        workgroup: str = typer.Option(None, "--workgroup", help="Athena workgroup (default: primary)."),
+        output_location: str = typer.Option(None, "--output-location",
+                                            help="s3:// URL for Athena results (default: the workgroup's)."),
+        connection_logs: bool = typer.Option(False, "--connection-logs",
+                                             help="Create the connection-log table instead of the access-log one."),
+        replace: bool = typer.Option(False, "--replace", help="Drop the table first (S3 data is untouched)."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Print the DDL, send nothing."),
+        profile: str = typer.Option(None, "--profile", help="AWS profile (default: the standard boto3 chain)."),
+        athena_region: str = typer.Option(None, "--athena-region", help="Run Athena in this region instead."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress line."),
+    ) -> None:
+        """Create the Athena database and an external table over the ALB log layout.
+
+        The table reads every log format era (fields AWS appends later go to extra_fields), is
+        partitioned by day with partition projection (no MSCK REPAIR), and is safe to create
+        twice (IF NOT EXISTS).
+        """
+        from albstats.athena_ddl import TableSpec
+        from albstats.engines.athena import create_table as run
+
+        kind = "connection" if connection_logs else "access"
+        spec = TableSpec(bucket=bucket, prefix=prefix, account=account, region=region, database=database,
+                         table=table or ("alb_connection_logs" if connection_logs else "alb_logs"),
+                         start=start, kind=kind)
+        stmts = run(spec, replace=replace, dry_run=dry_run, workgroup=workgroup, output_location=output_location,
+                    region=athena_region or region, profile=profile, quiet=quiet)
+        if dry_run:
+            typer.echo(";\n\n".join(stmts) + ";")
+            return
+        typer.echo(f"albstats: table {spec.database}.{spec.table} is ready over {spec.location}", err=True)
+
+    @app.command("fetch")
+    def fetch(
+        url: str = typer.Argument(..., help="s3://bucket/prefix holding ALB logs."),
+        out: str = typer.Option(..., "--out", "-o", help="Local folder to mirror into (same layout)."),
+        since: str = typer.Option(None, "--since", help="Window start, UTC (ISO-8601 or 7d): only its day "
+                                                        "folders are fetched."),
+        until: str = typer.Option(None, "--until", help="Window end (exclusive), UTC; the next day's folder is "
+                                                        "fetched too."),
+        profile: str = typer.Option(None, "--profile", help="AWS profile (default: the standard boto3 chain)."),
+        region: str = typer.Option(None, "--region", help="AWS region of the bucket's endpoint."),
+        workers: int = typer.Option(8, "--workers", min=1, max=64, help="Parallel downloads."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    ) -> None:
+        """Mirror raw log files from S3, resumably (present files with the same size and ETag are skipped)."""
+        from albstats.s3 import fetch as run
+
+        summary = run(url, out, since=since, until=until, profile=profile, region=region, max_workers=workers,
+                      quiet=quiet)
+        typer.echo(f"albstats: {summary.line()}", err=True)
