@@ -271,10 +271,16 @@ def _gunzip(raw: Any, chunk_size: int = 1 << 20) -> Iterator[bytes]:
 
 
 def iter_chunks(src: Source) -> Iterator[bytes]:
-    """The decompressed bytes of one source, in chunks."""
+    """The decompressed bytes of one source, in chunks; damage raises after the good part was yielded."""
     raw = src.open()
     try:
-        if src.is_gzip:
+        if src.is_gzip and src.size is not None and src.size <= STREAM_OVER:
+            data, err = _inflate_all(raw.read())
+            if data:
+                yield data
+            if err is not None:
+                raise err
+        elif src.is_gzip:
             yield from _gunzip(raw)
         else:
             while chunk := raw.read(1 << 20):
@@ -589,19 +595,27 @@ class _Block:
         if vcols:
             joined = pc.binary_join_element_wise(*vcols, "\n") if len(vcols) > 1 else vcols[0]
             ok &= _mask(pc.match_substring_regex(joined, "^" + "\n".join(pattern) + "$"))
+        if not ok.all():  # values are computed for valid rows only
+            keep_rows = pa.array(ok)
+            need = {j for j, tok in enumerate(self.schema.tokens[:ncols])
+                    if {c.name for c in tok.columns} & set(self.fields)} | set(range(len(self.schema.tokens), ncols))
+            cols = [c.filter(keep_rows) if j in need else c for j, c in enumerate(cols)]
+            quoted = [q[ok] for q in quoted]
+            idx = idx[ok]
         out_cols = self._values(cols, quoted, ncols)
+        good = np.ones(len(idx), dtype=bool)
         for extra in self._value_fallbacks:  # values only parse_line can compute
-            ok &= extra
-        if ok.all():
+            good &= extra
+        if good.all():
             return idx, out_cols
-        mask = pa.array(ok)
-        return idx[ok], [a.filter(mask) for a in out_cols]
+        mask = pa.array(good)
+        return idx[good], [a.filter(mask) for a in out_cols]
 
     def _values(self, cols: list[pa.Array], quoted: list[np.ndarray], ncols: int) -> list[pa.Array]:
         """The output columns for every CSV row (rows that turn out invalid are dropped later)."""
         self._value_fallbacks: list[np.ndarray] = []
         want = set(self.fields)
-        n = len(cols[0])
+        n = len(quoted[0])
         by_name: dict[str, pa.Array] = {}
         toks = self.schema.tokens
         for j, tok in enumerate(toks):
@@ -703,21 +717,29 @@ def _inflate_all(raw: bytes) -> tuple[bytes, BaseException | None]:
     out: list[bytes] = []
     pos, n = 0, len(raw)
     while pos < n:
+        member = memoryview(raw)[pos:]
         d = _zlib.decompressobj(16 + zlib.MAX_WBITS)
         try:
-            out.append(d.decompress(raw[pos:] if pos else raw))
-        except _ZLIB_ERRORS as e:  # salvage what precedes the damage, in small steps
-            d = _zlib.decompressobj(16 + zlib.MAX_WBITS)
-            for k in range(pos, n, 1 << 14):
-                try:
-                    out.append(d.decompress(raw[k:k + (1 << 14)]))
-                except _ZLIB_ERRORS:
-                    break
+            out.append(d.decompress(member))
+        except _ZLIB_ERRORS as e:
+            out.append(_salvage(member))
             return b"".join(out), e
         if not d.eof:
             return b"".join(out), EOFError("gzip stream ends before its end marker")
         pos = n - len(d.unused_data)
     return (out[0] if len(out) == 1 else b"".join(out)), None
+
+
+def _salvage(member: memoryview, step: int = 1024) -> bytes:
+    """What a damaged gzip member yields before the damage, fed in small steps (rare, so plain zlib)."""
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    got: list[bytes] = []
+    for k in range(0, len(member), step):
+        try:
+            got.append(d.decompress(member[k:k + step]))
+        except zlib.error:
+            break
+    return b"".join(got)
 
 
 def _complete(data: bytes, err: BaseException | None, fs: FileStats) -> bytes:
@@ -758,11 +780,17 @@ def _stream_blocks(src: Source, fs: FileStats) -> Iterator[tuple[bytes, int]]:
             size += len(chunk)
             if size >= BLOCK_BYTES:
                 data = b"".join(pending)
-                cut = data.rfind(b"\n") + 1
-                if cut:
-                    yield data[:cut], line_no
-                    line_no += data.count(b"\n", 0, cut)
-                    pending, size = [data[cut:]], len(data) - cut
+                start = 0
+                while len(data) - start >= BLOCK_BYTES:
+                    cut = data.rfind(b"\n", start, start + BLOCK_BYTES) + 1
+                    if cut <= start:  # a line longer than a block
+                        cut = data.find(b"\n", start + BLOCK_BYTES) + 1
+                        if not cut:
+                            break
+                    yield data[start:cut], line_no
+                    line_no += data.count(b"\n", start, cut)
+                    start = cut
+                pending, size = [data[start:]], len(data) - start
     except (EOFError, OSError, *_ZLIB_ERRORS) as e:
         err = e
     data = b"".join(pending)
