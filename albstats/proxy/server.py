@@ -37,6 +37,7 @@ HOP_BY_HOP = frozenset({"connection", "keep-alive", "te", "trailer", "transfer-e
                         "proxy-connection", "proxy-authenticate", "proxy-authorization"})
 _TRACE_ROOT = re.compile(r"(?:^|;)\s*Root=1-[0-9a-fA-F]{8}-[0-9a-fA-F]{24}(?:;|$)")
 _CHUNK = 1 << 16
+_SMALL = 1 << 16  # responses up to this size (with a Content-Length) are sent in one write
 
 
 class BodyTooLarge(Exception):
@@ -148,7 +149,8 @@ class RetryProxy:
         self._session = aiohttp.ClientSession(
             connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
             skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.config.connect_timeout))
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.config.connect_timeout,
+                                          sock_read=self.policy.per_try_timeout))
         # the low-level server: every request line reaches handle(), none is answered by a router;
         # parser limits above ours, so an oversized header gets our 431 rather than the parser's 400
         server = web.Server(self.handle, access_log=None, auto_decompress=False, max_line_size=64 << 10,
@@ -373,6 +375,25 @@ class RetryProxy:
             out.headers.add(name, value)
             head += len(k) + len(v) + 4
         rec.elb_status = resp.status
+        length = resp.content_length
+        if length is not None and length <= _SMALL and request.method != "HEAD":
+            # small and of known length: read it, then send status, headers and body in one write
+            try:
+                body = await resp.read()
+            except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, OSError, TimeoutError):
+                resp.release()
+                rec.error_reason = "UpstreamBodyIncomplete"
+                return await self._local(request, rec, 502, "upstream response body incomplete")
+            small = web.Response(status=resp.status, reason=resp.reason, body=body, headers=out.headers)
+            rec.first_byte_at = time.time()
+            try:
+                await small.prepare(request)
+                await small.write_eof()
+            except (ConnectionResetError, ConnectionError):
+                rec.error_reason = "ClientClosed"
+            rec.sent_bytes = head + len(body)
+            resp.release()
+            return small
         try:
             rec.first_byte_at = time.time()
             await out.prepare(request)
