@@ -1,0 +1,312 @@
+"""The Athena engine and `albstats athena create-table` against moto (in-process mock_aws).
+
+moto does not run SQL: it records query executions (read back with GetQueryExecution) and returns
+results seeded into its backend's ``query_results_queue`` (moto's documented way). moto cannot make
+a query FAILED with a StateChangeReason, nor throttle, so those two cases use botocore's Stubber on a
+real boto3 Athena client.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import boto3
+import pytest
+import sqlglot
+from botocore.stub import Stubber
+from moto import mock_aws
+from moto.athena.models import QueryResults, athena_backends
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.moto_api import state_manager
+from sqlglot import exp
+from typer.testing import CliRunner
+
+from albstats import queries
+from albstats.cli import app
+from albstats.engines import connect
+from albstats.engines.athena import AthenaEngine, rewrite
+from albstats.engines.base import bind
+from albstats.errors import AwsError, UsageError
+
+REGION = "us-east-1"
+WG = "albstats-wg"
+OUT = "s3://athena-results-test/albstats/"
+
+
+@pytest.fixture(autouse=True)
+def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for k in list(__import__("os").environ):
+        if k.startswith("ALBSTATS_ATHENA_") or k in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ATHENA_WORK_GROUP",
+                                                      "AWS_ATHENA_S3_STAGING_DIR", "AWS_SESSION_TOKEN"):
+            monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+
+
+@pytest.fixture
+def aws() -> boto3.client:
+    with mock_aws():
+        boto3.client("s3", region_name=REGION).create_bucket(Bucket="athena-results-test")
+        ath = boto3.client("athena", region_name=REGION)
+        ath.create_work_group(Name=WG, Configuration={"ResultConfiguration": {"OutputLocation": OUT}})
+        yield ath
+        state_manager.unset_transition("athena::execution")
+
+
+def executions(ath: boto3.client) -> list[dict]:
+    ids = ath.list_query_executions(WorkGroup=WG)["QueryExecutionIds"]
+    out = [ath.get_query_execution(QueryExecutionId=i)["QueryExecution"] for i in ids]
+    return sorted(out, key=lambda q: q["Status"]["SubmissionDateTime"])
+
+
+def seed(rows: list[list[str]], columns: list[tuple[str, str]]) -> None:
+    """Queue one canned result (header row first, as Athena returns it) in moto's Athena backend."""
+    header = {"Data": [{"VarCharValue": n} for n, _ in columns]}
+    data = [{"Data": [{"VarCharValue": v} if v is not None else {} for v in r]} for r in rows]
+    info = [{"Name": n, "Label": n, "Type": t, "CatalogName": "hive", "SchemaName": "", "TableName": "",
+             "Nullable": "UNKNOWN", "CaseSensitive": False, "Precision": 0, "Scale": 0} for n, t in columns]
+    athena_backends[DEFAULT_ACCOUNT_ID][REGION].query_results_queue.append(QueryResults([header, *data], info))
+
+
+CREATE = ["athena", "create-table", "--bucket", "my-alb-logs", "--prefix", "prod", "--account", "123456789012",
+          "--region", REGION, "--workgroup", WG, "--output-location", OUT, "--database", "albstats", "-q"]
+
+
+def test_create_table_submits_database_and_table_ddl(aws: boto3.client) -> None:
+    res = CliRunner().invoke(app, CREATE)
+    assert res.exit_code == 0, res.output
+    ex = executions(aws)
+    assert [q["Query"].split("(")[0].strip() for q in ex] == [
+        "CREATE DATABASE IF NOT EXISTS `albstats`", "CREATE EXTERNAL TABLE IF NOT EXISTS `albstats`.`alb_logs`"]
+    for q in ex:
+        assert q["WorkGroup"] == WG
+        assert q["ResultConfiguration"]["OutputLocation"].startswith(OUT)
+        assert q["QueryExecutionContext"]["Database"] == "albstats"
+    ddl = ex[1]["Query"]
+    loc = "s3://my-alb-logs/prod/AWSLogs/123456789012/elasticloadbalancing/us-east-1/"
+    assert f"'storage.location.template' = '{loc}${{day}}'" in ddl
+    assert "'projection.day.range' = '2024/01/01,NOW'" in ddl and "RegexSerDe" in ddl
+    assert aws.get_database(CatalogName="AwsDataCatalog", DatabaseName="albstats")["Database"]["Name"] == "albstats"
+    # idempotent: again is fine; --replace drops first
+    assert CliRunner().invoke(app, CREATE).exit_code == 0
+    res = CliRunner().invoke(app, [*CREATE, "--replace", "--connection-logs"])
+    assert res.exit_code == 0, res.output
+    last = [q["Query"] for q in executions(aws)][-3:]
+    assert last[1] == "DROP TABLE IF EXISTS `albstats`.`alb_connection_logs`"
+    assert last[2].startswith("CREATE EXTERNAL TABLE IF NOT EXISTS `albstats`.`alb_connection_logs`")
+    assert "`tls_verify_status`" in last[2]
+
+
+def test_dry_run_sends_nothing(aws: boto3.client) -> None:
+    res = CliRunner().invoke(app, [*CREATE, "--dry-run"])
+    assert res.exit_code == 0
+    assert res.stdout.startswith("CREATE DATABASE IF NOT EXISTS `albstats`;")
+    assert "'input.regex'" in res.stdout
+    assert executions(aws) == []
+
+
+def test_bad_identifiers_never_reach_athena(aws: boto3.client) -> None:
+    res = CliRunner().invoke(app, [*CREATE, "--database", "x; DROP DATABASE y"])
+    assert res.exit_code == 2 and "--database" in res.stderr
+    assert executions(aws) == []
+
+
+ERROR_RATE_COLS = [("bucket_start", "timestamp"), ("requests", "bigint"), ("errors_5xx", "bigint"),
+                   ("elb_5xx", "bigint"), ("target_5xx", "bigint"), ("success_rate", "double")]
+
+
+def test_query_runs_in_workgroup_and_returns_the_saved_columns(aws: boto3.client) -> None:
+    seed([["2026-11-17 00:00:00.000", "1000", "12", "5", "7", "0.988"],
+          ["2026-11-17 01:00:00.000", "800", "0", "0", "0", "1.0"]], ERROR_RATE_COLS)
+    with connect(engine="athena", database="albstats", workgroup=WG, output_location=OUT, region=REGION,
+                 quiet=True, poll_interval=0.01) as eng:
+        df = eng.query("error_rate", since="2026-11-17T00:00:00Z", until="2026-11-17T02:00:00Z", bucket="1h")
+        assert eng.last_query.state == "SUCCEEDED"
+    assert list(df.columns) == queries.get("error_rate").column_names
+    assert df["requests"].tolist() == [1000, 800]
+    assert str(df["requests"].dtype) == "int64" and str(df["success_rate"].dtype) == "float64"
+    assert df["bucket_start"].iloc[0] == datetime(2026, 11, 17, tzinfo=UTC)
+    (q,) = executions(aws)
+    assert q["WorkGroup"] == WG and q["ResultConfiguration"]["OutputLocation"].startswith(OUT)
+    assert "day BETWEEN '2026/11/17' AND '2026/11/18'" in q["Query"]
+    assert '"albstats"."alb_logs"' in q["Query"]
+    assert "FROM_ISO8601_TIMESTAMP('2026-11-17T00:00:00.000Z')" in q["Query"]
+
+
+def test_query_cli_with_engine_athena(aws: boto3.client) -> None:
+    seed([["2026-11-17 00:00:00.000", "10", "1", "1", "0", "0.9"]], ERROR_RATE_COLS)
+    res = CliRunner().invoke(app, ["query", "error_rate", "--engine", "athena", "--since", "2026-11-17",
+                                   "--until", "2026-11-18", "--workgroup", WG, "--output-location", OUT,
+                                   "--database", "albstats", "--region", REGION, "--format", "json", "-q"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout) == [{"bucket_start": "2026-11-17T00:00:00Z", "requests": 10, "errors_5xx": 1,
+                                       "elb_5xx": 1, "target_5xx": 0, "success_rate": 0.9}]
+    (q,) = executions(aws)
+    assert "day BETWEEN '2026/11/17' AND '2026/11/18'" in q["Query"]
+
+
+def test_environment_configures_the_engine(aws: boto3.client, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALBSTATS_ATHENA_DATABASE", "logs_db")
+    monkeypatch.setenv("ALBSTATS_ATHENA_TABLE", "web_alb")
+    monkeypatch.setenv("ALBSTATS_ATHENA_WORKGROUP", WG)
+    monkeypatch.setenv("ALBSTATS_ATHENA_OUTPUT_LOCATION", OUT)
+    seed([["5"]], [("n", "bigint")])
+    with connect(engine="athena", quiet=True, poll_interval=0.01) as eng:
+        df = eng.sql("SELECT count(*) AS n FROM alb_logs WHERE client_ip = :ip AND day = '2026/11/17'",
+                     {"ip": "10.0.0.1' OR '1'='1"})
+    assert df["n"].tolist() == [5]
+    (q,) = executions(aws)
+    assert q["QueryExecutionContext"]["Database"] == "logs_db"
+    assert '"logs_db"."web_alb" AS alb_logs' in q["Query"]
+    assert "client_ip = '10.0.0.1'' OR ''1''=''1'" in q["Query"]  # bound as one literal, quotes doubled
+
+
+def test_no_window_refuses_to_scan_everything(aws: boto3.client) -> None:
+    with connect(engine="athena", workgroup=WG, region=REGION, quiet=True) as eng:
+        with pytest.raises(UsageError, match="--since"):
+            eng.query("error_rate")
+        with pytest.raises(UsageError, match="--since"):
+            eng.query("error_rate", until="2026-11-18")
+    assert executions(aws) == []
+    seed([], ERROR_RATE_COLS)
+    with connect(engine="athena", workgroup=WG, region=REGION, quiet=True, scan_all=True,
+                 poll_interval=0.01) as eng:
+        assert eng.query("error_rate").empty
+    (q,) = executions(aws)
+    assert "day BETWEEN" not in q["Query"]
+
+
+def _alb_tables(tree: exp.Expression) -> list[exp.Table]:
+    return [t for t in tree.find_all(exp.Table) if t.name in ("alb_logs", "my_table")]
+
+
+@pytest.mark.parametrize("name", queries.names())
+def test_every_saved_query_gets_the_day_predicate(name: str) -> None:
+    q = queries.get(name)
+    since, until = datetime(2026, 11, 16, 22, 30, tzinfo=UTC), datetime(2026, 11, 18, tzinfo=UTC)
+    values, window = bind(q, since=since, until=until, bucket="1h")
+    eng = AthenaEngine(database="logs", table="my_table", region=REGION, workgroup=WG)
+    text = eng.prepare(q.sql, values, window, name)
+    tree = sqlglot.parse_one(text, read="trino")
+    refs = _alb_tables(tree)
+    assert refs, f"{name} does not read alb_logs"
+    for t in refs:
+        assert t.name == "my_table" and t.args["db"].name == "logs"
+        sel = t.find_ancestor(exp.Select)
+        between = sel.args["where"].this
+        assert isinstance(between, exp.Between) and between.this.name == "day"
+        assert (between.args["low"].name, between.args["high"].name) == ("2026/11/16", "2026/11/18")
+    assert ":" + "albstats_day" not in text
+
+
+def test_rewrite_covers_joins_aliases_and_ctes() -> None:
+    sql = ("WITH a AS (SELECT * FROM alb_logs x WHERE x.type = 'h2') "
+           "SELECT count(*) FROM a JOIN alb_logs b ON a.trace_id = b.trace_id")
+    tree = sqlglot.parse_one(rewrite(sql, "db", "t", day_predicate=True), read="trino")
+    subs = [s for s in tree.find_all(exp.Subquery) if s.find(exp.Between)]
+    assert sorted(s.alias for s in subs) == ["b", "x"]
+    shadow = "WITH alb_logs AS (SELECT 1 AS n) SELECT n FROM alb_logs"
+    assert "BETWEEN" not in rewrite(shadow, "db", "t", day_predicate=True)
+
+
+# --- timeout, Ctrl-C, FAILED, throttling ------------------------------------------------------
+
+def test_timeout_cancels_the_query(aws: boto3.client) -> None:
+    state_manager.set_transition("athena::execution", {"progression": "manual", "times": 10**6})
+    eng = AthenaEngine(workgroup=WG, region=REGION, quiet=True, timeout=0.05, poll_interval=0.01)
+    with pytest.raises(AwsError, match=r"did not finish within 0.05 s and was cancelled"):
+        eng.query("error_rate", since="2026-11-17", until="2026-11-18")
+    (q,) = executions(aws)
+    assert q["Status"]["State"] == "CANCELLED"
+
+
+def test_ctrl_c_stops_the_athena_query(aws: boto3.client) -> None:
+    state_manager.set_transition("athena::execution", {"progression": "manual", "times": 10**6})
+
+    def interrupt(_: float) -> None:
+        raise KeyboardInterrupt
+
+    eng = AthenaEngine(workgroup=WG, region=REGION, quiet=True, sleep=interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        eng.query("error_rate", since="2026-11-17", until="2026-11-18")
+    (q,) = executions(aws)
+    assert q["Status"]["State"] == "CANCELLED"
+    assert eng.last_query.state == "CANCELLED"
+
+
+def test_states_progress_until_succeeded(aws: boto3.client) -> None:
+    state_manager.set_transition("athena::execution", {"progression": "manual", "times": 2})
+    seen: list[str] = []
+    eng = AthenaEngine(workgroup=WG, region=REGION, quiet=True, poll_interval=0.001)
+    eng.sleep = lambda _: seen.append(eng.last_query.state)
+    seed([], ERROR_RATE_COLS)
+    eng.query("error_rate", since="2026-11-17", until="2026-11-18")
+    assert "QUEUED" in seen and "RUNNING" in seen and eng.last_query.state == "SUCCEEDED"
+
+
+def _stubbed() -> tuple[boto3.client, Stubber]:
+    c = boto3.client("athena", region_name=REGION)
+    return c, Stubber(c)
+
+
+def _qe(state: str, reason: str = "", scanned: int = 0) -> dict:
+    status: dict = {"State": state}
+    if reason:
+        status["StateChangeReason"] = reason
+    return {"QueryExecution": {"QueryExecutionId": "q-1", "Status": status,
+                               "Statistics": {"DataScannedInBytes": scanned}}}
+
+
+def test_failed_query_shows_athenas_reason() -> None:
+    c, stub = _stubbed()
+    reason = "COLUMN_NOT_FOUND: line 1:8: Column 'nope' cannot be resolved"
+    stub.add_response("start_query_execution", {"QueryExecutionId": "q-1"})
+    stub.add_response("get_query_execution", _qe("RUNNING", scanned=2 * 10**9))
+    stub.add_response("get_query_execution", _qe("FAILED", reason, scanned=3 * 10**9))
+    with stub:
+        eng = AthenaEngine(workgroup=WG, client=c, quiet=True, sleep=lambda _: None)
+        with pytest.raises(AwsError) as ei:
+            eng.sql("SELECT nope FROM alb_logs WHERE day = '2026/11/17'")
+    assert str(ei.value) == f"Athena query q-1 (sql) FAILED: {reason}"
+    st = eng.last_query
+    assert st.scanned_bytes == 3 * 10**9 and abs(st.cost_usd - 0.015) < 1e-12
+    stub.assert_no_pending_responses()
+
+
+def test_throttling_is_retried_with_backoff() -> None:
+    c, stub = _stubbed()
+    for _ in range(2):
+        stub.add_client_error("start_query_execution", service_error_code="ThrottlingException",
+                              service_message="Rate exceeded")
+    stub.add_response("start_query_execution", {"QueryExecutionId": "q-1"})
+    stub.add_client_error("get_query_execution", service_error_code="TooManyRequestsException",
+                          service_message="Too many requests")
+    stub.add_response("get_query_execution", _qe("SUCCEEDED"))
+    stub.add_response("get_query_results", {"ResultSet": {
+        "Rows": [{"Data": [{"VarCharValue": "n"}]}, {"Data": [{"VarCharValue": "3"}]}],
+        "ResultSetMetadata": {"ColumnInfo": [{"Name": "n", "Label": "n", "Type": "bigint"}]}}})
+    delays: list[float] = []
+    with stub:
+        eng = AthenaEngine(workgroup=WG, client=c, quiet=True, sleep=delays.append, retry_base_delay=1.0)
+        df = eng.sql("SELECT count(*) AS n FROM alb_logs WHERE day = '2026/11/17'")
+    assert df["n"].tolist() == [3]
+    assert len(delays) == 3
+    assert 0.5 <= delays[0] <= 1.0 and 1.0 <= delays[1] <= 2.0 and 0.5 <= delays[2] <= 1.0  # doubling, jittered
+    stub.assert_no_pending_responses()
+
+
+def test_throttling_gives_up_with_awss_message() -> None:
+    c, stub = _stubbed()
+    for _ in range(3):
+        stub.add_client_error("start_query_execution", service_error_code="ThrottlingException",
+                              service_message="Rate exceeded")
+    with stub:
+        eng = AthenaEngine(workgroup=WG, client=c, quiet=True, sleep=lambda _: None, max_attempts=3)
+        with pytest.raises(AwsError, match=r"start_query_execution \(gave up after 3 attempts\): "
+                                           r"ThrottlingException: Rate exceeded"):
+            eng.sql("SELECT 1 AS n FROM alb_logs WHERE day = '2026/11/17'")
