@@ -267,7 +267,7 @@ class UpstreamSim:
                    "headers": [[k, v] for k, v in request.headers.items()], "body_sha256": digest,
                    "body_len": len(body)}
         if "X-Sim-Break-Body" in h:
-            data = json.dumps(payload).encode() + b" " * 4096
+            data = json.dumps(payload).encode() + b" " * 200_000  # above the proxy's one-write size: streamed
             sr = web.StreamResponse(status=status, headers={"Content-Length": str(len(data))})
             await sr.prepare(request)
             await sr.write(data[: len(data) // 2])
