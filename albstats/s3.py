@@ -432,23 +432,25 @@ def fetch(url: str, out_dir: str | os.PathLike[str], *, since: Any = None, until
             manifest[rel] = {"etag": o.etag, "size": o.size}
         return n
 
+    errors: list[AwsError] = []
+    pool = ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="albstats-fetch")
     try:
         with progress.bar("fetching", total=len(todo), quiet=quiet) as tick:
-            with ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool:
-                futs = [pool.submit(one, o, rel) for o, rel in todo]
-                errors: list[AwsError] = []
-                for i, fut in enumerate(futs):
-                    try:
-                        summary.bytes += fut.result()
-                        summary.downloaded += 1
-                    except AwsError as e:
-                        errors.append(e)
-                        summary.failed.append(str(e))
-                    tick.advance(1, MB=f"{summary.bytes / 1e6:.1f}")
-                    if i % 50 == 49:
-                        with lock:
-                            _write_manifest(mpath, url, dict(manifest))
+            futs = [pool.submit(one, o, rel) for o, rel in todo]
+            for i, fut in enumerate(futs):
+                try:
+                    summary.bytes += fut.result()
+                    summary.downloaded += 1
+                except AwsError as e:
+                    errors.append(e)
+                    summary.failed.append(str(e))
+                tick.advance(1, MB=f"{summary.bytes / 1e6:.1f}")
+                if i % 50 == 49:
+                    with lock:
+                        _write_manifest(mpath, url, dict(manifest))
     finally:
+        # on Ctrl-C: drop the queued downloads; the running ones finish their file (or remove their .part)
+        pool.shutdown(wait=True, cancel_futures=True)
         with lock:
             _write_manifest(mpath, url, dict(manifest))
     if errors:
