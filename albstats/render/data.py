@@ -236,7 +236,11 @@ def to_dict(r: Report, plots: dict[str, str] | None = None) -> dict[str, Any]:
 
 
 def key_paths(d: Any, prefix: str = "") -> set[str]:
-    """Every key path in a report dict, in the notation of :data:`KEYS` (tables and metrics collapsed)."""
+    """Every documented key path in a report dict, in the notation of :data:`KEYS`.
+
+    Leaves and lists are listed; nested objects only through their keys; tables and the four latency
+    metrics are collapsed to ``tables`` and ``latency.<metric>``.
+    """
     out: set[str] = set()
     if isinstance(d, dict):
         for k, v in d.items():
@@ -244,9 +248,12 @@ def key_paths(d: Any, prefix: str = "") -> set[str]:
             if prefix == "latency" and k in ("request_processing_time", "target_processing_time",
                                              "response_processing_time", "total_time"):
                 p = "latency.<metric>"
-            out.add(p)
-            if p in ("failures.tables", "context", "latency.slowest_paths", "plots"):
-                continue  # tables: documented once under "tables"
+            if p in ("failures.tables", "context", "latency.slowest_paths", "plots", "latency.<metric>"):
+                out.add(p)  # tables: documented once under "tables"; metrics under latency.<metric>
+                if p != "latency.<metric>":
+                    continue
+            if not isinstance(v, dict):
+                out.add(p)  # leaves and lists are documented; plain objects are documented by their keys
             out |= key_paths(v, p)
     elif isinstance(d, list):
         for x in d:
