@@ -141,3 +141,96 @@ def test_latency_slo():
     df = buckets(flat(4, 100, 10))
     lat = slo.latency_slo(df, 1.0, 0.95)
     assert lat.requests == 400 and lat.good == 360 and lat.share == pytest.approx(0.9) and not lat.met
+
+
+# --- the saved queries behind the SLO numbers, against pandas -------------------------------------
+
+def _lines(n: int = 240) -> list[str]:
+    from albstats.logformat import format_line
+
+    out = []
+    for i in range(n):
+        t = (T0 + timedelta(seconds=37 * i + (i % 5) * 0.123457)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        kind = i % 12
+        elb, tgt, times = 200, "200", (0.001, 0.1 * (i % 25), 0.0)
+        if kind == 1:
+            elb, tgt, times = 502, "-", (-1.0, -1.0, -1.0)  # load balancer generated
+        elif kind == 2:
+            elb, tgt = 503, "503"  # target generated
+        elif kind == 3:
+            elb, tgt, times = 460, "-", (0.001, -1.0, -1.0)
+        elif kind == 4:
+            elb, tgt = 404, "404"
+        out.append(format_line({
+            "type": "https", "time": t, "elb": "app/s/1", "client_ip": f"192.0.2.{i % 7}", "client_port": 1,
+            "target_ip": "10.0.0.1" if tgt != "-" else None, "target_port": 80, "request_processing_time": times[0],
+            "target_processing_time": times[1], "response_processing_time": times[2], "elb_status_code": elb,
+            "target_status_code": tgt, "received_bytes": 1, "sent_bytes": 2, "request_verb": "GET",
+            "request_url": "https://s:443/x", "request_proto": "HTTP/1.1", "user_agent": "ua", "ssl_cipher": "-",
+            "ssl_protocol": "-", "target_group_arn": "tg", "trace_id": "-", "domain_name": "-",
+            "chosen_cert_arn": "-", "matched_rule_priority": "0", "request_creation_time": t,
+            "actions_executed": "forward", "redirect_url": "-", "lambda_error_reason": "-",
+            "target_port_list": "-", "target_status_code_list": "-", "classification": "-",
+            "classification_reason": "-"}, ntokens=29))
+    return out
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    import albstats
+
+    p = tmp_path_factory.mktemp("slo") / "s.log"
+    p.write_text("\n".join(_lines()) + "\n")
+    frame = albstats.read_logs(str(p))
+    eng = albstats.connect([str(p)], db=str(p.parent / "c.duckdb"), quiet=True)
+    yield eng, frame
+    eng.close()
+
+
+def test_slo_buckets_query_matches_pandas(small):
+    eng, f = small
+    got = eng.query("slo_buckets", bucket="5m", latency_threshold=1.0)
+    st = f["elb_status_code"].astype("int64")
+    tcode = f["target_status_code"].astype(str)
+    parts = f[["request_processing_time", "target_processing_time", "response_processing_time"]].astype("float64")
+    disp = (parts >= 0).all(axis=1)
+    exp = pd.DataFrame({
+        "bucket_start": f["time"].dt.floor("5min"),
+        "requests": 1,
+        "errors_5xx": st.between(500, 599).astype(int),
+        "status_460": (st == 460).astype(int),
+        "elb_5xx": (st.between(500, 599) & ~tcode.str.fullmatch(r"5\d\d")).astype(int),
+        "target_5xx": tcode.str.fullmatch(r"5\d\d").astype(int),
+        "latency_requests": disp.astype(int),
+        "latency_good": (disp & (parts.sum(axis=1) < 1.0)).astype(int),
+    }).groupby("bucket_start").sum().reset_index()
+    assert list(got.columns) == list(exp.columns)
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), exp.astype({"bucket_start": "datetime64[ns, UTC]"}),
+                                  check_dtype=False)
+    assert exp["elb_5xx"].sum() > 0 and exp["target_5xx"].sum() > 0 and exp["status_460"].sum() > 0
+
+
+def test_latency_summary_query_matches_numpy(small):
+    import numpy as np
+
+    eng, f = small
+    got = eng.query("latency_summary").set_index("metric")
+    parts = f[["request_processing_time", "target_processing_time", "response_processing_time"]].astype("float64")
+    series = {c: parts[c][parts[c] >= 0] for c in parts.columns}
+    series["total_time"] = parts[(parts >= 0).all(axis=1)].sum(axis=1)
+    assert set(got.index) == set(series)
+    for m, v in series.items():
+        assert got.loc[m, "requests"] == len(v)
+        for q in (50, 90, 95, 99):
+            assert got.loc[m, f"p{q}"] == pytest.approx(np.percentile(v, q), rel=0.01, abs=1e-9), (m, q)
+        assert got.loc[m, "max"] == pytest.approx(v.max())
+
+
+def test_data_span_query_and_window(small):
+    eng, f = small
+    got = eng.query("data_span")
+    assert got.loc[0, "requests"] == len(f)
+    assert got.loc[0, "first_request"] == f["time"].min() and got.loc[0, "last_request"] == f["time"].max()
+    mid = f["time"].sort_values().iloc[100]
+    part = eng.query("data_span", since=mid)
+    assert part.loc[0, "requests"] == int((f["time"] >= mid).sum())
