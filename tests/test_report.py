@@ -291,3 +291,11 @@ def test_out_dir_replaced_atomically(tmp_path):
 def test_generated_at_is_utc(report):
     g = datetime.fromisoformat(report["generated_at"].replace("Z", "+00:00"))
     assert g.tzinfo is not None and g.utcoffset() == UTC.utcoffset(None)
+
+
+def test_readme_documents_every_report_key():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("<!-- section: report -->"):text.index("<!-- /section: report -->")]
+    missing = [k for k in KEYS if f"| `{k}` |" not in section]
+    assert not missing, missing
+    assert "OnCalendar=" in section and "0 6 * * 1" in section
