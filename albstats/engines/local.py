@@ -342,29 +342,61 @@ class LocalEngine(Engine):
         return want
 
     def _parse_into_cache(self, con: duckdb.DuckDBPyConnection, todo: list[tuple[Source, int, bool]]) -> None:
+        """Parse ``todo`` in one :func:`~albstats.parse.iter_batches` call (so its worker threads stay busy)
+        and label each row with its file id.
+
+        iter_batches yields rows in file order and calls ``on_file`` once per file, in order, with the
+        file's row count; the two streams are zipped below, whichever comes first. Rows are written
+        every :data:`FLUSH_ROWS` (memory stays bounded even for one huge file); a file's manifest row is
+        committed once all its rows are, so an interrupted ingest re-reads only unfinished files.
+        """
+        from collections import deque
+
         import pyarrow as pa
 
         from albstats.parse import ParseStats, iter_batches
 
+        by_name = {src.name: (src, fid, replace) for src, fid, replace in todo}
         explicit = self._explicit([s for s, _, _ in todo])
-        buf: list[pa.RecordBatch] = []
-        pending: list[tuple[Source, int, bool, FileStats]] = []
-        nbuf = 0
+        import numpy as np
+
+        unlabelled: deque[pa.RecordBatch] = deque()
+        owners: deque[list[Any]] = deque()  # [file id, rows still to label, FileStats]
+        labelled: list[pa.RecordBatch] = []  # rows of files not all labelled yet, or not yet flushed
+        complete: list[FileStats] = []  # files whose rows are all in ``labelled`` (or who have none)
+        nlabelled = 0
+        stats = ParseStats()
+
+        def match() -> None:
+            nonlocal nlabelled
+            while owners and (owners[0][1] == 0 or unlabelled):
+                fid, need, fs = owners[0]
+                if need == 0:
+                    complete.append(fs)
+                    owners.popleft()
+                    continue
+                b = unlabelled[0]
+                take = min(need, b.num_rows)
+                part = b if take == b.num_rows else b.slice(0, take)
+                labelled.append(part.add_column(0, "file_id", pa.array(np.full(take, fid, dtype="int32"))))
+                nlabelled += take
+                if take == b.num_rows:
+                    unlabelled.popleft()
+                else:
+                    unlabelled[0] = b.slice(take)
+                owners[0][1] -= take
 
         def flush() -> None:
-            nonlocal buf, nbuf, pending
+            nonlocal labelled, complete, nlabelled
             con.execute("BEGIN")
             try:
-                for _src, fid, replace, _ in pending:
-                    if replace:
-                        con.execute("DELETE FROM access_rows WHERE file_id = ?", [fid])
-                        con.execute("DELETE FROM files WHERE file_id = ?", [fid])
-                if buf:
-                    con.register("_albstats_batch", pa.Table.from_batches(buf))
+                if labelled:
+                    con.register("_albstats_batch", pa.Table.from_batches(labelled).combine_chunks())
                     con.execute(f"INSERT INTO access_rows SELECT file_id, {_COLS_SQL}, TRY_CAST(time AS TIMESTAMPTZ) "
                                 "FROM _albstats_batch")
                     con.unregister("_albstats_batch")
-                for src, fid, _, fs in pending:
+                for fs in complete:
+                    src, fid, _ = by_name[fs.name]
                     key, size, mtime, etag = _identity(src)
                     con.execute("INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
                                 [fid, key, size, mtime, etag, fs.kind, fs.lines, fs.rows, fs.bad_lines,
@@ -373,27 +405,36 @@ class LocalEngine(Engine):
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-            buf, pending, nbuf = [], [], 0
+            labelled, complete, nlabelled = [], [], 0
 
-        added = 0
+        # Old copies of changed files, and rows of a file an earlier run did not finish (rows without a
+        # manifest row), go first: a file counts as cached only once its manifest row is committed.
+        con.execute("BEGIN")
+        for _src, fid, replace in todo:
+            if replace:
+                con.execute("DELETE FROM files WHERE file_id = ?", [fid])
+        con.execute("DELETE FROM access_rows WHERE file_id NOT IN (SELECT file_id FROM files)")
+        con.execute("COMMIT")
+
         with self._progress(len(todo)) as tick:
-            for src, fid, replace in todo:
-                stats = ParseStats()
-                fid_col = None
-                for b in iter_batches([src], stats=stats, explicit=explicit):
-                    if fid_col is None or len(fid_col) != b.num_rows:
-                        fid_col = pa.array([fid] * b.num_rows, pa.int32())
-                    buf.append(b.add_column(0, "file_id", fid_col))
-                    nbuf += b.num_rows
-                    added += b.num_rows
-                fs = stats.files[0]
-                pending.append((src, fid, replace, fs))
-                tick.advance(1, rows=added)
-                if nbuf >= FLUSH_ROWS:
+            def on_file(fs: FileStats) -> None:
+                if fs.name not in by_name:
+                    raise RuntimeError(f"parser reported an unexpected file {fs.name!r}")
+                owners.append([by_name[fs.name][1], fs.rows, fs])
+                match()
+                tick.advance(1, rows=stats.rows)
+
+            for b in iter_batches([s for s, _, _ in todo], stats=stats, explicit=explicit, on_file=on_file):
+                if b.num_rows:
+                    unlabelled.append(b)
+                match()
+                if nlabelled >= FLUSH_ROWS:
                     flush()
-            if pending:
-                flush()
-        self.last_ingest.rows = added
+            match()
+            if unlabelled or owners:
+                raise RuntimeError("parser rows and per-file row counts disagree; cache not updated")
+            flush()
+        self.last_ingest.rows = stats.rows
 
     def _select_files(self, con: duckdb.DuckDBPyConnection, ids: list[int]) -> None:
         """Point the ``alb_logs`` view at exactly these files and load their parse statistics."""
