@@ -60,6 +60,24 @@ def _write_jsonl(batches: Iterable[pa.RecordBatch], fh: IO[str]) -> None:
             fh.write("\n")
 
 
+#: Rows per Parquet row group: big enough for good compression and few groups, small enough for flat memory.
+ROW_GROUP_ROWS = 65536
+
+
+def _row_groups(batches: Iterable[pa.RecordBatch], schema: pa.Schema) -> Iterator[pa.Table]:
+    """Regroup batches of any size (the parser yields many zero-copy slices) into row-group-sized tables."""
+    buf: list[pa.RecordBatch] = []
+    n = 0
+    for b in batches:
+        buf.append(b)
+        n += b.num_rows
+        if n >= ROW_GROUP_ROWS:
+            yield pa.Table.from_batches(buf, schema=schema)
+            buf, n = [], 0
+    if buf:
+        yield pa.Table.from_batches(buf, schema=schema)
+
+
 def write_batches(batches: Iterable[pa.RecordBatch], schema: pa.Schema, fmt: str,
                   out: str | None) -> None:
     """Write batches in ``fmt`` to ``out`` (a path) or stdout when ``out`` is None or ``-``."""
@@ -93,6 +111,6 @@ def write_batches(batches: Iterable[pa.RecordBatch], schema: pa.Schema, fmt: str
         else:
             import pyarrow.parquet as pq
 
-            with pq.ParquetWriter(str(tmp), schema, compression="zstd") as w:
-                for b in batches:
-                    w.write_batch(b)
+            with pq.ParquetWriter(str(tmp), schema, compression="zstd", compression_level=1) as w:
+                for t in _row_groups(batches, schema):
+                    w.write_table(t, row_group_size=t.num_rows)

@@ -488,39 +488,60 @@ class _Block:
     def seg_of(self, i: int) -> _Seg:
         return self.segs[int(np.searchsorted(self.seg_first, i, side="right")) - 1]
 
-    def run(self) -> pa.RecordBatch:
+    def run(self) -> list[pa.RecordBatch]:
+        """The block's rows in line order: slices of the vectorised result around the rows parse_line made."""
         nlines = len(self.starts)
-        fast_idx, fast_cols = self._fast(nlines)
-        if fast_idx is None:
-            fast_idx = np.empty(0, dtype=np.int64)
+        arrow = self.schema.arrow_schema(self.fields)
+        got = self._fast(nlines)
+        if got is None:
+            csv_lines, good_rows, fast = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), None
+        else:
+            csv_lines, good, cols = got
+            good_rows = np.flatnonzero(good)
+            fast = pa.RecordBatch.from_arrays(cols, schema=arrow)
+        fast_lines = csv_lines[good_rows]
         # every line the fast path did not take is handled in Python, in order
-        todo = np.ones(nlines, dtype=bool)
-        todo[fast_idx] = False
-        todo &= self.ends > self.starts  # empty lines: skipped, as in the line-by-line engine
-        if len(fast_idx):
-            counts = np.bincount(np.searchsorted(self.seg_first, fast_idx, side="right") - 1,
+        todo = self.ends > self.starts  # empty lines: skipped, as in the line-by-line engine
+        todo[fast_lines] = False
+        if len(fast_lines):
+            counts = np.bincount(np.searchsorted(self.seg_first, fast_lines, side="right") - 1,
                                  minlength=len(self.segs))
             for seg, c in zip(self.segs, counts):
                 seg.fs.lines += int(c)
                 seg.fs.rows += int(c)
         py_rows: list[list[Any]] = []
-        py_idx: list[int] = []
+        py_lines: list[int] = []
         for i in np.flatnonzero(todo).tolist():
             seg = self.seg_of(i)
             row = _python_line(seg.line_no + i - seg.first_line, self.line_text(i), self.schema, seg.fs,
                                self.strict, seg.name)
             if row is not None:
                 py_rows.append(row)
-                py_idx.append(i)
-        arrow = self.schema.arrow_schema(self.fields)
-        fast = pa.RecordBatch.from_arrays(fast_cols, schema=arrow) if fast_cols is not None else None
-        if not py_rows:
-            return fast if fast is not None else _empty(arrow)
-        slow = rows_to_batch(py_rows, self.schema, self.fields)
-        if fast is None or fast.num_rows == 0:
-            return slow
-        order = np.argsort(np.concatenate([fast_idx, np.array(py_idx, dtype=np.int64)]), kind="stable")
-        return pa.Table.from_batches([fast, slow]).take(pa.array(order)).combine_chunks().to_batches()[0]
+                py_lines.append(i)
+        if fast is None:
+            return [rows_to_batch(py_rows, self.schema, self.fields)] if py_rows else []
+        if not py_rows and len(good_rows) == fast.num_rows:
+            return [fast] if fast.num_rows else []
+        # zero-copy: runs of consecutive good CSV rows, cut where a Python row goes in between
+        cuts = set((np.flatnonzero(np.diff(good_rows) != 1) + 1).tolist())
+        at = np.searchsorted(fast_lines, np.array(py_lines, dtype=np.int64)).tolist() if py_rows else []
+        cuts.update(at)
+        bounds = sorted(cuts | {0, len(good_rows)})
+        out: list[pa.RecordBatch] = []
+        p = 0
+        for lo, hi in zip(bounds, bounds[1:]):
+            q = p
+            while q < len(at) and at[q] <= lo:
+                q += 1
+            if q > p:
+                out.append(rows_to_batch(py_rows[p:q], self.schema, self.fields))
+                p = q
+            if hi > lo:
+                start = int(good_rows[lo])
+                out.append(fast.slice(start, hi - lo))
+        if p < len(py_rows):
+            out.append(rows_to_batch(py_rows[p:], self.schema, self.fields))
+        return out
 
     # -- the vectorised part -------------------------------------------------------------------
     def _ncols(self) -> int:
@@ -536,24 +557,24 @@ class _Block:
                 counts[n] = counts.get(n, 0) + 1
         return max(counts, key=lambda k: counts[k], default=-1)
 
-    def _fast(self, nlines: int) -> tuple[np.ndarray | None, list[pa.Array] | None]:
+    def _fast(self, nlines: int) -> tuple[np.ndarray, np.ndarray, list[pa.Array]] | None:
         data, buf = self.data, self.buf
         if nlines == 0 or b"\r" in data:
-            return None, None
+            return None
         if not data.isascii():
             try:
                 data.decode("utf-8")
             except UnicodeDecodeError:
-                return None, None
+                return None
         ncols = self._ncols()
         if ncols < self.schema.min_tokens:
-            return None, None
+            return None
         got = _csv_columns(data, ncols)
         if got is None:
-            return None, None
+            return None
         cols, bad_rows = got
         if len(cols[0]) + len(bad_rows) != nlines:  # an unbalanced quote joined lines: all go to Python
-            return None, None
+            return None
         keep = np.ones(nlines, dtype=bool)
         if bad_rows:
             keep[np.array(bad_rows, dtype=np.int64) - 1] = False
@@ -595,27 +616,18 @@ class _Block:
         if vcols:
             joined = pc.binary_join_element_wise(*vcols, "\n") if len(vcols) > 1 else vcols[0]
             ok &= _mask(pc.match_substring_regex(joined, "^" + "\n".join(pattern) + "$"))
-        if not ok.all():  # values are computed for valid rows only
-            keep_rows = pa.array(ok)
-            need = {j for j, tok in enumerate(self.schema.tokens[:ncols])
-                    if {c.name for c in tok.columns} & set(self.fields)} | set(range(len(self.schema.tokens), ncols))
-            cols = [c.filter(keep_rows) if j in need else c for j, c in enumerate(cols)]
-            quoted = [q[ok] for q in quoted]
-            idx = idx[ok]
-        out_cols = self._values(cols, quoted, ncols)
-        good = np.ones(len(idx), dtype=bool)
+        out_cols = self._values(cols, quoted, ncols, ok)
         for extra in self._value_fallbacks:  # values only parse_line can compute
-            good &= extra
-        if good.all():
-            return idx, out_cols
-        mask = pa.array(good)
-        return idx[good], [a.filter(mask) for a in out_cols]
+            ok &= extra
+        return idx, ok, out_cols
 
-    def _values(self, cols: list[pa.Array], quoted: list[np.ndarray], ncols: int) -> list[pa.Array]:
-        """The output columns for every CSV row (rows that turn out invalid are dropped later)."""
+    def _values(self, cols: list[pa.Array], quoted: list[np.ndarray], ncols: int,
+                ok: np.ndarray) -> list[pa.Array]:
+        """The output columns for every CSV row; rows not ``ok`` hold NULLs or junk and are never used."""
         self._value_fallbacks: list[np.ndarray] = []
+        self._ok = ok
         want = set(self.fields)
-        n = len(quoted[0])
+        n = len(cols[0])
         by_name: dict[str, pa.Array] = {}
         toks = self.schema.tokens
         for j, tok in enumerate(toks):
@@ -648,8 +660,8 @@ class _Block:
         """Athena's cast: '-' (or anything else that does not cast) is NULL. Validated fields are digits
         already, so only their length needs a look; others are cast here only when plainly numeric."""
         dash = _mask(pc.equal(v, "-"))
-        if validated:
-            simple = ~dash & (_np(pc.binary_length(v)) <= 18)
+        if validated:  # digits, in rows that passed validation
+            simple = ~dash & (_np(pc.binary_length(v)) <= 18) & self._ok
         else:
             simple = _mask(pc.match_substring_regex(v, _RE_DOUBLE if type_ == "double" else _RE_INT))
         self._value_fallbacks.append(dash | simple)
@@ -681,7 +693,7 @@ class _Block:
             host = pc.if_else(bracket, pc.utf8_slice_codeunits(host, 1, -1), host)
         plen = _np(pc.binary_length(port))
         self._value_fallbacks.append(plen <= 18)
-        port = pc.if_else(pa.array((plen == 0) | (plen > 18)), pa.scalar(None, pa.string()), port)
+        port = pc.if_else(pa.array((plen == 0) | (plen > 18) | ~self._ok), pa.scalar(None, pa.string()), port)
         p = pc.cast(port, pa.int64())
         p = pc.if_else(pc.greater(p, INT32_MAX), pa.scalar(None, pa.int64()), p)
         return {hn: host, pn: pc.cast(p, pa.int32())}
@@ -835,9 +847,8 @@ def _parse_group(group: list[tuple[Source, FileStats]], o: _Opts) -> list[pa.Rec
     def flush() -> None:
         nonlocal parts, segs, nlines, size
         if segs:
-            b = _Block(b"".join(parts) if len(parts) > 1 else parts[0], segs, o.schema, o.fields, o.strict).run()
-            if b.num_rows:
-                out.append(b)
+            out.extend(_Block(b"".join(parts) if len(parts) > 1 else parts[0], segs, o.schema, o.fields,
+                              o.strict).run())
         parts, segs, nlines, size = [], [], 0, 0
 
     for src, fs in group:
@@ -866,9 +877,7 @@ def _parse_stream(src: Source, fs: FileStats, o: _Opts) -> Iterator[pa.RecordBat
             checked = True
             if not _check_format(first, src.name, o.schema, fs, src.name in o.explicit):
                 return
-        b = _Block(data, [_Seg(fs, src.name, 0, line_no)], o.schema, o.fields, o.strict).run()
-        if b.num_rows:
-            yield b
+        yield from _Block(data, [_Seg(fs, src.name, 0, line_no)], o.schema, o.fields, o.strict).run()
 
 
 def _plan(sources: list[tuple[Source, FileStats]]) -> Iterator[tuple[str, list[tuple[Source, FileStats]]]]:
