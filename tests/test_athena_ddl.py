@@ -143,6 +143,25 @@ def test_connection_conformance_lines(conn_rx: re.Pattern[str]) -> None:
         assert row[0] is not None
 
 
+_CONN_VALUES = {
+    "time": "2025-09-01T10:00:00.123456Z", "client_ip": "2001:db8::7", "client_port": 36280, "listener_port": 443,
+    "tls_protocol": "TLSv1.3", "tls_cipher": "TLS_AES_128_GCM_SHA256", "tls_handshake_latency": 0.004,
+    "leaf_client_cert_subject": 'CN=a b,O=\\"x\\"', "leaf_client_cert_validity": "NotBefore=x;NotAfter=y",
+    "leaf_client_cert_serial_number": "FEF2", "tls_verify_status": "Failed:ClientCertUntrusted",
+    "conn_trace_id": "TID_1c71", "tls_keyexchange": "X25519MLKEM768", "elb": "app/lb/50dc", "ip_address": "10.0.0.5",
+}
+
+
+@pytest.mark.parametrize("ntokens", range(CONNECTION.min_tokens, len(CONNECTION.tokens) + 1))
+def test_connection_lines_of_every_length(ntokens: int, conn_rx: re.Pattern[str]) -> None:
+    line = format_line(_CONN_VALUES, CONNECTION, ntokens=ntokens)
+    row = assert_same(conn_rx, line, CONNECTION)
+    assert row[CONNECTION.names.index("tls_handshake_latency")] == 0.004
+    row = assert_same(conn_rx, line + ' "-" new', CONNECTION)
+    if ntokens == len(CONNECTION.tokens):
+        assert row[-1] == '"-" new'
+
+
 def test_non_alb_lines_do_not_match(access_rx: re.Pattern[str], conn_rx: re.Pattern[str]) -> None:
     """A line the parser rejects is an all-NULL row on Athena (no match), never a garbled row."""
     for rec in load_jsonl("non_alb_samples.jsonl"):

@@ -223,3 +223,28 @@ def test_bad_url() -> None:
 
     with pytest.raises(UsageError):
         s3mod.parse_url("s3://")
+
+
+def test_ingest_cache_keys_s3_files_on_etag(bucket: dict[str, Path], calls: dict[str, list[str]]) -> None:
+    """A second query over the same S3 window reads nothing; a changed object (new ETag) is read again."""
+    window = [f"s3://{BUCKET}/{PREFIX}", "--since", "2026-11-17T22:00:00Z", "--until", "2026-11-18T00:00:00Z"]
+    first = _query(window)
+    n_read = len(calls["get"])
+    assert n_read > 0
+    calls["get"].clear()
+    assert _query(window) == first
+    assert calls["get"] == []
+    key = sorted(k for k in bucket if "/2026/11/18/" in k and k.endswith(".log.gz"))[0]
+    # rewritten with the same bytes: same ETag, not read again
+    boto3.client("s3", region_name="us-east-1").put_object(Bucket=BUCKET, Key=key, Body=bucket[key].read_bytes())
+    calls["get"].clear()
+    _query(window)
+    assert calls["get"] == []
+    import gzip
+
+    lines = gzip.decompress(bucket[key].read_bytes()).splitlines(keepends=True)
+    boto3.client("s3", region_name="us-east-1").put_object(Bucket=BUCKET, Key=key,
+                                                           Body=gzip.compress(b"".join(lines[:-1])))
+    calls["get"].clear()
+    _query(window)
+    assert calls["get"] == [key]
