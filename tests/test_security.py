@@ -128,3 +128,57 @@ def test_from_frame_orders_and_truncates(found):
 
 def test_query_parses_as_trino():
     sqlglot.parse_one(queries.get("security_findings").sql, read="trino")
+
+
+# --- the regular expressions mean the same in Trino (java.util.regex) and DuckDB (RE2) -------------
+
+JAVA_FIND = r"""
+import java.nio.file.*; import java.util.*; import java.util.regex.*;
+public class FindCheck {
+  public static void main(String[] a) throws Exception {
+    List<String> pats = Files.readAllLines(Paths.get(a[0]));
+    List<String> strs = Files.readAllLines(Paths.get(a[1]));
+    StringBuilder out = new StringBuilder();
+    for (String p : pats) {
+      Pattern c = Pattern.compile(p);
+      for (String s : strs) out.append(c.matcher(s).find() ? '1' : '0');
+      out.append('\n');
+    }
+    System.out.print(out);
+  }
+}
+"""
+
+
+def _patterns() -> list[str]:
+    tree = sqlglot.parse_one(queries.get("security_findings").sql, read="trino")
+    pats = [node.expression.this for node in tree.find_all(sqlglot.exp.RegexpLike)]
+    assert len(pats) >= 9 and all(isinstance(p, str) for p in pats)
+    return pats
+
+
+def test_java_and_duckdb_regex_agree(tmp_path):
+    import shutil
+    import subprocess
+
+    assert shutil.which("java"), "needs a JDK (java on PATH): apt-get install default-jdk-headless"
+    t = read_table([str(SEC / "security-log.txt")]).to_pandas()
+    strings = sorted({s for col in ("request_url", "user_agent", "actions_executed") for s in t[col].astype(str)}
+                     | {u.split("?", 1)[0] for u in t["request_url"]})
+    strings = [s.lower() for s in strings if "\n" not in s]
+    pats = _patterns()
+    (tmp_path / "p.txt").write_text("\n".join(pats) + "\n", encoding="utf-8")
+    (tmp_path / "s.txt").write_text("\n".join(strings) + "\n", encoding="utf-8")
+    (tmp_path / "FindCheck.java").write_text(JAVA_FIND)
+    res = subprocess.run(["java", str(tmp_path / "FindCheck.java"), str(tmp_path / "p.txt"), str(tmp_path / "s.txt")],
+                         capture_output=True, text=True, timeout=120, check=True)
+    java = res.stdout.split()
+    con = duckdb.connect()
+    con.execute("CREATE TABLE s (i INTEGER, v VARCHAR)")
+    con.executemany("INSERT INTO s VALUES (?, ?)", list(enumerate(strings)))
+    for k, p in enumerate(pats):
+        rows = con.execute("SELECT i, regexp_matches(v, ?) FROM s ORDER BY i", [p]).fetchall()
+        duck = "".join("1" if m else "0" for _, m in rows)
+        diff = [strings[i] for i in range(len(strings)) if duck[i] != java[k][i]]
+        assert not diff, f"pattern {k} ({p[:60]}...) differs between DuckDB and Java on {diff[:3]}"
+        assert "1" in duck, f"pattern {k} matches nothing in the fixture"
