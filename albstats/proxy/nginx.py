@@ -74,7 +74,7 @@ def nginx_config(policy: RetryPolicy, upstream: str, *, listen: str = "8080", ac
     if p:
         temp = "\n".join(f"    {d}_temp_path {p}/{d}_temp;" for d in
                          ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")) + "\n"
-    servers = "\n".join(f"    server {host}:{port} max_fails=0;" for _ in range(tries))
+    servers = "\n".join(f"        server {host}:{port} max_fails=0;" for _ in range(tries))
     conds = " ".join(conditions) if conditions else "off"
     maps = "\n".join("    " + line for m in (
         _last_map("$upstream_addr", "$alb_target"), _last_map("$upstream_status", "$alb_target_status"),
