@@ -151,3 +151,35 @@ def status_mix(statuses: pd.DataFrame, *, ax: Axes | None = None, top: int = 15)
     ax.set_xlabel("status")
     ax.grid(alpha=0.3, axis="y")
     return fig
+
+
+COMPONENT_COLORS = {"request_processing_time": "#8e44ad", "target_processing_time": "#c0392b",
+                    "response_processing_time": "#16a085", "total_time": "#2c3e50"}
+
+
+def latency_breakdown(percentiles: pd.DataFrame, *, stat: str = "p99", ax: Axes | None = None) -> Figure:
+    """One percentile (``stat``) of request, target and response processing time per bucket: where time goes."""
+    fig, ax = _axes(ax)
+    title = f"{stat} of each processing time over time"
+    if percentiles is None or not len(percentiles):
+        _empty(ax, title)
+        return fig
+    drawn = 0
+    for m in ("request_processing_time", "target_processing_time", "response_processing_time"):
+        df = percentiles[percentiles["metric"] == m].sort_values("bucket_start")
+        if not len(df):
+            continue
+        ax.plot(df["bucket_start"], df[stat].clip(lower=1e-3), label=m.replace("_processing_time", ""),
+                color=COMPONENT_COLORS[m], lw=1.2, marker=_marker(len(df)), ms=3)
+        _time_axis(ax, df["bucket_start"])
+        drawn += 1
+    if not drawn:
+        _empty(ax, title)
+        return fig
+    ax.set_yscale("log")
+    ax.set_title(title)
+    ax.set_ylabel("seconds (values under 1 ms drawn at 1 ms)")
+    ax.set_xlabel("time (UTC)")
+    ax.legend(loc="upper right", fontsize="small")
+    ax.grid(alpha=0.3, which="both")
+    return fig

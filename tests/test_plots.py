@@ -50,6 +50,7 @@ CHARTS = [
     ("error_rate", lambda ax=None: plots.error_rate(buckets(), 0.99, ax=ax)),
     ("latency", lambda ax=None: plots.latency(latency(), ax=ax, threshold=1.0)),
     ("burn_down", lambda ax=None: plots.burn_down(burn(), ax=ax)),
+    ("latency_breakdown", lambda ax=None: plots.latency_breakdown(latency(), ax=ax)),
     ("status_mix", lambda ax=None: plots.status_mix(statuses(), ax=ax)),
 ]
 
@@ -95,6 +96,7 @@ def test_latency_threshold_line_and_series():
     (plots.error_rate, pd.DataFrame({"bucket_start": [], "requests": [], "errors_5xx": []})),
     (plots.latency, pd.DataFrame({"bucket_start": [], "metric": [], "p50": [], "p90": [], "p99": []})),
     (plots.burn_down, pd.DataFrame({"bucket_end": [], "used": [], "remaining_fraction": []})),
+    (plots.latency_breakdown, pd.DataFrame({"bucket_start": [], "metric": [], "p99": []})),
     (plots.status_mix, pd.DataFrame({"elb_status_code": [], "requests": []})),
 ])
 def test_empty_inputs_still_draw(fn, arg):

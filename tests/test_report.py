@@ -77,8 +77,8 @@ def test_outputs_written(run):
     res, out = run
     assert res.exit_code == 0, res.output
     names = {p.name for p in out.iterdir()}
-    assert {"report.md", "report.html", "report.json", "error_rate.png", "latency.png", "burn_down.png",
-            "status_mix.png"} <= names
+    assert {"report.md", "report.html", "report.json", "error_rate.png", "latency.png", "latency_breakdown.png",
+            "burn_down.png", "status_mix.png"} <= names
     assert not [n for n in names if n.endswith(".part")]
     assert not list(out.parent.glob(".out.*"))  # the temporary directory is gone
     assert "SLO" in res.output and "requests" in res.output

@@ -52,6 +52,7 @@ class Document:
 PLOT_TITLES = {
     "error_rate": "5XX rate over time, with the SLO's allowed error rate",
     "latency": "Total-time percentiles over time",
+    "latency_breakdown": "p99 of request, target and response processing time over time",
     "burn_down": "Error budget remaining over the window",
     "status_mix": "Status mix",
 }
@@ -145,8 +146,9 @@ def build(r: Report, plots: dict[str, str] | None = None) -> Document:
     add(Tbl(["metric", "requests", "p50", "p90", "p95", "p99", "max"],
             [[m, num(p.requests), secs(p.p50), secs(p.p90), secs(p.p95), secs(p.p99), secs(p.max)]
              for m, p in r.latency.metrics.items()], "Percentiles over the window (seconds)"))
-    if "latency" in plots:
-        add(Image("latency", PLOT_TITLES["latency"]))
+    for name in ("latency", "latency_breakdown"):
+        if name in plots:
+            add(Image(name, PLOT_TITLES[name]))
     if r.latency.slowest_paths is not None:
         add(table_block(r.latency.slowest_paths))
 
