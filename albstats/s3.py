@@ -261,6 +261,13 @@ def list_objects(url: str, *, since: Any = None, until: Any = None, profile: str
 
             if not (isinstance(e, ClientError) and e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey")):
                 raise aws_error(e, f"reading {url}") from None
+    if not found:
+        try:
+            probe = s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
+        except Exception as e:
+            raise aws_error(e, f"listing {url}") from None
+        if not probe.get("KeyCount") and not probe.get("Contents"):
+            raise UsageError(f"{url}: no objects under this S3 prefix")
     found.sort(key=lambda o: o.key)
     return s3, bucket, found
 

@@ -218,6 +218,15 @@ def test_access_denied_is_an_aws_error(monkeypatch: pytest.MonkeyPatch) -> None:
     run()
 
 
+def test_empty_prefix_is_a_usage_error(bucket: dict[str, Path]) -> None:
+    from albstats.errors import UsageError
+
+    with pytest.raises(UsageError, match="no objects under this S3 prefix"):
+        s3mod.list_sources(f"s3://{BUCKET}/typo/")
+    # a window without files is not an error: there was no traffic to log
+    assert s3mod.list_sources(f"s3://{BUCKET}/{PREFIX}/", since="2030-01-01", until="2030-01-02") == []
+
+
 def test_bad_url() -> None:
     from albstats.errors import UsageError
 
