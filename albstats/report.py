@@ -283,6 +283,8 @@ def resolve_window(engine: Engine, opts: Options,
         # exclusive end just after the last request, on a whole millisecond
         end = None if last is None else last.replace(microsecond=last.microsecond // 1000 * 1000) + \
             timedelta(milliseconds=1)
+        if end is None and since is not None:
+            end = max(since + timedelta(milliseconds=1), (now or datetime.now(UTC)).replace(microsecond=0))
     return Window(start, end, source), span, {"since": since, "until": until}
 
 

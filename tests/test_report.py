@@ -299,3 +299,17 @@ def test_readme_documents_every_report_key():
     missing = [k for k in KEYS if f"| `{k}` |" not in section]
     assert not missing, missing
     assert "OnCalendar=" in section and "0 6 * * 1" in section
+
+
+def test_empty_window_warns_and_still_writes(tmp_path):
+    log = FIXTURES / "security" / "security-log.txt"
+    out = tmp_path / "o"
+    res = CliRunner().invoke(app, ["report", str(log), "--since", "2027-01-01T00:00:00Z", "--out", str(out),
+                                   "--fail-on-breach", "--db", str(tmp_path / "c.duckdb")])
+    assert res.exit_code == 0, res.output
+    assert "warning: no requests between 2027-01-01T00:00:00Z" in res.output
+    d = json.loads((out / "report.json").read_text())
+    assert d["requests"] == 0 and d["success_rate"] is None and d["slo"]["met"] is True
+    assert d["error_budget"]["remaining_fraction"] is None and d["window"]["end"] is not None
+    for p in out.glob("*.png"):
+        assert p.read_bytes()[:8] == PNG_SIG

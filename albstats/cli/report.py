@@ -90,6 +90,11 @@ def register(app: typer.Typer) -> None:
         connect = _connector(list(paths or []), engine, db, no_cache, quiet, athena)
         with connect() as eng:
             r = build(eng, opts)
+        if r.availability.requests == 0:
+            from albstats.render.data import iso
+
+            typer.echo(f"albstats: warning: no requests between {iso(r.window.start)} and {iso(r.window.end)}",
+                       err=True)
         if out:
             write(r, out)
         if not quiet:

@@ -96,6 +96,8 @@ def table_block(t: Table, limit: int = 15) -> Tbl:
 
 def headline(r: Report) -> str:
     a = r.availability
+    if a.requests == 0:
+        return "No requests in the window: nothing to measure (check the window and the paths)"
     verdict = "SLO met" if a.met else "SLO BREACHED"
     return (f"{verdict}: {pct(a.success_rate)} of {a.requests:,} requests succeeded "
             f"(target {pct(a.target, 2)}); error budget {pct(a.error_budget.remaining_fraction, 1)} left")
