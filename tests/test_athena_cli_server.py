@@ -1,0 +1,69 @@
+"""End to end: the installed `albstats` command, in its own process, against moto's server on loopback.
+
+Shows that the standard boto3 chain is all the CLI uses (fake keys and AWS_ENDPOINT_URL in the
+environment), for S3 (`fetch`) and Athena (`athena create-table`).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+ALBSTATS = [sys.executable, "-c", "from albstats.cli import main; main()"]
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> str:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+def _env(endpoint: str, tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ALBSTATS_ATHENA_"))}
+    env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
+               AWS_ENDPOINT_URL=endpoint, AWS_CONFIG_FILE=str(tmp_path / "none"),
+               AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"), ALBSTATS_CACHE_DB=str(tmp_path / "c.duckdb"))
+    return env
+
+
+def test_cli_against_moto_server(endpoint: str, tmp_path: Path) -> None:
+    kw = dict(endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
+              aws_secret_access_key="testing")
+    s3 = boto3.client("s3", **kw)
+    s3.create_bucket(Bucket="srv-logs")
+    root = "AWSLogs/123456789012/elasticloadbalancing/us-east-1"
+    for day in ("2026/11/16", "2026/11/17", "2026/11/18", "2026/11/19"):
+        s3.put_object(Bucket="srv-logs", Key=f"{root}/{day}/f_{day.replace('/', '')}.log.gz", Body=b"x" * 10)
+    env = _env(endpoint, tmp_path)
+    out = tmp_path / "mirror"
+    res = subprocess.run([*ALBSTATS, "fetch", "s3://srv-logs/", "--since", "2026-11-17", "--until", "2026-11-18",
+                          "--out", str(out), "-q"], env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    got = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.log.gz"))
+    assert got == [f"{root}/2026/11/17/f_20261117.log.gz", f"{root}/2026/11/18/f_20261118.log.gz"]
+    assert "testing" not in res.stderr
+
+    res = subprocess.run([*ALBSTATS, "fetch", "s3://no-such-bucket-srv/", "--out", str(out), "-q"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 1
+    assert res.stderr.startswith("albstats: error: ") and "NoSuchBucket" in res.stderr
+
+    ath = boto3.client("athena", **kw)
+    ath.create_work_group(Name="srv-wg", Configuration={"ResultConfiguration": {"OutputLocation": "s3://r/x/"}})
+    res = subprocess.run([*ALBSTATS, "athena", "create-table", "--bucket", "srv-logs", "--account", "123456789012",
+                          "--region", "us-east-1", "--workgroup", "srv-wg", "--output-location",
+                          "s3://srv-logs/athena/", "-q"], env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    ids = ath.list_query_executions(WorkGroup="srv-wg")["QueryExecutionIds"]
+    queries = sorted(ath.get_query_execution(QueryExecutionId=i)["QueryExecution"]["Query"] for i in ids)
+    assert queries[0] == "CREATE DATABASE IF NOT EXISTS `albstats`"
+    assert queries[1].startswith("CREATE EXTERNAL TABLE IF NOT EXISTS `albstats`.`alb_logs`")
