@@ -204,6 +204,13 @@ def test_every_saved_query_gets_the_day_predicate(name: str) -> None:
     assert ":" + "albstats_day" not in text
 
 
+def test_bad_sql_is_a_usage_error() -> None:
+    eng = AthenaEngine(workgroup=WG, region=REGION)
+    for window in ((None, None), (datetime(2026, 11, 17, tzinfo=UTC), None)):
+        with pytest.raises(UsageError, match="cannot parse"):
+            eng.prepare("SELECT FROM WHERE (", {}, window)
+
+
 def test_rewrite_covers_joins_aliases_and_ctes() -> None:
     sql = ("WITH a AS (SELECT * FROM alb_logs x WHERE x.type = 'h2') "
            "SELECT count(*) FROM a JOIN alb_logs b ON a.trace_id = b.trace_id")

@@ -110,7 +110,10 @@ def references_day(sql: str) -> bool:
     import sqlglot
     from sqlglot import exp
 
-    tree = sqlglot.parse_one(sql, read="trino")
+    try:
+        tree = sqlglot.parse_one(sql, read="trino")
+    except sqlglot.errors.ParseError as e:
+        raise UsageError(f"cannot parse the SQL as Trino SQL: {str(e).splitlines()[0]}") from None
     return any(c.name.lower() == "day" for c in tree.find_all(exp.Column))
 
 
