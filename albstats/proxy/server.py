@@ -225,9 +225,24 @@ class RetryProxy:
         if status in (502, 504):
             self.stats.proxy_errors += 1
         rec.first_byte_at = None
-        await resp.prepare(request)
+        try:
+            await resp.prepare(request)
+        except ConnectionError:
+            self._client_gone(rec)
+            return resp
         rec.sent_bytes = len(resp.body or b"") + 150  # type: ignore[arg-type]
         return resp
+
+    def _client_gone(self, rec: RequestRecord) -> None:
+        """ALB logs 460 when the client closes the connection before the response."""
+        if rec.elb_status in (502, 504):
+            self.stats.proxy_errors -= 1
+        rec.elb_status = 460
+        rec.error_reason = "ClientClosed"
+
+    @staticmethod
+    def _closed(request: web.BaseRequest) -> bool:
+        return request.transport is None or request.transport.is_closing()
 
     async def _read_body(self, request: web.BaseRequest, rec: RequestRecord) -> tuple[object, bool]:
         """(body, replayable). Small bodies are read whole; a larger one becomes a one-shot stream."""
@@ -302,6 +317,11 @@ class RetryProxy:
             if remaining <= 0:
                 timed_out = True
                 break
+            if attempt > 1 and self._closed(request):
+                if resp is not None:
+                    resp.release()
+                self._client_gone(rec)
+                return web.Response(status=460)  # nobody is listening; the status is for the log
             per_try = min(pol.per_try_timeout or remaining, remaining)
             headers["X-Albstats-Attempt"] = str(attempt)
             rec.dispatched_at = time.time()
@@ -389,8 +409,8 @@ class RetryProxy:
             try:
                 await small.prepare(request)
                 await small.write_eof()
-            except (ConnectionResetError, ConnectionError):
-                rec.error_reason = "ClientClosed"
+            except ConnectionError:
+                self._client_gone(rec)
             rec.sent_bytes = head + len(body)
             resp.release()
             return small
@@ -412,8 +432,8 @@ class RetryProxy:
             await out.write_eof()
             rec.sent_bytes = head + sent
             return out
-        except (ConnectionResetError, ConnectionError):
-            rec.error_reason = "ClientClosed"
+        except ConnectionError:
+            self._client_gone(rec)
             return out
         finally:
             resp.release()
