@@ -356,10 +356,10 @@ class AthenaEngine(Engine):
             text = rewrite(sql, self.database, self.table, day_predicate=True)
         else:
             if not self.scan_all and not references_day(sql):
-                hint = "--until is not enough: " if until is not None else ""
-                raise UsageError(f"{label}: {hint}give --since (and --until) so Athena scans only those days; "
-                                 "scanning every day of the bucket needs ALBSTATS_ATHENA_SCAN_ALL=1 "
-                                 "(scan_all=True)")
+                hint = "--until alone is not enough: " if until is not None else ""
+                raise UsageError(f"{label}: {hint}Athena would scan (and bill) every day folder of the bucket; "
+                                 "give --since (and --until), or filter on the partition in the SQL (WHERE day "
+                                 "BETWEEN '2026/11/01' AND '2026/11/08'), or set ALBSTATS_ATHENA_SCAN_ALL=1")
             text = rewrite(sql, self.database, self.table, day_predicate=False)
         pyformat = to_pyformat(text)
         try:
