@@ -31,8 +31,10 @@ import os
 import re
 import time as _time
 from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +51,8 @@ REGION = "us-east-2"
 INTERVAL_S = 300
 #: Mean number of requests per client connection (they share client port and conn_trace_id).
 SESSION_MEAN = 3.0
+#: Lines built per vectorised batch (several files at once): bounds memory, amortises NumPy overhead.
+BATCH_ROWS = 20_000
 #: Token counts of the format eras ALB has written (36 = 34 fields plus two unnamed ``"-"``).
 ERAS = (20, 24, 25, 27, 29, 30, 33, 34, 36)
 DEFAULT_ERA = 34
@@ -302,11 +306,29 @@ class _World:
         self.ep_sent = np.array([e.sent for e in eps], dtype=float)
         self.tg_sizes = np.array([len(t.targets) for t in self.tgs])
         self.tg_bad = np.array([t.bad for t in self.tgs])
+        self.tg_arns = _obj([t.arn for t in self.tgs])
+        self.tg_target_off = np.cumsum([0] + [len(t.targets) for t in self.tgs])[:-1]
+        self.all_targets = _obj([x for t in self.tgs for x in t.targets])
+        self.ep_method = _obj([e.method for e in eps])
+        self.ep_rule = _obj([e.rule for e in eps])
+        self.ep_get = np.array([e.method == "GET" for e in eps])
+        self.ep_path_off = np.cumsum([0] + [len(e.paths) for e in eps])[:-1]
+        self.all_paths = _obj([x for e in eps for x in e.paths])
+        self.ok_off = np.cumsum([0] + [len(e.ok) for e in eps])[:-1]
+        self.ok_len = np.array([len(e.ok) for e in eps])
+        self.ok_codes = np.array([int(c) for e in eps for c in e.ok])
+        self.c4_off = np.cumsum([0] + [len(e.codes_4xx) for e in eps])[:-1]
+        self.c4_len = np.array([len(e.codes_4xx) for e in eps])
+        self.c4_codes = np.array([int(c) for e in eps for c in e.codes_4xx])
         self.clients = self._clients(rng)
+        self.client_ips = _obj([c[0] for c in self.clients])
+        self.client_uas = _obj([c[1] for c in self.clients])
         self.scanners = self._scanners(rng)
         self.attacks = [(cat, p) for cat, ps in _ATTACKS.items() for p in ps]
         tw = np.array([t[2] for t in _TLS])
         self.tls_cum = np.cumsum(tw / tw.sum())
+        self.tls_protos = _obj([t[0] for t in _TLS])
+        self.tls_ciphers = _obj([t[1] for t in _TLS])
 
     def _endpoints(self, rng: np.random.Generator) -> list[Endpoint]:
         def ints(fmt: str, n: int, lo: int, hi: int) -> tuple[str, ...]:
@@ -448,6 +470,41 @@ def line_template(elb: str, node_ip: str, era: int = DEFAULT_ERA, dispatched: bo
     return _MARK_RE.sub(lambda mm: "%" + conv[mm.group(1)], text), len(order)
 
 
+_CONV_RE = re.compile(r"%%|%(?:06d|03d|08x|\.3f|d|s)")
+
+
+_NODE_MARK = "\x01node\x01"
+
+
+def line_segments(elb: str, era: int = DEFAULT_ERA) -> tuple[list[str], int, int]:
+    """The literal text around the per-line values of :func:`line_template`, the value count, and
+    the position of the node IP among the values (-1 for eras without ``ip_address``).
+
+    A line is ``lits[0] + v0 + lits[1] + v1 + ... + lits[n]`` with every value already text, which
+    is what the generator's column-wise join writes.
+    """
+    text, n = line_template(elb, _NODE_MARK, era, dispatched=False)
+    lits, cur, pos = [], [], 0
+    for m in _CONV_RE.finditer(text):
+        cur.append(text[pos:m.start()])
+        if m.group() == "%%":
+            cur.append("%")
+        else:
+            lits.append("".join(cur))
+            cur = []
+        pos = m.end()
+    cur.append(text[pos:])
+    lits.append("".join(cur))
+    if len(lits) != n + 1:  # pragma: no cover
+        raise RuntimeError("line template does not split into its values")
+    node_slot = -1
+    if _NODE_MARK in lits[-1]:
+        before, after = lits[-1].split(_NODE_MARK)
+        lits[-1:] = [before, after]
+        node_slot, n = n, n + 1
+    return lits, n, node_slot
+
+
 # --- time helpers -----------------------------------------------------------------------------
 
 def parse_start(value: str | datetime) -> datetime:
@@ -470,13 +527,28 @@ class _Clock:
 
     def __init__(self) -> None:
         self.days: dict[int, str] = {}
+        self.cache: dict[int, str] = {}
 
     def sec(self, s: int) -> str:
+        v = self.cache.get(s)
+        if v is not None:
+            return v
+        if len(self.cache) > 20000:
+            self.cache.clear()
         d, r = divmod(s, 86400)
         day = self.days.get(d)
         if day is None:
             day = self.days[d] = datetime.fromtimestamp(d * 86400, UTC).strftime("%Y-%m-%dT")
-        return f"{day}{r // 3600:02d}:{r // 60 % 60:02d}:{r % 60:02d}"
+        v = self.cache[s] = f"{day}{r // 3600:02d}:{r // 60 % 60:02d}:{r % 60:02d}"
+        return v
+
+    def iso(self, secs: np.ndarray) -> list[str]:
+        """``sec`` of every epoch second in an array, via one prefix per distinct minute."""
+        if not len(secs):
+            return []
+        mins, inv = np.unique(secs // 60, return_inverse=True)
+        prefix = _obj([self.sec(m * 60)[:-2] for m in mins.tolist()])
+        return (prefix[inv] + _D2[secs % 60]).tolist()
 
 
 def _diurnal(t_s: np.ndarray) -> np.ndarray:
@@ -588,16 +660,34 @@ def _fmt3(x: float) -> str:
     return f"{x:.3f}"
 
 
-def _file_lines(world: _World, plan: _Plan, rng: np.random.Generator, k: int, n_normal: int, n_scan: int,
-                templates: tuple[tuple[str, int], tuple[str, int]], node_ip: str, era: int,
-                clock: _Clock) -> tuple[list[str], float, float]:
-    """The sorted lines of one 5-minute file for one node. Returns (lines, first epoch, last epoch).
+def _obj(values: Sequence[Any]) -> np.ndarray:
+    """A 1-d object array (NumPy would otherwise turn tuples into 2-d arrays or strings into fixed width)."""
+    out = np.empty(len(values), dtype=object)
+    out[:] = list(values)
+    return out
 
-    Everything random is drawn as arrays first (one row of uniforms per line); the loop only picks
-    strings and fills the template. Rare shapes (malformed requests) go through ``format_line``.
-    """
-    p = world.profile
-    t0 = plan.start_s + k * INTERVAL_S
+
+_CODE_STR = _obj([str(i) for i in range(600)])
+_TYPES = _obj(["http", "https", "h2", "grpcs", "ws", "wss"])
+T_HTTP, T_HTTPS, T_H2, T_GRPCS, T_WS, T_WSS = range(6)
+
+
+@dataclass
+class _FileJob:
+    """One file to write: where, and the random draws its lines come from (from its own stream)."""
+
+    k: int  # interval index
+    node: int
+    ip: str
+    path: Path
+    n: int
+    offs: np.ndarray  # microseconds since the interval start, sorted
+    is_scan: np.ndarray
+    U: np.ndarray  # (n, 20) uniforms
+    hexes: str  # 56 random hex digits per line
+
+
+def _draw(rng: np.random.Generator, n_normal: int, n_scan: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
     n = n_normal + n_scan
     # time (when the response was sent), in microseconds since the interval start, sorted
     offs = np.floor(rng.random(n) * (INTERVAL_S * 1_000_000)).astype(np.int64)
@@ -605,214 +695,256 @@ def _file_lines(world: _World, plan: _Plan, rng: np.random.Generator, k: int, n_
     if n_scan:
         is_scan[rng.permutation(n)[:n_scan]] = True
     order = np.argsort(offs, kind="stable")
-    offs = offs[order]
-    is_scan = is_scan[order]
-    U = rng.random((n, 20))
-    hexes = _hex(rng, 28 * n)
+    return offs[order], is_scan[order], rng.random((n, 20)), _hex(rng, 28 * n)
+
+
+def _batch_lines(world: _World, plan: _Plan, jobs: list[_FileJob], segments: tuple[list[str], int, int],
+                 templates: dict[str, tuple[tuple[str, int], tuple[str, int]]], era: int,
+                 clock: _Clock) -> list[list[str]]:
+    """The sorted lines of several files (one list per job), built column-wise in one go.
+
+    Every random choice was drawn per file as arrays (one row of uniforms per line); here each
+    column becomes a list by NumPy indexing into tables of strings, and one join per line puts
+    the columns between the literal text of the template. Scanner lines (rare) are built one by one.
+    """
+    p = world.profile
+    sizes = [j.n for j in jobs]
+    n = sum(sizes)
+    starts = np.cumsum([0] + sizes)[:-1]
+    t0 = np.repeat(np.array([plan.start_s + j.k * INTERVAL_S for j in jobs], dtype=np.int64), sizes)
+    offs = np.concatenate([j.offs for j in jobs])
+    is_scan = np.concatenate([j.is_scan for j in jobs])
+    U = np.concatenate([j.U for j in jobs])
+    hexes = "".join(j.hexes for j in jobs)
     eps = world.endpoints
-    ep_idx = np.searchsorted(world.ep_cum, U[:, 0], side="right").clip(0, len(eps) - 1)
-    ep_tg = world.ep_tg[ep_idx]
-    ntg = world.tg_sizes[ep_tg]
+    ep = np.searchsorted(world.ep_cum, U[:, 0], side="right").clip(0, len(eps) - 1)
+    tg = world.ep_tg[ep]
+    ntg = world.tg_sizes[tg]
     tgt_i = np.minimum((U[:, 1] * ntg).astype(np.int64), ntg - 1)
-    bad = world.tg_bad[ep_tg] == tgt_i
+    bad = world.tg_bad[tg] == tgt_i
     # incidents hit one target group for a while: 5XX and slowness multiply there
-    secs = t0 + offs // 1_000_000
+    t_us = t0 * 1_000_000 + offs
+    secs = t_us // 1_000_000
     inc_tg = np.full(n, -1)
+    lo, hi = int(secs[0]) if n else 0, int(secs.max()) if n else 0
     for a, b, g in plan.incidents:
-        if a < t0 + INTERVAL_S and b > t0:
+        if a <= hi and b > lo:
             inc_tg[(secs >= a) & (secs < b)] = g
-    in_inc = inc_tg == ep_tg
+    in_inc = inc_tg == tg
     mult = np.where(in_inc, p.incident_factor, 1.0) * np.where(bad, p.bad_target_factor, 1.0)
-    kind = world.ep_kind[ep_idx]
+    kind = world.ep_kind[ep]
     u = U[:, 2]
     c1 = p.waf_block
     c2 = c1 + p.elb_5xx * mult
     c3 = c2 + p.target_5xx * mult
-    c4 = c3 + world.ep_4xx[ep_idx]
+    c4 = c3 + world.ep_4xx[ep]
     c5 = c4 + p.client_460 * np.where(in_inc, 3.0, 1.0)
-    outcome = np.full(n, OK, dtype=np.int64)
-    outcome[u < c5] = C460
-    outcome[u < c4] = T4XX
-    outcome[u < c3] = T5XX
-    outcome[u < c2] = E502
-    outcome[u < c1] = WAF
+    out = np.full(n, OK, dtype=np.int64)
+    out[u < c5] = C460
+    out[u < c4] = T4XX
+    out[u < c3] = T5XX
+    out[u < c2] = E502
+    out[u < c1] = WAF
     ek = U[:, 3]
-    outcome[(outcome == E502) & (ek >= 0.55)] = E504
-    outcome[(outcome == E502) & (ek >= 0.40) & (ek < 0.55)] = E503
+    out[(out == E502) & (ek >= 0.55)] = E504
+    out[(out == E502) & (ek >= 0.40) & (ek < 0.55)] = E503
     p_slow = np.minimum(0.9, p.slow * np.where(in_inc, p.incident_factor, 1.0) * np.where(bad, 1.5, 1.0))
     slow = (U[:, 4] < p_slow) & (kind < KIND_STATIC)
-    outcome[slow & (U[:, 5] < p.gave_up_if_slow) & (outcome == OK)] = C460
-    tpt = _lognormal(U[:, 6], U[:, 7], world.ep_med[ep_idx], world.ep_sig[ep_idx])
+    out[slow & (U[:, 5] < p.gave_up_if_slow) & (out == OK)] = C460
+    tpt = _lognormal(U[:, 6], U[:, 7], world.ep_med[ep], world.ep_sig[ep])
     tpt = np.where(kind == KIND_WS, tpt, np.minimum(tpt, 1.95))
     tpt = np.where(slow, 2.0 * np.power(10.0, U[:, 8]), tpt)  # log-uniform 2..20 s
     # a client session is a run of requests on one connection: same client, port, TID, listener, TLS
     new = U[:, 12] < 1.0 / SESSION_MEAN
-    if n:
-        new[0] = True
+    new[starts] = True  # no connection spans two files
     sess = np.maximum.accumulate(np.where(new, np.arange(n), 0))
     su = U[sess, 11]
     ncl = len(world.clients)
-    cl_l = np.minimum((su * ncl).astype(np.int64), ncl - 1).tolist()
-    cport_l = (1024 + ((su * 7919.0) % 1.0) * 64000).astype(np.int64).tolist()
-    tls_l = np.searchsorted(world.tls_cum, U[sess, 13] * 0.9999, side="left").tolist()
-    sess_l = sess.tolist()
-    lis_l = U[sess, 9].tolist()  # < 0.04: plain HTTP listener; else HTTPS (h2 for ~38%)
-    path_l = np.minimum((U[:, 14] * world.ep_npaths[ep_idx]).astype(np.int64), world.ep_npaths[ep_idx] - 1).tolist()
-    recv_l = (world.ep_recv[ep_idx] * (1.0 + 0.5 * U[:, 16])).astype(np.int64).tolist()
-    sent_l = (world.ep_sent[ep_idx] * (1.0 + U[:, 17])).astype(np.int64).tolist()
-    t_us_a = t0 * 1_000_000 + offs
-    t_us_l = t_us_a.tolist()
-    code_u = U[:, 15].tolist()
-    m18 = U[:, 18].tolist()
-    m19 = U[:, 19].tolist()
-    des_l = U[:, 10].tolist()
-    out_l = outcome.tolist()
-    ep_l = ep_idx.tolist()
-    tg_l = ep_tg.tolist()
-    tgt_l = tgt_i.tolist()
-    tpt_l = tpt.tolist()
-    scan_l = is_scan.tolist()
-    slow_l = slow.tolist()
-    (t_ok, n_ok), (t_neg, _) = templates
-
-    lines: list[str] = []
-    app = lines.append
-    dom = p.domain
-    tgs = world.tgs
-    cert = world.cert
-    clients = world.clients
+    cl = np.minimum((su * ncl).astype(np.int64), ncl - 1)
+    cport = (1024 + ((su * 7919.0) % 1.0) * 64000).astype(np.int64)
+    tls_j = np.searchsorted(world.tls_cum, U[sess, 13] * 0.9999, side="left")
+    lis = U[sess, 9]  # < 0.04: plain HTTP listener; else HTTPS (h2 for ~38%)
+    # listener and protocol
+    typ = np.where(lis < 0.04, T_HTTP, np.where(lis < 0.42, T_H2, T_HTTPS))
+    typ = np.where(kind == KIND_GRPC, T_GRPCS, typ)
+    typ = np.where(kind == KIND_WS, np.where(lis < 0.2, T_WS, T_WSS), typ)
+    tls_on = (typ != T_HTTP) & (typ != T_WS)
+    # the HTTP listener redirects to HTTPS (a few old clients hit a forward rule that works)
+    out[(typ == T_HTTP) & ((out != OK) | (lis > 0.004))] = REDIRECT
+    out[(out == WAF) & ~tls_on] = OK
+    # desync mitigation classifications
+    des = U[:, 10]
+    cls = np.full(n, "-", dtype=object)
+    reason = np.full(n, "-", dtype=object)
+    amb = des < 0.0004
+    if amb.any():
+        cls[amb] = "Ambiguous"
+        reason[amb] = _obj(_AMBIGUOUS)[np.minimum((des[amb] / 0.0004 * len(_AMBIGUOUS)).astype(np.int64),
+                                                  len(_AMBIGUOUS) - 1)]
+    sev = (des >= 0.0004) & (des < 0.0006) & (out == OK)
+    if sev.any():
+        out[sev] = SEVERE
+        cls[sev] = "Severe"
+        reason[sev] = _obj(_SEVERE)[np.minimum(((des[sev] - 0.0004) / 0.0002 * len(_SEVERE)).astype(np.int64),
+                                               len(_SEVERE) - 1)]
+    space = (des >= 0.0006) & (des < 0.0008) & (kind == KIND_API) & world.ep_get[ep]
+    path_i = world.ep_path_off[ep] + np.minimum((U[:, 14] * world.ep_npaths[ep]).astype(np.int64),
+                                                world.ep_npaths[ep] - 1)
+    path = world.all_paths[path_i]
+    if space.any():
+        cls[space] = "Acceptable"
+        reason[space] = "SpaceInUri"
+        path[space] = "/api/owners?lastName=van der Berg"
+    # status codes, bytes and timings by outcome
+    cu = U[:, 15]
+    m = U[:, 18]
+    mm = U[:, 19]
+    code = np.zeros(n, dtype=np.int64)
+    okc = world.ok_codes[world.ok_off[ep] + np.minimum((cu * world.ok_len[ep]).astype(np.int64),
+                                                       world.ok_len[ep] - 1)]
+    c4c = world.c4_codes[world.c4_off[ep] + np.minimum((cu * world.c4_len[ep]).astype(np.int64),
+                                                       world.c4_len[ep] - 1)]
+    c5c = np.where(cu < 0.7, 500, np.where(cu < 0.9, 503, 502))
+    sent = (world.ep_sent[ep] * (1.0 + U[:, 17])).astype(np.int64)
+    recv = (world.ep_recv[ep] * (1.0 + 0.5 * U[:, 16])).astype(np.int64)
+    is_ok, is_4, is_5 = out == OK, out == T4XX, out == T5XX
+    code[is_ok] = okc[is_ok]
+    code[is_4] = c4c[is_4]
+    code[is_5] = c5c[is_5]
+    for o, c in ((E502, 502), (E503, 503), (E504, 504), (C460, 460), (REDIRECT, 301), (WAF, 403), (SEVERE, 400)):
+        code[out == o] = c
+    extra = (m * 50000).astype(np.int64)
+    sent = np.where(is_ok & slow & (kind != KIND_WS), sent + extra, sent)
+    sent = np.where(is_ok & (code == 304), 180 + (m * 60).astype(np.int64), sent)
+    sent = np.where(is_4, 150 + (m * 400).astype(np.int64), sent)
+    sent = np.where(is_5, 200 + (m * 600).astype(np.int64), sent)
+    tp = np.where(is_4, np.minimum(tpt, 0.5) * 0.5, tpt)
+    rpt = np.where(m < 0.7, 0.0, 0.001)
+    dur = tp + rpt
+    dur = np.where(out == E502, 0.001 + mm * 0.8, dur)
+    dur = np.where(out == E503, 0.001 + mm * 0.01, dur)
+    dur = np.where(out == E504, np.where(m < 0.8, 60.0, 10.0) + mm * 0.01, dur)  # idle or connect timeout
+    dur = np.where(out == C460, np.where(slow, np.minimum(tpt, 1.0 + mm * 29.0), 0.05 + mm * 3.0), dur)
+    dur = np.where(out == REDIRECT, 0.0005, dur)
+    dur = np.where(out == WAF, 0.003, dur)
+    dur = np.where(out == SEVERE, 0.001, dur)
+    disp = is_ok | is_4 | is_5
+    no_target = (out == E503) | (out == REDIRECT) | (out == WAF) | (out == SEVERE)
+    no_rule = (out == REDIRECT) | (out == WAF) | (out == SEVERE)
+    for o, c in ((E502, 277), (E503, 326), (E504, 303), (C460, 0), (WAF, 190), (SEVERE, 272)):
+        sent[out == o] = c
+    # text columns
+    e_code = _CODE_STR[code]
+    t_code = e_code.copy()
+    t_code[~disp] = "-"
+    target = world.all_targets[world.tg_target_off[tg] + tgt_i]
+    target[no_target] = "-"
+    tlist = target.copy()
+    slist = t_code.copy()
+    slist[no_target] = "-"
+    tg_arn = world.tg_arns[tg]
+    tg_arn[no_rule] = "-"
+    rule = world.ep_rule[ep]
+    rule[(out == REDIRECT) | (out == WAF)] = "0"
+    rule[out == SEVERE] = "-"
+    actions = np.where(tls_on & (typ != T_GRPCS), "waf,forward", "forward").astype(object)
+    actions[out == REDIRECT] = "redirect"
+    actions[out == WAF] = "waf"
+    actions[out == SEVERE] = "-"
+    https_base, http_base = f"https://{p.domain}:443", f"http://{p.domain}:80"
+    redirect = np.full(n, "-", dtype=object)
+    rd = out == REDIRECT
+    if rd.any():
+        redirect[rd] = [https_base + x for x in path[rd].tolist()]
+        sent[rd] = 260 + np.fromiter((len(x) for x in redirect[rd].tolist()), dtype=np.int64)
+    base = np.where(tls_on, https_base, http_base).astype(object)
+    proto = np.where((typ == T_H2) | (typ == T_GRPCS), "HTTP/2.0", "HTTP/1.1").astype(object)
+    ua = world.client_uas[cl]
+    grpc = typ == T_GRPCS
+    if grpc.any():
+        ua[grpc] = _obj(_GRPC_UAS)[cport[grpc] % len(_GRPC_UAS)]
+    ssl_p = world.tls_protos[tls_j]
+    ssl_c = world.tls_ciphers[tls_j]
+    ssl_p[~tls_on] = "-"
+    ssl_c[~tls_on] = "-"
+    sni = np.where(tls_on, p.domain, "-").astype(object)
+    crt = np.where(tls_on, np.where(m < 0.75, world.cert, "session-reused"), "-").astype(object)
+    neg = ~disp
+    rc_us = t_us - (dur * 1_000_000).astype(np.int64)
+    rs = rc_us // 1_000_000
     sec = clock.sec
-    tls = _TLS
-    https_base, http_base = f"https://{dom}:443", f"http://{dom}:80"
-    for i in range(n):
-        t_us = t_us_l[i]
-        ts, tus = sec(t_us // 1_000_000), t_us % 1_000_000
-        cport = cport_l[i]
-        si = 56 * i
-        trand = hexes[si: si + 24]
-        si = 56 * sess_l[i]
-        tid = "TID_" + hexes[si + 24: si + 56]
-        classification = reason = redirect = err = "-"
-        out = out_l[i]
-        m = m18[i]
-        if scan_l[i]:  # scanners open a connection per request: own port and TID
+    sess_l = sess.tolist()
+    trand = [hexes[i: i + 24] for i in range(0, 56 * n, 56)]
+    tid = ["TID_" + hexes[56 * j + 24: 56 * j + 56] for j in sess_l]
+    tus = t_us % 1_000_000
+    cols = [_TYPES[typ].tolist(), clock.iso(secs), (_D3[tus // 1000] + _D3[tus % 1000]).tolist(),
+            world.client_ips[cl].tolist(), _ints(cport), target.tolist(), _secs3(rpt, neg), _secs3(tp, neg),
+            _secs3(np.zeros(n), neg), e_code.tolist(), t_code.tolist(), _ints(recv), _ints(sent),
+            world.ep_method[ep].tolist(), base.tolist(), path.tolist(), proto.tolist(), ua.tolist(),
+            ssl_c.tolist(), ssl_p.tolist(), tg_arn.tolist(), _hex8(rs), trand, sni.tolist(),
+            crt.tolist(), rule.tolist(), clock.iso(rs), _D3[(rc_us % 1_000_000) // 1000].tolist(),
+            actions.tolist(), redirect.tolist(), ["-"] * n, tlist.tolist(), slist.tolist(), cls.tolist(),
+            reason.tolist(), tid]
+    lits, _, node_slot = segments
+    if node_slot >= 0:
+        cols.insert(node_slot, _obj([j.ip for j in jobs])[np.repeat(np.arange(len(jobs)), sizes)].tolist())
+    parts: list[Any] = [repeat(lits[0])]
+    for j, lit in enumerate(lits[1:]):
+        parts += [cols[j], repeat(lit)]
+    lines = list(map("".join, zip(*parts)))
+    if is_scan.any():  # scanners open a connection per request: own port and TID
+        file_of = np.repeat(np.arange(len(jobs)), sizes)
+        for i in np.flatnonzero(is_scan).tolist():
             r = U[i].tolist()
-            sc_idx = plan.burst_at(t_us // 1_000_000)
+            tus = int(t_us[i])
+            sc_idx = plan.burst_at(tus // 1_000_000)
             if sc_idx < 0:  # background noise of the internet: port scanners probing all day
                 sc_idx = PROBE_SCANNERS[int(r[12] * len(PROBE_SCANNERS))]
-            app(_scanner_line(world, sc_idx, r, t_us, 1024 + int(r[11] * 64000), trand,
-                              "TID_" + hexes[56 * i + 24: 56 * i + 56], templates, node_ip, era, sec))
-            continue
-        cip, ua = clients[cl_l[i]]
-        ep = eps[ep_l[i]]
-        kind_e = ep.kind
-        path = ep.paths[path_l[i]]
-        lis = lis_l[i]
-        t = tgs[tg_l[i]]
-        if kind_e == "grpc":
-            typ, tls_on, proto = "grpcs", True, "HTTP/2.0"
-            ua = _GRPC_UAS[cport % 3]
-        elif kind_e == "ws":
-            typ, tls_on, proto = ("ws", False, "HTTP/1.1") if lis < 0.2 else ("wss", True, "HTTP/1.1")
-        elif lis < 0.04:
-            typ, tls_on, proto = "http", False, "HTTP/1.1"
-            if out != OK or lis > 0.004:
-                out = REDIRECT  # the HTTP listener redirects to HTTPS (a few old clients hit a forward rule)
-        elif lis < 0.42:
-            typ, tls_on, proto = "h2", True, "HTTP/2.0"
-        else:
-            typ, tls_on, proto = "https", True, "HTTP/1.1"
-        base = https_base if tls_on else http_base
-        if out == WAF and not tls_on:
-            out = OK
-        verb = ep.method
-        des = des_l[i]
-        if des < 0.0008:
-            if des < 0.0004:
-                classification, reason = "Ambiguous", _pick(des / 0.0004, _AMBIGUOUS)
-            elif des < 0.0006:
-                if out == OK:
-                    out = SEVERE
-                    classification, reason = "Severe", _pick((des - 0.0004) / 0.0002, _SEVERE)
-            elif kind_e == "api" and verb == "GET":
-                classification, reason = "Acceptable", "SpaceInUri"
-                path = "/api/owners?lastName=van der Berg"
-        recv = recv_l[i]
-        sent = sent_l[i]
-        tg_arn = t.arn
-        rule = ep.rule
-        actions = "waf,forward" if tls_on and typ != "grpcs" else "forward"
-        target = t.targets[tgt_l[i]]
-        tp = tpt_l[i]
-        tmpl = t_ok
-        rpt = 0.0 if m < 0.7 else 0.001
-        rsp = 0.0
-        dur = tp + rpt
-        if out == OK:
-            ok = ep.ok
-            code = ok[int(code_u[i] * len(ok))]
-            if code == "304":
-                sent = 180 + int(m * 60)
-            elif slow_l[i] and kind_e != "ws":
-                sent += int(m * 50000)
-            e_code = t_code = code
-        elif out == T4XX:
-            c4x = ep.codes_4xx
-            e_code = t_code = c4x[int(code_u[i] * len(c4x))]
-            sent = 150 + int(m * 400)
-            tp = min(tp, 0.5) * 0.5
-            dur = tp + rpt
-        elif out == T5XX:
-            cu = code_u[i]
-            e_code = t_code = "500" if cu < 0.7 else ("503" if cu < 0.9 else "502")
-            sent = 200 + int(m * 600)
-        else:
-            tmpl = t_neg
-            rpt = tp = rsp = "-1"
-            t_code = "-"
-            mm = m19[i]
-            if out == E502:
-                e_code, dur, sent = "502", 0.001 + mm * 0.8, 277
-            elif out == E503:
-                e_code, dur, sent, target = "503", 0.001 + mm * 0.01, 326, "-"
-            elif out == E504:
-                e_code, sent = "504", 303
-                dur = 60.0 + mm * 0.01 if m < 0.8 else 10.0 + mm * 0.01  # idle or connect timeout
-            elif out == C460:
-                e_code, sent = "460", 0
-                dur = min(tpt_l[i], 1.0 + mm * 29.0) if slow_l[i] else 0.05 + mm * 3.0
-            elif out == REDIRECT:
-                e_code = "301"
-                target, tg_arn, rule, actions = "-", "-", "0", "redirect"
-                redirect = f"{https_base}{path}"
-                sent, dur = 260 + len(redirect), 0.0005
-            elif out == WAF:
-                e_code = "403"
-                target, tg_arn, rule, actions = "-", "-", "0", "waf"
-                sent, dur = 190, 0.003
-            else:  # SEVERE: desync mitigation rejects the request before any rule
-                e_code = "400"
-                target, tg_arn, rule, actions = "-", "-", "-", "-"
-                sent, dur = 272, 0.001
-        if target == "-":
-            tlist = slist = "-"
-        else:
-            tlist, slist = target, t_code
-        if tls_on:
-            ssl_p, ssl_c = tls[tls_l[i]][:2]
-            crt = cert if m < 0.75 else "session-reused"
-            sni = dom
-        else:
-            ssl_p = ssl_c = sni = crt = "-"
-        rc_us = t_us - int(dur * 1_000_000)
-        rs = rc_us // 1_000_000
-        vals = (typ, ts, tus, cip, cport, target, rpt, tp, rsp, e_code, t_code, recv, sent, verb, base, path,
-                proto, ua, ssl_c, ssl_p, tg_arn, rs, trand, sni, crt, rule, sec(rs), (rc_us % 1_000_000) // 1000,
-                actions, redirect, err, tlist, slist, classification, reason, tid)
-        app(tmpl % (vals if n_ok == len(vals) else vals[:n_ok]))
-    first = t_us_l[0] / 1e6 if n else 0.0
-    last = t_us_l[-1] / 1e6 if n else 0.0
-    return lines, first, last
+            ip = jobs[int(file_of[i])].ip
+            lines[i] = _scanner_line(world, sc_idx, r, tus, 1024 + int(r[11] * 64000), trand[i],
+                                     "TID_" + hexes[56 * i + 24: 56 * i + 56], templates[ip], ip, era, sec)
+    return [lines[a: a + m] for a, m in zip(starts.tolist(), sizes)]
+
+
+def _unique_map(values: np.ndarray, fmt: Callable[[int], str]) -> list[str]:
+    """``fmt`` of every value, calling it once per distinct value (seconds repeat within a file)."""
+    if not len(values):
+        return []
+    uniq, inv = np.unique(values, return_inverse=True)
+    return _obj([fmt(v) for v in uniq.tolist()])[inv].tolist()
+
+
+_HEX2 = _obj([f"{i:02x}" for i in range(256)])
+
+
+def _hex8(v: np.ndarray) -> list[str]:
+    """8-digit hex of epoch seconds (the trace id's time part)."""
+    hi = v >> 8
+    uniq, inv = np.unique(hi, return_inverse=True)
+    return (_obj([f"{x:06x}" for x in uniq.tolist()])[inv] + _HEX2[v & 0xFF]).tolist()
+
+
+def _ints(a: np.ndarray) -> list[str]:
+    return list(map(str, a.tolist()))
+
+
+_D3 = _obj([f"{i:03d}" for i in range(1000)])
+_D2 = _obj([f"{i:02d}" for i in range(100)])
+_MS_TABLE: list[np.ndarray] = []
+
+
+def _secs3(x: np.ndarray, neg: np.ndarray) -> list[str]:
+    """Seconds with millisecond precision as ALB writes them (``0.042``), ``-1`` where ``neg``."""
+    if not _MS_TABLE:
+        _MS_TABLE.append(_obj([f"{i // 1000}.{i % 1000:03d}" for i in range(30_000)]))
+    table = _MS_TABLE[0]
+    ms = np.rint(x * 1000.0).astype(np.int64)
+    big = ms >= len(table)
+    out = table[np.where(big, 0, ms)]
+    if big.any():
+        out[big] = [f"{v // 1000}.{v % 1000:03d}" for v in ms[big].tolist()]
+    out[neg] = "-1"
+    return out.tolist()
 
 
 def _scanner_line(world: _World, sc_idx: int, r: list[float], t_us: int, cport: int, trand: str, tid: str,
@@ -896,6 +1028,19 @@ def _scanner_line(world: _World, sc_idx: int, r: list[float], t_us: int, cport: 
     return tmpl % vals[:nv]
 
 
+def _write_gz(path: Path, lines: list[str], compresslevel: int) -> int:
+    """Compress and write one file atomically (a ``.part`` name until complete); returns its size."""
+    data = gzip.compress(("\n".join(lines) + "\n").encode("utf-8"), compresslevel=compresslevel, mtime=0)
+    tmp = path.with_name(path.name + ".part")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return len(data)
+
+
 def _key(world: _World, end: datetime, node_ip: str, rnd: str) -> str:
     return (f"AWSLogs/{ACCOUNT}/elasticloadbalancing/{REGION}/{end:%Y/%m/%d}/{ACCOUNT}_elasticloadbalancing_"
             f"{REGION}_{world.key_lb}_{end:%Y%m%dT%H%MZ}_{node_ip}_{rnd}.log.gz")
@@ -960,51 +1105,70 @@ def generate(out_dir: str | os.PathLike[str], start: str | datetime = DEFAULT_ST
         ctl.write_text(f"Enable AccessLog for ELB: {world.elb} at {_iso(plan.start_s - 60)[:-4]}Z\n")
     templates = {ip: (line_template(world.elb, ip, format_era), line_template(world.elb, ip, format_era, False))
                  for ip in world.nodes}
+    segments = line_segments(world.elb, format_era)
     clock = _Clock()
     first_t: float | None = None
     last_t = 0.0
     made_dirs: set[Path] = set()
-    for k in range(intervals):
-        if only_intervals is not None and k not in only_intervals:
-            continue
-        end = st + timedelta(seconds=(k + 1) * INTERVAL_S)
-        for j, ip in enumerate(world.nodes):
-            rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, k, j])))
-            cu = rng.random(4).tolist()
-            rnd = "".join(_ALNUM[b % 36] for b in rng.bytes(8))
-            if plan.exact is not None:
-                total = int(plan.exact[k, j])
-                lam_s = plan.scan[k]
-                lam_n = plan.normal[k]
-                share = lam_s / (lam_s + lam_n) if lam_s + lam_n > 0 else 0.0
-                n_scan = min(total, int(total * share + cu[2]))
-                n_norm = total - n_scan
-            else:
-                z = math.sqrt(-2.0 * math.log(1.0 - cu[0])) * math.cos(2.0 * math.pi * cu[1])
-                n_norm = _poisson(cu[0], float(plan.normal[k]), z)
-                n_scan = _poisson(cu[2], float(plan.scan[k]), -z)
-            if n_norm + n_scan == 0:
-                continue  # ALB writes no file for an interval without requests
-            body, f0, f1 = _file_lines(world, plan, rng, k, n_norm, n_scan, templates[ip], ip, format_era, clock)
-            path = out / _key(world, end, ip, rnd)
-            if path.parent not in made_dirs:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                made_dirs.add(path.parent)
-            data = gzip.compress(("\n".join(body) + "\n").encode("utf-8"), compresslevel=compresslevel, mtime=0)
-            tmp = path.with_name(path.name + ".part")
-            try:
-                tmp.write_bytes(data)
-                os.replace(tmp, path)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
+    jobs: list[_FileJob] = []
+    pending: list[Future[int]] = []
+
+    def flush() -> None:
+        nonlocal first_t, last_t
+        if not jobs:
+            return
+        for job, body in zip(jobs, _batch_lines(world, plan, jobs, segments, templates, format_era, clock)):
+            pending.append(pool.submit(_write_gz, job.path, body, compresslevel))
+            while len(pending) > 16:  # bounded memory: wait for the writer
+                summary.bytes += pending.pop(0).result()
             summary.files += 1
             summary.lines += len(body)
-            summary.bytes += len(data)
+            f0 = (plan.start_s + job.k * INTERVAL_S) + int(job.offs[0]) / 1e6
+            f1 = (plan.start_s + job.k * INTERVAL_S) + int(job.offs[-1]) / 1e6
             first_t = f0 if first_t is None else min(first_t, f0)
             last_t = max(last_t, f1)
-            if on_file:
-                on_file(summary.files, summary.lines)
+        jobs.clear()
+        if on_file:
+            on_file(summary.files, summary.lines)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:  # gzip releases the GIL: compress while generating
+        try:
+            batch_rows = 0
+            for k in range(intervals):
+                if only_intervals is not None and k not in only_intervals:
+                    continue
+                end = st + timedelta(seconds=(k + 1) * INTERVAL_S)
+                for j, ip in enumerate(world.nodes):
+                    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, k, j])))
+                    cu = rng.random(4).tolist()
+                    rnd = "".join(_ALNUM[b % 36] for b in rng.bytes(8))
+                    if plan.exact is not None:
+                        total = int(plan.exact[k, j])
+                        lam_s = plan.scan[k]
+                        lam_n = plan.normal[k]
+                        share = lam_s / (lam_s + lam_n) if lam_s + lam_n > 0 else 0.0
+                        n_scan = min(total, int(total * share + cu[2]))
+                        n_norm = total - n_scan
+                    else:
+                        z = math.sqrt(-2.0 * math.log(1.0 - cu[0])) * math.cos(2.0 * math.pi * cu[1])
+                        n_norm = _poisson(cu[0], float(plan.normal[k]), z)
+                        n_scan = _poisson(cu[2], float(plan.scan[k]), -z)
+                    if n_norm + n_scan == 0:
+                        continue  # ALB writes no file for an interval without requests
+                    path = out / _key(world, end, ip, rnd)
+                    if path.parent not in made_dirs:
+                        path.parent.mkdir(parents=True, exist_ok=True)
+                        made_dirs.add(path.parent)
+                    offs, is_scan, U, hexes = _draw(rng, n_norm, n_scan)
+                    jobs.append(_FileJob(k, j, ip, path, n_norm + n_scan, offs, is_scan, U, hexes))
+                    batch_rows += n_norm + n_scan
+                    if batch_rows >= BATCH_ROWS or len(jobs) >= 1024:
+                        flush()
+                        batch_rows = 0
+            flush()
+        finally:
+            for f in pending:
+                summary.bytes += f.result()
     if first_t is not None:
         summary.first_time, summary.last_time = _iso(first_t), _iso(last_t)
     summary.seconds = _time.perf_counter() - t_begin

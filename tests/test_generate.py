@@ -366,9 +366,6 @@ def test_edge_folders_and_rejections_through_the_reader():
     assert sum(b.num_rows for b in iter_batches([str(EDGE / conn)], kind="connection")) == 4
 
 
-@pytest.mark.xfail(reason="known parser bug (albstats/parse.py vectorised path, 77955f6): a non-numeric "
-                   "elb_status_code ('OK', line 12) raises ArrowInvalid instead of counting a bad line; "
-                   "parse_line counts it correctly", strict=False)
 def test_edge_bad_lines_are_counted_by_the_reader():
     from albstats.parse import ParseStats
 
