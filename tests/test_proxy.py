@@ -22,7 +22,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
+from typer.testing import CliRunner
 
+from albstats.cli import app
 from albstats.parse import ParseStats, read_table
 from albstats.proxy.policy import RetryBudget, make_policy, parse_retry_after
 from albstats.proxy.server import ProxyConfig, RetryProxy, trace_header
@@ -66,15 +68,22 @@ async def load(base: str, n: int, conc: int, method: str = "GET", headers: dict 
     return out
 
 
-def albstats_parse(path: Path) -> tuple[list[dict], str]:
-    """Run the installed `albstats parse` on a log; returns (records, stderr summary)."""
-    r = subprocess.run([ALBSTATS, "parse", str(path), "--format", "jsonl", "-q"], capture_output=True, text=True,
-                       timeout=60)
-    assert r.returncode == 0, r.stderr
+def albstats_parse(path: Path, subprocess_cli: bool = False) -> tuple[list[dict], str]:
+    """`albstats parse` on a log (in-process through the CLI runner, or the installed entry point);
+    returns (records, summary) and checks that no line was malformed."""
+    args = ["parse", str(path), "--format", "jsonl", "-q"]
+    if subprocess_cli:
+        r = subprocess.run([ALBSTATS, *args], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        out = r.stdout
+    else:
+        res = CliRunner().invoke(app, args)
+        assert res.exit_code == 0, res.output
+        out = res.stdout
     stats = ParseStats()
     read_table([str(path)], stats=stats)
     assert stats.bad_lines == 0, stats.bad_examples()
-    return [json.loads(line) for line in r.stdout.splitlines()], stats.summary()
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")], stats.summary()
 
 
 # --- policy units ---------------------------------------------------------------------------------
@@ -424,7 +433,7 @@ def test_cli_proxy_and_sim_as_processes(tmp_path):
         sim.send_signal(2)
         sim.communicate(timeout=20)
     assert sum(st == 200 for st, _, _ in res) >= 97
-    rows, summary = albstats_parse(log)
+    rows, summary = albstats_parse(log, subprocess_cli=True)
     assert len(rows) == 100 and "0 malformed" in summary
 
 
