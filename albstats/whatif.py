@@ -85,36 +85,44 @@ def _outcomes(batch: Any, policy: RetryPolicy) -> np.ndarray:
     return out
 
 
-def whatif(paths: list[str] | str, policy: RetryPolicy, *, simulations: int = 20_000, seed: int = 7) -> WhatIfResult:
+def whatif(paths: list[str] | str, policy: RetryPolicy, *, simulations: int = 20_000, seed: int = 7,
+           max_rows: int = 500_000) -> WhatIfResult:
     """Predict success rate, latency and upstream load under ``policy`` from the logged outcomes."""
     paths = [paths] if isinstance(paths, str) else list(paths)
     stats = ParseStats()
-    outcomes, lats, verbs = [], [], []
+    # a bounded uniform sample of rows (outcome, latency, retryable method): memory does not grow with the input
+    out = np.empty(0, dtype=np.int8)
+    lat = np.empty(0)
+    eligible = np.empty(0, dtype=bool)
+    keys = np.empty(0)
+    krng = np.random.default_rng(seed + 1)
+    n = 0
     observed_attempts = 0
     observed_good = 0
     for batch in iter_batches(paths, fields=COLUMNS, stats=stats):
-        lat_all = row_latency(batch)
-        outcomes.append(_outcomes(batch, policy))
+        n += batch.num_rows
         observed_attempts += int(_attempts(batch).sum())
         elb = np.nan_to_num(batch.column("elb_status_code").to_numpy(zero_copy_only=False).astype(float), nan=0)
         observed_good += int(((elb > 0) & (elb < 500)).sum())
-        lats.append(lat_all)
-        verbs.append(np.array([v or "-" for v in batch.column("request_verb").to_pylist()], dtype=object))
-    if not outcomes or sum(len(o) for o in outcomes) == 0:
+        verbs = pc.fill_null(batch.column("request_verb"), "-").to_pylist()
+        out = np.concatenate([out, _outcomes(batch, policy)])
+        lat = np.concatenate([lat, row_latency(batch)])
+        eligible = np.concatenate([eligible, np.array([policy.method_retryable(v, {}) for v in verbs], dtype=bool)])
+        keys = np.concatenate([keys, krng.random(batch.num_rows)])
+        if len(out) > max_rows:
+            sel = np.argpartition(keys, max_rows)[:max_rows]
+            out, lat, eligible, keys = out[sel], lat[sel], eligible[sel], keys[sel]
+    if n == 0:
         raise InputError(f"{', '.join(paths)}: no ALB access-log lines found ({stats.summary()})")
-    out = np.concatenate(outcomes)
-    lat = np.concatenate(lats)
-    verb = np.concatenate(verbs)
-    n = len(out)
     known = np.isfinite(lat)
     med = float(np.median(lat[known])) if known.any() else 0.0
     lat = np.where(known, lat, med)
-    eligible = np.array([policy.method_retryable(v, {}) for v in verb], dtype=bool)
 
     rng = random.Random(seed)
     nprng = np.random.default_rng(seed)
     sims = max(1, simulations)
-    starts = nprng.integers(0, n, size=sims)
+    m = len(out)  # rows in the sample (all rows unless there were more than max_rows)
+    starts = nprng.integers(0, m, size=sims)
     budget_used = 0
     total_attempts = 0
     good = 0
@@ -147,7 +155,7 @@ def whatif(paths: list[str] | str, policy: RetryPolicy, *, simulations: int = 20
                 break
             budget_used += 1
             elapsed += wait
-            idx = int(nprng.integers(0, n))
+            idx = int(nprng.integers(0, m))
         total_attempts += attempts
         hist[attempts] = hist.get(attempts, 0) + 1
         good += result == OK
@@ -162,6 +170,8 @@ def whatif(paths: list[str] | str, policy: RetryPolicy, *, simulations: int = 20
         observed[f"latency_p{q}"] = float(np.percentile(lat, q))
         predicted[f"latency_p{q}"] = float(np.percentile(times, q))
     notes = []
+    if m < n:
+        notes.append(f"outcomes and latencies from a uniform sample of {m} of the {n} requests")
     if stats.bad_lines:
         notes.append(f"{stats.bad_lines} malformed lines not counted")
     if (~known).any():
