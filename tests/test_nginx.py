@@ -52,6 +52,11 @@ def test_generated_config_mentions_what_nginx_cannot_do():
     assert "proxy_next_upstream_tries 5;" in seed.output and "3 s interval" in seed.output
     bad = CliRunner().invoke(app, ["proxy", "nginx-config", "--upstream", "http://x"])
     assert bad.exit_code == 2 and "HOST:PORT" in bad.output
+    # a group option before the subcommand would be silently ignored: refused instead
+    misplaced = CliRunner().invoke(app, ["proxy", "--profile", "seed", "nginx-config", "--upstream", "h:1"])
+    assert misplaced.exit_code == 2 and "put options after `nginx-config`" in misplaced.output
+    missing = CliRunner().invoke(app, ["proxy"])
+    assert missing.exit_code == 2 and "--upstream is required" in missing.output
 
 
 def test_nginx_runs_generated_config_against_simulator(tmp_path: Path):

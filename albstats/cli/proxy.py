@@ -65,6 +65,11 @@ def register(app: typer.Typer) -> None:
         Subcommand `nginx-config` prints the equivalent nginx configuration instead.
         """
         if ctx.invoked_subcommand is not None:
+            sources = {p.opts[0]: ctx.get_parameter_source(p.name) for p in ctx.command.params if p.name and p.opts}
+            given = [opt for opt, src in sources.items() if src is not None and src.name != "DEFAULT"]
+            if given:
+                raise UsageError(f"{', '.join(given)}: put options after `{ctx.invoked_subcommand}`, e.g. "
+                                 f"albstats proxy {ctx.invoked_subcommand} {given[0]} ...")
             return
         if not upstream:
             raise UsageError("--upstream is required, e.g. albstats proxy --upstream http://127.0.0.1:8081")
