@@ -29,8 +29,8 @@ from albstats.errors import InputError
 from albstats.schema import ACCESS, ALB_TYPES, CONNECTION, LogSchema, Token
 from albstats.sources import Source, expand
 
-#: A quoted token (backslash escapes allowed) followed by a space or the end, or a bare token.
-_TOKEN_RE = re.compile(r'"((?:[^"\\]|\\.)*)"(?= |$)|([^ "][^ ]*)', re.DOTALL)
+#: A quoted token (backslash escapes allowed) or a bare token, each with the space after it (or the end).
+_TOKEN_RE = re.compile(r'"([^"\\]*(?:\\.[^"\\]*)*)"(?: |\Z)|([^ "][^ ]*)(?: |\Z)', re.DOTALL)
 _TS_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z?\Z")
 _NUM_RE = re.compile(r"-?\d+(?:\.\d+)?\Z")
 _INT_RE = re.compile(r"-?\d+\Z")
@@ -70,19 +70,15 @@ def _valid(kind: str, v: str) -> bool:
 def tokenize(line: str) -> list[tuple[str, int]]:
     """Split a line into (value, start offset) pairs; quotes removed, escapes kept as written."""
     out: list[tuple[str, int]] = []
-    pos, n = 0, len(line)
-    match = _TOKEN_RE.match
-    while pos < n:
-        m = match(line, pos)
-        if m is None:
-            raise BadLine(f"unbalanced quote or missing space at column {pos + 1}")
+    pos = 0
+    for m in _TOKEN_RE.finditer(line):
+        if m.start() != pos:
+            break
         q = m.group(1)
         out.append((q if q is not None else m.group(2), pos))
         pos = m.end()
-        if pos < n:
-            if line[pos] != " ":  # pragma: no cover - the lookahead guarantees a space
-                raise BadLine(f"missing space at column {pos + 1}")
-            pos += 1
+    if pos != len(line):
+        raise BadLine(f"unbalanced quote or missing space at column {pos + 1}")
     return out
 
 
@@ -422,13 +418,83 @@ def _lines_with(buf: np.ndarray, starts: np.ndarray, byte: int) -> np.ndarray:
     return np.unique(np.searchsorted(starts, pos, side="right") - 1)
 
 
+# Arrays and scalars are built from buffers here: pa.array() or pa.scalar() on Python values make
+# pyarrow import pandas (about a second of CPU), which reading logs never needs.
+
+_NP_TYPES = {pa.int32(): np.int32, pa.int64(): np.int64, pa.float64(): np.float64}
+
+
+def _bits(buf: Any, offset: int, n: int) -> np.ndarray:
+    return np.unpackbits(np.frombuffer(buf, np.uint8), count=offset + n, bitorder="little")[offset:].view(bool)
+
+
 def _np(arr: pa.Array) -> np.ndarray:
-    return arr.to_numpy(zero_copy_only=False)
+    """The values of a numeric or boolean array as numpy, zero-copy where possible (NULL slots: junk)."""
+    bufs = arr.buffers()
+    if arr.type == pa.bool_():
+        return _bits(bufs[1], arr.offset, len(arr))
+    return np.frombuffer(bufs[1], _NP_TYPES[arr.type], count=arr.offset + len(arr))[arr.offset:]
 
 
 def _mask(arr: pa.Array) -> np.ndarray:
-    """A boolean Arrow array (nulls as False) as numpy."""
-    return _np(arr.fill_null(False)) if arr.null_count else _np(arr)
+    """A boolean Arrow array as numpy, NULL as False."""
+    vals = _np(arr)
+    if arr.null_count:
+        vals = vals & _bits(arr.buffers()[0], arr.offset, len(arr))
+    return vals
+
+
+def _bool_array(mask: np.ndarray) -> pa.Array:
+    bits = pa.py_buffer(np.packbits(mask, bitorder="little"))
+    return pa.BooleanArray.from_buffers(pa.bool_(), len(mask), [None, bits])
+
+
+def _int_array(values: np.ndarray) -> pa.Array:
+    values = np.ascontiguousarray(values, dtype=np.int64)
+    return pa.Array.from_buffers(pa.int64(), len(values), [None, pa.py_buffer(values)])
+
+
+def _str_array(values: list[str]) -> pa.Array:
+    data = [v.encode() for v in values]
+    offsets = np.zeros(len(data) + 1, dtype=np.int32)
+    offsets[1:] = np.cumsum([len(d) for d in data])
+    return pa.StringArray.from_buffers(len(data), pa.py_buffer(offsets), pa.py_buffer(b"".join(data)))
+
+
+def _str(value: str) -> pa.Scalar:
+    return _str_array([value])[0]
+
+
+def _pair(a: str, b: str) -> pa.Scalar:
+    offsets = pa.Array.from_buffers(pa.int32(), 2, [None, pa.py_buffer(np.array([0, 2], dtype=np.int32))])
+    return pa.ListArray.from_arrays(offsets, _str_array([a, b]))[0]
+
+
+def _i64(value: int) -> pa.Scalar:
+    return _int_array(np.array([value]))[0]
+
+
+_NULL_STR = pa.nulls(1, pa.string())[0]
+_NULL_I64 = pa.nulls(1, pa.int64())[0]
+
+
+def _rows_batch(rows: list[list[Any]], schema: LogSchema, fields: list[str]) -> pa.RecordBatch:
+    """Rows made by parse_line as a batch, via Arrow's JSON reader (exact: repr() floats round-trip)."""
+    import json
+
+    import pyarrow.json as pjson
+
+    names = schema.names
+    pick = [names.index(f) for f in fields]
+    arrow = schema.arrow_schema(fields)
+    try:
+        text = "\n".join(json.dumps({f: row[i] for f, i in zip(fields, pick)}, ensure_ascii=False, allow_nan=False)
+                         for row in rows)
+    except ValueError:  # NaN or infinity (possible in an unvalidated double): pyarrow can take them from Python
+        return rows_to_batch(rows, schema, fields)
+    table = pjson.read_json(pa.py_buffer(text.encode()), read_options=pjson.ReadOptions(use_threads=False),
+                            parse_options=pjson.ParseOptions(explicit_schema=arrow))
+    return table.combine_chunks().to_batches()[0] if table.num_rows else _empty(arrow)
 
 
 def _csv_columns(data: bytes, ncols: int) -> tuple[list[pa.Array], list[int]] | None:
@@ -518,9 +584,10 @@ class _Block:
             if row is not None:
                 py_rows.append(row)
                 py_lines.append(i)
+        slow = _rows_batch(py_rows, self.schema, self.fields) if py_rows else None
         if fast is None:
-            return [rows_to_batch(py_rows, self.schema, self.fields)] if py_rows else []
-        if not py_rows and len(good_rows) == fast.num_rows:
+            return [slow] if slow is not None else []
+        if slow is None and len(good_rows) == fast.num_rows:
             return [fast] if fast.num_rows else []
         # zero-copy: runs of consecutive good CSV rows, cut where a Python row goes in between
         cuts = set((np.flatnonzero(np.diff(good_rows) != 1) + 1).tolist())
@@ -534,13 +601,12 @@ class _Block:
             while q < len(at) and at[q] <= lo:
                 q += 1
             if q > p:
-                out.append(rows_to_batch(py_rows[p:q], self.schema, self.fields))
+                out.append(slow.slice(p, q - p))
                 p = q
             if hi > lo:
-                start = int(good_rows[lo])
-                out.append(fast.slice(start, hi - lo))
-        if p < len(py_rows):
-            out.append(rows_to_batch(py_rows[p:], self.schema, self.fields))
+                out.append(fast.slice(int(good_rows[lo]), hi - lo))
+        if slow is not None and p < len(py_rows):
+            out.append(slow.slice(p))
         return out
 
     # -- the vectorised part -------------------------------------------------------------------
@@ -614,7 +680,7 @@ class _Block:
                 vcols.append(cols[j])
                 pattern.append(_RE_OK[tok.validate])
         if vcols:
-            joined = pc.binary_join_element_wise(*vcols, "\n") if len(vcols) > 1 else vcols[0]
+            joined = pc.binary_join_element_wise(*vcols, _str("\n")) if len(vcols) > 1 else vcols[0]
             ok &= _mask(pc.match_substring_regex(joined, "^" + "\n".join(pattern) + "$"))
         out_cols = self._values(cols, quoted, ncols, ok)
         for extra in self._value_fallbacks:  # values only parse_line can compute
@@ -649,9 +715,10 @@ class _Block:
         if "extra_fields" in want:
             ntok = len(toks)
             if ncols > ntok:
-                parts = [pc.if_else(pa.array(quoted[j]), pc.binary_join_element_wise('"', cols[j], '"', ""), cols[j])
+                q, empty = _str('"'), _str("")
+                parts = [pc.if_else(_bool_array(quoted[j]), pc.binary_join_element_wise(q, cols[j], q, empty), cols[j])
                          for j in range(ntok, ncols)]
-                by_name["extra_fields"] = pc.binary_join_element_wise(*parts, " ") if len(parts) > 1 else parts[0]
+                by_name["extra_fields"] = pc.binary_join_element_wise(*parts, _str(" ")) if len(parts) > 1 else parts[0]
             else:
                 by_name["extra_fields"] = pa.nulls(n, pa.string())
         return [by_name[f] for f in self.fields]
@@ -659,43 +726,42 @@ class _Block:
     def _number(self, v: pa.Array, type_: str, validated: bool) -> pa.Array:
         """Athena's cast: '-' (or anything else that does not cast) is NULL. Validated fields are digits
         already, so only their length needs a look; others are cast here only when plainly numeric."""
-        dash = _mask(pc.equal(v, "-"))
+        dash = _mask(pc.equal(v, _str("-")))
         if validated:  # digits, in rows that passed validation
             simple = ~dash & (_np(pc.binary_length(v)) <= 18) & self._ok
         else:
             simple = _mask(pc.match_substring_regex(v, _RE_DOUBLE if type_ == "double" else _RE_INT))
         self._value_fallbacks.append(dash | simple)
-        clean = v if simple.all() else pc.if_else(pa.array(simple), v, pa.scalar(None, pa.string()))
+        clean = v if simple.all() else pc.if_else(_bool_array(simple), v, _NULL_STR)
         if type_ == "double":
             return pc.cast(clean, pa.float64())
         out = pc.cast(clean, pa.int64())
         if type_ == "int":
-            wide = pc.or_(pc.greater(out, INT32_MAX), pc.less(out, -INT32_MAX - 1))
-            return pc.cast(pc.if_else(wide, pa.scalar(None, pa.int64()), out), pa.int32())
+            wide = pc.or_(pc.greater(out, _i64(INT32_MAX)), pc.less(out, _i64(-INT32_MAX - 1)))
+            return pc.cast(pc.if_else(wide, _NULL_I64, out), pa.int32())
         return out
 
     def _hostport(self, v: pa.Array, tok: Token) -> dict[str, pa.Array]:
         """Split on the last colon (validated: there is one unless the field is '-'); '-' gives '' and NULL."""
         hn, pn = (c.name for c in tok.columns)
-        dash = pc.equal(v, "-")
-        parts = pc.split_pattern(pc.if_else(dash, ":", v), ":", max_splits=1, reverse=True)
+        dash = pc.equal(v, _str("-"))
+        parts = pc.split_pattern(pc.if_else(dash, _str(":"), v), ":", max_splits=1, reverse=True)
         flat = parts.flatten()
         if len(flat) != 2 * len(v):  # a field without a colon: parse_line decides
-            self._value_fallbacks.append(_np(pc.list_value_length(parts)) == 2)
-            parts = pc.if_else(pc.equal(pc.list_value_length(parts), 2), parts,
-                               pa.scalar(["", ""], parts.type))
+            two = _np(pc.list_value_length(parts)) == 2
+            self._value_fallbacks.append(two)
+            parts = pc.if_else(_bool_array(two), parts, _pair("", ""))
             flat = parts.flatten()
-        even = pa.array(np.arange(0, len(flat), 2))
-        host = flat.take(even)
-        port = flat.take(pa.array(np.arange(1, len(flat), 2)))
+        host = flat.take(_int_array(np.arange(0, len(flat), 2)))
+        port = flat.take(_int_array(np.arange(1, len(flat), 2)))
         if pc.any(pc.starts_with(host, "[")).as_py():
             bracket = pc.and_(pc.starts_with(host, "["), pc.ends_with(host, "]"))
             host = pc.if_else(bracket, pc.utf8_slice_codeunits(host, 1, -1), host)
         plen = _np(pc.binary_length(port))
         self._value_fallbacks.append(plen <= 18)
-        port = pc.if_else(pa.array((plen == 0) | (plen > 18) | ~self._ok), pa.scalar(None, pa.string()), port)
+        port = pc.if_else(_bool_array((plen == 0) | (plen > 18) | ~self._ok), _NULL_STR, port)
         p = pc.cast(port, pa.int64())
-        p = pc.if_else(pc.greater(p, INT32_MAX), pa.scalar(None, pa.int64()), p)
+        p = pc.if_else(pc.greater(p, _i64(INT32_MAX)), _NULL_I64, p)
         return {hn: host, pn: pc.cast(p, pa.int32())}
 
     def _request(self, v: pa.Array, tok: Token) -> dict[str, pa.Array]:
@@ -703,23 +769,24 @@ class _Block:
         vn, un, pn = (c.name for c in tok.columns)
         head = pc.split_pattern(v, " ", max_splits=1)
         ok = _np(pc.list_value_length(head)) == 2
-        head = pc.if_else(pa.array(ok), head, pa.scalar(["", " "], head.type))
+        if not ok.all():
+            head = pc.if_else(_bool_array(ok), head, _pair("", " "))
         flat = head.flatten()
-        verb = flat.take(pa.array(np.arange(0, len(flat), 2)))
-        rest = flat.take(pa.array(np.arange(1, len(flat), 2)))
+        verb = flat.take(_int_array(np.arange(0, len(flat), 2)))
+        rest = flat.take(_int_array(np.arange(1, len(flat), 2)))
         tail = pc.split_pattern(rest, " ", max_splits=1, reverse=True)
         ok2 = _np(pc.list_value_length(tail)) == 2
         self._value_fallbacks.append(ok & ok2)
         if not ok2.all():
-            tail = pc.if_else(pa.array(ok2), tail, pa.scalar(["", ""], tail.type))
+            tail = pc.if_else(_bool_array(ok2), tail, _pair("", ""))
         flat = tail.flatten()
-        url = flat.take(pa.array(np.arange(0, len(flat), 2)))
-        proto = flat.take(pa.array(np.arange(1, len(flat), 2)))
+        url = flat.take(_int_array(np.arange(0, len(flat), 2)))
+        proto = flat.take(_int_array(np.arange(1, len(flat), 2)))
         return {vn: verb, un: url, pn: proto}
 
 
 def _empty(arrow: pa.Schema) -> pa.RecordBatch:
-    return pa.RecordBatch.from_arrays([pa.array([], type=f.type) for f in arrow], schema=arrow)
+    return pa.RecordBatch.from_arrays([pa.nulls(0, f.type) for f in arrow], schema=arrow)
 
 
 # --- reading sources into blocks --------------------------------------------------------------
