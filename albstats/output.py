@@ -60,6 +60,12 @@ def _write_jsonl(batches: Iterable[pa.RecordBatch], fh: IO[str]) -> None:
             fh.write("\n")
 
 
+#: Columns with mostly distinct values: a Parquet dictionary would only cost time before falling back.
+HIGH_CARDINALITY = frozenset({"time", "request_creation_time", "client_ip", "client_port", "request_url", "trace_id",
+                              "conn_trace_id", "received_bytes", "sent_bytes"})
+#: Long free-text columns: min/max statistics on them cost time and help no query.
+FREE_TEXT = frozenset({"user_agent", "request_url", "redirect_url", "trace_id", "extra_fields", "transformed_uri",
+                       "target_port_list", "leaf_client_cert_subject", "leaf_client_cert_validity"})
 #: Rows per Parquet row group: big enough for good compression and few groups, small enough for flat memory.
 ROW_GROUP_ROWS = 65536
 
@@ -111,6 +117,9 @@ def write_batches(batches: Iterable[pa.RecordBatch], schema: pa.Schema, fmt: str
         else:
             import pyarrow.parquet as pq
 
-            with pq.ParquetWriter(str(tmp), schema, compression="zstd", compression_level=1) as w:
+            names = schema.names
+            with pq.ParquetWriter(str(tmp), schema, compression="zstd", compression_level=1,
+                                  use_dictionary=[n for n in names if n not in HIGH_CARDINALITY],
+                                  write_statistics=[n for n in names if n not in FREE_TEXT]) as w:
                 for t in _row_groups(batches, schema):
                     w.write_table(t, row_group_size=t.num_rows)
