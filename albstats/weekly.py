@@ -8,6 +8,7 @@ are scrubbed of it.
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 import urllib.error
@@ -136,9 +137,9 @@ def post_webhook(url: str, text: str, *, timeout: float = 10.0, attempts: int = 
     body = json.dumps({"text": text}).encode("utf-8")
     last = ""
     for i in range(1, attempts + 1):
-        req = urllib.request.Request(url, data=body, method="POST",
-                                     headers={"Content-Type": "application/json", "User-Agent": "albstats-weekly"})
         try:
+            req = urllib.request.Request(url, data=body, method="POST",
+                                         headers={"Content-Type": "application/json", "User-Agent": "albstats-weekly"})
             with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - scheme checked above
                 resp.read()
                 return i
@@ -146,6 +147,10 @@ def post_webhook(url: str, text: str, *, timeout: float = 10.0, attempts: int = 
             last = f"HTTP {e.code}"
             if e.code < 500 and e.code != 429:
                 raise WebhookError(f"webhook refused the summary: {last} (not retried)") from None
+        except (ValueError, http.client.InvalidURL):  # these quote the URL: say nothing about it
+            raise WebhookError("--webhook is not a valid URL") from None
+        except http.client.HTTPException as e:  # a broken response: retry like a connection error
+            last = type(e).__name__
         except (urllib.error.URLError, TimeoutError, OSError) as e:
             reason = getattr(e, "reason", e)
             last = f"{type(reason).__name__}: {reason}".replace(url, "<webhook>")

@@ -193,3 +193,10 @@ def test_post_webhook_backoff_bounded():
         with pytest.raises(weekly.WebhookError, match="after 4 attempts: HTTP 503"):
             weekly.post_webhook(hook.url, "hi", attempts=4, backoff=0.5, sleep=sleeps.append, timeout=5)
     assert sleeps == [0.5, 1.0, 2.0] and len(hook.bodies) == 4
+
+
+@pytest.mark.parametrize("url", [f"http://[::1/{SECRET}", f"http://127.0.0.1:1/a b/{SECRET}", f"ftp://x/{SECRET}"])
+def test_invalid_webhook_url_never_echoed(url):
+    with pytest.raises(weekly.WebhookError) as e:
+        weekly.post_webhook(url, "hi", attempts=1, timeout=2)
+    assert SECRET not in str(e.value)
