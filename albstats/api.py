@@ -36,7 +36,13 @@ def read_logs(paths: Any, *, fields: list[str] | None = None, kind: str = "acces
 
     Columns follow the Athena table (see :mod:`albstats.schema`) with Arrow-backed dtypes;
     ``time`` and ``request_creation_time`` are UTC timestamps. Malformed lines are counted in
-    ``stats`` (a :class:`~albstats.parse.ParseStats`) rather than dropped silently.
+    ``stats`` (a :class:`~albstats.parse.ParseStats`) rather than dropped silently. Other keyword
+    arguments go to :func:`~albstats.parse.iter_batches` (``workers=``, ``since``/``until`` for S3).
+
+    Strings stay ``string[pyarrow]``, not categoricals: a categorical behaves differently from
+    Athena's string column (groupby lists unobserved categories, concat of frames with other
+    categories falls back to object, assigning a new value fails), so that choice is left to the
+    analyst (``df.astype({"type": "category"})``; the notebooks show it).
     """
     if isinstance(paths, str):
         paths = [paths]

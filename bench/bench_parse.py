@@ -1,0 +1,112 @@
+"""Benchmark: `albstats parse --format parquet` next to `zcat` of the same ALB-style .gz files.
+
+Run by hand (not part of the tests), from the repository root:
+
+    .venv/bin/python bench/bench_parse.py            # 1M lines in ~2,000 five-minute files
+    .venv/bin/python bench/bench_parse.py --runs 2 --tenfold
+
+It generates the input once with `albstats generate` into bench/data/ (gitignored), warms the page
+cache, then measures in one run, each command in its own process under /usr/bin/time: wall time,
+CPU time and peak RSS of `zcat` over all the files and of `albstats parse DIR --format parquet -o ...`.
+`--tenfold` also parses the same files ten times over (the folder named ten times) to show that peak
+memory does not grow with the input. Targets from the issue: albstats/zcat wall-time ratio <= 0.8
+(aim 0.6), peak RSS <= 300 MB, memory flat at ten times the input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TIME = "/usr/bin/time"
+
+
+def albstats_cmd() -> list[str]:
+    exe = Path(sys.executable).with_name("albstats")
+    if exe.exists():
+        return [str(exe)]
+    return [shutil.which("albstats") or sys.exit("bench: the albstats command is not installed")]
+
+
+def measure(cmd: list[str] | str, shell: bool = False) -> dict[str, float]:
+    """Wall, user+sys CPU and peak RSS of one command, from GNU time (the command's own process tree)."""
+    fmt = "%e %U %S %M"
+    full = f"{TIME} -f '{fmt}' sh -c {shlex_quote(cmd)}" if shell else [TIME, "-f", fmt, *cmd]
+    p = subprocess.run(full, shell=shell, capture_output=True, text=True)
+    if p.returncode != 0:
+        sys.exit(f"bench: command failed ({p.returncode}): {full}\n{p.stderr[-2000:]}")
+    wall, user, sys_, rss = p.stderr.strip().splitlines()[-1].split()
+    return {"wall": float(wall), "cpu": float(user) + float(sys_), "rss_mb": int(rss) / 1024}
+
+
+def shlex_quote(s: str | list[str]) -> str:
+    import shlex
+
+    return shlex.quote(s if isinstance(s, str) else " ".join(map(shlex.quote, s)))
+
+
+def ensure_data(data: Path, lines: int, days: float) -> list[Path]:
+    files = sorted(data.rglob("*.log.gz"))
+    if not files:
+        print(f"generating {lines:,} lines into {data} ...", flush=True)
+        t = time.perf_counter()
+        subprocess.run([*albstats_cmd(), "generate", "--out", str(data), "--lines", str(lines), "--days", str(days),
+                        "--seed", "1", "-q"], check=True)
+        print(f"  generated in {time.perf_counter() - t:.1f} s", flush=True)
+        files = sorted(data.rglob("*.log.gz"))
+    return files
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--lines", type=int, default=1_000_000)
+    ap.add_argument("--days", type=float, default=3.5, help="3.5 days x 288 intervals x 2 nodes = 2,016 files")
+    ap.add_argument("--data", type=Path, default=ROOT / "bench" / "data" / "parse-1m")
+    ap.add_argument("--runs", type=int, default=1, help="measure this many times (to see the noise)")
+    ap.add_argument("--tenfold", action="store_true", help="also parse the input ten times over (memory check)")
+    args = ap.parse_args()
+
+    files = ensure_data(args.data, args.lines, args.days)
+    out_dir = ROOT / "bench" / "out"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / "parse.parquet"
+    listing = out_dir / "files.txt"
+    listing.write_text("\0".join(map(str, files)))
+    raw = sum(f.stat().st_size for f in files)
+    zcat = f"xargs -0 zcat < {listing} > /dev/null"
+    parse = [*albstats_cmd(), "parse", str(args.data), "--format", "parquet", "-o", str(out), "-q"]
+
+    load = os.getloadavg()[0]
+    print(f"input: {len(files):,} files, {raw / 1e6:.0f} MB gzip, {args.lines:,} lines; "
+          f"{os.cpu_count()} cores, load average {load:.2f} before the run")
+    measure(zcat, shell=True)  # warm the page cache
+    rows = []
+    for i in range(args.runs):
+        z = measure(zcat, shell=True)
+        a = measure(parse)
+        rows.append((z, a))
+        print(f"run {i + 1}: zcat {z['wall']:.2f} s wall {z['cpu']:.2f} s cpu {z['rss_mb']:.0f} MB | "
+              f"albstats parse --format parquet {a['wall']:.2f} s wall {a['cpu']:.2f} s cpu {a['rss_mb']:.0f} MB | "
+              f"ratio {a['wall'] / z['wall']:.2f}", flush=True)
+    import pyarrow.parquet as pq
+
+    n = pq.ParquetFile(out).metadata.num_rows
+    print(f"parquet rows: {n:,} ({out.stat().st_size / 1e6:.0f} MB)")
+    if args.tenfold:
+        big = [*albstats_cmd(), "parse", *([str(args.data)] * 10), "--format", "parquet", "-o",
+               str(out_dir / "parse10.parquet"), "-q"]
+        t = measure(big)
+        print(f"10x input ({10 * args.lines:,} lines): {t['wall']:.2f} s wall {t['cpu']:.2f} s cpu "
+              f"{t['rss_mb']:.0f} MB peak RSS (1x: {rows[-1][1]['rss_mb']:.0f} MB)")
+        (out_dir / "parse10.parquet").unlink(missing_ok=True)
+    print(f"load average after the run: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
