@@ -152,11 +152,21 @@ def _plain() -> str:
 def _hostport() -> str:
     """``ip:port``, ``[ip]:port`` or ``-`` (quoted or bare); two groups: host ('' for ``-``) and port.
 
-    Split on the last colon like the parser; the port may be empty (cast to int gives NULL).
+    Like the parser: split on the last colon (IPv6 without brackets works), strip ``[...]``, an empty
+    port is NULL once cast. The host of a quoted token may hold anything the quotes may hold.
     """
-    body = r'(?:-|[^ "]*:[0-9]*)'
-    host = r'((?<=\[)[^ "]*(?=\]:[0-9]*"?(?: |$))|(?<!\[)[^ "]*(?=:[0-9]*"?(?: |$))|(?=-"?(?: |$)))'
-    return f'(?:"(?={body}"{_SEP})|(?={body}{_SEP})(?!"))\\[?{host}\\]?[:-]([0-9]*)"?'
+    qhost = r'[^"\\]*(?:\\.[^"\\]*)*'  # must give characters back to reach the last colon
+    bhost = r"[^ ]*"
+    end_q = r'[0-9]*"(?: |$)'
+    end_b = r"[0-9]*(?: |$)"
+    host = "|".join((
+        rf'(?<="\[){qhost}(?:\\(?=\]:))?(?=\]:{end_q})',  # "[host]:port"
+        rf'(?<="){qhost}(?:\\(?=:))?(?=:{end_q})',  # "host:port"
+        rf'(?<=\[)(?<!"\[){bhost}(?=\]:{end_b})',  # [host]:port
+        rf'(?<![\["]){bhost}(?=:{end_b})',  # host:port
+        r'(?<=")(?=-"(?: |$))|(?<!")(?=-(?: |$))',  # - (no target), quoted or bare
+    ))
+    return f'(?:"(?={_QBODY}"{_SEP})|(?=[^ "]))\\[?({host})\\]?[:-]([0-9]*)"?'
 
 
 def _request() -> str:
