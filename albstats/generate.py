@@ -693,7 +693,9 @@ def _draw(rng: np.random.Generator, n_normal: int, n_scan: int) -> tuple[np.ndar
     offs = np.floor(rng.random(n) * (INTERVAL_S * 1_000_000)).astype(np.int64)
     is_scan = np.zeros(n, dtype=bool)
     if n_scan:
-        is_scan[rng.permutation(n)[:n_scan]] = True
+        # which lines are the scanner's: argsort of uniforms (raw PCG64 doubles are stable across
+        # NumPy versions, Generator.permutation's algorithm is not promised to be)
+        is_scan[np.argsort(rng.random(n), kind="stable")[:n_scan]] = True
     order = np.argsort(offs, kind="stable")
     return offs[order], is_scan[order], rng.random((n, 20)), _hex(rng, 28 * n)
 
