@@ -67,7 +67,7 @@ HIGH_CARDINALITY = frozenset({"time", "request_creation_time", "client_ip", "cli
 FREE_TEXT = frozenset({"user_agent", "request_url", "redirect_url", "trace_id", "extra_fields", "transformed_uri",
                        "target_port_list", "leaf_client_cert_subject", "leaf_client_cert_validity"})
 #: Rows per Parquet row group: big enough for good compression and few groups, small enough for flat memory.
-ROW_GROUP_ROWS = 65536
+ROW_GROUP_ROWS = 32768
 
 
 def _row_groups(batches: Iterable[pa.RecordBatch], schema: pa.Schema) -> Iterator[pa.Table]:

@@ -246,7 +246,7 @@ except ImportError:  # pragma: no cover - isal is a dependency, zlib is the fall
 #: Sources bigger than this (compressed) or of unknown size are streamed block by block.
 STREAM_OVER = 32 << 20
 #: About this many decompressed bytes go to the CSV reader at once (small files are grouped).
-BLOCK_BYTES = 8 << 20
+BLOCK_BYTES = 4 << 20
 
 
 def _gunzip(raw: Any, chunk_size: int = 1 << 20) -> Iterator[bytes]:
@@ -413,9 +413,15 @@ def _line_bounds(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return starts, ends.astype(np.int64)
 
 
-def _lines_with(buf: np.ndarray, starts: np.ndarray, byte: int) -> np.ndarray:
-    pos = np.flatnonzero(buf == byte)
-    return np.unique(np.searchsorted(starts, pos, side="right") - 1)
+def _lines_with(data: bytes, starts: np.ndarray, byte: bytes) -> np.ndarray:
+    """Indexes of the lines holding ``byte`` (a rare one: found with bytes.find, not a scan in numpy)."""
+    found: list[int] = []
+    pos = data.find(byte)
+    while pos >= 0:
+        found.append(pos)
+        nl = data.find(b"\n", pos)
+        pos = data.find(byte, nl + 1) if nl >= 0 else -1
+    return np.searchsorted(starts, np.array(found, dtype=np.int64), side="right") - 1
 
 
 # Arrays and scalars are built from buffers here: pa.array() or pa.scalar() on Python values make
@@ -516,7 +522,8 @@ def _csv_columns(data: bytes, ncols: int) -> tuple[list[pa.Array], list[int]] | 
                                             newlines_in_values=False, ignore_empty_lines=False,
                                             invalid_row_handler=handler),
             convert_options=pcsv.ConvertOptions(column_types={n: pa.string() for n in names}, null_values=[],
-                                                strings_can_be_null=False, quoted_strings_can_be_null=False),
+                                                strings_can_be_null=False, quoted_strings_can_be_null=False,
+                                                check_utf8=False),  # the caller checked the block is UTF-8
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
@@ -647,7 +654,7 @@ class _Block:
         idx = np.flatnonzero(keep)
         ok = np.ones(len(idx), dtype=bool)
         if b"\\" in data:  # escapes are kept as logged; only parse_line knows where such a field ends
-            ok &= ~np.isin(idx, _lines_with(buf, self.starts, 92))
+            ok &= ~np.isin(idx, _lines_with(data, self.starts, b"\\"))
         # the quotes must be exactly at field boundaries and the fields must add up to the line
         last = len(buf) - 1
         pos = self.starts[idx]
@@ -1053,7 +1060,7 @@ def _iter_fast(todo: list[tuple[Source, FileStats]], o: _Opts, stats: ParseStats
                 yield from _parse_group(live, o)
             done(group)
         return
-    ahead = 2 * workers  # groups read ahead: memory stays bounded whatever the input size
+    ahead = workers + 1  # groups read ahead: memory stays bounded whatever the input size
     window: deque[tuple[str, list, list, Future | None]] = deque()
     with ThreadPoolExecutor(workers, thread_name_prefix="albstats-parse") as ex:
         try:
