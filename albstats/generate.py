@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from albstats.errors import UsageError
+from albstats.errors import AlbstatsError, UsageError
 from albstats.logformat import escape, format_line
 from albstats.schema import ACCESS
 
@@ -140,6 +140,16 @@ class Incident:
     target_group: str
 
 
+@dataclass(frozen=True)
+class ScanBurst:
+    """A window in which one scanner probed the service (scanners also probe lightly all day)."""
+
+    start: datetime
+    end: datetime
+    client_ip: str
+    user_agent: str
+
+
 @dataclass
 class GenerateSummary:
     """What a run wrote."""
@@ -156,6 +166,7 @@ class GenerateSummary:
     format_era: int = DEFAULT_ERA
     incidents: list[Incident] = field(default_factory=list)
     scanners: list[str] = field(default_factory=list)
+    scan_bursts: list[ScanBurst] = field(default_factory=list)
     lb: str = ""
 
     def line(self) -> str:
@@ -1100,7 +1111,27 @@ def generate(out_dir: str | os.PathLike[str], start: str | datetime = DEFAULT_ST
                                   world.tgs[tg].name) for a, b, tg in plan.incidents if a < plan.start_s
                          + intervals * INTERVAL_S]
     summary.scanners = [s[0] for s in world.scanners]
-    out.mkdir(parents=True, exist_ok=True)
+    end_s = plan.start_s + intervals * INTERVAL_S
+    summary.scan_bursts = [ScanBurst(datetime.fromtimestamp(a, UTC), datetime.fromtimestamp(min(b, end_s), UTC),
+                                     world.scanners[i][0], world.scanners[i][1])
+                           for a, b, i in plan.bursts if a < end_s]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"--out: cannot create {out}: {e.strerror or e}") from None
+    try:
+        _write_all(world, plan, summary, out, st, intervals, seed, format_era, compresslevel, on_file, only_intervals,
+                   control_file)
+    except OSError as e:
+        raise AlbstatsError(f"{e.filename or out}: cannot write: {e.strerror or e}") from None
+    summary.seconds = _time.perf_counter() - t_begin
+    return summary
+
+
+def _write_all(world: _World, plan: _Plan, summary: GenerateSummary, out: Path, st: datetime, intervals: int,
+               seed: int, format_era: int, compresslevel: int, on_file: Callable[[int, int], None] | None,
+               only_intervals: Collection[int] | None, control_file: bool) -> None:
+    """Draw, build, compress and write every file, filling in ``summary``."""
     if control_file:
         ctl = out / "AWSLogs" / ACCOUNT / CONTROL_NAME
         ctl.parent.mkdir(parents=True, exist_ok=True)
@@ -1173,5 +1204,3 @@ def generate(out_dir: str | os.PathLike[str], start: str | datetime = DEFAULT_ST
                 summary.bytes += f.result()
     if first_t is not None:
         summary.first_time, summary.last_time = _iso(first_t), _iso(last_t)
-    summary.seconds = _time.perf_counter() - t_begin
-    return summary

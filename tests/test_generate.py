@@ -254,6 +254,25 @@ def test_cli_rejects_bad_arguments(tmp_path, args, word):
     assert not list((tmp_path / "o").rglob("*.gz")) if (tmp_path / "o").exists() else True
 
 
+def test_out_that_cannot_be_created_is_a_usage_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    res = CliRunner().invoke(app, ["generate", "--out", str(blocker / "sub"), "--days", "0.01", "--lines", "5"])
+    assert res.exit_code == UsageError.exit_code, res.output
+    assert "--out" in res.output and "Traceback" not in res.output
+
+
+def test_scan_bursts_are_ground_truth(sample, sample_rows):
+    bursts = sample_summary(sample).scan_bursts
+    assert len(bursts) >= 4
+    for b in bursts:
+        lo, hi = b.start.strftime("%Y-%m-%dT%H:%M:%S"), b.end.strftime("%Y-%m-%dT%H:%M:%S")
+        mine = [r for r in sample_rows if r["client_ip"] == b.client_ip]
+        inside = [r for r in mine if lo <= r["time"] < hi]
+        assert inside and len(inside) >= 0.5 * len(mine)
+        assert all(r["user_agent"] in (b.user_agent, "-") for r in inside)
+
+
 def test_cli_writes_and_summarises(tmp_path):
     res = CliRunner().invoke(app, ["generate", "--out", str(tmp_path), "--days", "0.02", "--lines", "300",
                                    "--seed", "9"])
