@@ -1066,6 +1066,12 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def expected_files(days: float, profile: str = "default", nodes: int | None = None) -> int:
+    """How many files a run writes at most (one per node per interval), for progress bars."""
+    prof = PROFILES.get(profile, PROFILES["default"])
+    return max(1, int(round(days * 86400 / INTERVAL_S))) * (nodes or prof.nodes)
+
+
 def generate(out_dir: str | os.PathLike[str], start: str | datetime = DEFAULT_START, days: float = 1.0,
              rps: float | None = 5.0, seed: int = 1, profile: str = "default", lines: int | None = None,
              format_era: int = DEFAULT_ERA, nodes: int | None = None, control_file: bool = True,

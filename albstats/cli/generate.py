@@ -39,15 +39,24 @@ def register(app: typer.Typer) -> None:
         to stderr.
         """
         from albstats import progress
+        from albstats.generate import expected_files
         from albstats.generate import generate as run
 
         if rps is not None and lines is not None:
             raise UsageError("--rps and --lines: give one of them, not both")
         if lines is not None and lines < 0:
             raise UsageError(f"--lines: {lines} must not be negative")
-        with progress.bar("generating", total=None, quiet=quiet) as tick:
+        total = expected_files(days, profile, nodes) if 0 < days <= 3660 else None
+        with progress.bar("generating files", total=total, quiet=quiet) as tick:
+            done = 0
+
+            def advance(files: int, lines_so_far: int) -> None:
+                nonlocal done
+                tick.advance(files - done, lines=lines_so_far)
+                done = files
+
             summary = run(out, start=start, days=days, rps=5.0 if rps is None else rps, seed=seed, profile=profile,
                           lines=lines, format_era=format_era, nodes=nodes, compresslevel=compress_level,
-                          on_file=lambda f, n: tick.advance(1, lines=n))
+                          on_file=advance)
         if not quiet:
             typer.echo(f"albstats: {summary.line()}", err=True)
