@@ -212,7 +212,7 @@ def input_regex(schema: LogSchema = ACCESS) -> str:
     for frag in reversed(toks[schema.min_tokens:]):
         tail = f"(?: {frag}{tail})?"
     head = " ".join(toks[:schema.min_tokens])
-    return f"{head}{tail} ?"
+    return f"{head}{tail}(?:(?<! ) )?"  # one trailing space, unless extra_fields took it
 
 
 def group_count(schema: LogSchema = ACCESS) -> int:
