@@ -86,14 +86,14 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "default": Profile(
         name="default", lb_name="petclinic-alb", domain="petclinic.example.com", nodes=2,
-        elb_5xx=0.0013, target_5xx=0.0026, slow=0.006, gave_up_if_slow=0.10, client_460=0.0008,
+        elb_5xx=0.0013, target_5xx=0.0026, slow=0.009, gave_up_if_slow=0.10, client_460=0.0008,
         waf_block=0.0015, bad_target_factor=3.0, incidents_per_day=(1, 1), incident_factor=12.0,
         scan_bursts_per_day=(4, 5), scan_share=0.012,
         desc="healthy-ish service: ~0.5-1% 5XX, ~1% slow, one 20-60 min incident a day",
     ),
     "hosp": Profile(
         name="hosp", lb_name="vet-hospital-alb", domain="vethospital.example.com", nodes=3,
-        elb_5xx=0.018, target_5xx=0.022, slow=0.07, gave_up_if_slow=0.25, client_460=0.002,
+        elb_5xx=0.018, target_5xx=0.022, slow=0.08, gave_up_if_slow=0.25, client_460=0.002,
         waf_block=0.002, bad_target_factor=3.0, incidents_per_day=(2, 3), incident_factor=4.0,
         scan_bursts_per_day=(3, 5), scan_share=0.01,
         desc="the flaky vet-hospital system: frequent 5XX (~5%) and many 2 to 20 s responses",
@@ -394,7 +394,7 @@ class _World:
             Endpoint("GET", appts, 3, 1, "api", 0.11, 0.6, 3100, 440, 0.02),
             Endpoint("POST", ("/hospital.v1.Scheduling/ListAppointments", "/hospital.v1.Scheduling/BookAppointment",
                               "/hospital.v1.Records/GetRecord"), 2, 2, "grpc", 0.02, 0.5, 800, 300, 0.0, rule="30"),
-            Endpoint("GET", ("/ws/notifications", "/ws/notifications?v=2"), 0.6, 0, "ws", 40.0, 0.8, 24000, 900,
+            Endpoint("GET", ("/ws/notifications", "/ws/notifications?v=2"), 0.6, 0, "ws", 0.003, 0.5, 24000, 900,
                      0.0, ok=(101,), rule="15"),
         ]
 
@@ -765,7 +765,7 @@ def _batch_lines(world: _World, plan: _Plan, jobs: list[_FileJob], segments: tup
     slow = (U[:, 4] < p_slow) & (kind < KIND_STATIC)
     out[slow & (U[:, 5] < p.gave_up_if_slow) & (out == OK)] = C460
     tpt = _lognormal(U[:, 6], U[:, 7], world.ep_med[ep], world.ep_sig[ep])
-    tpt = np.where(kind == KIND_WS, tpt, np.minimum(tpt, 1.95))
+    tpt = np.minimum(tpt, 1.95)
     tpt = np.where(slow, 2.0 * np.power(10.0, U[:, 8]), tpt)  # log-uniform 2..20 s
     # a client session is a run of requests on one connection: same client, port, TID, listener, TLS
     new = U[:, 12] < 1.0 / SESSION_MEAN
@@ -827,13 +827,17 @@ def _batch_lines(world: _World, plan: _Plan, jobs: list[_FileJob], segments: tup
     for o, c in ((E502, 502), (E503, 503), (E504, 504), (C460, 460), (REDIRECT, 301), (WAF, 403), (SEVERE, 400)):
         code[out == o] = c
     extra = (m * 50000).astype(np.int64)
-    sent = np.where(is_ok & slow & (kind != KIND_WS), sent + extra, sent)
+    sent = np.where(is_ok & slow & world.ep_get[ep], sent + extra, sent)
     sent = np.where(is_ok & (code == 304), 180 + (m * 60).astype(np.int64), sent)
     sent = np.where(is_4, 150 + (m * 400).astype(np.int64), sent)
     sent = np.where(is_5, 200 + (m * 600).astype(np.int64), sent)
     tp = np.where(is_4, np.minimum(tpt, 0.5) * 0.5, tpt)
     rpt = np.where(m < 0.7, 0.0, 0.001)
     dur = tp + rpt
+    # a WebSocket line is written when the connection closes: target_processing_time is the upgrade,
+    # request_creation_time the open, and the connection lasts seconds to minutes
+    ws_open = (kind == KIND_WS) & is_ok
+    dur = np.where(ws_open, dur + 40.0 * np.exp(0.8 * (U[:, 16] - 0.5) * 4.0), dur)
     dur = np.where(out == E502, 0.001 + mm * 0.8, dur)
     dur = np.where(out == E503, 0.001 + mm * 0.01, dur)
     dur = np.where(out == E504, np.where(m < 0.8, 60.0, 10.0) + mm * 0.01, dur)  # idle or connect timeout

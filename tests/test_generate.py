@@ -184,6 +184,11 @@ def test_default_profile_distributions(sample_rows):
     assert any("\\\\" in r["user_agent"] for r in rows)
     types = {r["type"] for r in rows}
     assert types == {"http", "https", "h2", "grpcs", "ws", "wss"}
+    ws = [r for r in rows if r["type"] in ("ws", "wss") and r["elb_status_code"] == 101]
+    assert ws and all(r["target_processing_time"] < 1 for r in ws)  # the upgrade, not the connection
+    iso = "%Y-%m-%dT%H:%M:%S.%fZ"
+    assert all((datetime.strptime(r["time"], iso) - datetime.strptime(r["request_creation_time"], iso))
+               > timedelta(seconds=5) for r in ws)  # a WebSocket line is written when it closes
     elb5 = [r for r in rows if _is5xx(r) and r["target_status_code"] == "-"]
     tgt5 = [r for r in rows if _is5xx(r) and r["target_status_code"] == str(r["elb_status_code"])]
     assert elb5 and tgt5
