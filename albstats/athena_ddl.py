@@ -164,7 +164,7 @@ def _hostport() -> str:
         rf'(?<="){qhost}(?:\\(?=:))?(?=:{end_q})',  # "host:port"
         rf'(?<=\[)(?<!"\[){bhost}(?=\]:{end_b})',  # [host]:port
         rf'(?<![\["]){bhost}(?=:{end_b})',  # host:port
-        r'(?<=")(?=-"(?: |$))|(?<!")(?=-(?: |$))',  # - (no target), quoted or bare
+        r'(?<=")(?=-"(?: |$))|(?<![^ ])(?=-(?: |$))',  # - (no target), quoted or bare
     ))
     return f'(?:"(?={_QBODY}"{_SEP})|(?=[^ "]))\\[?({host})\\]?[:-]([0-9]*)"?'
 

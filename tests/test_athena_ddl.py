@@ -240,6 +240,14 @@ def test_request_edge_cases(access_rx: re.Pattern[str]) -> None:
         assert_same(access_rx, line)
 
 
+@pytest.mark.parametrize("hostport", ["[-", '" :"', 'a"b:80', '"[a\\]:80"', '"a\\:80"', '-"', '"-"', "[::1]:",
+                                      "[]:80", '"[::1]:443"', "[::1:80", "::1]:80", "-:80", "abc", '"a b:1"'])
+def test_hostport_oddities_agree_with_parser(hostport: str, access_rx: re.Pattern[str]) -> None:
+    """Found by fuzzing: whatever the parser does with an odd client:port, the regex does too."""
+    line = format_line(_values(0)).replace(" 2001:db8::1:50599 ", f" {hostport} ", 1)
+    assert athena_row(access_rx, line, ACCESS) == parser_row(line, ACCESS)
+
+
 # --- random lines: the regex and the parser agree on accept/reject and on every value -------------
 
 _text = st.text(alphabet=st.sampled_from(list('ab -"\\:1[]T.')), max_size=12)
