@@ -54,8 +54,10 @@ TRANSLATE_VERSION = "2"
 TS_COLUMN = "__time_ts"
 #: ``alb_logs`` plus :data:`TS_COLUMN`; :func:`translate` points SELECTs that parse ``time`` at it.
 TS_VIEW = "alb_logs_ts"
-#: Rows buffered in Python before they go to DuckDB (bounds memory during an ingest).
-FLUSH_ROWS = 65536
+#: Rows or Arrow bytes buffered before they go to DuckDB: small inserts keep DuckDB's and Arrow's memory
+#: low during an ingest (measured: peak RSS grows with the insert size, speed hardly changes).
+FLUSH_ROWS = 16384
+FLUSH_BYTES = 16 << 20
 
 COLUMNS = ACCESS.names
 _COLS_SQL = ", ".join(f'"{c}"' for c in COLUMNS)
@@ -226,7 +228,7 @@ class LocalEngine(Engine):
 
     def __init__(self, paths: Iterable[str] | None = None, *, db: str | os.PathLike[str] | None = None,
                  cache: bool = True, quiet: bool = True, s3_options: dict[str, Any] | None = None,
-                 memory_limit: str = "256MB", threads: int | None = None) -> None:
+                 memory_limit: str = "128MB", threads: int | None = None) -> None:
         self.paths = [os.fspath(p) for p in (paths or [])]
         self.cache = cache
         self.quiet = quiet
@@ -347,7 +349,7 @@ class LocalEngine(Engine):
 
         iter_batches yields rows in file order and calls ``on_file`` once per file, in order, with the
         file's row count; the two streams are zipped below, whichever comes first. Rows are written
-        every :data:`FLUSH_ROWS` (memory stays bounded even for one huge file); a file's manifest row is
+        every :data:`FLUSH_ROWS` rows (memory stays bounded even for one huge file); a file's manifest row is
         committed once all its rows are, so an interrupted ingest re-reads only unfinished files.
         """
         from collections import deque
@@ -364,11 +366,11 @@ class LocalEngine(Engine):
         owners: deque[list[Any]] = deque()  # [file id, rows still to label, FileStats]
         labelled: list[pa.RecordBatch] = []  # rows of files not all labelled yet, or not yet flushed
         complete: list[FileStats] = []  # files whose rows are all in ``labelled`` (or who have none)
-        nlabelled = 0
+        nlabelled = nrows = 0  # bytes, rows
         stats = ParseStats()
 
         def match() -> None:
-            nonlocal nlabelled
+            nonlocal nlabelled, nrows
             while owners and (owners[0][1] == 0 or unlabelled):
                 fid, need, fs = owners[0]
                 if need == 0:
@@ -379,7 +381,8 @@ class LocalEngine(Engine):
                 take = min(need, b.num_rows)
                 part = b if take == b.num_rows else b.slice(0, take)
                 labelled.append(part.add_column(0, "file_id", pa.array(np.full(take, fid, dtype="int32"))))
-                nlabelled += take
+                nlabelled += part.nbytes
+                nrows += take
                 if take == b.num_rows:
                     unlabelled.popleft()
                 else:
@@ -387,11 +390,11 @@ class LocalEngine(Engine):
                 owners[0][1] -= take
 
         def flush() -> None:
-            nonlocal labelled, complete, nlabelled
+            nonlocal labelled, complete, nlabelled, nrows
             con.execute("BEGIN")
             try:
                 if labelled:
-                    con.register("_albstats_batch", pa.Table.from_batches(labelled).combine_chunks())
+                    con.register("_albstats_batch", pa.Table.from_batches(labelled))
                     con.execute(f"INSERT INTO access_rows SELECT file_id, {_COLS_SQL}, TRY_CAST(time AS TIMESTAMPTZ) "
                                 "FROM _albstats_batch")
                     con.unregister("_albstats_batch")
@@ -405,7 +408,7 @@ class LocalEngine(Engine):
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-            labelled, complete, nlabelled = [], [], 0
+            labelled, complete, nlabelled, nrows = [], [], 0, 0
 
         # Old copies of changed files, and rows of a file an earlier run did not finish (rows without a
         # manifest row), go first: a file counts as cached only once its manifest row is committed.
@@ -428,7 +431,7 @@ class LocalEngine(Engine):
                 if b.num_rows:
                     unlabelled.append(b)
                 match()
-                if nlabelled >= FLUSH_ROWS:
+                if nlabelled >= FLUSH_BYTES or nrows >= FLUSH_ROWS:
                     flush()
             match()
             if unlabelled or owners:
@@ -472,22 +475,23 @@ class LocalEngine(Engine):
         self.last_ingest = IngestStats(files=len(names), parsed=len(names))
         cols = ", ".join(f'"{c}"' for c in fields)
         buf: list[pa.RecordBatch] = []
-        nbuf = 0
+        nbuf = nrows = 0
 
         def flush() -> None:
-            nonlocal buf, nbuf
+            nonlocal buf, nbuf, nrows
             con.register("_albstats_batch", pa.Table.from_batches(buf))
             ts = "TRY_CAST(time AS TIMESTAMPTZ)" if "time" in fields else "NULL"
             con.execute(f"INSERT INTO {TS_VIEW} ({cols}, {TS_COLUMN}) SELECT {cols}, {ts} FROM _albstats_batch")
             con.unregister("_albstats_batch")
-            buf, nbuf = [], 0
+            buf, nbuf, nrows = [], 0, 0
 
         with self._progress(len(sources)) as tick:
             for b in iter_batches(sources, fields=fields, stats=stats, explicit=self._explicit(sources),
                                   on_file=lambda fs: tick.advance(1, rows=stats.rows)):
                 buf.append(b)
-                nbuf += b.num_rows
-                if nbuf >= FLUSH_ROWS:
+                nbuf += b.nbytes
+                nrows += b.num_rows
+                if nbuf >= FLUSH_BYTES or nrows >= FLUSH_ROWS:
                     flush()
             if buf:
                 flush()
