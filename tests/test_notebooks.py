@@ -1,0 +1,116 @@
+"""The analyst notebooks: each runs top to bottom on the bundled fixtures, and is stored without outputs.
+
+Every notebook's last cell asserts its own numbers against ``albstats report``'s JSON (or the compare
+verdict); a failing cell fails the test. The kernel is the interpreter running the tests (a kernelspec
+written into a temporary directory points at ``sys.executable``), started in ``notebooks/`` so the
+notebooks' relative paths resolve, with ``MPLBACKEND=Agg`` and a private ingest cache.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import KernelManager
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[1]
+NB_DIR = ROOT / "notebooks"
+NOTEBOOKS = sorted(NB_DIR.glob("*.ipynb"))
+EXPECTED = {"01-quickstart.ipynb", "02-slo-and-error-budget.ipynb", "03-where-do-5xx-come-from.ipynb",
+            "04-retry-before-after.ipynb"}
+#: Wall-clock budget for one whole notebook (each runs in well under a minute on an idle machine).
+NOTEBOOK_TIMEOUT = 240.0
+#: Environment that would point a notebook elsewhere than the fixtures (a developer's shell may set it).
+ALBSTATS_ENV = ("ALBSTATS_LOGS", "ALBSTATS_SINCE", "ALBSTATS_UNTIL", "ALBSTATS_SLO", "ALBSTATS_LATENCY_THRESHOLD",
+                "ALBSTATS_BEFORE", "ALBSTATS_AFTER", "ALBSTATS_SIM_REQUESTS")
+
+
+def _build_module():
+    spec = importlib.util.spec_from_file_location("notebooks_build", NB_DIR / "_build.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_the_four_notebooks_exist():
+    assert {p.name for p in NOTEBOOKS} >= EXPECTED
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_stored_without_outputs_and_parameterised(path: Path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [], f"{path.name}: cell {cell.id} has stored outputs"
+            assert cell.execution_count is None, f"{path.name}: cell {cell.id} has an execution count"
+        assert "widgets" not in cell.metadata and "execution" not in cell.metadata
+    assert "widgets" not in nb.metadata
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    first, last = code[0], code[-1]
+    # the parameter cell comes first and switches engines through the environment
+    assert "parameters" in first.metadata.get("tags", [])
+    for setting in ('ENGINE = os.environ.get("ALBSTATS_ENGINE", "local")', 'os.environ.get("ALBSTATS_LOGS"',
+                    "ALBSTATS_ATHENA_DATABASE", "ALBSTATS_ATHENA_WORKGROUP", "ALBSTATS_ATHENA_OUTPUT_LOCATION",
+                    "ALBSTATS_ATHENA_REGION"):
+        assert setting in first.source, f"{path.name}: parameter cell lacks {setting}"
+    assert "assert " in last.source, f"{path.name}: the last cell must assert something"
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+
+
+def test_notebooks_equal_their_generator():
+    """notebooks/_build.py is the source; the stored .ipynb files must be what it writes."""
+    rendered = _build_module().render_all()
+    assert set(rendered) == {p.name for p in NOTEBOOKS}
+    for name, text in rendered.items():
+        assert (NB_DIR / name).read_text(encoding="utf-8") == text, \
+            f"notebooks/{name} differs from notebooks/_build.py: run .venv/bin/python notebooks/_build.py"
+
+
+@pytest.fixture
+def kernel_env(tmp_path, monkeypatch):
+    """A kernelspec for this interpreter, and an environment that keeps the run local and private."""
+    kdir = tmp_path / "kernels" / "python3"
+    kdir.mkdir(parents=True)
+    (kdir / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "albstats (test)", "language": "python"}))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("ALBSTATS_ENGINE", "local")
+    for name in ALBSTATS_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ALBSTATS_CACHE_DB", str(tmp_path / "cache.duckdb"))
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
+    monkeypatch.setenv("PYTHONWARNINGS", "ignore::DeprecationWarning")
+    return KernelSpecManager(kernel_dirs=[str(tmp_path / "kernels")])
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_top_to_bottom(path: Path, kernel_env: KernelSpecManager):
+    nb = nbformat.read(path, as_version=4)
+    km = KernelManager(kernel_name="python3", kernel_spec_manager=kernel_env)
+    assert km.kernel_spec.argv[0] == sys.executable
+    deadline = time.monotonic() + NOTEBOOK_TIMEOUT
+    client = NotebookClient(
+        nb, km=km, kernel_name="python3", startup_timeout=60, allow_errors=False,
+        # one budget for the whole notebook: each cell may use what the previous ones left
+        timeout_func=lambda cell: max(1, int(deadline - time.monotonic())),
+        resources={"metadata": {"path": str(NB_DIR)}})
+    client.execute()  # raises CellExecutionError (with the traceback) when any cell fails
+
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    # the charts really render (inline PNGs), not just a Figure repr
+    assert any("image/png" in o.get("data", {}) for o in outputs), f"{path.name}: no chart was drawn"
+    last = [c for c in nb.cells if c.cell_type == "code"][-1]
+    text = "".join(o.get("text", "") for o in last.outputs if o.output_type == "stream")
+    assert text.startswith("OK:"), f"{path.name}: last cell printed {text!r}"
