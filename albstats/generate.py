@@ -96,7 +96,7 @@ PROFILES: dict[str, Profile] = {
         elb_5xx=0.018, target_5xx=0.022, slow=0.08, gave_up_if_slow=0.25, client_460=0.002,
         waf_block=0.002, bad_target_factor=3.0, incidents_per_day=(2, 3), incident_factor=4.0,
         scan_bursts_per_day=(3, 5), scan_share=0.01,
-        desc="the flaky vet-hospital system: frequent 5XX (~5%) and many 2 to 20 s responses",
+        desc="the flaky vet-hospital system: frequent 5XX (~6%) and many (~6%) 2 to 20 s responses",
     ),
 }
 
