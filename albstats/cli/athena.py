@@ -55,6 +55,10 @@ def register(app: typer.Typer) -> None:
             typer.echo(";\n\n".join(stmts) + ";")
             return
         typer.echo(f"albstats: table {spec.database}.{spec.table} is ready over {spec.location}", err=True)
+        if not connection_logs:
+            typer.echo(f"albstats: try: albstats query error_rate --engine athena --database {spec.database} "
+                       f"--table {spec.table} --since 1d" + (f" --workgroup {workgroup}" if workgroup else ""),
+                       err=True)
 
     @app.command("fetch")
     def fetch(
