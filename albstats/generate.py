@@ -648,13 +648,6 @@ class _Plan:
                 base[order] += 1
             self.exact = base.reshape(intervals, nn)
 
-    def incident_at(self, s: int) -> int:
-        """Target group index hit by an incident at epoch second ``s``, or -1."""
-        for a, b, tg in self.incidents:
-            if a <= s < b:
-                return tg
-        return -1
-
     def burst_at(self, s: int) -> int:
         for a, b, sc in self.bursts:
             if a <= s < b:
@@ -665,10 +658,6 @@ class _Plan:
 def _lognormal(u1: np.ndarray, u2: np.ndarray, median: np.ndarray | float, sigma: np.ndarray | float) -> np.ndarray:
     z = np.sqrt(-2.0 * np.log(1.0 - u1)) * np.cos(2.0 * np.pi * u2)
     return median * np.exp(sigma * z)
-
-
-def _fmt3(x: float) -> str:
-    return f"{x:.3f}"
 
 
 def _obj(values: Sequence[Any]) -> np.ndarray:
@@ -921,14 +910,6 @@ def _batch_lines(world: _World, plan: _Plan, jobs: list[_FileJob], segments: tup
             lines[i] = _scanner_line(world, sc_idx, r, tus, 1024 + int(r[11] * 64000), trand[i],
                                      "TID_" + hexes[56 * i + 24: 56 * i + 56], templates[ip], ip, era, sec)
     return [lines[a: a + m] for a, m in zip(starts.tolist(), sizes)]
-
-
-def _unique_map(values: np.ndarray, fmt: Callable[[int], str]) -> list[str]:
-    """``fmt`` of every value, calling it once per distinct value (seconds repeat within a file)."""
-    if not len(values):
-        return []
-    uniq, inv = np.unique(values, return_inverse=True)
-    return _obj([fmt(v) for v in uniq.tolist()])[inv].tolist()
 
 
 _HEX2 = _obj([f"{i:02x}" for i in range(256)])
