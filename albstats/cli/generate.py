@@ -26,7 +26,8 @@ def register(app: typer.Typer) -> None:
         nodes: int = typer.Option(None, "--nodes", help="Load balancer nodes (one file each per 5 minutes) "
                                   "[default: 2 for default, 3 for hosp]."),
         format_era: int = typer.Option(DEFAULT_ERA, "--format-era",
-                                       help=f"Tokens per line, i.e. the format era: {', '.join(map(str, ERAS))}."),
+                                       help=f"Tokens per line, i.e. the format era: {', '.join(map(str, ERAS))} "
+                                            "(today's fields cut to that count; 36 adds two \"-\")."),
         compress_level: int = typer.Option(6, "--compress-level", help="gzip level 0-9 (1 is fastest)."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary."),
     ) -> None:
