@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -114,3 +115,18 @@ def test_notebook_runs_top_to_bottom(path: Path, kernel_env: KernelSpecManager):
     last = [c for c in nb.cells if c.cell_type == "code"][-1]
     text = "".join(o.get("text", "") for o in last.outputs if o.output_type == "stream")
     assert text.startswith("OK:"), f"{path.name}: last cell printed {text!r}"
+
+
+def test_readme_api_example_runs(tmp_path, monkeypatch):
+    """The README's API example (section `api`) runs as written, from the repository root."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("<!-- section: api -->", 1)[1].split("<!-- /section: api -->", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert blocks, "README section api has no python example"
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("ALBSTATS_CACHE_DB", str(tmp_path / "cache.duckdb"))
+    code = blocks[0].replace('"overview.png"', repr(str(tmp_path / "overview.png")))
+    namespace: dict = {}
+    exec(compile(code, "README.md[api]", "exec"), namespace)  # our own README, run as written
+    assert (tmp_path / "overview.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert namespace["rep"]["requests"] == int(namespace["err"]["requests"].sum()) > 0
