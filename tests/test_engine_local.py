@@ -499,3 +499,18 @@ def test_connect_api_and_errors(logs: Path, tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="no such file"):
         with albstats.connect([str(tmp_path / "missing")], cache=False) as eng:
             eng.query("error_rate")
+
+
+def test_a_failed_ingest_leaves_a_consistent_cache(logs: Path, tmp_path: Path) -> None:
+    from albstats.errors import InputError
+
+    classic = tmp_path / "classic.log"
+    classic.write_text('2015-05-13T23:39:43.945958Z my-lb 192.168.131.39:2817 10.0.0.1:80 0.000073 0.001048 '
+                       '0.000057 200 200 0 29 "GET http://www.example.com:80/ HTTP/1.1" "curl/7.38.0" - -\n')
+    db = tmp_path / "c.duckdb"
+    with LocalEngine([str(logs / "edge"), str(classic)], db=db) as eng, pytest.raises(InputError, match="Classic"):
+        eng.query("error_rate")
+    with LocalEngine([str(logs / "edge")], db=db) as eng:
+        assert eng.query("error_rate", bucket="1d")["requests"].sum() == 4
+        orphans = eng.sql("SELECT count(*) AS n FROM access_rows WHERE file_id NOT IN (SELECT file_id FROM files)")
+        assert orphans["n"].iloc[0] == 0

@@ -26,6 +26,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -58,6 +59,8 @@ TS_VIEW = "alb_logs_ts"
 #: low during an ingest (measured: peak RSS grows with the insert size, speed hardly changes).
 FLUSH_ROWS = 16384
 FLUSH_BYTES = 16 << 20
+#: Commit the cache at most this often during an ingest.
+COMMIT_SECONDS = 5.0
 
 COLUMNS = ACCESS.names
 _COLS_SQL = ", ".join(f'"{c}"' for c in COLUMNS)
@@ -348,29 +351,29 @@ class LocalEngine(Engine):
         and label each row with its file id.
 
         iter_batches yields rows in file order and calls ``on_file`` once per file, in order, with the
-        file's row count; the two streams are zipped below, whichever comes first. Rows are written
-        every :data:`FLUSH_ROWS` rows (memory stays bounded even for one huge file); a file's manifest row is
-        committed once all its rows are, so an interrupted ingest re-reads only unfinished files.
+        file's row count; the two streams are zipped below, whichever comes first. Rows go to DuckDB
+        every :data:`FLUSH_ROWS` rows (memory stays bounded even for one huge file); a file's manifest
+        row is written after all its rows, and commits happen every :data:`COMMIT_SECONDS`, so an
+        interrupted ingest keeps the files it committed and re-reads only the others.
         """
         from collections import deque
 
+        import numpy as np
         import pyarrow as pa
 
         from albstats.parse import ParseStats, iter_batches
 
-        by_name = {src.name: (src, fid, replace) for src, fid, replace in todo}
+        by_name = {src.name: (src, fid) for src, fid, _ in todo}
         explicit = self._explicit([s for s, _, _ in todo])
-        import numpy as np
-
         unlabelled: deque[pa.RecordBatch] = deque()
         owners: deque[list[Any]] = deque()  # [file id, rows still to label, FileStats]
-        labelled: list[pa.RecordBatch] = []  # rows of files not all labelled yet, or not yet flushed
-        complete: list[FileStats] = []  # files whose rows are all in ``labelled`` (or who have none)
-        nlabelled = nrows = 0  # bytes, rows
+        labelled: list[pa.RecordBatch] = []  # labelled rows not yet inserted
+        complete: list[FileStats] = []  # files whose rows are all labelled, manifest row not yet written
+        pending = [0, 0]  # bytes, rows in ``labelled``
         stats = ParseStats()
+        last_commit = time.monotonic()
 
         def match() -> None:
-            nonlocal nlabelled, nrows
             while owners and (owners[0][1] == 0 or unlabelled):
                 fid, need, fs = owners[0]
                 if need == 0:
@@ -381,62 +384,66 @@ class LocalEngine(Engine):
                 take = min(need, b.num_rows)
                 part = b if take == b.num_rows else b.slice(0, take)
                 labelled.append(part.add_column(0, "file_id", pa.array(np.full(take, fid, dtype="int32"))))
-                nlabelled += part.nbytes
-                nrows += take
+                pending[0] += part.nbytes
+                pending[1] += take
                 if take == b.num_rows:
                     unlabelled.popleft()
                 else:
                     unlabelled[0] = b.slice(take)
                 owners[0][1] -= take
 
-        def flush() -> None:
-            nonlocal labelled, complete, nlabelled, nrows
-            con.execute("BEGIN")
-            try:
-                if labelled:
-                    con.register("_albstats_batch", pa.Table.from_batches(labelled))
-                    con.execute(f"INSERT INTO access_rows SELECT file_id, {_COLS_SQL}, TRY_CAST(time AS TIMESTAMPTZ) "
-                                "FROM _albstats_batch")
-                    con.unregister("_albstats_batch")
-                for fs in complete:
-                    src, fid, _ = by_name[fs.name]
-                    key, size, mtime, etag = _identity(src)
-                    con.execute("INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
-                                [fid, key, size, mtime, etag, fs.kind, fs.lines, fs.rows, fs.bad_lines,
-                                 json.dumps(fs.bad_examples), fs.error, fs.skipped])
+        def flush(final: bool = False) -> None:
+            nonlocal last_commit
+            if labelled:
+                con.register("_albstats_batch", pa.Table.from_batches(labelled))
+                con.execute(f"INSERT INTO access_rows SELECT file_id, {_COLS_SQL}, TRY_CAST(time AS TIMESTAMPTZ) "
+                            "FROM _albstats_batch")
+                con.unregister("_albstats_batch")
+            for fs in complete:
+                src, fid = by_name[fs.name]
+                key, size, mtime, etag = _identity(src)
+                con.execute("INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
+                            [fid, key, size, mtime, etag, fs.kind, fs.lines, fs.rows, fs.bad_lines,
+                             json.dumps(fs.bad_examples), fs.error, fs.skipped])
+            labelled.clear()
+            complete.clear()
+            pending[:] = [0, 0]
+            # each commit syncs the file: committing every insert would cost more than the parse
+            if final or time.monotonic() - last_commit > COMMIT_SECONDS:
                 con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            labelled, complete, nlabelled, nrows = [], [], 0, 0
+                con.execute("BEGIN")
+                last_commit = time.monotonic()
+
+        def on_file(fs: FileStats) -> None:
+            if fs.name not in by_name:
+                raise RuntimeError(f"parser reported an unexpected file {fs.name!r}")
+            owners.append([by_name[fs.name][1], fs.rows, fs])
+            match()
+            tick.advance(1, rows=stats.rows)
 
         # Old copies of changed files, and rows of a file an earlier run did not finish (rows without a
         # manifest row), go first: a file counts as cached only once its manifest row is committed.
         con.execute("BEGIN")
-        for _src, fid, replace in todo:
-            if replace:
-                con.execute("DELETE FROM files WHERE file_id = ?", [fid])
-        con.execute("DELETE FROM access_rows WHERE file_id NOT IN (SELECT file_id FROM files)")
-        con.execute("COMMIT")
-
-        with self._progress(len(todo)) as tick:
-            def on_file(fs: FileStats) -> None:
-                if fs.name not in by_name:
-                    raise RuntimeError(f"parser reported an unexpected file {fs.name!r}")
-                owners.append([by_name[fs.name][1], fs.rows, fs])
+        try:
+            for _src, fid, replace in todo:
+                if replace:
+                    con.execute("DELETE FROM files WHERE file_id = ?", [fid])
+            con.execute("DELETE FROM access_rows WHERE file_id NOT IN (SELECT file_id FROM files)")
+            with self._progress(len(todo)) as tick:
+                for b in iter_batches([s for s, _, _ in todo], stats=stats, explicit=explicit, on_file=on_file):
+                    if b.num_rows:
+                        unlabelled.append(b)
+                    match()
+                    if pending[0] >= FLUSH_BYTES or pending[1] >= FLUSH_ROWS:
+                        flush()
                 match()
-                tick.advance(1, rows=stats.rows)
-
-            for b in iter_batches([s for s, _, _ in todo], stats=stats, explicit=explicit, on_file=on_file):
-                if b.num_rows:
-                    unlabelled.append(b)
-                match()
-                if nlabelled >= FLUSH_BYTES or nrows >= FLUSH_ROWS:
-                    flush()
-            match()
-            if unlabelled or owners:
-                raise RuntimeError("parser rows and per-file row counts disagree; cache not updated")
-            flush()
+                if unlabelled or owners:
+                    raise RuntimeError("parser rows and per-file row counts disagree; cache not updated")
+                flush(final=True)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
         self.last_ingest.rows = stats.rows
 
     def _select_files(self, con: duckdb.DuckDBPyConnection, ids: list[int]) -> None:
@@ -467,9 +474,16 @@ class LocalEngine(Engine):
             self.last_ingest = IngestStats(files=len(names), cached=len(names))
             return
         fields = [c for c in COLUMNS if c in need] or ["time"]
+        # A narrow table with only the parsed columns (inserting dozens of NULL columns costs more than the
+        # parse); the views give every schema column, NULL where not parsed.
         con.execute("DROP VIEW IF EXISTS alb_logs")
-        con.execute(f"DROP TABLE IF EXISTS {TS_VIEW}")
-        con.execute(f"CREATE TABLE {TS_VIEW} ({_COLS_DDL}, {TS_COLUMN} TIMESTAMPTZ)")
+        con.execute(f"DROP VIEW IF EXISTS {TS_VIEW}")
+        con.execute("DROP TABLE IF EXISTS parsed_rows")
+        ddl = ", ".join(f'"{c.name}" {DUCKDB_TYPES[c.type]}' for c in ACCESS.columns if c.name in fields)
+        con.execute(f"CREATE TABLE parsed_rows ({ddl}, {TS_COLUMN} TIMESTAMPTZ)")
+        view_cols = ", ".join(f'"{c.name}"' if c.name in fields
+                              else f'CAST(NULL AS {DUCKDB_TYPES[c.type]}) AS "{c.name}"' for c in ACCESS.columns)
+        con.execute(f"CREATE VIEW {TS_VIEW} AS SELECT {view_cols}, {TS_COLUMN} FROM parsed_rows")
         con.execute(f"CREATE VIEW alb_logs AS SELECT {_COLS_SQL} FROM {TS_VIEW}")
         stats = ParseStats()
         self.last_ingest = IngestStats(files=len(names), parsed=len(names))
@@ -481,20 +495,26 @@ class LocalEngine(Engine):
             nonlocal buf, nbuf, nrows
             con.register("_albstats_batch", pa.Table.from_batches(buf))
             ts = "TRY_CAST(time AS TIMESTAMPTZ)" if "time" in fields else "NULL"
-            con.execute(f"INSERT INTO {TS_VIEW} ({cols}, {TS_COLUMN}) SELECT {cols}, {ts} FROM _albstats_batch")
+            con.execute(f"INSERT INTO parsed_rows ({cols}, {TS_COLUMN}) SELECT {cols}, {ts} FROM _albstats_batch")
             con.unregister("_albstats_batch")
             buf, nbuf, nrows = [], 0, 0
 
-        with self._progress(len(sources)) as tick:
-            for b in iter_batches(sources, fields=fields, stats=stats, explicit=self._explicit(sources),
-                                  on_file=lambda fs: tick.advance(1, rows=stats.rows)):
-                buf.append(b)
-                nbuf += b.nbytes
-                nrows += b.num_rows
-                if nbuf >= FLUSH_BYTES or nrows >= FLUSH_ROWS:
+        con.execute("BEGIN")  # one commit: a temporary database needs no durability, and each commit syncs
+        try:
+            with self._progress(len(sources)) as tick:
+                for b in iter_batches(sources, fields=fields, stats=stats, explicit=self._explicit(sources),
+                                      on_file=lambda fs: tick.advance(1, rows=stats.rows)):
+                    buf.append(b)
+                    nbuf += b.nbytes
+                    nrows += b.num_rows
+                    if nbuf >= FLUSH_BYTES or nrows >= FLUSH_ROWS:
+                        flush()
+                if buf:
                     flush()
-            if buf:
-                flush()
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
         self.last_ingest.rows = stats.rows
         self._file_stats = list(stats.files)
         self._temp_loaded = (names, frozenset(fields))
