@@ -171,9 +171,10 @@ def test_posts_reach_upstream_once_and_bodies_are_byte_identical(tmp_path):
                 posts = await asyncio.gather(*(send(i, "POST", False) for i in range(len(bodies))))
                 keyed = await asyncio.gather(*(send(i, "POST", True) for i in range(len(bodies))))
                 puts = await asyncio.gather(*(send(i, "PUT", False) for i in range(len(bodies))))
-            return posts, keyed, puts, sim.snapshot(detail=True)
+            return posts, keyed, puts, sim.snapshot(detail=True), proxy.stats.attempts
 
-    posts, keyed, puts, snap = asyncio.run(main())
+    posts, keyed, puts, snap, proxy_attempts = asyncio.run(main())
+    assert snap["attempts"] == proxy_attempts  # every attempt the upstream saw is one the proxy made and logged
     by = snap["by_request"]
     assert all(by[f"POST{i}"]["attempts"] == 1 for i in range(len(bodies)))  # never replayed
     assert sum(by[f"POSTk{i}"]["attempts"] for i in range(len(bodies))) > len(bodies)  # keyed ones are

@@ -140,7 +140,8 @@ class ProxyStats:
         return (f"{self.requests} requests, {self.attempts} upstream attempts ({amp:.2f} per request), "
                 f"{self.retries} retries, {self.budget_refusals} refused by the retry budget, "
                 f"{self.not_retried_unsafe} not retried (unsafe method or large body), "
-                f"{self.proxy_errors} proxy 502/504; success rate {self.success_rate:.2%}"
+                f"{self.proxy_errors} proxy 502/504; success rate "
+                + (f"{self.success_rate:.2%}" if self.completed else "n/a")
                 + (f"; statuses {codes}" if codes else ""))
 
 

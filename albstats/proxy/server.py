@@ -151,6 +151,9 @@ class RetryProxy:
             skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.config.connect_timeout,
                                           sock_read=self.policy.per_try_timeout))
+        # aiohttp silently resends an idempotent request once when a reused connection drops: an attempt
+        # outside the policy, the budget and the log. Off, as aiohttp's own test client does.
+        self._session._retry_connection = False
         # the low-level server: every request line reaches handle(), none is answered by a router;
         # parser limits above ours, so an oversized header gets our 431 rather than the parser's 400
         server = web.Server(self.handle, access_log=None, auto_decompress=False, max_line_size=64 << 10,
