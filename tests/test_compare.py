@@ -16,6 +16,7 @@ from albstats.errors import InputError
 from albstats.proxy.policy import make_policy
 from albstats.proxy.server import ProxyConfig, RetryProxy
 from albstats.proxy.upstream_sim import UpstreamSim, make_config
+from albstats.whatif import whatif
 
 
 def test_wilson_and_newcombe_match_published_values():
@@ -86,6 +87,11 @@ def test_direct_vs_proxied_is_better_with_intervals(tmp_path):
                                   "--format", "json", "--slo", "99.9"])
     data = json.loads(js.output)
     assert data["verdict"] == "better" and data["slo"] == 0.999
+    # whatif on the "before" logs predicts what the proxy then measured (the failures here are independent)
+    pred = whatif([str(tmp_path / "direct.log")], make_policy(backoff_base=0.005, backoff_cap=0.02),
+                  simulations=20_000)
+    assert abs(pred.predicted["success_rate"] - sr.after) < 0.01
+    assert abs(pred.predicted["upstream_requests_per_request"] - amp.after) < 0.03
     # the same logs on both sides: nothing changed
     same = compare([str(tmp_path / "proxied.log")], [str(tmp_path / "proxied.log")], resamples=200)
     assert same.verdict == "no significant change"
