@@ -95,10 +95,10 @@ def kernel_env(tmp_path, monkeypatch):
     return KernelSpecManager(kernel_dirs=[str(tmp_path / "kernels")])
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_top_to_bottom(path: Path, kernel_env: KernelSpecManager):
+def run_notebook(path: Path, ksm: KernelSpecManager) -> nbformat.NotebookNode:
+    """Execute a notebook in notebooks/ with the test kernel; a failing cell raises CellExecutionError."""
     nb = nbformat.read(path, as_version=4)
-    km = KernelManager(kernel_name="python3", kernel_spec_manager=kernel_env)
+    km = KernelManager(kernel_name="python3", kernel_spec_manager=ksm)
     assert km.kernel_spec.argv[0] == sys.executable
     deadline = time.monotonic() + NOTEBOOK_TIMEOUT
     client = NotebookClient(
@@ -106,16 +106,36 @@ def test_notebook_runs_top_to_bottom(path: Path, kernel_env: KernelSpecManager):
         # one budget for the whole notebook: each cell may use what the previous ones left
         timeout_func=lambda cell: max(1, int(deadline - time.monotonic())),
         resources={"metadata": {"path": str(NB_DIR)}})
-    client.execute()  # raises CellExecutionError (with the traceback) when any cell fails
-
+    client.execute()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     # the charts really render (inline PNGs), not just a Figure repr
     assert any("image/png" in o.get("data", {}) for o in outputs), f"{path.name}: no chart was drawn"
-    last = [c for c in nb.cells if c.cell_type == "code"][-1]
-    text = "".join(o.get("text", "") for o in last.outputs if o.output_type == "stream")
-    assert text.startswith("OK:"), f"{path.name}: last cell printed {text!r}"
+    return nb
 
+
+def printed(cell: nbformat.NotebookNode) -> str:
+    return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_top_to_bottom(path: Path, kernel_env: KernelSpecManager):
+    nb = run_notebook(path, kernel_env)
+    last = [c for c in nb.cells if c.cell_type == "code"][-1]
+    assert printed(last).startswith("OK:"), f"{path.name}: last cell printed {printed(last)!r}"
+
+
+def test_parameters_come_from_the_environment(kernel_env: KernelSpecManager, monkeypatch):
+    """A window and another SLO through the environment: the given-window path, and alerts that really fire."""
+    monkeypatch.setenv("ALBSTATS_SINCE", "2026-11-16T10:00:00Z")
+    monkeypatch.setenv("ALBSTATS_UNTIL", "2026-11-16T14:00:00Z")
+    monkeypatch.setenv("ALBSTATS_SLO", "99.5")
+    nb = run_notebook(NB_DIR / "02-slo-and-error-budget.ipynb", kernel_env)
+    text = "\n".join(printed(c) for c in nb.cells if c.cell_type == "code")
+    assert "window 2026-11-16 10:00:00+00:00 .. 2026-11-16 14:00:00+00:00" in text
+    assert "less than 6 h of data" in text and "OK: success rate" in text
+    strict = [o for c in nb.cells if c.cell_type == "code" and c.source.startswith("STRICT") for o in c.outputs]
+    assert "True" in strict[0]["data"]["text/plain"]  # the incident pages at 99.9 %: the check compared firings
 
 def test_readme_api_example_runs(tmp_path, monkeypatch):
     """The README's API example (section `api`) runs as written, from the repository root."""
