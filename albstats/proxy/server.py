@@ -287,6 +287,9 @@ class RetryProxy:
             return await self._handle(request, rec, t0)
         finally:
             rec.done_at = time.time()
+            if not rec.elb_status:  # an unexpected error: aiohttp answers 500, and the log line stays valid
+                rec.elb_status = 500
+                rec.error_reason = rec.error_reason or "ProxyError"
             self.stats.record(rec)
             self.log.write(rec)
 
