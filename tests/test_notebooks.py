@@ -150,3 +150,26 @@ def test_readme_api_example_runs(tmp_path, monkeypatch):
     exec(compile(code, "README.md[api]", "exec"), namespace)  # our own README, run as written
     assert (tmp_path / "overview.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert namespace["rep"]["requests"] == int(namespace["err"]["requests"].sum()) > 0
+
+
+@pytest.mark.parametrize("name", ["01-quickstart.ipynb", "02-slo-and-error-budget.ipynb",
+                                  "03-where-do-5xx-come-from.ipynb"])
+def test_one_setting_switches_to_athena(name: str, kernel_env: KernelSpecManager, monkeypatch):
+    """ALBSTATS_ENGINE=athena plus the Athena variables: the notebook opens an Athena engine with them and a
+    bounded window (the last 7 days). Only the opening cells run: no AWS call is made before the first query."""
+    monkeypatch.setenv("ALBSTATS_ENGINE", "athena")
+    settings = {"ALBSTATS_ATHENA_DATABASE": "weblogs", "ALBSTATS_ATHENA_TABLE": "alb_prod",
+                "ALBSTATS_ATHENA_WORKGROUP": "analysts", "ALBSTATS_ATHENA_OUTPUT_LOCATION": "s3://results-bkt/athena/",
+                "ALBSTATS_ATHENA_REGION": "eu-west-1"}
+    for k, v in settings.items():
+        monkeypatch.setenv(k, v)
+    nb = nbformat.read(NB_DIR / name, as_version=4)
+    code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    nb.cells = nb.cells[:code[1] + 1]  # the parameter cell and the cell that opens the engine
+    nb.cells.append(nbformat.v4.new_code_cell(
+        "print(eng.name, eng.database, eng.table, eng.workgroup, eng.output_location, eng.region, "
+        "(until - since).days, until.tzinfo is not None)"))
+    km = KernelManager(kernel_name="python3", kernel_spec_manager=kernel_env)
+    NotebookClient(nb, km=km, timeout=60, startup_timeout=60, resources={"metadata": {"path": str(NB_DIR)}}).execute()
+    out = printed(nb.cells[-1]).split()
+    assert out == ["athena", "weblogs", "alb_prod", "analysts", "s3://results-bkt/athena/", "eu-west-1", "7", "True"]
