@@ -744,15 +744,20 @@ class _Block:
             return pc.cast(clean, pa.float64())
         out = pc.cast(clean, pa.int64())
         if type_ == "int":
-            wide = pc.or_(pc.greater(out, _i64(INT32_MAX)), pc.less(out, _i64(-INT32_MAX - 1)))
-            return pc.cast(pc.if_else(wide, _NULL_I64, out), pa.int32())
+            mm = pc.min_max(out).as_py()
+            if mm["min"] is not None and (mm["max"] > INT32_MAX or mm["min"] < -INT32_MAX - 1):
+                wide = pc.or_(pc.greater(out, _i64(INT32_MAX)), pc.less(out, _i64(-INT32_MAX - 1)))
+                out = pc.if_else(wide, _NULL_I64, out)
+            return pc.cast(out, pa.int32())
         return out
 
     def _hostport(self, v: pa.Array, tok: Token) -> dict[str, pa.Array]:
         """Split on the last colon (validated: there is one unless the field is '-'); '-' gives '' and NULL."""
         hn, pn = (c.name for c in tok.columns)
         dash = pc.equal(v, _str("-"))
-        parts = pc.split_pattern(pc.if_else(dash, _str(":"), v), ":", max_splits=1, reverse=True)
+        if pc.any(dash).as_py():
+            v = pc.if_else(dash, _str(":"), v)
+        parts = pc.split_pattern(v, ":", max_splits=1, reverse=True)
         flat = parts.flatten()
         if len(flat) != 2 * len(v):  # a field without a colon: parse_line decides
             two = _np(pc.list_value_length(parts)) == 2
@@ -766,9 +771,13 @@ class _Block:
             host = pc.if_else(bracket, pc.utf8_slice_codeunits(host, 1, -1), host)
         plen = _np(pc.binary_length(port))
         self._value_fallbacks.append(plen <= 18)
-        port = pc.if_else(_bool_array((plen == 0) | (plen > 18) | ~self._ok), _NULL_STR, port)
+        unset = (plen == 0) | (plen > 18) | ~self._ok
+        if unset.any():
+            port = pc.if_else(_bool_array(unset), _NULL_STR, port)
         p = pc.cast(port, pa.int64())
-        p = pc.if_else(pc.greater(p, _i64(INT32_MAX)), _NULL_I64, p)
+        top = pc.max(p).as_py()
+        if top is not None and top > INT32_MAX:
+            p = pc.if_else(pc.greater(p, _i64(INT32_MAX)), _NULL_I64, p)
         return {hn: host, pn: pc.cast(p, pa.int32())}
 
     def _request(self, v: pa.Array, tok: Token) -> dict[str, pa.Array]:

@@ -68,7 +68,7 @@ def _values(rng: random.Random, i: int) -> dict:
         "time": f"2024-01-01T00:00:{i % 60:02d}.{i:06d}Z",
         "elb": "app/my-lb/50dc6c495c0c9188",
         "client_ip": f"2600:1f18::{i:x}" if v6 else f"10.0.{i % 256}.{rng.randint(1, 254)}",
-        "client_port": rng.randint(1, 65535),
+        "client_port": rng.choice([rng.randint(1, 65535), 2**33, 2**31 - 1, 2**31]),
         "target_ip": rng.choice([None, "10.0.1.5", "fd00::5"]),
         "target_port": 8080,
         "request_processing_time": rng.choice([-1.0, 0.0, 0.001]),
