@@ -517,7 +517,7 @@ def _csv_columns(data: bytes, ncols: int) -> tuple[list[pa.Array], list[int]] | 
     try:
         table = pcsv.read_csv(
             pa.py_buffer(data),
-            read_options=pcsv.ReadOptions(column_names=names, use_threads=False, block_size=len(data) + 1),
+            read_options=pcsv.ReadOptions(column_names=names, use_threads=False, block_size=1 << 20),
             parse_options=pcsv.ParseOptions(delimiter=" ", quote_char='"', escape_char=False, double_quote=False,
                                             newlines_in_values=False, ignore_empty_lines=False,
                                             invalid_row_handler=handler),

@@ -133,12 +133,12 @@ def tricky_lines(n: int, seed: int = 7) -> list[str]:
 
 
 def test_fast_engine_equals_line_by_line_on_tricky_lines(tmp_path):
-    lines = tricky_lines(3000)
-    p1 = gz(tmp_path / "a.log.gz", lines[:1500])
+    lines = tricky_lines(4500)  # the first file is over 2 MB: several blocks of Arrow's CSV reader
+    p1 = gz(tmp_path / "a.log.gz", lines[:3500])
     p2 = tmp_path / "b.log"
-    p2.write_text("\n".join(lines[1500:]))  # no final newline
+    p2.write_text("\n".join(lines[3500:]))  # no final newline
     t, stats = both([p1, p2])
-    assert stats.bad_lines > 50 and t.num_rows > 2000
+    assert stats.bad_lines > 50 and t.num_rows > 3000
     # and every row is exactly parse_line's
     expect = []
     for line in lines:
