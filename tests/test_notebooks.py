@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -76,8 +77,20 @@ def test_notebooks_equal_their_generator():
             f"notebooks/{name} differs from notebooks/_build.py: run .venv/bin/python notebooks/_build.py"
 
 
+@pytest.fixture(scope="session")
+def warm_cache(tmp_path_factory) -> Path:
+    """An ingest cache holding the fixtures, made once per test process: each notebook gets a copy, so it
+    reads the same files without parsing them again (the cold path is the engine tests' business)."""
+    import albstats
+
+    db = tmp_path_factory.mktemp("albstats-cache") / "cache.duckdb"
+    with albstats.connect(str(ROOT / "fixtures" / "AWSLogs"), db=db) as eng:
+        eng.query("data_span")
+    return db
+
+
 @pytest.fixture
-def kernel_env(tmp_path, monkeypatch):
+def kernel_env(tmp_path, monkeypatch, warm_cache):
     """A kernelspec for this interpreter, and an environment that keeps the run local and private."""
     kdir = tmp_path / "kernels" / "python3"
     kdir.mkdir(parents=True)
@@ -88,6 +101,7 @@ def kernel_env(tmp_path, monkeypatch):
     monkeypatch.setenv("ALBSTATS_ENGINE", "local")
     for name in ALBSTATS_ENV:
         monkeypatch.delenv(name, raising=False)
+    shutil.copyfile(warm_cache, tmp_path / "cache.duckdb")
     monkeypatch.setenv("ALBSTATS_CACHE_DB", str(tmp_path / "cache.duckdb"))
     monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
@@ -137,13 +151,14 @@ def test_parameters_come_from_the_environment(kernel_env: KernelSpecManager, mon
     strict = [o for c in nb.cells if c.cell_type == "code" and c.source.startswith("STRICT") for o in c.outputs]
     assert "True" in strict[0]["data"]["text/plain"]  # the incident pages at 99.9 %: the check compared firings
 
-def test_readme_api_example_runs(tmp_path, monkeypatch):
+def test_readme_api_example_runs(tmp_path, monkeypatch, warm_cache):
     """The README's API example (section `api`) runs as written, from the repository root."""
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     section = text.split("<!-- section: api -->", 1)[1].split("<!-- /section: api -->", 1)[0]
     blocks = re.findall(r"```python\n(.*?)```", section, re.S)
     assert blocks, "README section api has no python example"
     monkeypatch.chdir(ROOT)
+    shutil.copyfile(warm_cache, tmp_path / "cache.duckdb")
     monkeypatch.setenv("ALBSTATS_CACHE_DB", str(tmp_path / "cache.duckdb"))
     code = blocks[0].replace('"overview.png"', repr(str(tmp_path / "overview.png")))
     namespace: dict = {}
