@@ -532,18 +532,6 @@ def _csv_columns(data: bytes, ncols: int) -> tuple[list[pa.Array], list[int]] | 
     return [c.combine_chunks() if isinstance(c, pa.ChunkedArray) else c for c in table.columns], bad_rows
 
 
-def _token_count(line: str) -> int:
-    """Fields in a line: spaces outside quotes, unless a backslash makes only the tokenizer sure."""
-    if "\\" not in line:
-        parts = line.split('"')
-        if len(parts) % 2:
-            return sum(p.count(" ") for p in parts[::2]) + 1
-    try:
-        return len(tokenize(line))
-    except BadLine:
-        return -1
-
-
 class _Block:
     """Parse one block of whole lines; see the comment above."""
 
@@ -617,18 +605,26 @@ class _Block:
         return out
 
     # -- the vectorised part -------------------------------------------------------------------
-    def _ncols(self) -> int:
-        """The field count of most files' first line: rows with another count go to Python."""
-        counts: dict[int, int] = {}
-        bounds = [s.first_line for s in self.segs] + [len(self.starts)]
-        for k in range(len(self.segs)):
-            i = bounds[k]
-            while i < bounds[k + 1] and self.ends[i] == self.starts[i]:
+    def _layout(self) -> tuple[int, np.ndarray]:
+        """Field count and quoting of most files' first line; rows laid out otherwise go to Python."""
+        counts: dict[tuple[bool, ...], int] = {}
+        nlines = len(self.starts)
+        # each file's first line, and a few more spread over the block, so one odd line cannot decide
+        probes = [s.first_line for s in self.segs] + [nlines * k // 5 for k in range(1, 5)]
+        for i in probes:
+            while i < nlines and self.ends[i] == self.starts[i]:
                 i += 1
-            if i < bounds[k + 1]:
-                n = _token_count(self.line_text(i))
-                counts[n] = counts.get(n, 0) + 1
-        return max(counts, key=lambda k: counts[k], default=-1)
+            if i < nlines:
+                line = self.line_text(i)
+                try:
+                    layout = tuple(line[off] == '"' for _, off in tokenize(line))
+                except BadLine:
+                    continue
+                counts[layout] = counts.get(layout, 0) + 1
+        if not counts:
+            return -1, np.zeros(0, dtype=bool)
+        best = max(counts, key=lambda k: counts[k])
+        return len(best), np.array(best, dtype=bool)
 
     def _fast(self, nlines: int) -> tuple[np.ndarray, np.ndarray, list[pa.Array]] | None:
         data, buf = self.data, self.buf
@@ -639,7 +635,7 @@ class _Block:
                 data.decode("utf-8")
             except UnicodeDecodeError:
                 return None
-        ncols = self._ncols()
+        ncols, pattern = self._layout()
         if ncols < self.schema.min_tokens:
             return None
         got = _csv_columns(data, ncols)
@@ -655,22 +651,29 @@ class _Block:
         ok = np.ones(len(idx), dtype=bool)
         if b"\\" in data:  # escapes are kept as logged; only parse_line knows where such a field ends
             ok &= ~np.isin(idx, _lines_with(data, self.starts, b"\\"))
-        # the quotes must be exactly at field boundaries and the fields must add up to the line
+        # With the layout of the first line (which fields are quoted), each row's field offsets follow
+        # from the field lengths; the quotes must be exactly at those boundaries and the fields must add
+        # up to the line. All columns at once: offs[j] is where field j starts.
+        m = len(idx)
         last = len(buf) - 1
-        pos = self.starts[idx]
-        quoted: list[np.ndarray] = []
-        nquotes = np.zeros(len(idx), dtype=np.int64)
-        for c in cols:
-            ln = _np(pc.binary_length(c)).astype(np.int64)
-            q = buf[np.minimum(pos, last)] == 34
-            width = ln + 2 * q
-            if q.any():
-                ok &= ~q | (buf[np.clip(pos + width - 1, 0, last)] == 34)
-            ok &= width > 0
-            nquotes += 2 * q
-            quoted.append(q)
-            pos = pos + width + 1
-        ok &= pos - 1 == self.ends[idx]
+        lens = np.empty((ncols, m), dtype=np.int64)
+        for j, c in enumerate(cols):
+            lens[j] = _np(pc.binary_length(c))
+        widths = lens + 2 * pattern[:, None]
+        offs = np.empty((ncols + 1, m), dtype=np.int64)
+        offs[0] = self.starts[idx]
+        np.cumsum(widths + 1, axis=0, out=offs[1:])
+        offs[1:] += offs[0]
+        ok &= offs[ncols] - 1 == self.ends[idx]
+        if (~pattern).any():  # a bare field is never empty
+            ok &= (lens[~pattern] > 0).all(axis=0)
+        qj = np.flatnonzero(pattern)
+        if len(qj):
+            opens = np.minimum(offs[qj], last)
+            closes = np.clip(offs[qj] + widths[qj] - 1, 0, last)
+            ok &= (buf[opens] == 34).all(axis=0) & (buf[closes] == 34).all(axis=0)
+        quoted = [np.full(m, q) for q in pattern]
+        nquotes = np.full(m, 2 * len(qj), dtype=np.int64)
         # no quote anywhere else (a quote inside a field's text would make the counts differ)
         expect = int(nquotes[ok].sum())
         have = data.count(b'"') - sum(data[self.starts[i]:self.ends[i]].count(b'"') for i in
