@@ -400,8 +400,9 @@ class _Seg:
 
     fs: FileStats
     name: str
-    first_line: int  # index of its first line in the block
+    start: int  # byte offset of its first line in the block
     line_no: int  # the file's line number of that line (1-based)
+    first_line: int = 0  # index of that line in the block (set by _Block)
 
 
 def _line_bounds(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -541,7 +542,9 @@ class _Block:
         self.fields = fields if fields is not None else schema.names
         self.buf = np.frombuffer(data, dtype=np.uint8)
         self.starts, self.ends = _line_bounds(self.buf)
-        self.seg_first = np.array([s.first_line for s in segs], dtype=np.int64)
+        self.seg_first = np.searchsorted(self.starts, np.array([s.start for s in segs], dtype=np.int64))
+        for seg, first in zip(segs, self.seg_first.tolist()):
+            seg.first_line = first
 
     def line_text(self, i: int) -> str:
         return self.data[self.starts[i]:self.ends[i]].decode("utf-8", "replace").rstrip("\r")
@@ -676,7 +679,7 @@ class _Block:
         nquotes = np.full(m, 2 * len(qj), dtype=np.int64)
         # no quote anywhere else (a quote inside a field's text would make the counts differ)
         expect = int(nquotes[ok].sum())
-        have = data.count(b'"') - sum(data[self.starts[i]:self.ends[i]].count(b'"') for i in
+        have = int(np.count_nonzero(buf == 34)) - sum(data[self.starts[i]:self.ends[i]].count(b'"') for i in
                                       np.setdiff1d(np.arange(nlines), idx[ok]).tolist())
         if have != expect:
             qpos = np.flatnonzero(buf == 34)
@@ -928,24 +931,23 @@ def _parse_group(group: list[tuple[Source, FileStats]], o: _Opts) -> list[pa.Rec
     out: list[pa.RecordBatch] = []
     parts: list[bytes] = []
     segs: list[_Seg] = []
-    nlines = size = 0
+    size = 0
 
     def flush() -> None:
-        nonlocal parts, segs, nlines, size
+        nonlocal parts, segs, size
         if segs:
             data = b"".join(parts) if len(parts) > 1 else parts[0]
             parts = []  # the joined copy is enough; do not hold the text twice
             out.extend(_Block(data, segs, o.schema, o.fields, o.strict).run())
-        parts, segs, nlines, size = [], [], 0, 0
+        parts, segs, size = [], [], 0
 
     for src, fs in group:
         data = _read_whole(src, fs)
         first = _first_line(data)
         if first is None or not _check_format(first, src.name, o.schema, fs, src.name in o.explicit):
             continue
-        segs.append(_Seg(fs, src.name, nlines, 1))
+        segs.append(_Seg(fs, src.name, size, 1))
         parts.append(data)
-        nlines += data.count(b"\n")
         size += len(data)
         if size >= BLOCK_BYTES:
             flush()
