@@ -12,6 +12,7 @@ Files are read one at a time and turned into batches as they go, so memory holds
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
@@ -414,6 +415,12 @@ def _line_bounds(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return starts, ends.astype(np.int64)
 
 
+def _taken(n: int, idx: np.ndarray) -> np.ndarray:
+    mask = np.zeros(n, dtype=bool)
+    mask[idx] = True
+    return mask
+
+
 def _lines_with(data: bytes, starts: np.ndarray, byte: bytes) -> np.ndarray:
     """Indexes of the lines holding ``byte`` (a rare one: found with bytes.find, not a scan in numpy)."""
     found: list[int] = []
@@ -468,15 +475,18 @@ def _str_array(values: list[str]) -> pa.Array:
     return pa.StringArray.from_buffers(len(data), pa.py_buffer(offsets), pa.py_buffer(b"".join(data)))
 
 
+@functools.lru_cache(maxsize=64)
 def _str(value: str) -> pa.Scalar:
     return _str_array([value])[0]
 
 
+@functools.lru_cache(maxsize=64)
 def _pair(a: str, b: str) -> pa.Scalar:
     offsets = pa.Array.from_buffers(pa.int32(), 2, [None, pa.py_buffer(np.array([0, 2], dtype=np.int32))])
     return pa.ListArray.from_arrays(offsets, _str_array([a, b]))[0]
 
 
+@functools.lru_cache(maxsize=64)
 def _i64(value: int) -> pa.Scalar:
     return _int_array(np.array([value]))[0]
 
@@ -653,7 +663,9 @@ class _Block:
         idx = np.flatnonzero(keep)
         ok = np.ones(len(idx), dtype=bool)
         if b"\\" in data:  # escapes are kept as logged; only parse_line knows where such a field ends
-            ok &= ~np.isin(idx, _lines_with(data, self.starts, b"\\"))
+            escaped = np.zeros(nlines, dtype=bool)
+            escaped[_lines_with(data, self.starts, b"\\")] = True
+            ok &= ~escaped[idx]
         # With the layout of the first line (which fields are quoted), each row's field offsets follow
         # from the field lengths; the quotes must be exactly at those boundaries and the fields must add
         # up to the line. All columns at once: offs[j] is where field j starts.
@@ -680,7 +692,7 @@ class _Block:
         # no quote anywhere else (a quote inside a field's text would make the counts differ)
         expect = int(nquotes[ok].sum())
         have = int(np.count_nonzero(buf == 34)) - sum(data[self.starts[i]:self.ends[i]].count(b'"') for i in
-                                      np.setdiff1d(np.arange(nlines), idx[ok]).tolist())
+                                      np.flatnonzero(~_taken(nlines, idx[ok])).tolist())
         if have != expect:
             qpos = np.flatnonzero(buf == 34)
             per_line = np.bincount(np.searchsorted(self.starts, qpos, side="right") - 1, minlength=nlines)
