@@ -27,7 +27,8 @@ def _engine(paths: list[str], engine: str, db: str | None, no_cache: bool, quiet
     from albstats.engines import connect
 
     if engine == "athena":
-        return connect(paths or None, engine="athena", **{k: v for k, v in athena.items() if v is not None})
+        return connect(paths or None, engine="athena", quiet=quiet,
+                       **{k: v for k, v in athena.items() if v is not None})
     if any(v is not None for v in athena.values()):
         given = next(k for k, v in athena.items() if v is not None)
         raise UsageError(f"--{given.replace('_', '-')} is an Athena option; add --engine athena")

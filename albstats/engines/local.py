@@ -60,7 +60,7 @@ TS_VIEW = "alb_logs_ts"
 FLUSH_ROWS = 16384
 FLUSH_BYTES = 16 << 20
 #: Commit the cache at most this often during an ingest.
-COMMIT_SECONDS = 5.0
+COMMIT_SECONDS = 1.0
 
 COLUMNS = ACCESS.names
 _COLS_SQL = ", ".join(f'"{c}"' for c in COLUMNS)
@@ -231,12 +231,19 @@ class LocalEngine(Engine):
 
     def __init__(self, paths: Iterable[str] | None = None, *, db: str | os.PathLike[str] | None = None,
                  cache: bool = True, quiet: bool = True, s3_options: dict[str, Any] | None = None,
-                 memory_limit: str = "128MB", threads: int | None = None) -> None:
+                 memory_limit: str = "256MB", ingest_memory_limit: str = "64MB",
+                 threads: int | None = None) -> None:
         self.paths = [os.fspath(p) for p in (paths or [])]
         self.cache = cache
         self.quiet = quiet
         self.s3_options = s3_options
+        import re
+
+        for what, v in (("memory_limit", memory_limit), ("ingest_memory_limit", ingest_memory_limit)):
+            if not re.fullmatch(r"\d+(\.\d+)?\s*(B|KB|MB|GB|KiB|MiB|GiB)", v):
+                raise UsageError(f"{what}: {v!r} is not a size like 256MB")
         self.memory_limit = memory_limit
+        self.ingest_memory_limit = ingest_memory_limit
         self.threads = threads or min(os.cpu_count() or 2, 4)
         self.db_path = Path(db) if db is not None else (default_db_path() if cache else None)
         self.last_ingest = IngestStats()
@@ -528,10 +535,16 @@ class LocalEngine(Engine):
             raise UsageError(f"--param {missing[0]}: the SQL uses :{missing[0]} but no value was given")
         con = self._connect()
         sources = self._sources(window)
-        if self.cache:
-            self._select_files(con, self._ingest_cached(con, sources))
-        else:
-            self._ingest_temp(con, sources, t.columns)
+        # DuckDB buffers uncommitted inserts in memory: a low limit while ingesting keeps the peak RSS
+        # (parser + DuckDB) low; queries get more, since exact percentiles hold their values.
+        con.execute(f"SET memory_limit = '{self.ingest_memory_limit}'")
+        try:
+            if self.cache:
+                self._select_files(con, self._ingest_cached(con, sources))
+            else:
+                self._ingest_temp(con, sources, t.columns)
+        finally:
+            con.execute(f"SET memory_limit = '{self.memory_limit}'")
         return con, t.sql, {k: params[k] for k in t.params}
 
     def _run(self, con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> duckdb.DuckDBPyConnection:
