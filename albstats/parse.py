@@ -12,6 +12,7 @@ Files are read one at a time and turned into batches as they go, so memory holds
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -1068,9 +1069,56 @@ def _iter_python(todo: list[tuple[Source, FileStats]], schema: LogSchema, fields
         yield rows_to_batch(rows, schema, fields)
 
 
+def _process_context() -> Any:
+    """A fork context where there is one: processes, not threads, because a machine may run the threads
+    of one process on one core (seen on the 2-core benchmark VM); fork shares the imported modules."""
+    import multiprocessing as mp
+
+    try:
+        return mp.get_context("fork")
+    except ValueError:  # pragma: no cover - no fork on this platform
+        return None
+
+
+def _spill_dir() -> str:
+    import tempfile
+
+    shm = "/dev/shm"
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else tempfile.gettempdir()
+
+
+def _worker_group(items: list[tuple[str, str, int | None]], o: _Opts, spill: str) -> tuple[list[FileStats], str | None]:
+    """In a worker process: parse local files by path; the batches go to an Arrow IPC file in ``spill``
+    (shared memory where there is one), which the parent maps instead of receiving them through a pipe."""
+    import tempfile
+
+    from albstats.sources import Source as _Source
+
+    group = [(_Source(name, (lambda p=path: open(p, "rb")), size, local_path=path), FileStats(name, kind=o.schema.kind))
+             for name, path, size in items]
+    batches = _parse_group(group, o)
+    path = None
+    if batches:
+        fd, path = tempfile.mkstemp(prefix="albstats-", suffix=".arrows", dir=spill)
+        os.close(fd)
+        with pa.OSFile(path, "wb") as f, pa.ipc.new_stream(f, batches[0].schema) as w:
+            for b in batches:
+                w.write_batch(b)
+    return [fs for _, fs in group], path
+
+
+def _read_spill(path: str | None) -> list[pa.RecordBatch]:
+    if path is None:
+        return []
+    try:
+        return list(pa.ipc.open_stream(pa.memory_map(path)))  # batches keep the mapping alive
+    finally:
+        os.unlink(path)
+
+
 def _iter_fast(todo: list[tuple[Source, FileStats]], o: _Opts, stats: ParseStats,
                on_file: Callable[[FileStats], None] | None, workers: int) -> Iterator[pa.RecordBatch]:
-    from concurrent.futures import Future, ThreadPoolExecutor
+    from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 
     def done(group: list[tuple[Source, FileStats]]) -> None:
         for _, fs in group:
@@ -1087,22 +1135,38 @@ def _iter_fast(todo: list[tuple[Source, FileStats]], o: _Opts, stats: ParseStats
                 yield from _parse_group(live, o)
             done(group)
         return
+    ctx = _process_context()
+    local = (ctx is not None and all(src.local_path for src, _ in todo)
+             and os.environ.get("ALBSTATS_WORKERS_KIND", "process") == "process")
+    spill = _spill_dir()
+    ex: Executor = (ProcessPoolExecutor(workers, mp_context=ctx) if local
+                    else ThreadPoolExecutor(workers, thread_name_prefix="albstats-parse"))
     ahead = workers + 1  # groups read ahead: memory stays bounded whatever the input size
     window: deque[tuple[str, list, list, Future | None]] = deque()
-    with ThreadPoolExecutor(workers, thread_name_prefix="albstats-parse") as ex:
-        try:
-            it = iter(plan)
-            for how, live, group in it:
-                fut = ex.submit(_parse_group, live, o) if how == "group" and live else None
-                window.append((how, live, group, fut))
-                while len(window) > ahead or (window and window[0][0] == "stream"):
-                    yield from _drain(window.popleft(), o, done)
-            while window:
+    try:
+        for how, live, group in plan:
+            fut = None
+            if how == "group" and live:
+                if local:
+                    fut = ex.submit(_worker_group, [(s.name, s.local_path, s.size) for s, _ in live], o, spill)
+                else:
+                    fut = ex.submit(_parse_group, live, o)
+            window.append((how, live, group, fut))
+            while len(window) > ahead or (window and window[0][0] == "stream"):
                 yield from _drain(window.popleft(), o, done)
-        finally:
-            for *_, fut in window:
-                if fut is not None:
-                    fut.cancel()
+        while window:
+            yield from _drain(window.popleft(), o, done)
+    finally:
+        for *_, fut in window:
+            if fut is not None:
+                fut.cancel()
+        ex.shutdown(wait=True, cancel_futures=True)
+        for *_, fut in window:  # results nobody will read: remove their spill files
+            if fut is not None and fut.done() and not fut.cancelled() and fut.exception() is None:
+                res = fut.result()
+                if isinstance(res, tuple) and res[1]:
+                    with contextlib.suppress(OSError):
+                        os.unlink(res[1])
 
 
 def _drain(item: tuple[str, list, list, Any], o: _Opts, done: Callable[[list], None]) -> Iterator[pa.RecordBatch]:
@@ -1110,7 +1174,14 @@ def _drain(item: tuple[str, list, list, Any], o: _Opts, done: Callable[[list], N
     if how == "stream" and live:
         yield from _parse_stream(*live[0], o)
     elif fut is not None:
-        yield from fut.result()
+        res = fut.result()
+        if isinstance(res, tuple):  # from a worker process: its statistics, and the batches in a spill file
+            got, path = res
+            for (_, fs), new in zip(live, got):
+                vars(fs).update(vars(new))
+            yield from _read_spill(path)
+        else:
+            yield from res
     done(group)
 
 

@@ -38,6 +38,7 @@ class Source:
     opener: Callable[[], BinaryIO]
     size: int | None = None
     etag: str | None = None  # S3 ETag (quotes removed), so caches and fetch can tell a changed object
+    local_path: str | None = None  # set for local files: worker processes can open them by path
 
     @property
     def basename(self) -> str:
@@ -71,7 +72,7 @@ class Source:
 
 
 def local_source(path: Path) -> Source:
-    return Source(str(path), lambda p=path: open(p, "rb"), path.stat().st_size)
+    return Source(str(path), lambda p=path: open(p, "rb"), path.stat().st_size, local_path=str(path))
 
 
 def stdin_source() -> Source:
