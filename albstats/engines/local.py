@@ -167,9 +167,7 @@ def translate(sql: str) -> Translated:
 
     sqlglot costs about 0.1 s to import and parse; the on-disk copy lets a warm query skip it.
     """
-    import sqlglot  # noqa: F401 - only to key the cache by version below when the file is missing
-
-    key = hashlib.sha256(f"{TRANSLATE_VERSION}\0{sqlglot.__version__}\0{sql}".encode()).hexdigest()[:32]
+    key = hashlib.sha256(f"{_translator_stamp()}\0adhoc\0{sql}".encode()).hexdigest()[:32]
     return _translate_keyed(sql, key)
 
 
@@ -192,11 +190,26 @@ def _translate_keyed(sql: str, key: str) -> Translated:
     return t
 
 
+@lru_cache(maxsize=1)
+def _translator_stamp() -> str:
+    """What the translation depends on besides the SQL: this module and the installed sqlglot (by file
+    stamps, so the warm path need not import sqlglot to know its version)."""
+    import importlib.util
+
+    parts = [TRANSLATE_VERSION]
+    spec = importlib.util.find_spec("sqlglot")
+    for f in (__file__, spec.origin if spec else None):
+        try:
+            st = os.stat(f) if f else None
+            parts.append(f"{f}:{st.st_size}:{st.st_mtime_ns}" if st else "")
+        except OSError:
+            parts.append("")
+    return "\0".join(parts)
+
+
 def translate_saved(query: SavedQuery) -> Translated:
     """Like :func:`translate` for a saved query, keyed without importing sqlglot (the warm path)."""
-    st = query.path.stat() if query.path.exists() else None
-    stamp = f"{st.st_size}:{st.st_mtime_ns}" if st else ""
-    key = hashlib.sha256(f"{TRANSLATE_VERSION}\0saved\0{query.name}\0{stamp}\0{query.sql}".encode()).hexdigest()[:32]
+    key = hashlib.sha256(f"{_translator_stamp()}\0saved\0{query.name}\0{query.sql}".encode()).hexdigest()[:32]
     return _translate_keyed(query.sql, key)
 
 
