@@ -1020,7 +1020,7 @@ def _plan(sources: list[tuple[Source, FileStats]]) -> Iterator[tuple[str, list[t
 
 
 def default_workers() -> int:
-    """Threads that read and parse files: one per core, at most 4 (the work is C code that releases the GIL)."""
+    """Workers that read and parse files: one per core, at most 4."""
     return max(1, min(4, os.cpu_count() or 1))
 
 
@@ -1035,10 +1035,12 @@ def iter_batches(paths: Iterable[str] | Iterable[Source], *, kind: str = "access
     order, for progress bars. A file named directly (or listed in ``explicit``) in another format is
     an error; files of another kind found inside folders are skipped and noted in ``stats``.
 
-    ``engine="fast"`` (default) parses blocks of lines with Arrow kernels in ``workers`` threads
-    (default: one per core), reading a few groups of files ahead so memory stays bounded;
-    ``engine="python"`` is the line-by-line reference engine. Both give identical rows and stats.
-    ``batch_size`` bounds batches of the python engine; fast batches hold about 8 MB of log text.
+    ``engine="fast"`` (default) parses blocks of about 4 MB of text with Arrow kernels, in
+    ``workers`` processes for local files (threads for S3 and stdin; the environment variable
+    ``ALBSTATS_WORKERS_KIND=thread`` forces threads), default one per core, reading at most
+    ``workers + 1`` groups of files ahead so memory stays bounded whatever the input size.
+    ``engine="python"`` is the line-by-line reference engine. Both give identical rows and stats, in
+    file and line order. ``batch_size`` bounds batches of the python engine only.
     """
     stats = stats if stats is not None else ParseStats()
     items = list(paths)
