@@ -1027,7 +1027,8 @@ def default_workers() -> int:
 def iter_batches(paths: Iterable[str] | Iterable[Source], *, kind: str = "access", fields: list[str] | None = None,
                  strict: bool = False, stats: ParseStats | None = None, batch_size: int = 65536,
                  on_file: Callable[[FileStats], None] | None = None, explicit: set[str] | None = None,
-                 workers: int | None = None, engine: str = "fast", **expand_kw: Any) -> Iterator[pa.RecordBatch]:
+                 workers: int | None = None, engine: str = "fast", processes: bool | None = None,
+                 **expand_kw: Any) -> Iterator[pa.RecordBatch]:
     """Stream Arrow record batches from files, folders, globs, ``-`` or ``s3://`` prefixes.
 
     ``kind`` is ``access``, ``connection`` or ``auto`` (the kind of the first file decides).
@@ -1037,7 +1038,9 @@ def iter_batches(paths: Iterable[str] | Iterable[Source], *, kind: str = "access
 
     ``engine="fast"`` (default) parses blocks of about 4 MB of text with Arrow kernels, in
     ``workers`` processes for local files (threads for S3 and stdin; the environment variable
-    ``ALBSTATS_WORKERS_KIND=thread`` forces threads), default one per core, reading at most
+    ``ALBSTATS_WORKERS_KIND=thread`` forces threads), default one per core. ``processes=None`` forks
+    worker processes only when no other thread is running (forking a threaded process, a notebook
+    kernel say, risks a deadlock); ``True`` always forks (the CLI), ``False`` never. It reads at most
     ``workers + 1`` groups of files ahead so memory stays bounded whatever the input size.
     ``engine="python"`` is the line-by-line reference engine. Both give identical rows and stats, in
     file and line order. ``batch_size`` bounds batches of the python engine only.
@@ -1065,8 +1068,10 @@ def iter_batches(paths: Iterable[str] | Iterable[Source], *, kind: str = "access
     if engine == "python":
         yield from _iter_python(todo, schema, fields, strict, stats, batch_size, on_file, explicit)
     else:
+        if processes is None:
+            processes = threading.active_count() == 1
         yield from _iter_fast(todo, _Opts(schema, fields, strict, explicit), stats, on_file,
-                              default_workers() if workers is None else workers)
+                              default_workers() if workers is None else workers, processes)
 
 
 def _iter_python(todo: list[tuple[Source, FileStats]], schema: LogSchema, fields: list[str] | None, strict: bool,
@@ -1135,7 +1140,8 @@ def _read_spill(path: str | None) -> list[pa.RecordBatch]:
 
 
 def _iter_fast(todo: list[tuple[Source, FileStats]], o: _Opts, stats: ParseStats,
-               on_file: Callable[[FileStats], None] | None, workers: int) -> Iterator[pa.RecordBatch]:
+               on_file: Callable[[FileStats], None] | None, workers: int,
+               processes: bool = True) -> Iterator[pa.RecordBatch]:
     from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 
     def done(group: list[tuple[Source, FileStats]]) -> None:
@@ -1154,7 +1160,7 @@ def _iter_fast(todo: list[tuple[Source, FileStats]], o: _Opts, stats: ParseStats
             done(group)
         return
     ctx = _process_context()
-    local = (ctx is not None and all(src.local_path for src, _ in todo)
+    local = (processes and ctx is not None and all(src.local_path for src, _ in todo)
              and os.environ.get("ALBSTATS_WORKERS_KIND", "process") == "process")
     spill = _spill_dir()
     ex: Executor = (ProcessPoolExecutor(workers, mp_context=ctx, initializer=_tune_malloc) if local
@@ -1256,7 +1262,7 @@ def parse_files(paths: list[str], *, fmt: str = "jsonl", output: str | None = No
         validate_fields(fields, schema)
     names = {s.name for s in sources if s.name in {str(p) for p in paths}}
     with progress.bar("parsing", total=len(sources), quiet=quiet) as tick:
-        batches = iter_batches(sources, kind=kind, fields=fields, strict=strict, stats=stats,
+        batches = iter_batches(sources, kind=kind, fields=fields, strict=strict, stats=stats, processes=True,
                                on_file=lambda fs: tick.advance(1, lines=stats.lines), explicit=names)
         write_batches(batches, schema.arrow_schema(fields), fmt, output)
     return stats

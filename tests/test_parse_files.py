@@ -306,14 +306,15 @@ def test_parallel_workers_give_the_same_rows_and_stats(tmp_path, monkeypatch, ki
     monkeypatch.setattr(parse, "_spill_dir", lambda: str(spill))
     lines = tricky_lines(2400, seed=21)
     paths = [gz(tmp_path / "logs" / f"f{i:02d}.log.gz", lines[i * 200:(i + 1) * 200]) for i in range(12)]
-    t, stats = both([tmp_path / "logs"])
+    procs = kind == "process"
+    t, stats = both([tmp_path / "logs"], processes=procs)
     assert stats.files_read == 12 and stats.bad_lines > 0
     assert list(spill.iterdir()) == []  # every hand-over file was consumed and removed
     # a malformed line under --strict stops the run with its file and line, from inside a worker
     with pytest.raises(InputError, match=r"f\d\d\.log\.gz:\d+: malformed line"):
-        table([tmp_path / "logs"], strict=True, workers=2)
+        table([tmp_path / "logs"], strict=True, workers=2, processes=procs)
     assert list(spill.iterdir()) == []
     # and a file of another format named directly is still an error naming it
     other = gz(tmp_path / "logs" / "zz-classic.log.gz", [CLASSIC] * 3)
     with pytest.raises(InputError, match="Classic"):
-        table([*paths, other], workers=2)
+        table([*paths, other], workers=2, processes=procs)
