@@ -13,6 +13,7 @@ Files are read one at a time and turned into batches as they go, so memory holds
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import os
 import re
@@ -177,7 +178,7 @@ FORMAT_NAMES = {
 
 # --- statistics -------------------------------------------------------------------------------
 
-@dataclass
+@dataclass(slots=True)
 class FileStats:
     """What reading one file found."""
 
@@ -1202,7 +1203,8 @@ def _drain(item: tuple[str, list, list, Any], o: _Opts, done: Callable[[list], N
         if isinstance(res, tuple):  # from a worker process: its statistics, and the batches in a spill file
             got, path = res
             for (_, fs), new in zip(live, got):
-                vars(fs).update(vars(new))
+                for f in dataclasses.fields(FileStats):
+                    setattr(fs, f.name, getattr(new, f.name))
             yield from _read_spill(path)
         else:
             yield from res

@@ -30,7 +30,7 @@ CONTROL_NAME = "ELBAccessLogTestFile"
 LOG_SUFFIXES = (".log", ".log.gz", ".gz")
 
 
-@dataclass
+@dataclass(slots=True)
 class Source:
     """One log file, local or remote."""
 
@@ -72,7 +72,8 @@ class Source:
 
 
 def local_source(path: Path) -> Source:
-    return Source(str(path), lambda p=path: open(p, "rb"), path.stat().st_size, local_path=str(path))
+    name = str(path)
+    return Source(name, lambda p=name: open(p, "rb"), path.stat().st_size, local_path=name)
 
 
 def stdin_source() -> Source:

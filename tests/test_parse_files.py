@@ -6,6 +6,7 @@ import gzip
 import io
 import random
 import zlib
+from dataclasses import asdict
 from pathlib import Path
 
 import pyarrow as pa
@@ -55,7 +56,7 @@ def both(paths, **kw) -> tuple[pa.Table, ParseStats]:
     fast, fs = table(paths, engine="fast", workers=2, **kw)
     slow, ss = table(paths, engine="python", **kw)
     assert fast.to_pylist() == slow.to_pylist()
-    assert [vars(f) for f in fs.files] == [vars(f) for f in ss.files]
+    assert [asdict(f) for f in fs.files] == [asdict(f) for f in ss.files]
     return fast, fs
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -98,7 +99,7 @@ def test_engines_agree_on_generated_files(tmp_path_factory, cases, junk):
     for engine in ("fast", "python"):
         stats = ParseStats()
         bs = list(iter_batches([str(p)], stats=stats, engine=engine))
-        got.append((pa.Table.from_batches(bs, schema=ACCESS.arrow_schema()).to_pylist(), vars(stats.files[0])))
+        got.append((pa.Table.from_batches(bs, schema=ACCESS.arrow_schema()).to_pylist(), asdict(stats.files[0])))
     assert got[0] == got[1]
     assert len(got[0][0]) >= len(cases)
 
@@ -142,5 +143,5 @@ def test_random_bytes_after_a_good_line_are_counted(tmp_path_factory, junk):
         stats = ParseStats()
         rows = sum(b.num_rows for b in iter_batches([str(p)], stats=stats, engine=engine))
         assert rows >= 2 and rows + stats.bad_lines == stats.lines
-        res.append(vars(stats.files[0]))
+        res.append(asdict(stats.files[0]))
     assert res[0] == res[1]
