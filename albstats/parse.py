@@ -412,13 +412,28 @@ class _Seg:
 _scratch = threading.local()
 
 
+def _eq_scratch(step: int) -> np.ndarray:
+    tmp = getattr(_scratch, "eq", None)
+    if tmp is None:
+        tmp = _scratch.eq = np.empty(step, dtype=bool)
+    return tmp
+
+
+def _count_byte(buf: np.ndarray, byte: int) -> int:
+    step = 1 << 20
+    tmp = _eq_scratch(step)
+    total = 0
+    for k in range(0, len(buf), step):
+        piece = buf[k:k + step]
+        total += int(np.count_nonzero(np.equal(piece, byte, out=tmp[: len(piece)])))
+    return total
+
+
 def _line_bounds(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Start and end offsets of the lines; the comparison goes through a reused 1 MB buffer, because
     fresh multi-MB temporaries cost page faults on every block."""
     step = 1 << 20
-    tmp = getattr(_scratch, "eq", None)
-    if tmp is None:
-        tmp = _scratch.eq = np.empty(step, dtype=bool)
+    tmp = _eq_scratch(step)
     parts = []
     for k in range(0, len(buf), step):
         piece = buf[k:k + step]
@@ -689,13 +704,15 @@ class _Block:
         # up to the line. All columns at once: offs[j] is where field j starts.
         m = len(idx)
         last = len(buf) - 1
-        lens = np.empty((ncols, m), dtype=np.int64)
+        lens = np.empty((ncols, m), dtype=np.int32)  # blocks are far below 2 GB
         for j, c in enumerate(cols):
             lens[j] = _np(pc.binary_length(c))
-        widths = lens + 2 * pattern[:, None]
-        offs = np.empty((ncols + 1, m), dtype=np.int64)
+        widths = lens + (2 * pattern[:, None]).astype(np.int32)
+        offs = np.empty((ncols + 1, m), dtype=np.int32)
         offs[0] = self.starts[idx]
-        np.cumsum(widths + 1, axis=0, out=offs[1:])
+        widths += 1
+        np.cumsum(widths, axis=0, out=offs[1:])
+        widths -= 1
         offs[1:] += offs[0]
         ok &= offs[ncols] - 1 == self.ends[idx]
         if (~pattern).any():  # a bare field is never empty
@@ -709,7 +726,7 @@ class _Block:
         nquotes = np.full(m, 2 * len(qj), dtype=np.int64)
         # no quote anywhere else (a quote inside a field's text would make the counts differ)
         expect = int(nquotes[ok].sum())
-        have = int(np.count_nonzero(buf == 34)) - sum(data[self.starts[i]:self.ends[i]].count(b'"') for i in
+        have = _count_byte(buf, 34) - sum(data[self.starts[i]:self.ends[i]].count(b'"') for i in
                                       np.flatnonzero(~_taken(nlines, idx[ok])).tolist())
         if have != expect:
             qpos = np.flatnonzero(buf == 34)
