@@ -531,3 +531,22 @@ def test_a_failed_ingest_leaves_a_consistent_cache(small_logs: Path, tmp_path: P
         assert eng.query("error_rate", bucket="1d")["requests"].sum() == 4
         orphans = eng.sql("SELECT count(*) AS n FROM access_rows WHERE file_id NOT IN (SELECT file_id FROM files)")
         assert orphans["n"].iloc[0] == 0
+
+
+def test_a_window_reads_only_the_day_folders_it_needs(tmp_path: Path) -> None:
+    root = tmp_path / "three-days"
+    generate(root, days=3, lines=864, nodes=1, seed=5)
+    with LocalEngine([str(root)], db=tmp_path / "c.duckdb") as eng:
+        got = eng.query("error_rate", since="2026-11-18T06:00:00Z", until="2026-11-18T12:00:00Z", bucket="1d")
+        # day folders 2026/11/18 and 2026/11/19 (until's day plus one), not the 16th and 17th
+        assert 0 < eng.last_ingest.files <= 288 + 1
+        days = {Path(f.name).parent.name for f in eng.parse_stats().files}
+        assert days <= {"18", "19"}
+    with LocalEngine([str(root)], cache=False) as eng:
+        everything = eng.query("error_rate", bucket="1d")
+        assert eng.last_ingest.files == len(list(root.rglob("*.log.gz")))
+    full = albstats.read_logs([str(root)])
+    t = full["time"].astype("datetime64[us, UTC]")
+    want = ((t >= pd.Timestamp("2026-11-18T06:00:00Z")) & (t < pd.Timestamp("2026-11-18T12:00:00Z"))).sum()
+    assert got["requests"].sum() == want > 0
+    assert everything["requests"].sum() == len(full)

@@ -29,7 +29,7 @@ import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -324,7 +324,21 @@ class LocalEngine(Engine):
 
         if not self.paths:
             raise UsageError("no log files given: name files, folders, globs or s3:// prefixes")
-        return expand(self.paths, s3_options=self.s3_options, since=window[0], until=window[1])
+        sources = expand(self.paths, s3_options=self.s3_options, since=window[0], until=window[1])
+        since, until = window
+        if since is None and until is None:
+            return sources
+        # Local folders in the S3 key layout: skip day folders that cannot hold rows of the window, by
+        # the rule s3:// listing uses (a folder is the delivery day, so until's day plus one).
+        first = since.astimezone(UTC).date() if since else None
+        last = (until.astimezone(UTC) - timedelta(microseconds=1)).date() + timedelta(days=1) if until else None
+        named = set(self.paths)
+
+        def needed(src: Source) -> bool:
+            day = None if src.name.startswith("s3://") or src.name in named else src.delivery_day
+            return day is None or ((first is None or day >= first) and (last is None or day <= last))
+
+        return [s for s in sources if needed(s)]
 
     def _explicit(self, sources: list[Source]) -> set[str]:
         given = set(self.paths)
