@@ -362,6 +362,31 @@ def test_latency_by_path_matches_pandas(engine: LocalEngine, frame: pd.DataFrame
     _assert_frames(got, want)
 
 
+def test_report_queries_match_pandas(engine: LocalEngine, frame: pd.DataFrame) -> None:
+    """The saved queries the report reads (written for the report issue) get the same parity check."""
+    span = engine.query("data_span")
+    assert span["requests"].iloc[0] == len(frame)
+    assert span["first_request"].iloc[0] == frame["ts"].min() and span["last_request"].iloc[0] == frame["ts"].max()
+
+    rp, tp, sp = frame["request_processing_time"], frame["target_processing_time"], frame["response_processing_time"]
+    valid = (rp >= 0) & (tp >= 0) & (sp >= 0)
+    total = (rp + tp + sp).where(valid)
+    rows = []
+    for metric, v in sorted({"request_processing_time": rp, "target_processing_time": tp,
+                             "response_processing_time": sp, "total_time": total}.items()):
+        v = v[v >= 0]
+        rows.append((metric, len(v), *v.quantile([0.5, 0.9, 0.95, 0.99]).tolist(), v.max()))
+    _assert_frames(engine.query("latency_summary"), pd.DataFrame(rows, columns=get("latency_summary").column_names))
+
+    f = frame.assign(bucket_start=_bucket(frame, 300), e5=_is5(frame["elb_status_code"]), t5=_target5(frame),
+                     s460=frame["elb_status_code"] == 460, lat=valid, good=valid & ((rp + tp + sp) < 0.5))
+    f["l5"] = f["e5"] & ~f["t5"]
+    g = f.groupby("bucket_start").agg(requests=("e5", "size"), errors_5xx=("e5", "sum"), status_460=("s460", "sum"),
+                                      elb_5xx=("l5", "sum"), target_5xx=("t5", "sum"), latency_requests=("lat", "sum"),
+                                      latency_good=("good", "sum")).reset_index()
+    _assert_frames(engine.query("slo_buckets", bucket="5m", latency_threshold=0.5), g)
+
+
 # --- parameters are bound, never pasted -------------------------------------------------------
 
 EVIL = ["'; DROP TABLE alb_logs; --", "x' OR '1'='1", "/pets/'); DELETE FROM access_rows; --", '"; SELECT 1; --']
