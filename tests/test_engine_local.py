@@ -575,3 +575,33 @@ def test_a_window_reads_only_the_day_folders_it_needs(tmp_path: Path) -> None:
     want = ((t >= pd.Timestamp("2026-11-18T06:00:00Z")) & (t < pd.Timestamp("2026-11-18T12:00:00Z"))).sum()
     assert got["requests"].sum() == want > 0
     assert everything["requests"].sum() == len(full)
+
+
+def test_a_cache_locked_by_another_process_falls_back_to_no_cache(small_logs: Path, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    import subprocess
+    import sys
+
+    db = tmp_path / "locked.duckdb"
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+                               "print('ok', flush=True); time.sleep(30)", str(db)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ok"
+        with LocalEngine([str(small_logs / "edge")], db=db) as eng:
+            assert eng.query("error_rate", bucket="1d")["requests"].sum() == 4
+            assert eng.cache is False
+        assert "in use by another process" in capsys.readouterr().err
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+
+
+def test_a_file_that_is_not_a_cache_is_a_clear_error(small_logs: Path, tmp_path: Path) -> None:
+    from albstats.errors import AlbstatsError
+
+    bad = tmp_path / "notes.duckdb"
+    bad.write_text("not a database\n")
+    with pytest.raises(AlbstatsError, match="not a usable DuckDB cache"):
+        with LocalEngine([str(small_logs / "edge")], db=bad) as eng:
+            eng.query("error_rate")
+    assert bad.read_text() == "not a database\n"  # left alone

@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Iterable
@@ -281,12 +282,16 @@ class LocalEngine(Engine):
             path = os.path.join(self._tmpdir, "rows.duckdb")
         try:
             con = duckdb.connect(path, config={"threads": self.threads, "memory_limit": self.memory_limit})
-        except duckdb.IOException as e:
-            raise AlbstatsError(f"--db {path}: cannot open the cache ({str(e).splitlines()[0]}); another albstats "
-                                "may be using it: wait, or use --db OTHER_FILE or --no-cache") from None
         except duckdb.Error as e:
-            raise AlbstatsError(f"--db {path}: not a usable DuckDB cache ({str(e).splitlines()[0]}); "
-                                "delete it or choose another --db") from None
+            reason = str(e).splitlines()[0]
+            if self.cache and "lock" in reason.lower():
+                # another albstats holds the cache: answer anyway, parsing into a temporary database
+                print(f"albstats: warning: the cache {path} is in use by another process; reading the files "
+                      "without it this time", file=sys.stderr)
+                self.cache = False
+                return self._connect()
+            raise AlbstatsError(f"--db {path}: not a usable DuckDB cache ({reason}); delete it or choose "
+                                "another --db") from None
         con.execute("SET TimeZone = 'UTC'")  # buckets and TIMESTAMPTZ results in UTC
         self._con = con
         if self.cache:
