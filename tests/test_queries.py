@@ -200,3 +200,9 @@ def test_conform_casts_to_declared_types() -> None:
     assert out["s"].iloc[0] is None
     with pytest.raises(RuntimeError, match="lacks declared columns"):
         conform(df, {"zzz": "bigint"})
+
+
+def test_bucket_and_limit_default_to_the_query_header() -> None:
+    assert bind(get("slo_buckets"))[0]["bucket"] == 300  # its header says 5m
+    assert bind(get("error_rate"))[0]["bucket"] == 3600
+    assert bind(get("errors_by_reason"))[0]["limit"] == 50

@@ -137,7 +137,9 @@ def register(app: typer.Typer) -> None:
         engine: str = typer.Option("local", "--engine", help="local (DuckDB over the files) or athena."),
         since: str = typer.Option(None, "--since", help="Window start, UTC: ISO-8601 or relative (7d, 12h)."),
         until: str = typer.Option(None, "--until", help="Window end (exclusive), UTC: ISO-8601 or relative."),
-        bucket: str = typer.Option("1h", "--bucket", help="Bucket width for bucketed queries: 5m, 1h, 1d."),
+        bucket: str = typer.Option(None, "--bucket",
+                                   help="Bucket width for bucketed queries: 5m, 1h, 1d (default: the query's, 1h "
+                                        "for most)."),
         param: list[str] = typer.Option(None, "--param", help="A query parameter NAME=VALUE (repeatable)."),
         limit: int = typer.Option(None, "--limit", help="Rows for queries with a limit (default: the query's)."),
         format: str = typer.Option("table", "--format", "-f", help="table, csv, json or parquet."),

@@ -322,13 +322,13 @@ class Engine(ABC):
     #: ``"local"`` or ``"athena"``
     name: str = ""
 
-    def query(self, name: str, *, since: Any = None, until: Any = None, bucket: Any = "1h", limit: Any = None,
+    def query(self, name: str, *, since: Any = None, until: Any = None, bucket: Any = None, limit: Any = None,
               **params: Any) -> pd.DataFrame:
         """Run the saved query ``name`` (see ``albstats sql list``) and return its declared columns.
 
         ``since``/``until`` bound the window on ``time`` (UTC; since inclusive, until exclusive);
-        ``bucket`` is the bucket width for bucketed queries; ``limit`` caps row-limited queries
-        (default from the query header); other keywords are the query's own declared parameters.
+        ``bucket`` is the bucket width for bucketed queries and ``limit`` caps row-limited queries
+        (both default to the query header's); other keywords are the query's own declared parameters.
         """
         from albstats.queries import get
 
@@ -337,7 +337,7 @@ class Engine(ABC):
         df = self._execute(q.sql, values, query=q, window=window)
         return conform(df, q.column_types)
 
-    def query_rows(self, name: str, *, since: Any = None, until: Any = None, bucket: Any = "1h",
+    def query_rows(self, name: str, *, since: Any = None, until: Any = None, bucket: Any = None,
                    limit: Any = None, **params: Any) -> QueryRows:
         """:meth:`query` as plain rows (same columns and order); engines may answer without pandas."""
         from albstats.queries import get
