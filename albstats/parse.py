@@ -7,7 +7,11 @@ backslash escapes exactly as logged (Athena's RegexSerDe cannot unescape either)
 differences: bracketed IPv6 (``[::1]:80``, not written by ALB itself) loses its brackets, and a
 field absent from an older line is NULL where AWS's regex yields an empty string.
 
-Files are read one at a time and turned into batches as they go, so memory holds one batch at most.
+Two engines give identical rows and statistics: ``parse_line`` line by line (the reference), and a
+vectorised one (Arrow's CSV reader plus checks against the raw bytes, see ``_Block``) that hands any
+line it cannot vouch for to ``parse_line``. Files are read in groups of about ``BLOCK_BYTES`` of text
+by worker processes (threads for S3 and stdin), a bounded number of groups ahead, so memory does not
+grow with the input; big or unsized sources stream block by block.
 """
 
 from __future__ import annotations
