@@ -1132,7 +1132,8 @@ def _spill_dir() -> str:
     return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else tempfile.gettempdir()
 
 
-def _worker_group(items: list[tuple[str, str, int | None]], o: _Opts, spill: str) -> tuple[list[FileStats], str | None]:
+def _worker_group(items: list[tuple[str, str, int | None]], o: _Opts,
+                  spill: str) -> tuple[list[FileStats], str | bytes | None]:
     """In a worker process: parse local files by path; the batches go to an Arrow IPC file in ``spill``
     (shared memory where there is one), which the parent maps instead of receiving them through a pipe."""
     import tempfile
@@ -1142,19 +1143,33 @@ def _worker_group(items: list[tuple[str, str, int | None]], o: _Opts, spill: str
     group = [(_Source(name, (lambda p=path: open(p, "rb")), size, local_path=path), FileStats(name, kind=o.schema.kind))
              for name, path, size in items]
     batches = _parse_group(group, o)
+    stats = [fs for _, fs in group]
+    if not batches:
+        return stats, None
     path = None
-    if batches:
+    try:
         fd, path = tempfile.mkstemp(prefix="albstats-", suffix=".arrows", dir=spill)
         os.close(fd)
         with pa.OSFile(path, "wb") as f, pa.ipc.new_stream(f, batches[0].schema) as w:
             for b in batches:
                 w.write_batch(b)
-    return [fs for _, fs in group], path
+        return stats, path
+    except OSError:  # shared memory full or not writable: send the batches through the pipe instead
+        if path:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, batches[0].schema) as w:
+            for b in batches:
+                w.write_batch(b)
+        return stats, sink.getvalue().to_pybytes()
 
 
-def _read_spill(path: str | None) -> list[pa.RecordBatch]:
+def _read_spill(path: str | bytes | None) -> list[pa.RecordBatch]:
     if path is None:
         return []
+    if isinstance(path, bytes):
+        return list(pa.ipc.open_stream(pa.py_buffer(path)))
     try:
         return list(pa.ipc.open_stream(pa.memory_map(path)))  # batches keep the mapping alive
     finally:
@@ -1210,7 +1225,7 @@ def _iter_fast(todo: list[tuple[Source, FileStats]], o: _Opts, stats: ParseStats
         for *_, fut in window:  # results nobody will read: remove their spill files
             if fut is not None and fut.done() and not fut.cancelled() and fut.exception() is None:
                 res = fut.result()
-                if isinstance(res, tuple) and res[1]:
+                if isinstance(res, tuple) and isinstance(res[1], str):
                     with contextlib.suppress(OSError):
                         os.unlink(res[1])
 

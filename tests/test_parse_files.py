@@ -319,3 +319,14 @@ def test_parallel_workers_give_the_same_rows_and_stats(tmp_path, monkeypatch, ki
     other = gz(tmp_path / "logs" / "zz-classic.log.gz", [CLASSIC] * 3)
     with pytest.raises(InputError, match="Classic"):
         table([*paths, other], workers=2, processes=procs)
+
+
+def test_worker_hand_over_without_shared_memory(tmp_path, monkeypatch):
+    import albstats.parse as parse
+
+    monkeypatch.setattr(parse, "BLOCK_BYTES", 60_000)
+    monkeypatch.setattr(parse, "_spill_dir", lambda: str(tmp_path / "missing"))  # writing there fails
+    lines = tricky_lines(1200, seed=3)
+    for i in range(6):
+        gz(tmp_path / "logs" / f"f{i}.log.gz", lines[i * 200:(i + 1) * 200])
+    both([tmp_path / "logs"], processes=True)
