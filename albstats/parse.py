@@ -1119,6 +1119,8 @@ def _process_context() -> Any:
     of one process on one core (seen on the 2-core benchmark VM); fork shares the imported modules."""
     import multiprocessing as mp
 
+    if not sys.platform.startswith("linux"):  # fork is unsafe on macOS and absent on Windows: threads there
+        return None
     try:
         return mp.get_context("fork")
     except ValueError:  # pragma: no cover - no fork on this platform
