@@ -37,7 +37,6 @@ from typing import TYPE_CHECKING, Any
 
 from albstats.engines.base import Engine, QueryRows
 from albstats.errors import AlbstatsError, UsageError
-from albstats.schema import ACCESS, DUCKDB_TYPES
 
 if TYPE_CHECKING:  # pragma: no cover
     import duckdb
@@ -63,9 +62,18 @@ FLUSH_BYTES = 16 << 20
 #: Commit the cache at most this often during an ingest.
 COMMIT_SECONDS = 1.0
 
-COLUMNS = ACCESS.names
-_COLS_SQL = ", ".join(f'"{c}"' for c in COLUMNS)
-_COLS_DDL = ", ".join(f'"{c.name}" {DUCKDB_TYPES[c.type]}' for c in ACCESS.columns)
+
+
+@lru_cache(maxsize=1)
+def _schema() -> tuple[list[str], str, str, list[tuple[str, str]]]:
+    """(names, quoted name list, DDL, [(name, DuckDB type)]) of ``alb_logs``, from :mod:`albstats.schema`.
+
+    Imported on first use: the schema module loads pyarrow, which a warm cached query never needs.
+    """
+    from albstats.schema import ACCESS, DUCKDB_TYPES
+
+    typed = [(c.name, DUCKDB_TYPES[c.type]) for c in ACCESS.columns]
+    return (ACCESS.names, ", ".join(f'"{n}"' for n, _ in typed), ", ".join(f'"{n}" {t}' for n, t in typed), typed)
 
 
 def default_db_path() -> Path:
@@ -149,7 +157,7 @@ def _translate_uncached(sql: str) -> Translated:
         if not ph.name:
             raise UsageError("use named :name placeholders, not ?")
         params.setdefault(ph.name)
-    known = set(COLUMNS)
+    known = set(_schema()[0])
     star = any(isinstance(e, exp.Star) or (isinstance(e, exp.Column) and isinstance(e.this, exp.Star))
                for sel in tree.find_all(exp.Select) for e in sel.expressions)
     cols = None if star else tuple(sorted({c.name for c in tree.find_all(exp.Column)} & known))
@@ -300,19 +308,22 @@ class LocalEngine(Engine):
 
     def _init_cache(self, con: duckdb.DuckDBPyConnection) -> None:
         con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+        from albstats import __version__
+
+        fmt = f"{CACHE_FORMAT}:{__version__}"  # a new release may parse differently: start again
         row = con.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
-        if row is not None and row[0] == CACHE_FORMAT:
+        if row is not None and row[0] == fmt:
             return
         # a cache written by another albstats version: start again
         con.execute("BEGIN")
         con.execute("DROP TABLE IF EXISTS access_rows")
         con.execute("DROP TABLE IF EXISTS files")
-        con.execute(f"CREATE TABLE access_rows (file_id INTEGER, {_COLS_DDL}, {TS_COLUMN} TIMESTAMPTZ)")
+        con.execute(f"CREATE TABLE access_rows (file_id INTEGER, {_schema()[2]}, {TS_COLUMN} TIMESTAMPTZ)")
         con.execute("""CREATE TABLE files (
             file_id INTEGER PRIMARY KEY, path VARCHAR UNIQUE, size BIGINT, mtime_ns BIGINT, etag VARCHAR,
             kind VARCHAR, lines BIGINT, rows BIGINT, bad_lines BIGINT, bad_examples VARCHAR,
             error VARCHAR, skipped VARCHAR, ingested_at TIMESTAMPTZ)""")
-        con.execute("INSERT OR REPLACE INTO meta VALUES ('format', ?)", [CACHE_FORMAT])
+        con.execute("INSERT OR REPLACE INTO meta VALUES ('format', ?)", [fmt])
         con.execute("COMMIT")
 
     def close(self) -> None:
@@ -435,7 +446,7 @@ class LocalEngine(Engine):
             nonlocal last_commit
             if labelled:
                 con.register("_albstats_batch", pa.Table.from_batches(labelled))
-                con.execute(f"INSERT INTO access_rows SELECT file_id, {_COLS_SQL}, TRY_CAST(time AS TIMESTAMPTZ) "
+                con.execute(f"INSERT INTO access_rows SELECT file_id, {_schema()[1]}, TRY_CAST(time AS TIMESTAMPTZ) "
                             "FROM _albstats_batch")
                 con.unregister("_albstats_batch")
             for fs in complete:
@@ -492,8 +503,9 @@ class LocalEngine(Engine):
         con.execute("CREATE OR REPLACE TEMP TABLE selected_files AS SELECT unnest(?::INTEGER[]) AS file_id",
                     [sorted(set(ids))])
         where = "" if everything else " WHERE file_id IN (SELECT file_id FROM selected_files)"
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {TS_VIEW} AS SELECT {_COLS_SQL}, {TS_COLUMN} FROM access_rows{where}")
-        con.execute(f"CREATE OR REPLACE TEMP VIEW alb_logs AS SELECT {_COLS_SQL} FROM {TS_VIEW}")
+        # the table's own columns (created from the schema), so a warm query need not import the schema
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {TS_VIEW} AS SELECT * EXCLUDE (file_id) FROM access_rows{where}")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW alb_logs AS SELECT * EXCLUDE ({TS_COLUMN}) FROM {TS_VIEW}")
         # kept as tuples: building FileStats imports the parser (and pyarrow), which a warm query does not need
         self._file_rows = con.execute("SELECT path, kind, lines, rows, bad_lines, bad_examples, error, skipped "
                                       f"FROM files {where} ORDER BY path").fetchall()
@@ -508,22 +520,22 @@ class LocalEngine(Engine):
         from albstats.parse import ParseStats, iter_batches
 
         names = tuple(s.name for s in sources)
-        need = frozenset(COLUMNS if columns is None else columns)
+        names_all, cols_sql, _, typed = _schema()
+        need = frozenset(names_all if columns is None else columns)
         if self._temp_loaded and self._temp_loaded[0] == names and need <= self._temp_loaded[1]:
             self.last_ingest = IngestStats(files=len(names), cached=len(names))
             return
-        fields = [c for c in COLUMNS if c in need] or ["time"]
+        fields = [c for c in names_all if c in need] or ["time"]
         # A narrow table with only the parsed columns (inserting dozens of NULL columns costs more than the
         # parse); the views give every schema column, NULL where not parsed.
         con.execute("DROP VIEW IF EXISTS alb_logs")
         con.execute(f"DROP VIEW IF EXISTS {TS_VIEW}")
         con.execute("DROP TABLE IF EXISTS parsed_rows")
-        ddl = ", ".join(f'"{c.name}" {DUCKDB_TYPES[c.type]}' for c in ACCESS.columns if c.name in fields)
+        ddl = ", ".join(f'"{n}" {t}' for n, t in typed if n in fields)
         con.execute(f"CREATE TABLE parsed_rows ({ddl}, {TS_COLUMN} TIMESTAMPTZ)")
-        view_cols = ", ".join(f'"{c.name}"' if c.name in fields
-                              else f'CAST(NULL AS {DUCKDB_TYPES[c.type]}) AS "{c.name}"' for c in ACCESS.columns)
+        view_cols = ", ".join(f'"{n}"' if n in fields else f'CAST(NULL AS {t}) AS "{n}"' for n, t in typed)
         con.execute(f"CREATE VIEW {TS_VIEW} AS SELECT {view_cols}, {TS_COLUMN} FROM parsed_rows")
-        con.execute(f"CREATE VIEW alb_logs AS SELECT {_COLS_SQL} FROM {TS_VIEW}")
+        con.execute(f"CREATE VIEW alb_logs AS SELECT {cols_sql} FROM {TS_VIEW}")
         stats = ParseStats()
         self.last_ingest = IngestStats(files=len(names), parsed=len(names))
         cols = ", ".join(f'"{c}"' for c in fields)
