@@ -660,7 +660,8 @@ class _Block:
         counts: dict[tuple[bool, ...], int] = {}
         nlines = len(self.starts)
         # each file's first line, and a few more spread over the block, so one odd line cannot decide
-        probes = [s.first_line for s in self.segs] + [nlines * k // 5 for k in range(1, 5)]
+        firsts = [s.first_line for s in self.segs]
+        probes = firsts[:3] + firsts[3::max(1, len(firsts) // 3)][:3] + [nlines * k // 4 for k in range(1, 4)]
         for i in probes:
             while i < nlines and self.ends[i] == self.starts[i]:
                 i += 1
