@@ -1128,6 +1128,14 @@ def _process_context() -> Any:
         return None
 
 
+def _worker_init() -> None:
+    """Ctrl-C is the parent's to handle (it stops the pool and cleans up); workers do not print tracebacks."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _tune_malloc()
+
+
 def _spill_dir() -> str:
     import tempfile
 
@@ -1136,7 +1144,7 @@ def _spill_dir() -> str:
 
 
 def _worker_group(items: list[tuple[str, str, int | None]], o: _Opts,
-                  spill: str) -> tuple[list[FileStats], str | bytes | None]:
+                  spill: str, prefix: str = "albstats-") -> tuple[list[FileStats], str | bytes | None]:
     """In a worker process: parse local files by path; the batches go to an Arrow IPC file in ``spill``
     (shared memory where there is one), which the parent maps instead of receiving them through a pipe."""
     import tempfile
@@ -1151,7 +1159,7 @@ def _worker_group(items: list[tuple[str, str, int | None]], o: _Opts,
         return stats, None
     path = None
     try:
-        fd, path = tempfile.mkstemp(prefix="albstats-", suffix=".arrows", dir=spill)
+        fd, path = tempfile.mkstemp(prefix=prefix, suffix=".arrows", dir=spill)
         os.close(fd)
         with pa.OSFile(path, "wb") as f, pa.ipc.new_stream(f, batches[0].schema) as w:
             for b in batches:
@@ -1203,7 +1211,8 @@ def _iter_fast(todo: list[tuple[Source, FileStats]], o: _Opts, stats: ParseStats
     local = (processes and ctx is not None and all(src.local_path for src, _ in todo)
              and os.environ.get("ALBSTATS_WORKERS_KIND", "process") == "process")
     spill = _spill_dir()
-    ex: Executor = (ProcessPoolExecutor(workers, mp_context=ctx, initializer=_tune_malloc) if local
+    prefix = f"albstats-{os.getpid()}-{os.urandom(4).hex()}-"  # this run's hand-over files
+    ex: Executor = (ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init) if local
                     else ThreadPoolExecutor(workers, thread_name_prefix="albstats-parse"))
     ahead = workers + 1  # groups read ahead: memory stays bounded whatever the input size
     window: deque[tuple[str, list, list, Future | None]] = deque()
@@ -1212,7 +1221,8 @@ def _iter_fast(todo: list[tuple[Source, FileStats]], o: _Opts, stats: ParseStats
             fut = None
             if how == "group" and live:
                 if local:
-                    fut = ex.submit(_worker_group, [(s.name, s.local_path, s.size) for s, _ in live], o, spill)
+                    fut = ex.submit(_worker_group, [(s.name, s.local_path, s.size) for s, _ in live], o, spill,
+                                    prefix)
                 else:
                     fut = ex.submit(_parse_group, live, o)
             window.append((how, live, group, fut))
@@ -1225,12 +1235,12 @@ def _iter_fast(todo: list[tuple[Source, FileStats]], o: _Opts, stats: ParseStats
             if fut is not None:
                 fut.cancel()
         ex.shutdown(wait=True, cancel_futures=True)
-        for *_, fut in window:  # results nobody will read: remove their spill files
-            if fut is not None and fut.done() and not fut.cancelled() and fut.exception() is None:
-                res = fut.result()
-                if isinstance(res, tuple) and isinstance(res[1], str):
-                    with contextlib.suppress(OSError):
-                        os.unlink(res[1])
+        if local:  # hand-over files nobody will read (an error or Ctrl-C stopped the run)
+            import glob
+
+            for leftover in glob.glob(os.path.join(glob.escape(spill), prefix + "*")):
+                with contextlib.suppress(OSError):
+                    os.unlink(leftover)
 
 
 def _drain(item: tuple[str, list, list, Any], o: _Opts, done: Callable[[list], None]) -> Iterator[pa.RecordBatch]:
