@@ -39,12 +39,14 @@ from albstats.sources import Source, expand
 
 #: A quoted token (backslash escapes allowed) or a bare token, each with the space after it (or the end).
 _TOKEN_RE = re.compile(r'"([^"\\]*(?:\\.[^"\\]*)*)"(?: |\Z)|([^ "][^ ]*)(?: |\Z)', re.DOTALL)
-_TS_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z?\Z")
-_NUM_RE = re.compile(r"-?\d+(?:\.\d+)?\Z")
-_INT_RE = re.compile(r"-?\d+\Z")
-_STATUS_RE = re.compile(r"\d{3}\Z")
-_PORT_RE = re.compile(r"\d*\Z")
-_IP_RE = re.compile(r"[0-9A-Fa-f:.]+\Z")
+_TS_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z?\Z", re.ASCII)
+_NUM_RE = re.compile(r"-?\d+(?:\.\d+)?\Z", re.ASCII)
+_INT_RE = re.compile(r"-?\d+\Z", re.ASCII)
+_STATUS_RE = re.compile(r"\d{3}\Z", re.ASCII)
+_PORT_RE = re.compile(r"\d*\Z", re.ASCII)
+_IP_RE = re.compile(r"[0-9A-Fa-f:.]+\Z", re.ASCII)
+#: What Athena's ``([-.0-9]*)`` admits for a double; Python's float() alone would also take inf, nan, 1_0, 1e5.
+_DBL_RE = re.compile(r"[-.0-9]+\Z", re.ASCII)
 
 MAX_BAD_EXAMPLES = 5
 INT32_MAX = 2**31 - 1
@@ -94,6 +96,8 @@ def _cast(type_: str, v: str) -> Any:
     if type_ == "string":
         return v
     if type_ == "double":
+        if not _DBL_RE.match(v):
+            return None
         try:
             return float(v)
         except ValueError:
@@ -153,7 +157,7 @@ def parse_line(line: str, schema: LogSchema = ACCESS) -> list[Any]:
 
 # --- format detection -------------------------------------------------------------------------
 
-_ISO_PREFIX = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
+_ISO_PREFIX = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", re.ASCII)
 
 
 def detect_format(line: str) -> str:
