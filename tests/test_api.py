@@ -10,6 +10,7 @@ import pytest
 from conftest import load_jsonl
 
 import albstats
+from albstats.api import CATEGORICAL_COLUMNS
 from albstats.parse import ParseStats, parse_line
 from albstats.schema import ACCESS, CONNECTION, TIMESTAMP_COLUMNS
 
@@ -26,7 +27,17 @@ def logfile(tmp_path):
 def test_dtypes_are_arrow_backed_and_times_utc(logfile):
     df = albstats.read_logs(str(logfile))
     assert list(df.columns) == ACCESS.names
-    assert all(isinstance(t, pd.ArrowDtype) for t in df.dtypes)
+    for name, t in df.dtypes.items():
+        if name in CATEGORICAL_COLUMNS:
+            assert isinstance(t, pd.CategoricalDtype), name
+        else:
+            assert isinstance(t, pd.ArrowDtype), name
+    plain = albstats.read_logs(str(logfile), categorical=False)
+    assert all(isinstance(t, pd.ArrowDtype) for t in plain.dtypes)
+    for name in CATEGORICAL_COLUMNS:
+        if name in df.columns:
+            assert df[name].astype(object).where(df[name].notna(), None).tolist() == \
+                plain[name].astype(object).where(plain[name].notna(), None).tolist(), name
     for name in TIMESTAMP_COLUMNS:
         assert str(df[name].dtype) == "timestamp[us, tz=UTC][pyarrow]"
     assert str(df["elb_status_code"].dtype) == "int32[pyarrow]"
@@ -54,7 +65,7 @@ def test_values_are_athena_values_except_the_timestamps(logfile):
                 assert pd.isna(v), name
             else:
                 assert v == w, name
-    # '-' stays '-', -1 stays -1.0, no categoricals (values compare exactly like Athena's strings)
+    # '-' stays '-', -1 stays -1.0 (categoricals compare like Athena's strings)
     assert (df["target_status_code"] == "-").any()
     assert (df["request_processing_time"] == -1.0).any()
 
