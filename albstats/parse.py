@@ -391,6 +391,43 @@ def rows_to_batch(rows: list[list[Any]], schema: LogSchema, fields: list[str] | 
 # vouch for (a backslash escape, another field count, a failed check, a value only Python can
 # judge) goes to parse_line, so results are identical to the line-by-line engine by construction.
 
+try:  # the compiled tokenizer (albstats/_albparse.c); optional: without a C compiler the Arrow engine runs
+    from albstats import _albparse
+except ImportError:  # pragma: no cover - exercised by forcing ALBSTATS_PARSER=arrow
+    _albparse = None  # type: ignore[assignment]
+
+ENGINES = ("c", "arrow", "python")
+
+
+def resolve_engine(engine: str | None = None) -> str:
+    """The engine to use: ``c``, ``arrow`` or ``python``. ``None`` means the environment variable
+    ``ALBSTATS_PARSER`` if set, else the fastest available; ``fast`` means the fastest vectorised one."""
+    if engine is None:
+        engine = os.environ.get("ALBSTATS_PARSER") or "fast"
+    if engine == "fast":
+        return "c" if _albparse is not None else "arrow"
+    if engine not in ENGINES:
+        raise ValueError(f"unknown parser engine {engine!r}; known: fast, {', '.join(ENGINES)}")
+    if engine == "c" and _albparse is None:
+        raise ImportError("the C parser (albstats._albparse) is not built; reinstall with a C compiler")
+    return engine
+
+
+_C_VALIDATORS = {"": 0, "type": 1, "timestamp": 2, "timestamp_or_dash": 3, "number": 4, "status": 5,
+                 "integer": 6, "ip": 7, "hostport": 8}
+_C_KINDS = {"plain": 0, "hostport": 1, "request": 2}
+_C_TYPES = {"string": 0, "int": 1, "bigint": 2, "double": 3}
+
+
+@functools.lru_cache(maxsize=16)
+def _c_spec(schema: LogSchema, fields: tuple[str, ...]) -> tuple[list[tuple[int, int]], list[tuple[int, int, int]]]:
+    """The schema as the C tokenizer takes it: (validator, kind) per token, (token, sub, type) per wanted column."""
+    tokens = [(_C_VALIDATORS[t.validate], _C_KINDS[t.kind]) for t in schema.tokens]
+    where = {c.name: (j, k, _C_TYPES[c.type]) for j, t in enumerate(schema.tokens) for k, c in enumerate(t.columns)}
+    where["extra_fields"] = (-1, 0, 0)
+    return tokens, [where[f] for f in fields]
+
+
 #: What each validator (``_valid``) accepts, as RE2 fragments; ``.`` never matches the newline separator.
 _RE_OK = {
     "type": "(?:" + "|".join(sorted(ALB_TYPES)) + ")",
@@ -588,8 +625,8 @@ class _Block:
     """Parse one block of whole lines; see the comment above."""
 
     def __init__(self, data: bytes, segs: list[_Seg], schema: LogSchema, fields: list[str] | None,
-                 strict: bool) -> None:
-        self.data, self.segs, self.schema, self.strict = data, segs, schema, strict
+                 strict: bool, engine: str = "arrow") -> None:
+        self.data, self.segs, self.schema, self.strict, self.engine = data, segs, schema, strict, engine
         self.fields = fields if fields is not None else schema.names
         self.buf = np.frombuffer(data, dtype=np.uint8)
         self.starts, self.ends = _line_bounds(self.buf)
@@ -607,7 +644,7 @@ class _Block:
         """The block's rows in line order: slices of the vectorised result around the rows parse_line made."""
         nlines = len(self.starts)
         arrow = self.schema.arrow_schema(self.fields)
-        got = self._fast(nlines)
+        got = self._compiled(nlines) if self.engine == "c" else self._fast(nlines)
         if got is None:
             csv_lines, good_rows, fast = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), None
         else:
@@ -657,6 +694,25 @@ class _Block:
         if slow is not None and p < len(py_rows):
             out.append(slow.slice(p))
         return out
+
+    # -- the compiled part ---------------------------------------------------------------------
+    def _compiled(self, nlines: int) -> tuple[np.ndarray, np.ndarray, list[pa.Array]] | None:
+        """The lines the C tokenizer vouches for (indexes, all ok) and their columns, built zero-copy."""
+        if nlines == 0:
+            return None
+        tokens, cols = _c_spec(self.schema, tuple(self.fields))
+        try:
+            idx_buf, got = _albparse.parse_block(self.data, tokens, self.schema.min_tokens, cols)
+        except OverflowError:  # a string column over 2 GB in one block: the Arrow engine copes
+            return self._fast(nlines)
+        idx = np.frombuffer(idx_buf, dtype=np.int64)
+        n = len(idx)
+        arrow = self.schema.arrow_schema(self.fields)
+        arrays = []
+        for f, (nulls, valid, *bufs) in zip(arrow, got):
+            arrays.append(pa.Array.from_buffers(f.type, n, [None if valid is None else pa.py_buffer(valid),
+                                                            *(pa.py_buffer(b) for b in bufs)], null_count=nulls))
+        return idx, np.ones(n, dtype=bool), arrays
 
     # -- the vectorised part -------------------------------------------------------------------
     def _layout(self) -> tuple[int, np.ndarray]:
@@ -980,6 +1036,7 @@ class _Opts:
     fields: list[str] | None
     strict: bool
     explicit: set[str]
+    engine: str = "arrow"
 
 
 def _parse_group(group: list[tuple[Source, FileStats]], o: _Opts) -> list[pa.RecordBatch]:
@@ -994,7 +1051,7 @@ def _parse_group(group: list[tuple[Source, FileStats]], o: _Opts) -> list[pa.Rec
         if segs:
             data = b"".join(parts) if len(parts) > 1 else parts[0]
             parts = []  # the joined copy is enough; do not hold the text twice
-            out.extend(_Block(data, segs, o.schema, o.fields, o.strict).run())
+            out.extend(_Block(data, segs, o.schema, o.fields, o.strict, o.engine).run())
         parts, segs, size = [], [], 0
 
     for src, fs in group:
@@ -1022,7 +1079,7 @@ def _parse_stream(src: Source, fs: FileStats, o: _Opts) -> Iterator[pa.RecordBat
             checked = True
             if not _check_format(first, src.name, o.schema, fs, src.name in o.explicit):
                 return
-        yield from _Block(data, [_Seg(fs, src.name, 0, line_no)], o.schema, o.fields, o.strict).run()
+        yield from _Block(data, [_Seg(fs, src.name, 0, line_no)], o.schema, o.fields, o.strict, o.engine).run()
 
 
 def _plan(sources: list[tuple[Source, FileStats]]) -> Iterator[tuple[str, list[tuple[Source, FileStats]]]]:
@@ -1054,7 +1111,7 @@ def default_workers() -> int:
 def iter_batches(paths: Iterable[str] | Iterable[Source], *, kind: str = "access", fields: list[str] | None = None,
                  strict: bool = False, stats: ParseStats | None = None, batch_size: int = 65536,
                  on_file: Callable[[FileStats], None] | None = None, explicit: set[str] | None = None,
-                 workers: int | None = None, engine: str = "fast", processes: bool | None = None,
+                 workers: int | None = None, engine: str | None = None, processes: bool | None = None,
                  **expand_kw: Any) -> Iterator[pa.RecordBatch]:
     """Stream Arrow record batches from files, folders, globs, ``-`` or ``s3://`` prefixes.
 
@@ -1063,15 +1120,19 @@ def iter_batches(paths: Iterable[str] | Iterable[Source], *, kind: str = "access
     order, for progress bars. A file named directly (or listed in ``explicit``) in another format is
     an error; files of another kind found inside folders are skipped and noted in ``stats``.
 
-    ``engine="fast"`` (default) parses blocks of about 4 MB of text with Arrow kernels, in
+    ``engine="fast"`` parses blocks of about 4 MB of text with the compiled tokenizer (``"c"``,
+    albstats/_albparse.c) where it was built, else with Arrow kernels (``"arrow"``), in
     ``workers`` processes for local files (threads for S3 and stdin; the environment variable
     ``ALBSTATS_WORKERS_KIND=thread`` forces threads), default one per core. ``processes=None`` forks
     worker processes only when no other thread is running (forking a threaded process, a notebook
     kernel say, risks a deadlock); ``True`` always forks (the CLI), ``False`` never. It reads at most
     ``workers + 1`` groups of files ahead so memory stays bounded whatever the input size.
-    ``engine="python"`` is the line-by-line reference engine. Both give identical rows and stats, in
-    file and line order. ``batch_size`` bounds batches of the python engine only.
+    ``engine="python"`` is the line-by-line reference engine. All give identical rows and stats, in
+    file and line order. ``engine=None`` (default) takes the environment variable ``ALBSTATS_PARSER``
+    (``c``, ``arrow`` or ``python``) if set, else ``fast``. ``batch_size`` bounds batches of the python
+    engine only.
     """
+    engine = resolve_engine(engine)
     stats = stats if stats is not None else ParseStats()
     items = list(paths)
     names = [str(p) for p in items if not isinstance(p, Source)]
@@ -1097,7 +1158,7 @@ def iter_batches(paths: Iterable[str] | Iterable[Source], *, kind: str = "access
     else:
         if processes is None:
             processes = threading.active_count() == 1
-        yield from _iter_fast(todo, _Opts(schema, fields, strict, explicit), stats, on_file,
+        yield from _iter_fast(todo, _Opts(schema, fields, strict, explicit, engine), stats, on_file,
                               default_workers() if workers is None else workers, processes)
 
 
