@@ -256,6 +256,11 @@ def test_json_format_to_stdout(tmp_path):
                                    "--since", "2026-03-02T10:00:10Z", "--until", "2026-03-02T10:00:20Z"])
     assert res.exit_code == 0, res.output
     d = json.loads(res.output)
+    # --quiet drops the progress and the terminal summary, never the format asked for (cron pipes it)
+    quiet = CliRunner().invoke(app, ["report", str(log), "--format", "json", "-q", "--db", str(tmp_path / "c.duckdb"),
+                                     "--since", "2026-03-02T10:00:10Z", "--until", "2026-03-02T10:00:20Z"])
+    assert quiet.exit_code == 0
+    assert {**json.loads(quiet.stdout), "generated_at": None} == {**d, "generated_at": None}
     assert d["requests"] == 10 and d["window"]["source"] == "given"
     assert d["window"]["start"] == "2026-03-02T10:00:10Z" and d["window"]["end"] == "2026-03-02T10:00:20Z"
     assert {f["name"] for f in d["security"]["findings"]} >= {"path_traversal", "sql_injection"}

@@ -62,7 +62,9 @@ def register(app: typer.Typer) -> None:
         count_460: bool = typer.Option(False, "--count-460", help="Count 460 (client gave up) as bad too."),
         out: str = typer.Option(None, "--out", help="Write report.md, report.html, report.json and PNGs here."),
         format: str = typer.Option("terminal", "--format", "-f", help="What to print: terminal, md, html, json."),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and nothing on stdout."),
+        quiet: bool = typer.Option(False, "--quiet", "-q",
+                                   help="No progress bar and no terminal summary (md, html or json asked for "
+                                        "with --format are still printed)."),
         fail_on_breach: bool = typer.Option(False, "--fail-on-breach", help="Exit 3 when the SLO was breached."),
         min_client_4xx: int = typer.Option(100, "--min-client-4xx", help="4XX answers that flag a client."),
         db: str = typer.Option(None, "--db", help="Ingest cache file (local engine)."),
@@ -97,15 +99,14 @@ def register(app: typer.Typer) -> None:
                        err=True)
         if out:
             write(r, out)
-        if not quiet:
-            if format == "terminal":
-                from rich.console import Console
+        if format != "terminal":
+            typer.echo(render_text(r, format), nl=False)
+        elif not quiet:
+            from rich.console import Console
 
-                from albstats.render import terminal
+            from albstats.render import terminal
 
-                terminal.render(r, Console(), plots_dir=out)
-            else:
-                typer.echo(render_text(r, format), nl=False)
+            terminal.render(r, Console(), plots_dir=out)
         if fail_on_breach and r.breached:
             raise SloBreached(_breach_message(r))
 
