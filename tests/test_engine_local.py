@@ -452,7 +452,10 @@ def test_translation_handles_trino_functions() -> None:
     low = t.sql.lower()
     assert "quantile_cont(" in low and "'/{id}\\1'" in t.sql and "'g'" in t.sql and "epoch(" in low
     assert t.params == ("since",)
-    assert set(t.columns or ()) == {"time"}  # x, u and a are not alb_logs columns
+    # x, u and a are not alb_logs columns; time is read only through the precomputed parsed time
+    assert t.columns == () and t.uses_ts and "__time_ts" in t.sql
+    raw = translate("SELECT min(time) AS t FROM alb_logs")
+    assert raw.columns == ("time",) and not raw.uses_ts
 
 
 def test_no_cache_gives_the_same_results_and_cleans_up(logs: Path, engine: LocalEngine) -> None:

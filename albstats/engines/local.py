@@ -96,7 +96,8 @@ class Translated:
 
     sql: str
     params: tuple[str, ...]  # placeholder names used
-    columns: tuple[str, ...] | None  # alb_logs columns referenced; None = all (a * somewhere)
+    columns: tuple[str, ...] | None  # alb_logs columns the DuckDB SQL reads; None = all (a * somewhere)
+    uses_ts: bool = True  # reads the precomputed parsed time (so ``time`` must be parsed, not stored)
 
 
 def _fixups(node: Any) -> Any:
@@ -163,10 +164,11 @@ def _translate_uncached(sql: str) -> Translated:
     known = set(_schema()[0])
     star = any(isinstance(e, exp.Star) or (isinstance(e, exp.Column) and isinstance(e.this, exp.Star))
                for sel in tree.find_all(exp.Select) for e in sel.expressions)
-    cols = None if star else tuple(sorted({c.name for c in tree.find_all(exp.Column)} & known))
     tree = tree.transform(_fixups)
     _use_parsed_time(tree)
-    return Translated(tree.sql("duckdb", comments=False), tuple(params), cols)
+    names = {c.name for c in tree.find_all(exp.Column)}
+    cols = None if star else tuple(sorted(names & known))
+    return Translated(tree.sql("duckdb", comments=False), tuple(params), cols, TS_COLUMN in names)
 
 
 def _translation_dir() -> Path:
@@ -187,7 +189,8 @@ def _translate_keyed(sql: str, key: str) -> Translated:
     path = _translation_dir() / f"{key}.json"
     try:
         d = json.loads(path.read_text())
-        return Translated(d["sql"], tuple(d["params"]), None if d["columns"] is None else tuple(d["columns"]))
+        return Translated(d["sql"], tuple(d["params"]), None if d["columns"] is None else tuple(d["columns"]),
+                          bool(d["uses_ts"]))
     except (OSError, ValueError, KeyError):
         pass
     t = _translate_uncached(sql)
@@ -195,7 +198,7 @@ def _translate_keyed(sql: str, key: str) -> Translated:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps({"sql": t.sql, "params": list(t.params),
-                                   "columns": None if t.columns is None else list(t.columns)}))
+                                   "columns": None if t.columns is None else list(t.columns), "uses_ts": t.uses_ts}))
         os.replace(tmp, path)
     except OSError:
         pass  # a read-only home is fine: translate again next time
@@ -276,7 +279,7 @@ class LocalEngine(Engine):
         self._tmpdir: str | None = None
         self._file_stats: list[FileStats] | None = []
         self._file_rows: list[tuple[Any, ...]] = []
-        self._temp_loaded: tuple[tuple[str, ...], frozenset[str]] | None = None  # (files, columns)
+        self._temp_loaded: tuple[tuple[str, ...], frozenset[str], bool] | None = None  # files, columns, time
 
     # connection ---------------------------------------------------------------------------
     def _connect(self) -> duckdb.DuckDBPyConnection:
@@ -517,8 +520,9 @@ class LocalEngine(Engine):
 
     # no cache -----------------------------------------------------------------------------
     def _ingest_temp(self, con: duckdb.DuckDBPyConnection, sources: list[Source],
-                     columns: tuple[str, ...] | None) -> None:
-        """Parse ``sources`` (only ``columns``) into a temporary ``alb_logs`` table, unless it already holds them."""
+                     columns: tuple[str, ...] | None, uses_ts: bool = True) -> None:
+        """Parse ``sources`` into a temporary table holding only ``columns`` (plus the parsed time when the
+        SQL reads it), unless the table already holds them."""
         import pyarrow as pa
 
         from albstats.parse import ParseStats, iter_batches
@@ -526,31 +530,36 @@ class LocalEngine(Engine):
         names = tuple(s.name for s in sources)
         names_all, cols_sql, _, typed = _schema()
         need = frozenset(names_all if columns is None else columns)
-        if self._temp_loaded and self._temp_loaded[0] == names and need <= self._temp_loaded[1]:
+        stored = [c for c in names_all if c in need]  # kept in the table
+        ts = uses_ts or columns is None
+        loaded = self._temp_loaded
+        if loaded and loaded[0] == names and need <= loaded[1] and (loaded[2] or not ts):
             self.last_ingest = IngestStats(files=len(names), cached=len(names))
             return
-        fields = [c for c in names_all if c in need] or ["time"]
+        # parsed: the stored columns, and ``time`` for the parsed time even when its text is not kept
+        # (copying 1M timestamps as text into DuckDB costs more than parsing them)
+        fields = [c for c in names_all if c in need or (ts and c == "time")] or ["time"]
         # A narrow table with only the parsed columns (inserting dozens of NULL columns costs more than the
         # parse); the views give every schema column, NULL where not parsed.
         con.execute("DROP VIEW IF EXISTS alb_logs")
         con.execute(f"DROP VIEW IF EXISTS {TS_VIEW}")
         con.execute("DROP TABLE IF EXISTS parsed_rows")
-        ddl = ", ".join(f'"{n}" {t}' for n, t in typed if n in fields)
-        con.execute(f"CREATE TABLE parsed_rows ({ddl}, {TS_COLUMN} TIMESTAMPTZ)")
-        view_cols = ", ".join(f'"{n}"' if n in fields else f'CAST(NULL AS {t}) AS "{n}"' for n, t in typed)
+        ddl = "".join(f'"{n}" {t}, ' for n, t in typed if n in stored)
+        con.execute(f"CREATE TABLE parsed_rows ({ddl}{TS_COLUMN} TIMESTAMPTZ)")
+        view_cols = ", ".join(f'"{n}"' if n in stored else f'CAST(NULL AS {t}) AS "{n}"' for n, t in typed)
         con.execute(f"CREATE VIEW {TS_VIEW} AS SELECT {view_cols}, {TS_COLUMN} FROM parsed_rows")
         con.execute(f"CREATE VIEW alb_logs AS SELECT {cols_sql} FROM {TS_VIEW}")
         stats = ParseStats()
         self.last_ingest = IngestStats(files=len(names), parsed=len(names))
-        cols = ", ".join(f'"{c}"' for c in fields)
+        cols = "".join(f'"{c}", ' for c in stored)
+        ts_expr = "TRY_CAST(time AS TIMESTAMPTZ)" if ts else "NULL"
         buf: list[pa.RecordBatch] = []
         nbuf = nrows = uncommitted = 0
 
         def flush() -> None:
             nonlocal buf, nbuf, nrows, uncommitted
             con.register("_albstats_batch", pa.Table.from_batches(buf))
-            ts = "TRY_CAST(time AS TIMESTAMPTZ)" if "time" in fields else "NULL"
-            con.execute(f"INSERT INTO parsed_rows ({cols}, {TS_COLUMN}) SELECT {cols}, {ts} FROM _albstats_batch")
+            con.execute(f"INSERT INTO parsed_rows ({cols}{TS_COLUMN}) SELECT {cols}{ts_expr} FROM _albstats_batch")
             con.unregister("_albstats_batch")
             uncommitted += nbuf
             buf, nbuf, nrows = [], 0, 0
@@ -584,7 +593,7 @@ class LocalEngine(Engine):
             raise
         self.last_ingest.rows = stats.rows
         self._file_stats = list(stats.files)
-        self._temp_loaded = (names, frozenset(fields))
+        self._temp_loaded = (names, frozenset(stored), ts)
 
     # running ------------------------------------------------------------------------------
     def _prepare(self, sql: str, params: dict[str, Any], query: SavedQuery | None,
@@ -605,7 +614,7 @@ class LocalEngine(Engine):
             if self.cache:
                 self._select_files(con, self._ingest_cached(con, sources))
             else:
-                self._ingest_temp(con, sources, t.columns)
+                self._ingest_temp(con, sources, t.columns, t.uses_ts)
         finally:
             con.execute(f"SET memory_limit = '{self.memory_limit}'")
             con.execute(f"SET threads = {int(self.threads)}")
