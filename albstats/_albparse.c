@@ -6,14 +6,16 @@
  * lines to parse_line, which decides whether they are rows or bad lines. So rows and statistics equal the
  * reference by construction, as long as every line taken here is parsed exactly like parse_line does.
  *
- * parse_block(data, tokens, min_tokens, columns) -> (line_indexes, [column, ...])
- *   data:       bytes-like, whole lines each ending with '\n' (a tail without '\n' is ignored)
+ * parse_block(data, tokens, min_tokens, columns) -> (line_indexes, [column, ...], other_lines, nlines)
+ *   data:       bytes-like or a list of them (read as one), whole lines each ending with '\n' (a tail
+ *               without '\n' is ignored)
  *   tokens:     sequence of (validator, kind) per schema token; validator codes see V_*, kind K_*
  *   min_tokens: fewer tokens than this -> the line is left to Python
  *   columns:    sequence of (token index or -1 for extra_fields, sub-column, type T_*)
- * Returns the indexes (int64 bytes) of the lines taken, in order, and per column a tuple
+ * Returns the indexes (int64 bytes) of the lines taken, in order; per column a tuple
  * (null_count, validity bitmap bytes or None, offsets bytes, data bytes) for strings or
- * (null_count, validity bitmap bytes or None, values bytes) for numbers.
+ * (null_count, validity bitmap bytes or None, values bytes) for numbers; the indexes (int64 bytes) of
+ * the non-empty lines not taken (for parse_line); and the number of lines.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -34,25 +36,16 @@ enum { T_STRING, T_INT32, T_INT64, T_DOUBLE };
 
 #define MAX_TOKENS 256
 
-typedef struct {
-    char *p;
-    size_t len, cap;
-} Buf;
-
-static int buf_reserve(Buf *b, size_t extra) {
-    if (b->len + extra <= b->cap) return 0;
-    size_t nc = b->cap ? b->cap : 4096;
-    while (nc < b->len + extra) nc *= 2;
-    char *q = realloc(b->p, nc);
-    if (!q) return -1;
-    b->p = q;
-    b->cap = nc;
-    return 0;
-}
-
+/* Output buffers are bytes objects allocated for the worst case before the loop (a string column's text
+ * is at most the block's size: each value is a piece of a different line) and shrunk after it, so the
+ * loop needs no capacity checks and nothing is copied at the end. */
 typedef struct {
     int tok, sub, type;
-    Buf data, offs, valid; /* valid: one byte per row, packed into bits at the end */
+    PyObject *data, *offs, *valid;
+    char *dp;
+    int32_t *op;
+    unsigned char *vp;
+    size_t dlen;
     Py_ssize_t nnull;
     /* this line's value */
     const char *sp;
@@ -216,6 +209,8 @@ static int to_int(const char *s, size_t n, int64_t lo, int64_t hi, int64_t *out)
 }
 
 /* Returns 1 done, 0 leave the line to Python. */
+static double to_double(const char *s, size_t n);
+
 static int cast_number(Col *c, const char *s, size_t n) {
     if (c->type == T_STRING) {
         c->sp = s;
@@ -228,20 +223,64 @@ static int cast_number(Col *c, const char *s, size_t n) {
     }
     if (c->type == T_DOUBLE) {
         if (!match_number(s, n) || n > 300) return 0;
-        char tmp[320];
-        memcpy(tmp, s, n);
-        tmp[n] = 0;
-#ifdef HAVE_STRTOD_L
-        c->dv = strtod_l(tmp, NULL, c_locale);
-#else
-        c->dv = strtod(tmp, NULL);
-#endif
+        c->dv = to_double(s, n);
         return 1;
     }
     if (!match_int(s, n)) return 0; /* Python's \d also takes other digits: let it judge */
     int64_t lo = c->type == T_INT32 ? INT32_MIN : INT64_MIN, hi = c->type == T_INT32 ? INT32_MAX : INT64_MAX;
     if (!to_int(s, n, lo, hi, &c->iv)) c->isnull = 1;
     return 1;
+}
+
+/* The first space in [p, e), or e; eight bytes at a time (bare tokens are short: cheaper than memchr). */
+static inline const char *find_space(const char *p, const char *e) {
+    while (e - p >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        uint64_t x = w ^ 0x2020202020202020ULL;
+        uint64_t z = (x - 0x0101010101010101ULL) & ~x & 0x8080808080808080ULL;
+        if (z) return p + (__builtin_ctzll(z) >> 3); /* little-endian: lowest set byte is the first space */
+        p += 8;
+    }
+    while (p < e && *p != ' ') p++;
+    return p;
+}
+
+/* -?\d+(\.\d+)? as a double, correctly rounded: exact when the digits fit in 2^53 and at most 22 are
+ * after the point (one IEEE division of two exact values); otherwise strtod. */
+static double to_double(const char *s, size_t n) {
+    const char *p = s, *e = s + n;
+    int neg = 0;
+    if (*p == '-') {
+        neg = 1;
+        p++;
+    }
+    uint64_t m = 0;
+    int digits = 0, frac = -1;
+    for (; p < e; p++) {
+        if (*p == '.') {
+            frac = 0;
+            continue;
+        }
+        if (m || *p != '0') digits++;
+        m = m * 10 + (uint64_t)(*p - '0');
+        if (frac >= 0) frac++;
+        if (digits > 15) break;
+    }
+    if (p == e && (frac < 0 || frac <= 22)) {
+        static const double p10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+                                     1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+        double v = (double)m / p10[frac < 0 ? 0 : frac];
+        return neg ? -v : v;
+    }
+    char tmp[320];
+    memcpy(tmp, s, n);
+    tmp[n] = 0;
+#ifdef HAVE_STRTOD_L
+    return strtod_l(tmp, NULL, c_locale);
+#else
+    return strtod(tmp, NULL);
+#endif
 }
 
 typedef struct {
@@ -323,8 +362,8 @@ typedef struct {
     int ntok, min_tokens, ncols;
     int *validators, *kinds;
     Col *cols;
-    Buf idx;
-    int oom, overflow;
+    int64_t *idx;
+    size_t nrows;
 } State;
 
 /* One line [s, e) without its '\n'. Returns 1 when taken (values appended), 0 when left to Python. */
@@ -352,24 +391,28 @@ static int do_line(State *st, const char *s, const char *e, Tok *toks) {
     while (p < e) {
         const char *q, *cs, *ce;
         if (*p == '"') {
-            q = p + 1;
-            while (q < e && *q != '"') {
-                if (*q == '\\') {
-                    if (q + 1 >= e) return 0;
-                    q += 2;
-                } else {
-                    q++;
+            /* the next quote ends the token unless a backslash comes before it (then: the escape-aware loop) */
+            q = memchr(p + 1, '"', (size_t)(e - p - 1));
+            if (!q) return 0;
+            if (memchr(p + 1, '\\', (size_t)(q - p - 1))) {
+                q = p + 1;
+                while (q < e && *q != '"') {
+                    if (*q == '\\') {
+                        if (q + 1 >= e) return 0;
+                        q += 2;
+                    } else {
+                        q++;
+                    }
                 }
+                if (q >= e) return 0;
             }
-            if (q >= e) return 0;
             cs = p + 1;
             ce = q;
             q++;
         } else if (*p == ' ') {
             return 0;
         } else {
-            q = memchr(p, ' ', (size_t)(e - p));
-            if (!q) q = e;
+            q = find_space(p, e);
             cs = p;
             ce = q;
         }
@@ -424,44 +467,33 @@ static int do_line(State *st, const char *s, const char *e, Tok *toks) {
         if (!ok) return 0;
     }
     /* taken: append */
+    size_t r = st->nrows;
     for (int k = 0; k < st->ncols; k++) {
         Col *c = &st->cols[k];
-        if (buf_reserve(&c->valid, 1)) goto oom;
-        c->valid.p[c->valid.len++] = (char)!c->isnull;
-        c->nnull += c->isnull;
-        if (c->type == T_STRING) {
-            if (!c->isnull && c->sl) {
-                if (buf_reserve(&c->data, c->sl)) goto oom;
-                memcpy(c->data.p + c->data.len, c->sp, c->sl);
-                c->data.len += c->sl;
+        if (c->isnull)
+            c->nnull++;
+        else
+            c->vp[r >> 3] |= (unsigned char)(1u << (r & 7));
+        switch (c->type) {
+        case T_STRING:
+            if (!c->isnull) {
+                memcpy(c->dp + c->dlen, c->sp, c->sl);
+                c->dlen += c->sl;
             }
-            if (c->data.len > INT32_MAX) {
-                st->overflow = 1;
-                return 0;
-            }
-            if (buf_reserve(&c->offs, 4)) goto oom;
-            int32_t o = (int32_t)c->data.len;
-            memcpy(c->offs.p + c->offs.len, &o, 4);
-            c->offs.len += 4;
-        } else if (c->type == T_DOUBLE) {
-            if (buf_reserve(&c->data, 8)) goto oom;
-            memcpy(c->data.p + c->data.len, &c->dv, 8);
-            c->data.len += 8;
-        } else if (c->type == T_INT64) {
-            if (buf_reserve(&c->data, 8)) goto oom;
-            memcpy(c->data.p + c->data.len, &c->iv, 8);
-            c->data.len += 8;
-        } else {
-            int32_t v = (int32_t)c->iv;
-            if (buf_reserve(&c->data, 4)) goto oom;
-            memcpy(c->data.p + c->data.len, &v, 4);
-            c->data.len += 4;
+            c->op[r + 1] = (int32_t)c->dlen;
+            break;
+        case T_DOUBLE:
+            ((double *)c->dp)[r] = c->dv;
+            break;
+        case T_INT64:
+            ((int64_t *)c->dp)[r] = c->iv;
+            break;
+        default:
+            ((int32_t *)c->dp)[r] = (int32_t)c->iv;
         }
     }
+    st->nrows = r + 1;
     return 1;
-oom:
-    st->oom = 1;
-    return 0;
 }
 
 static int read_int_seq(PyObject *seq, Py_ssize_t i, Py_ssize_t j, int *out) {
@@ -477,13 +509,9 @@ static int read_int_seq(PyObject *seq, Py_ssize_t i, Py_ssize_t j, int *out) {
     return 0;
 }
 
-static PyObject *bits_bytes(const Buf *valid, Py_ssize_t nrows) {
-    PyObject *b = PyBytes_FromStringAndSize(NULL, (nrows + 7) / 8);
-    if (!b) return NULL;
-    unsigned char *o = (unsigned char *)PyBytes_AS_STRING(b);
-    memset(o, 0, (size_t)((nrows + 7) / 8));
-    for (Py_ssize_t i = 0; i < nrows; i++)
-        if (valid->p[i]) o[i >> 3] |= (unsigned char)(1u << (i & 7));
+static PyObject *new_bytes(size_t n, char **p) {
+    PyObject *b = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)n);
+    if (b) *p = PyBytes_AS_STRING(b);
     return b;
 }
 
@@ -491,12 +519,25 @@ static PyObject *parse_block(PyObject *self, PyObject *args) {
     PyObject *data_obj, *tokens, *columns;
     int min_tokens;
     if (!PyArg_ParseTuple(args, "OOiO", &data_obj, &tokens, &min_tokens, &columns)) return NULL;
-    Py_buffer view;
-    if (PyObject_GetBuffer(data_obj, &view, PyBUF_SIMPLE) < 0) return NULL;
-    PyObject *result = NULL;
+    /* one bytes-like, or a list of them (one per file, each of whole lines: no join needed) */
+    PyObject *parts = PyList_Check(data_obj) ? Py_NewRef(data_obj) : PyList_New(1);
+    if (!parts) return NULL;
+    if (!PyList_Check(data_obj)) PyList_SET_ITEM(parts, 0, Py_NewRef(data_obj));
+    Py_ssize_t nparts = PyList_GET_SIZE(parts), nviews = 0;
+    Py_buffer *views = PyMem_Calloc((size_t)nparts + 1, sizeof(Py_buffer));
+    PyObject *result = NULL, *idx_obj = NULL, *rest_obj = NULL;
     State st;
     memset(&st, 0, sizeof st);
     Tok *toks = NULL;
+    if (!views) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    size_t len = 0;
+    for (; nviews < nparts; nviews++) {
+        if (PyObject_GetBuffer(PyList_GET_ITEM(parts, nviews), &views[nviews], PyBUF_SIMPLE) < 0) goto done;
+        len += (size_t)views[nviews].len;
+    }
     Py_ssize_t ntok = PySequence_Size(tokens), ncols = PySequence_Size(columns);
     if (ntok < 0 || ncols < 0) goto done;
     if (ntok > MAX_TOKENS) {
@@ -526,88 +567,102 @@ static PyObject *parse_block(PyObject *self, PyObject *args) {
             goto done;
         }
     }
+    if (len > INT32_MAX) { /* int32 offsets: the caller falls back to the Arrow engine */
+        PyErr_SetString(PyExc_OverflowError, "block over 2 GB");
+        goto done;
+    }
+    size_t nl = 0;
+    for (Py_ssize_t v = 0; v < nparts; v++) {
+        const char *buf = views[v].buf, *end = buf + views[v].len;
+        for (const char *q = buf; (q = memchr(q, '\n', (size_t)(end - q))) != NULL; q++) nl++;
+    }
+    char *ip, *rp;
+    if (!(idx_obj = new_bytes(nl * 8, &ip)) || !(rest_obj = new_bytes(nl * 8, &rp))) goto done;
+    st.idx = (int64_t *)ip;
+    int64_t *rest = (int64_t *)rp;
+    size_t nrest = 0;
     for (Py_ssize_t k = 0; k < ncols; k++) {
         Col *c = &st.cols[k];
+        char *vp, *op;
+        size_t width = c->type == T_INT32 ? 4 : 8;
+        if (!(c->valid = new_bytes((nl + 7) / 8, &vp))) goto done;
+        c->vp = (unsigned char *)vp;
+        memset(vp, 0, (nl + 7) / 8);
         if (c->type == T_STRING) {
-            if (buf_reserve(&c->offs, 4)) {
-                PyErr_NoMemory();
-                goto done;
-            }
-            memset(c->offs.p, 0, 4);
-            c->offs.len = 4;
+            if (!(c->offs = new_bytes((nl + 1) * 4, &op)) || !(c->data = new_bytes(len, &c->dp))) goto done;
+            c->op = (int32_t *)op;
+            c->op[0] = 0;
+        } else if (!(c->data = new_bytes(nl * width, &c->dp))) {
+            goto done;
         }
     }
-    const char *buf = (const char *)view.buf;
-    size_t len = (size_t)view.len;
-    Py_BEGIN_ALLOW_THREADS;
     int64_t line = 0;
-    size_t pos = 0;
-    while (pos < len) {
-        const char *nl = memchr(buf + pos, '\n', len - pos);
-        if (!nl) break;
-        if (do_line(&st, buf + pos, nl, toks)) {
-            if (buf_reserve(&st.idx, 8)) {
-                st.oom = 1;
-            } else {
-                memcpy(st.idx.p + st.idx.len, &line, 8);
-                st.idx.len += 8;
-            }
+    Py_BEGIN_ALLOW_THREADS;
+    for (Py_ssize_t v = 0; v < nparts; v++) {
+        const char *buf = views[v].buf;
+        size_t blen = (size_t)views[v].len, pos = 0;
+        while (pos < blen) {
+            const char *nlp = memchr(buf + pos, '\n', blen - pos);
+            if (!nlp) break;
+            if (do_line(&st, buf + pos, nlp, toks))
+                st.idx[st.nrows - 1] = line;
+            else if (nlp > buf + pos) /* empty lines are skipped, as parse_line's callers do */
+                rest[nrest++] = line;
+            line++;
+            pos = (size_t)(nlp - buf) + 1;
         }
-        if (st.oom || st.overflow) break;
-        line++;
-        pos = (size_t)(nl - buf) + 1;
     }
     Py_END_ALLOW_THREADS;
-    if (st.oom) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    if (st.overflow) {
-        PyErr_SetString(PyExc_OverflowError, "string column over 2 GB in one block");
-        goto done;
-    }
-    Py_ssize_t nrows = (Py_ssize_t)(st.idx.len / 8);
+    Py_ssize_t nrows = (Py_ssize_t)st.nrows;
+    if (_PyBytes_Resize(&idx_obj, nrows * 8) < 0 || _PyBytes_Resize(&rest_obj, (Py_ssize_t)nrest * 8) < 0) goto done;
     PyObject *cols = PyList_New(ncols);
     if (!cols) goto done;
     for (Py_ssize_t k = 0; k < ncols; k++) {
         Col *c = &st.cols[k];
-        PyObject *valid = c->nnull ? bits_bytes(&c->valid, nrows) : (Py_INCREF(Py_None), Py_None);
         PyObject *item;
-        if (!valid) {
-            Py_DECREF(cols);
-            goto done;
+        if (c->nnull) {
+            if (_PyBytes_Resize(&c->valid, (nrows + 7) / 8) < 0) goto fail;
+        } else {
+            Py_CLEAR(c->valid);
+            c->valid = Py_NewRef(Py_None);
         }
-        if (c->type == T_STRING)
-            item = Py_BuildValue("(nNy#y#)", c->nnull, valid, c->offs.p, (Py_ssize_t)c->offs.len,
-                                 c->data.p ? c->data.p : "", (Py_ssize_t)c->data.len);
-        else
-            item = Py_BuildValue("(nNy#)", c->nnull, valid, c->data.p ? c->data.p : "", (Py_ssize_t)c->data.len);
-        if (!item) {
-            Py_DECREF(cols);
-            goto done;
+        if (c->type == T_STRING) {
+            if (_PyBytes_Resize(&c->offs, (nrows + 1) * 4) < 0 || _PyBytes_Resize(&c->data, (Py_ssize_t)c->dlen) < 0)
+                goto fail;
+            item = Py_BuildValue("(nOOO)", c->nnull, c->valid, c->offs, c->data);
+        } else {
+            if (_PyBytes_Resize(&c->data, nrows * (c->type == T_INT32 ? 4 : 8)) < 0) goto fail;
+            item = Py_BuildValue("(nOO)", c->nnull, c->valid, c->data);
         }
+        if (!item) goto fail;
         PyList_SET_ITEM(cols, k, item);
     }
-    result = Py_BuildValue("(y#N)", st.idx.p ? st.idx.p : "", (Py_ssize_t)st.idx.len, cols);
+    result = Py_BuildValue("(ONOn)", idx_obj, cols, rest_obj, (Py_ssize_t)line);
+    goto done;
+fail:
+    Py_DECREF(cols);
 done:
     if (st.cols)
         for (Py_ssize_t k = 0; k < ncols; k++) {
-            free(st.cols[k].data.p);
-            free(st.cols[k].offs.p);
-            free(st.cols[k].valid.p);
+            Py_XDECREF(st.cols[k].data);
+            Py_XDECREF(st.cols[k].offs);
+            Py_XDECREF(st.cols[k].valid);
         }
+    Py_XDECREF(idx_obj);
+    Py_XDECREF(rest_obj);
+    for (Py_ssize_t v = 0; v < nviews; v++) PyBuffer_Release(&views[v]);
+    PyMem_Free(views);
+    Py_DECREF(parts);
     free(st.cols);
     free(st.validators);
     free(st.kinds);
     free(toks);
-    free(st.idx.p);
-    PyBuffer_Release(&view);
     return result;
 }
 
 static PyMethodDef methods[] = {
     {"parse_block", parse_block, METH_VARARGS,
-     "parse_block(data, tokens, min_tokens, columns) -> (line indexes as int64 bytes, column buffers)"},
+     "parse_block(data, tokens, min_tokens, columns) -> (taken lines, column buffers, other lines, line count)"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -624,15 +624,44 @@ def _csv_columns(data: bytes, ncols: int) -> tuple[list[pa.Array], list[int]] | 
 class _Block:
     """Parse one block of whole lines; see the comment above."""
 
-    def __init__(self, data: bytes, segs: list[_Seg], schema: LogSchema, fields: list[str] | None,
+    def __init__(self, data: bytes | list[bytes], segs: list[_Seg], schema: LogSchema, fields: list[str] | None,
                  strict: bool, engine: str = "arrow") -> None:
-        self.data, self.segs, self.schema, self.strict, self.engine = data, segs, schema, strict, engine
+        # ``data`` may come in parts (one per file, each of whole lines): the C engine reads them as they
+        # are, and they are joined only if a line needs Python or another engine runs
+        self.parts = data if isinstance(data, list) else [data]
+        self.segs, self.schema, self.strict, self.engine = segs, schema, strict, engine
         self.fields = fields if fields is not None else schema.names
-        self.buf = np.frombuffer(data, dtype=np.uint8)
-        self.starts, self.ends = _line_bounds(self.buf)
-        self.seg_first = np.searchsorted(self.starts, np.array([s.start for s in segs], dtype=np.int64))
-        for seg, first in zip(segs, self.seg_first.tolist()):
+        firsts: list[int] = []
+        off = line = k = 0
+        for seg in segs:  # the index of each file's first line, counting newlines part by part
+            while k < len(self.parts) and off + len(self.parts[k]) <= seg.start:
+                line += self.parts[k].count(b"\n")
+                off += len(self.parts[k])
+                k += 1
+            firsts.append(line + (self.parts[k].count(b"\n", 0, seg.start - off) if k < len(self.parts) else 0))
+        self.seg_first = np.array(firsts, dtype=np.int64)
+        for seg, first in zip(segs, firsts):
             seg.first_line = first
+
+    @functools.cached_property
+    def data(self) -> bytes:
+        return self.parts[0] if len(self.parts) == 1 else b"".join(self.parts)
+
+    @functools.cached_property
+    def buf(self) -> np.ndarray:
+        return np.frombuffer(self.data, dtype=np.uint8)
+
+    @functools.cached_property
+    def _bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        return _line_bounds(self.buf)
+
+    @property
+    def starts(self) -> np.ndarray:
+        return self._bounds[0]
+
+    @property
+    def ends(self) -> np.ndarray:
+        return self._bounds[1]
 
     def line_text(self, i: int) -> str:
         return self.data[self.starts[i]:self.ends[i]].decode("utf-8", "replace").rstrip("\r")
@@ -642,9 +671,9 @@ class _Block:
 
     def run(self) -> list[pa.RecordBatch]:
         """The block's rows in line order: slices of the vectorised result around the rows parse_line made."""
-        nlines = len(self.starts)
         arrow = self.schema.arrow_schema(self.fields)
-        got = self._compiled(nlines) if self.engine == "c" else self._fast(nlines)
+        self._rest: np.ndarray | None = None  # the C engine's list of lines for parse_line
+        got = self._compiled() if self.engine == "c" else self._fast(len(self.starts))
         if got is None:
             csv_lines, good_rows, fast = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), None
         else:
@@ -653,8 +682,12 @@ class _Block:
             fast = pa.RecordBatch.from_arrays(cols, schema=arrow)
         fast_lines = csv_lines[good_rows]
         # every line the fast path did not take is handled in Python, in order
-        todo = self.ends > self.starts  # empty lines: skipped, as in the line-by-line engine
-        todo[fast_lines] = False
+        if self._rest is not None:
+            todo_lines = self._rest.tolist()
+        else:
+            todo = self.ends > self.starts  # empty lines: skipped, as in the line-by-line engine
+            todo[fast_lines] = False
+            todo_lines = np.flatnonzero(todo).tolist()
         if len(fast_lines):
             counts = np.bincount(np.searchsorted(self.seg_first, fast_lines, side="right") - 1,
                                  minlength=len(self.segs))
@@ -663,7 +696,7 @@ class _Block:
                 seg.fs.rows += int(c)
         py_rows: list[list[Any]] = []
         py_lines: list[int] = []
-        for i in np.flatnonzero(todo).tolist():
+        for i in todo_lines:
             seg = self.seg_of(i)
             row = _python_line(seg.line_no + i - seg.first_line, self.line_text(i), self.schema, seg.fs,
                                self.strict, seg.name)
@@ -696,15 +729,17 @@ class _Block:
         return out
 
     # -- the compiled part ---------------------------------------------------------------------
-    def _compiled(self, nlines: int) -> tuple[np.ndarray, np.ndarray, list[pa.Array]] | None:
-        """The lines the C tokenizer vouches for (indexes, all ok) and their columns, built zero-copy."""
-        if nlines == 0:
-            return None
+    def _compiled(self) -> tuple[np.ndarray, np.ndarray, list[pa.Array]] | None:
+        """The lines the C tokenizer vouches for (indexes, all ok) and their columns, built zero-copy;
+        ``self._rest`` gets the other non-empty lines, for parse_line."""
         tokens, cols = _c_spec(self.schema, tuple(self.fields))
         try:
-            idx_buf, got = _albparse.parse_block(self.data, tokens, self.schema.min_tokens, cols)
-        except OverflowError:  # a string column over 2 GB in one block: the Arrow engine copes
-            return self._fast(nlines)
+            idx_buf, got, rest, nlines = _albparse.parse_block(self.parts, tokens, self.schema.min_tokens, cols)
+        except OverflowError:  # a block over 2 GB: the Arrow engine copes
+            return self._fast(len(self.starts))
+        self._rest = np.frombuffer(rest, dtype=np.int64)
+        if nlines == 0:
+            return None
         idx = np.frombuffer(idx_buf, dtype=np.int64)
         n = len(idx)
         arrow = self.schema.arrow_schema(self.fields)
@@ -1049,7 +1084,10 @@ def _parse_group(group: list[tuple[Source, FileStats]], o: _Opts) -> list[pa.Rec
     def flush() -> None:
         nonlocal parts, segs, size
         if segs:
-            data = b"".join(parts) if len(parts) > 1 else parts[0]
+            if o.engine == "c":  # reads the parts as they are
+                data: bytes | list[bytes] = parts
+            else:
+                data = b"".join(parts) if len(parts) > 1 else parts[0]
             parts = []  # the joined copy is enough; do not hold the text twice
             out.extend(_Block(data, segs, o.schema, o.fields, o.strict, o.engine).run())
         parts, segs, size = [], [], 0

@@ -17,6 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from conftest import FIXTURES, load_jsonl
@@ -160,8 +161,31 @@ def test_the_c_engine_takes_every_generated_line():
     data = b"".join(gzip.decompress(f.read_bytes()) for f in files)
     assert b'\\"' in data  # some user agents with an escaped quote
     tokens, cols = parse._c_spec(ACCESS, tuple(ACCESS.names))
-    idx, _ = _albparse.parse_block(data, tokens, ACCESS.min_tokens, cols)
-    assert len(idx) // 8 == data.count(b"\n") > 1000
+    idx, _, rest, nlines = _albparse.parse_block(data, tokens, ACCESS.min_tokens, cols)
+    assert len(idx) // 8 == nlines == data.count(b"\n") > 1000
+    assert rest == b""
+
+
+def test_doubles_round_like_python_float():
+    """Timings become doubles without strtod when that is exact; every result must equal float(text)."""
+    from albstats import _albparse
+
+    rnd = random.Random(3)
+    base = load_jsonl("alb_connection_samples.jsonl")[0]["line"].split(" ")
+    texts = ["0", "-0", "-0.000", "00.5", "0.1", "9007199254740993", "123456789012345.6", "1." + "9" * 30,
+             "0." + "0" * 21 + "1", "0." + "0" * 22 + "1", "1" * 25, "4.35", "0.3", "1" * 310]
+    for _ in range(3000):
+        digits = "".join(rnd.choice("0123456789") for _ in range(rnd.randint(1, 18)))
+        frac = "".join(rnd.choice("0123456789") for _ in range(rnd.randint(0, 25)))
+        texts.append(("-" if rnd.random() < 0.3 else "") + digits + ("." + frac if frac else ""))
+    data = "".join(" ".join(base[:6] + [t] + base[7:]) + "\n" for t in texts).encode()
+    tokens, cols = parse._c_spec(CONNECTION, ("tls_handshake_latency",))
+    idx, got, rest, _ = _albparse.parse_block(data, tokens, CONNECTION.min_tokens, cols)
+    taken = np.frombuffer(idx, dtype=np.int64)
+    values = np.frombuffer(got[0][2], dtype=np.float64)
+    assert len(taken) >= len(texts) - 1  # only the 310-digit number may be left to Python
+    for i, v in zip(taken.tolist(), values.tolist()):
+        assert repr(v) == repr(float(texts[i])), texts[i]
 
 
 def test_env_var_picks_the_engine(monkeypatch):
