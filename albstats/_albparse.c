@@ -6,7 +6,7 @@
  * lines to parse_line, which decides whether they are rows or bad lines. So rows and statistics equal the
  * reference by construction, as long as every line taken here is parsed exactly like parse_line does.
  *
- * parse_block(data, tokens, min_tokens, columns) -> (line_indexes, [column, ...], other_lines, nlines)
+ * parse_block(data, tokens, min_tokens, columns) -> (line_indexes, [column, ...], other_lines, line_counts)
  *   data:       bytes-like or a list of them (read as one), whole lines each ending with '\n' (a tail
  *               without '\n' is ignored)
  *   tokens:     sequence of (validator, kind) per schema token; validator codes see V_*, kind K_*
@@ -15,7 +15,7 @@
  * Returns the indexes (int64 bytes) of the lines taken, in order; per column a tuple
  * (null_count, validity bitmap bytes or None, offsets bytes, data bytes) for strings or
  * (null_count, validity bitmap bytes or None, values bytes) for numbers; the indexes (int64 bytes) of
- * the non-empty lines not taken (for parse_line); and the number of lines.
+ * the non-empty lines not taken (for parse_line); and the number of lines of each part.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -525,7 +525,7 @@ static PyObject *parse_block(PyObject *self, PyObject *args) {
     if (!PyList_Check(data_obj)) PyList_SET_ITEM(parts, 0, Py_NewRef(data_obj));
     Py_ssize_t nparts = PyList_GET_SIZE(parts), nviews = 0;
     Py_buffer *views = PyMem_Calloc((size_t)nparts + 1, sizeof(Py_buffer));
-    PyObject *result = NULL, *idx_obj = NULL, *rest_obj = NULL;
+    PyObject *result = NULL, *idx_obj = NULL, *rest_obj = NULL, *counts_obj = NULL;
     State st;
     memset(&st, 0, sizeof st);
     Tok *toks = NULL;
@@ -572,10 +572,21 @@ static PyObject *parse_block(PyObject *self, PyObject *args) {
         goto done;
     }
     size_t nl = 0;
+    PyObject *counts = PyList_New(nparts); /* lines per part */
+    if (!counts) goto done;
     for (Py_ssize_t v = 0; v < nparts; v++) {
         const char *buf = views[v].buf, *end = buf + views[v].len;
-        for (const char *q = buf; (q = memchr(q, '\n', (size_t)(end - q))) != NULL; q++) nl++;
+        size_t here = 0;
+        for (const char *q = buf; (q = memchr(q, '\n', (size_t)(end - q))) != NULL; q++) here++;
+        nl += here;
+        PyObject *c = PyLong_FromSize_t(here);
+        if (!c) {
+            Py_DECREF(counts);
+            goto done;
+        }
+        PyList_SET_ITEM(counts, v, c);
     }
+    counts_obj = counts;
     char *ip, *rp;
     if (!(idx_obj = new_bytes(nl * 8, &ip)) || !(rest_obj = new_bytes(nl * 8, &rp))) goto done;
     st.idx = (int64_t *)ip;
@@ -637,7 +648,7 @@ static PyObject *parse_block(PyObject *self, PyObject *args) {
         if (!item) goto fail;
         PyList_SET_ITEM(cols, k, item);
     }
-    result = Py_BuildValue("(ONOn)", idx_obj, cols, rest_obj, (Py_ssize_t)line);
+    result = Py_BuildValue("(ONOO)", idx_obj, cols, rest_obj, counts_obj);
     goto done;
 fail:
     Py_DECREF(cols);
@@ -650,6 +661,7 @@ done:
         }
     Py_XDECREF(idx_obj);
     Py_XDECREF(rest_obj);
+    Py_XDECREF(counts_obj);
     for (Py_ssize_t v = 0; v < nviews; v++) PyBuffer_Release(&views[v]);
     PyMem_Free(views);
     Py_DECREF(parts);
@@ -662,7 +674,7 @@ done:
 
 static PyMethodDef methods[] = {
     {"parse_block", parse_block, METH_VARARGS,
-     "parse_block(data, tokens, min_tokens, columns) -> (taken lines, column buffers, other lines, line count)"},
+     "parse_block(data, tokens, min_tokens, columns) -> (taken lines, column buffers, other lines, lines per part)"},
     {NULL, NULL, 0, NULL},
 };
 

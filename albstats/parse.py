@@ -631,16 +631,21 @@ class _Block:
         self.parts = data if isinstance(data, list) else [data]
         self.segs, self.schema, self.strict, self.engine = segs, schema, strict, engine
         self.fields = fields if fields is not None else schema.names
+        if engine != "c":
+            self._set_seg_first()
+
+    def _set_seg_first(self, counts: list[int] | None = None) -> None:
+        """The index of each file's first line in the block, from the parts' line counts if known."""
         firsts: list[int] = []
         off = line = k = 0
-        for seg in segs:  # the index of each file's first line, counting newlines part by part
+        for seg in self.segs:
             while k < len(self.parts) and off + len(self.parts[k]) <= seg.start:
-                line += self.parts[k].count(b"\n")
+                line += self.parts[k].count(b"\n") if counts is None else counts[k]
                 off += len(self.parts[k])
                 k += 1
             firsts.append(line + (self.parts[k].count(b"\n", 0, seg.start - off) if k < len(self.parts) else 0))
         self.seg_first = np.array(firsts, dtype=np.int64)
-        for seg, first in zip(segs, firsts):
+        for seg, first in zip(self.segs, firsts):
             seg.first_line = first
 
     @functools.cached_property
@@ -734,11 +739,13 @@ class _Block:
         ``self._rest`` gets the other non-empty lines, for parse_line."""
         tokens, cols = _c_spec(self.schema, tuple(self.fields))
         try:
-            idx_buf, got, rest, nlines = _albparse.parse_block(self.parts, tokens, self.schema.min_tokens, cols)
+            idx_buf, got, rest, counts = _albparse.parse_block(self.parts, tokens, self.schema.min_tokens, cols)
         except OverflowError:  # a block over 2 GB: the Arrow engine copes
+            self._set_seg_first()
             return self._fast(len(self.starts))
+        self._set_seg_first(counts)
         self._rest = np.frombuffer(rest, dtype=np.int64)
-        if nlines == 0:
+        if sum(counts) == 0:
             return None
         idx = np.frombuffer(idx_buf, dtype=np.int64)
         n = len(idx)
