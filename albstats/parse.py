@@ -1422,8 +1422,15 @@ def parse_files(paths: list[str], *, fmt: str = "jsonl", output: str | None = No
 
         validate_fields(fields, schema)
     names = {s.name for s in sources if s.name in {str(p) for p in paths}}
+    lines = 0
+
+    def on_file(fs: FileStats) -> None:  # a running total: stats.lines sums over all files read so far
+        nonlocal lines
+        lines += fs.lines
+        tick.advance(1, lines=lines)
+
     with progress.bar("parsing", total=len(sources), quiet=quiet) as tick:
         batches = iter_batches(sources, kind=kind, fields=fields, strict=strict, stats=stats, processes=True,
-                               on_file=lambda fs: tick.advance(1, lines=stats.lines), explicit=names)
+                               on_file=on_file, explicit=names)
         write_batches(batches, schema.arrow_schema(fields), fmt, output)
     return stats
