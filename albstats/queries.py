@@ -32,8 +32,11 @@ from pathlib import Path
 
 from albstats.errors import UsageError
 
-#: Where the saved queries live: $ALBSTATS_SQL_DIR, else ``sql/`` beside the package.
-SQL_DIR = Path(os.environ.get("ALBSTATS_SQL_DIR") or Path(__file__).resolve().parent.parent / "sql")
+#: Where the saved queries live: $ALBSTATS_SQL_DIR, else ``albstats/sql`` in an installed wheel, else
+#: ``sql/`` at the top of the repository (a checkout or an editable install).
+_HERE = Path(__file__).resolve().parent
+SQL_DIR = Path(os.environ.get("ALBSTATS_SQL_DIR")
+               or (_HERE / "sql" if (_HERE / "sql").is_dir() else _HERE.parent / "sql"))
 
 _TITLE_RE = re.compile(r"--\s*([a-z][a-z0-9_]*)\s*:\s*(.+)")
 _ITEM_RE = re.compile(r"-- {2,4}([a-z_][a-z0-9_]*)\s+([a-z]+)\s+(.*)")

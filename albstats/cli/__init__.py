@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -21,16 +20,20 @@ COMMAND_MODULES = ("parse", "generate", "query", "athena", "report", "proxy")
 
 
 class AlbstatsGroup(TyperGroup):
-    """Turns user-facing errors into ``albstats: error: ...`` and an exit code, also under CliRunner."""
+    """Turns user-facing errors into ``albstats: error: ...`` and an exit code, also under CliRunner.
 
-    def invoke(self, ctx: click.Context) -> Any:
+    Only ``typer`` is imported, never ``click``: Typer >= 0.26 carries its own copy of click, and a
+    plain ``pip install albstats`` has no separate click package.
+    """
+
+    def invoke(self, ctx: typer.Context) -> Any:
         try:
             return super().invoke(ctx)
         except AlbstatsError as e:
-            click.echo(f"albstats: error: {e}", err=True)
+            typer.echo(f"albstats: error: {e}", err=True)
             ctx.exit(e.exit_code)
         except KeyboardInterrupt:
-            click.echo("albstats: interrupted", err=True)
+            typer.echo("albstats: interrupted", err=True)
             ctx.exit(130)
 
 
