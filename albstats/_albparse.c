@@ -43,6 +43,7 @@ typedef struct {
     int tok, sub, type;
     PyObject *data, *offs, *valid;
     char *dp;
+    size_t dcap; /* strings: capacity of the malloc'd text buffer dp (grown by doubling) */
     int32_t *op;
     unsigned char *vp;
     size_t dlen;
@@ -364,6 +365,7 @@ typedef struct {
     Col *cols;
     int64_t *idx;
     size_t nrows;
+    int oom;
 } State;
 
 /* One line [s, e) without its '\n'. Returns 1 when taken (values appended), 0 when left to Python. */
@@ -477,6 +479,17 @@ static int do_line(State *st, const char *s, const char *e, Tok *toks) {
         switch (c->type) {
         case T_STRING:
             if (!c->isnull) {
+                if (c->dlen + c->sl > c->dcap) {
+                    size_t cap = c->dcap ? c->dcap : 65536;
+                    while (cap < c->dlen + c->sl) cap *= 2;
+                    char *q = realloc(c->dp, cap);
+                    if (!q) {
+                        st->oom = 1;
+                        return 0;
+                    }
+                    c->dp = q;
+                    c->dcap = cap;
+                }
                 memcpy(c->dp + c->dlen, c->sp, c->sl);
                 c->dlen += c->sl;
             }
@@ -507,6 +520,50 @@ static int read_int_seq(PyObject *seq, Py_ssize_t i, Py_ssize_t j, int *out) {
     if (v == -1 && PyErr_Occurred()) return -1;
     *out = (int)v;
     return 0;
+}
+
+/* A malloc'd buffer exposed through the buffer protocol (freed with the object): string columns' text is
+ * grown by doubling while the GIL is released, then handed to Arrow without a copy. Allocating it for the
+ * worst case up front (the block's size, per column) left the workers' heaps fragmented. */
+typedef struct {
+    PyObject_HEAD char *p;
+    Py_ssize_t n;
+} RawBuf;
+
+static void rawbuf_dealloc(RawBuf *self) {
+    free(self->p);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int rawbuf_getbuffer(RawBuf *self, Py_buffer *view, int flags) {
+    return PyBuffer_FillInfo(view, (PyObject *)self, self->p ? self->p : (char *)"", self->n, 1, flags);
+}
+
+static PyBufferProcs rawbuf_as_buffer = {(getbufferproc)rawbuf_getbuffer, NULL};
+
+static PyTypeObject RawBufType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "albstats._albparse.Buffer",
+    .tp_basicsize = sizeof(RawBuf),
+    .tp_dealloc = (destructor)rawbuf_dealloc,
+    .tp_as_buffer = &rawbuf_as_buffer,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "text of one string column (buffer protocol)",
+};
+
+/* Takes ownership of p. */
+static PyObject *rawbuf_new(char *p, size_t n) {
+    if (p && n) {
+        char *q = realloc(p, n); /* give back the unused capacity */
+        if (q) p = q;
+    }
+    RawBuf *b = PyObject_New(RawBuf, &RawBufType);
+    if (!b) {
+        free(p);
+        return NULL;
+    }
+    b->p = p;
+    b->n = (Py_ssize_t)n;
+    return (PyObject *)b;
 }
 
 static PyObject *new_bytes(size_t n, char **p) {
@@ -600,7 +657,7 @@ static PyObject *parse_block(PyObject *self, PyObject *args) {
         c->vp = (unsigned char *)vp;
         memset(vp, 0, (nl + 7) / 8);
         if (c->type == T_STRING) {
-            if (!(c->offs = new_bytes((nl + 1) * 4, &op)) || !(c->data = new_bytes(len, &c->dp))) goto done;
+            if (!(c->offs = new_bytes((nl + 1) * 4, &op))) goto done;
             c->op = (int32_t *)op;
             c->op[0] = 0;
         } else if (!(c->data = new_bytes(nl * width, &c->dp))) {
@@ -624,6 +681,10 @@ static PyObject *parse_block(PyObject *self, PyObject *args) {
         }
     }
     Py_END_ALLOW_THREADS;
+    if (st.oom) {
+        PyErr_NoMemory();
+        goto done;
+    }
     Py_ssize_t nrows = (Py_ssize_t)st.nrows;
     if (_PyBytes_Resize(&idx_obj, nrows * 8) < 0 || _PyBytes_Resize(&rest_obj, (Py_ssize_t)nrest * 8) < 0) goto done;
     PyObject *cols = PyList_New(ncols);
@@ -638,8 +699,10 @@ static PyObject *parse_block(PyObject *self, PyObject *args) {
             c->valid = Py_NewRef(Py_None);
         }
         if (c->type == T_STRING) {
-            if (_PyBytes_Resize(&c->offs, (nrows + 1) * 4) < 0 || _PyBytes_Resize(&c->data, (Py_ssize_t)c->dlen) < 0)
-                goto fail;
+            if (_PyBytes_Resize(&c->offs, (nrows + 1) * 4) < 0) goto fail;
+            c->data = rawbuf_new(c->dp, c->dlen);
+            c->dp = NULL; /* owned by c->data now (or freed) */
+            if (!c->data) goto fail;
             item = Py_BuildValue("(nOOO)", c->nnull, c->valid, c->offs, c->data);
         } else {
             if (_PyBytes_Resize(&c->data, nrows * (c->type == T_INT32 ? 4 : 8)) < 0) goto fail;
@@ -658,6 +721,7 @@ done:
             Py_XDECREF(st.cols[k].data);
             Py_XDECREF(st.cols[k].offs);
             Py_XDECREF(st.cols[k].valid);
+            if (st.cols[k].type == T_STRING) free(st.cols[k].dp);
         }
     Py_XDECREF(idx_obj);
     Py_XDECREF(rest_obj);
@@ -686,5 +750,6 @@ PyMODINIT_FUNC PyInit__albparse(void) {
     c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
     if (!c_locale) return PyErr_NoMemory();
 #endif
+    if (PyType_Ready(&RawBufType) < 0) return NULL;
     return PyModule_Create(&module);
 }

@@ -3,11 +3,12 @@
 Run by hand (not part of the tests), from the repository root:
 
     .venv/bin/python bench/bench_parse.py            # 1M lines in ~2,000 five-minute files
-    .venv/bin/python bench/bench_parse.py --runs 2 --tenfold
+    .venv/bin/python bench/bench_parse.py --runs 2 --tenfold --engines c,arrow
 
 It generates the input once with `albstats generate` into bench/data/ (gitignored), warms the page
 cache, then measures in one run, each command in its own process under /usr/bin/time: wall time,
-CPU time and peak RSS of `zcat` over all the files and of `albstats parse DIR --format parquet -o ...`.
+CPU time and peak RSS of `zcat` over all the files and of `albstats parse DIR --format parquet -o ...`
+with each parser engine (ALBSTATS_PARSER), checking that the engines write the same rows.
 `--tenfold` also parses the same files ten times over (the folder named ten times) to show that peak
 memory does not grow with the input. Targets from the issue: albstats/zcat wall-time ratio <= 0.8
 (aim 0.6), peak RSS <= 300 MB, memory flat at ten times the input.
@@ -68,12 +69,13 @@ def _pss_kb(pids: list[int]) -> int:
     return total
 
 
-def measure(cmd: list[str] | str, shell: bool = False) -> dict[str, float]:
+def measure(cmd: list[str] | str, shell: bool = False, env: dict[str, str] | None = None) -> dict[str, float]:
     """Wall, CPU (user+sys, children included) and peak RSS of the biggest process, from GNU time; plus the
     peak total PSS of the whole process tree (worker processes included), sampled every 50 ms."""
     fmt = "%e %U %S %M"
     full = f"{TIME} -f '{fmt}' sh -c {shlex_quote(cmd)}" if shell else [TIME, "-f", fmt, *cmd]
-    p = subprocess.Popen(full, shell=shell, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(full, shell=shell, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                         env=None if env is None else {**os.environ, **env})
     peak = 0
     while p.poll() is None:
         peak = max(peak, _pss_kb(_tree(p.pid)))
@@ -111,7 +113,10 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=ROOT / "bench" / "data" / "parse-1m")
     ap.add_argument("--runs", type=int, default=1, help="measure this many times (to see the noise)")
     ap.add_argument("--tenfold", action="store_true", help="also parse the input ten times over (memory check)")
+    ap.add_argument("--engines", default="c,arrow",
+                    help="parser engines to measure, comma separated (ALBSTATS_PARSER: c, arrow, python)")
     args = ap.parse_args()
+    engines = [e for e in args.engines.split(",") if e]
 
     files = ensure_data(args.data, args.lines, args.days)
     out_dir = ROOT / "bench" / "out"
@@ -127,28 +132,38 @@ def main() -> None:
     print(f"input: {len(files):,} files, {raw / 1e6:.0f} MB gzip, {args.lines:,} lines; "
           f"{os.cpu_count()} cores, load average {load:.2f} before the run")
     measure(zcat, shell=True)  # warm the page cache
-    rows = []
-    for i in range(args.runs):
-        z = measure(zcat, shell=True)
-        a = measure(parse)
-        rows.append((z, a))
-        print(f"run {i + 1}: zcat {z['wall']:.2f} s wall, {z['cpu']:.2f} s cpu, {z['rss_mb']:.0f} MB | "
-              f"albstats parse --format parquet {a['wall']:.2f} s wall, {a['cpu']:.2f} s cpu, peak RSS "
-              f"{a['rss_mb']:.0f} MB (biggest process), {a['tree_mb']:.0f} MB (all processes, PSS) | "
-              f"ratio {a['wall'] / z['wall']:.2f}", flush=True)
-    best = min(rows, key=lambda r: r[1]["wall"] / r[0]["wall"])
-    print(f"best run: wall ratio {best[1]['wall'] / best[0]['wall']:.2f}; CPU seconds albstats/zcat "
-          f"{best[1]['cpu'] / best[0]['cpu']:.2f} (with two free cores the wall ratio approaches half of that)")
     import pyarrow.parquet as pq
 
+    rows: dict[str, list[tuple[dict[str, float], dict[str, float]]]] = {e: [] for e in engines}
+    first = None
+    for i in range(args.runs):
+        for engine in engines:  # zcat right before each measurement: the load on a shared box drifts
+            z = measure(zcat, shell=True)
+            a = measure(parse, env={"ALBSTATS_PARSER": engine})
+            rows[engine].append((z, a))
+            print(f"run {i + 1}, engine {engine}: zcat {z['wall']:.2f} s wall, {z['cpu']:.2f} s cpu, "
+                  f"{z['rss_mb']:.0f} MB | albstats parse --format parquet {a['wall']:.2f} s wall, {a['cpu']:.2f} s "
+                  f"cpu, peak RSS {a['rss_mb']:.0f} MB (biggest process), {a['tree_mb']:.0f} MB (all processes, "
+                  f"PSS) | ratio {a['wall'] / z['wall']:.2f}", flush=True)
+            table = pq.read_table(out)
+            if first is None:
+                first = table
+            elif not table.equals(first):
+                sys.exit(f"bench: engine {engine} wrote a different table")
+    for engine in engines:
+        best = min(rows[engine], key=lambda r: r[1]["wall"] / r[0]["wall"])
+        print(f"engine {engine}, best run: wall ratio {best[1]['wall'] / best[0]['wall']:.2f}; CPU seconds "
+              f"albstats/zcat {best[1]['cpu'] / best[0]['cpu']:.2f} (with two free cores the wall ratio approaches "
+              f"half of that)")
     n = pq.ParquetFile(out).metadata.num_rows
-    print(f"parquet rows: {n:,} ({out.stat().st_size / 1e6:.0f} MB)")
+    print(f"parquet rows: {n:,} ({out.stat().st_size / 1e6:.0f} MB), identical for engines {', '.join(engines)}")
     if args.tenfold:
         big = [*albstats_cmd(), "parse", *([str(args.data)] * 10), "--format", "parquet", "-o",
                str(out_dir / "parse10.parquet"), "-q"]
-        t = measure(big)
-        one = rows[-1][1]
-        print(f"10x input ({10 * args.lines:,} lines): {t['wall']:.2f} s wall, {t['cpu']:.2f} s cpu, peak RSS "
+        t = measure(big, env={"ALBSTATS_PARSER": engines[0]})
+        one = rows[engines[0]][-1][1]
+        print(f"10x input ({10 * args.lines:,} lines, engine {engines[0]}): {t['wall']:.2f} s wall, "
+              f"{t['cpu']:.2f} s cpu, peak RSS "
               f"{t['rss_mb']:.0f} MB biggest process, {t['tree_mb']:.0f} MB all processes "
               f"(1x: {one['rss_mb']:.0f} MB, {one['tree_mb']:.0f} MB)")
         (out_dir / "parse10.parquet").unlink(missing_ok=True)
