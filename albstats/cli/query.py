@@ -16,6 +16,7 @@ from typing import Any
 
 import typer
 
+from albstats.cli import options
 from albstats.errors import UsageError
 
 FORMATS = ("table", "csv", "json", "parquet")
@@ -144,15 +145,15 @@ def register(app: typer.Typer) -> None:
         limit: int = typer.Option(None, "--limit", help="Rows for queries with a limit (default: the query's)."),
         format: str = typer.Option("table", "--format", "-f", help="table, csv, json or parquet."),
         output: str = typer.Option(None, "-o", "--output", help="Write to FILE (written whole or not at all)."),
-        db: str = typer.Option(None, "--db", help="Ingest cache file (default ~/.cache/albstats/cache.duckdb)."),
-        no_cache: bool = typer.Option(False, "--no-cache", help="Parse the files into a temporary database."),
+        db: str = options.DB,
+        no_cache: bool = options.NO_CACHE,
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary on stderr."),
-        database: str = typer.Option(None, "--database", help="Athena database."),
-        table: str = typer.Option(None, "--table", help="Athena table."),
-        workgroup: str = typer.Option(None, "--workgroup", help="Athena workgroup."),
-        output_location: str = typer.Option(None, "--output-location", help="Athena results, s3://..."),
-        region: str = typer.Option(None, "--region", help="AWS region."),
-        profile: str = typer.Option(None, "--profile", help="AWS profile."),
+        database: str = options.DATABASE,
+        table: str = options.TABLE,
+        workgroup: str = options.WORKGROUP,
+        output_location: str = options.OUTPUT_LOCATION,
+        region: str = options.REGION,
+        profile: str = options.PROFILE,
     ) -> None:
         """Run a saved query (Athena SQL from sql/) and print its result.
 
@@ -228,15 +229,15 @@ def register(app: typer.Typer) -> None:
         param: list[str] = typer.Option(None, "--param", help="Bind :NAME to VALUE (text), repeatable."),
         format: str = typer.Option("table", "--format", "-f", help="table, csv, json or parquet."),
         output: str = typer.Option(None, "-o", "--output", help="Write to FILE."),
-        db: str = typer.Option(None, "--db", help="Ingest cache file."),
-        no_cache: bool = typer.Option(False, "--no-cache", help="Parse the files into a temporary database."),
+        db: str = options.DB,
+        no_cache: bool = options.NO_CACHE,
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary."),
-        database: str = typer.Option(None, "--database", help="Athena database."),
-        table: str = typer.Option(None, "--table", help="Athena table."),
-        workgroup: str = typer.Option(None, "--workgroup", help="Athena workgroup."),
-        output_location: str = typer.Option(None, "--output-location", help="Athena results, s3://..."),
-        region: str = typer.Option(None, "--region", help="AWS region."),
-        profile: str = typer.Option(None, "--profile", help="AWS profile."),
+        database: str = options.DATABASE,
+        table: str = options.TABLE,
+        workgroup: str = options.WORKGROUP,
+        output_location: str = options.OUTPUT_LOCATION,
+        region: str = options.REGION,
+        profile: str = options.PROFILE,
     ) -> None:
         """Run ad-hoc Athena SQL over the alb_logs relation (the same columns as the Athena table)."""
         from albstats.engines.base import parse_param_args

@@ -11,6 +11,7 @@ from typing import Any
 
 import typer
 
+from albstats.cli import options
 from albstats.errors import SloBreached, UsageError
 
 FORMATS = ("terminal", "md", "html", "json")
@@ -67,14 +68,14 @@ def register(app: typer.Typer) -> None:
                                         "with --format are still printed)."),
         fail_on_breach: bool = typer.Option(False, "--fail-on-breach", help="Exit 3 when the SLO was breached."),
         min_client_4xx: int = typer.Option(100, "--min-client-4xx", help="4XX answers that flag a client."),
-        db: str = typer.Option(None, "--db", help="Ingest cache file (local engine)."),
-        no_cache: bool = typer.Option(False, "--no-cache", help="Parse into a temporary database (local engine)."),
-        database: str = typer.Option(None, "--database", help="Athena database."),
-        table: str = typer.Option(None, "--table", help="Athena table."),
-        workgroup: str = typer.Option(None, "--workgroup", help="Athena workgroup."),
-        output_location: str = typer.Option(None, "--output-location", help="Athena results, s3://..."),
-        region: str = typer.Option(None, "--region", help="AWS region."),
-        profile: str = typer.Option(None, "--profile", help="AWS profile."),
+        db: str = options.DB,
+        no_cache: bool = options.NO_CACHE,
+        database: str = options.DATABASE,
+        table: str = options.TABLE,
+        workgroup: str = options.WORKGROUP,
+        output_location: str = options.OUTPUT_LOCATION,
+        region: str = options.REGION,
+        profile: str = options.PROFILE,
     ) -> None:
         """The SLO report: availability and error budget, latency, where 5XX come from, security, data quality.
 
@@ -127,14 +128,14 @@ def register(app: typer.Typer) -> None:
                                             "connection error (backoff 1, 2, 4 ... s)."),
         webhook_timeout: float = typer.Option(10.0, "--webhook-timeout", help="Seconds per webhook attempt."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
-        db: str = typer.Option(None, "--db", help="Ingest cache file (local engine)."),
-        no_cache: bool = typer.Option(False, "--no-cache", help="Parse into a temporary database (local engine)."),
-        database: str = typer.Option(None, "--database", help="Athena database."),
-        table: str = typer.Option(None, "--table", help="Athena table."),
-        workgroup: str = typer.Option(None, "--workgroup", help="Athena workgroup."),
-        output_location: str = typer.Option(None, "--output-location", help="Athena results, s3://..."),
-        region: str = typer.Option(None, "--region", help="AWS region."),
-        profile: str = typer.Option(None, "--profile", help="AWS profile."),
+        db: str = options.DB,
+        no_cache: bool = options.NO_CACHE,
+        database: str = options.DATABASE,
+        table: str = options.TABLE,
+        workgroup: str = options.WORKGROUP,
+        output_location: str = options.OUTPUT_LOCATION,
+        region: str = options.REGION,
+        profile: str = options.PROFILE,
     ) -> None:
         """Last full ISO week (UTC Monday to Monday) with deltas against the week before, for cron.
 
