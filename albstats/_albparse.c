@@ -235,6 +235,7 @@ static int cast_number(Col *c, const char *s, size_t n) {
 
 /* The first space in [p, e), or e; eight bytes at a time (bare tokens are short: cheaper than memchr). */
 static inline const char *find_space(const char *p, const char *e) {
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     while (e - p >= 8) {
         uint64_t w;
         memcpy(&w, p, 8);
@@ -243,6 +244,7 @@ static inline const char *find_space(const char *p, const char *e) {
         if (z) return p + (__builtin_ctzll(z) >> 3); /* little-endian: lowest set byte is the first space */
         p += 8;
     }
+#endif
     while (p < e && *p != ' ') p++;
     return p;
 }
