@@ -20,7 +20,6 @@ from albstats.cli import options
 from albstats.errors import UsageError
 
 FORMATS = ("table", "csv", "json", "parquet")
-_ATHENA_OPTS = ("database", "table", "workgroup", "output_location", "region", "profile")
 
 
 def _engine(paths: list[str], engine: str, db: str | None, no_cache: bool, quiet: bool,
@@ -127,10 +126,6 @@ def _summary(eng: Any) -> None:
 def register(app: typer.Typer) -> None:
     """Add `query` and the `sql` group."""
 
-    def athena_opts(database: str | None, table: str | None, workgroup: str | None, output_location: str | None,
-                    region: str | None, profile: str | None) -> dict[str, Any]:
-        return dict(zip(_ATHENA_OPTS, (database, table, workgroup, output_location, region, profile)))
-
     @app.command("query")
     def query(
         name: str = typer.Argument(..., help="Saved query name (see `albstats sql list`)."),
@@ -168,7 +163,7 @@ def register(app: typer.Typer) -> None:
         get(name)  # unknown names fail before any file is read
         params = parse_param_args(param)
         with _engine(paths or [], engine, db, no_cache, quiet,
-                     athena_opts(database, table, workgroup, output_location, region, profile)) as eng:
+                     options.athena_settings(database, table, workgroup, output_location, region, profile)) as eng:
             kw = dict(since=since, until=until, bucket=bucket, limit=limit, **params)
             if format == "parquet":
                 _write_parquet(eng.query(name, **kw), output)
@@ -246,7 +241,7 @@ def register(app: typer.Typer) -> None:
             raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {format!r}")
         params = parse_param_args(param)
         with _engine(paths or [], engine, db, no_cache, quiet,
-                     athena_opts(database, table, workgroup, output_location, region, profile)) as eng:
+                     options.athena_settings(database, table, workgroup, output_location, region, profile)) as eng:
             if format == "parquet":
                 _write_parquet(eng.sql(text, params), output)
             else:

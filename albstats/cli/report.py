@@ -88,8 +88,7 @@ def register(app: typer.Typer) -> None:
         if format not in FORMATS:
             raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {format!r}")
         opts = _options(slo, latency_slo, count_460, since, until, min_client_4xx)
-        athena = dict(database=database, table=table, workgroup=workgroup, output_location=output_location,
-                      region=region, profile=profile)
+        athena = options.athena_settings(database, table, workgroup, output_location, region, profile)
         connect = _connector(list(paths or []), engine, db, no_cache, quiet, athena)
         with connect() as eng:
             r = build(eng, opts)
@@ -150,8 +149,7 @@ def register(app: typer.Typer) -> None:
 
         t_now = parse_time(now, name="now") if now else datetime.now(UTC)
         opts = _options(slo, latency_slo, count_460, now=t_now)
-        athena = dict(database=database, table=table, workgroup=workgroup, output_location=output_location,
-                      region=region, profile=profile)
+        athena = options.athena_settings(database, table, workgroup, output_location, region, profile)
         connect = _connector(list(paths or []), engine, db, no_cache, quiet, athena)
         if not 0 <= webhook_retries <= 10:
             raise UsageError("--webhook-retries must be between 0 and 10")
