@@ -46,6 +46,16 @@ def _marker(n: int) -> str:
     return "o" if n <= 30 else ""
 
 
+def _seconds_over_time(ax: Axes, title: str, ylabel: str) -> None:
+    """The shared look of the latency charts: log seconds against UTC time, legend top right."""
+    ax.set_yscale("log")
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
+    ax.set_xlabel("time (UTC)")
+    ax.legend(loc="upper right", fontsize="small")
+    ax.grid(alpha=0.3, which="both")
+
+
 def _empty(ax: Axes, title: str) -> None:
     ax.set_title(title)
     ax.text(0.5, 0.5, "no data in the window", ha="center", va="center", transform=ax.transAxes, color="grey")
@@ -97,12 +107,7 @@ def latency(percentiles: pd.DataFrame, *, metric: str = "total_time", ax: Axes |
     _time_axis(ax, df["bucket_start"])
     if threshold is not None:
         ax.axhline(threshold, color="#2c3e50", ls="--", lw=1, label=f"latency SLO {threshold:g} s")
-    ax.set_yscale("log")
-    ax.set_title(title)
-    ax.set_ylabel("seconds")
-    ax.set_xlabel("time (UTC)")
-    ax.legend(loc="upper right", fontsize="small")
-    ax.grid(alpha=0.3, which="both")
+    _seconds_over_time(ax, title, "seconds")
     return fig
 
 
@@ -176,10 +181,5 @@ def latency_breakdown(percentiles: pd.DataFrame, *, stat: str = "p99", ax: Axes 
     if not drawn:
         _empty(ax, title)
         return fig
-    ax.set_yscale("log")
-    ax.set_title(title)
-    ax.set_ylabel("seconds (values under 1 ms drawn at 1 ms)")
-    ax.set_xlabel("time (UTC)")
-    ax.legend(loc="upper right", fontsize="small")
-    ax.grid(alpha=0.3, which="both")
+    _seconds_over_time(ax, title, "seconds (values under 1 ms drawn at 1 ms)")
     return fig
