@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
@@ -39,6 +40,7 @@ class Source:
     size: int | None = None
     etag: str | None = None  # S3 ETag (quotes removed), so caches and fetch can tell a changed object
     local_path: str | None = None  # set for local files: worker processes can open them by path
+    mtime_ns: int | None = None  # local files: modification time from the listing's stat (the cache key)
 
     @property
     def basename(self) -> str:
@@ -73,19 +75,54 @@ class Source:
 
 def local_source(path: Path) -> Source:
     name = str(path)
-    return Source(name, lambda p=name: open(p, "rb"), path.stat().st_size, local_path=name)
+    st = path.stat()
+    return _stat_source(name, st)
+
+
+def _stat_source(name: str, st: os.stat_result) -> Source:
+    return Source(name, partial(open, name, "rb"), st.st_size, local_path=name, mtime_ns=st.st_mtime_ns)
 
 
 def stdin_source() -> Source:
     return Source("<stdin>", lambda: sys.stdin.buffer, None)
 
 
-def _walk(folder: Path) -> Iterable[Path]:
-    for root, dirs, files in os.walk(folder):
-        dirs.sort()
-        for f in sorted(files):
-            if f == CONTROL_NAME or f.endswith(LOG_SUFFIXES):
-                yield Path(root) / f
+def _walk_sources(folder: str | os.PathLike[str]) -> list[Source]:
+    """The log files under ``folder`` as sources, in the order ``os.walk`` gives with sorted names (a
+    folder's files, then its subfolders, recursively; symlinked folders not followed, unreadable ones
+    skipped; ``ELBAccessLogTestFile`` left out). One ``os.scandir`` per folder and one stat per file
+    (the size and mtime the cache keys on); names are spelled as ``pathlib`` joins them."""
+    base = str(Path(folder))
+    out: list[Source] = []
+
+    def walk(path: str, prefix: str) -> None:
+        try:
+            with os.scandir(path) as it:
+                entries = list(it)
+        except OSError:
+            return
+        files: list[os.DirEntry[str]] = []
+        dirs: list[str] = []
+        for e in entries:
+            try:
+                is_dir = e.is_dir()
+            except OSError:
+                is_dir = False
+            if is_dir:
+                try:
+                    if not e.is_symlink():
+                        dirs.append(e.name)
+                except OSError:
+                    pass
+            elif e.name.endswith(LOG_SUFFIXES):
+                files.append(e)
+        for f in sorted(files, key=lambda e: e.name):
+            out.append(_stat_source(prefix + f.name, f.stat()))
+        for d in sorted(dirs):
+            walk(prefix + d, prefix + d + os.sep)
+
+    walk(base, "" if base == "." else base if base.endswith(os.sep) else base + os.sep)
+    return out
 
 
 def expand(paths: Iterable[str | os.PathLike[str]], *, s3_options: dict | None = None,
@@ -105,8 +142,7 @@ def expand(paths: Iterable[str | os.PathLike[str]], *, s3_options: dict | None =
 
             out.extend(s3.list_sources(p, since=since, until=until, **(s3_options or {})))
         elif os.path.isdir(p):
-            found = [local_source(f) for f in _walk(Path(p))]
-            out.extend(s for s in found if not s.is_control)
+            out.extend(_walk_sources(p))
         elif os.path.isfile(p):
             out.append(local_source(Path(p)))
         elif glob.has_magic(p):
@@ -116,7 +152,7 @@ def expand(paths: Iterable[str | os.PathLike[str]], *, s3_options: dict | None =
             for m in matches:
                 mp = Path(m)
                 if mp.is_dir():
-                    out.extend(s for s in (local_source(f) for f in _walk(mp)) if not s.is_control)
+                    out.extend(_walk_sources(mp))
                 else:
                     out.append(local_source(mp))
         else:

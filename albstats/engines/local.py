@@ -27,7 +27,8 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -240,16 +241,23 @@ class IngestStats:
     rows: int = 0  # rows added now
 
 
-def _identity(src: Source) -> tuple[str, int | None, int | None, str | None]:
-    """(key, size, mtime_ns, etag): what decides whether a cached copy of a file is still good."""
-    etag = getattr(src, "etag", None)
+def _identity(src: Source, cwd: str | None = None) -> tuple[str, int | None, int | None, str | None]:
+    """(key, size, mtime_ns, etag): what decides whether a cached copy of a file is still good.
+
+    Local files listed by :func:`albstats.sources.expand` carry their stat from the listing; others are
+    stat'ed here. ``cwd`` (the current directory) saves a getcwd per file when called for many.
+    """
+    etag = src.etag
     if src.name.startswith("s3://") or src.name == "<stdin>":
         return src.name, src.size, None, etag
+    key = os.path.normpath(os.path.join(cwd, src.name)) if cwd else os.path.abspath(src.name)
+    if src.mtime_ns is not None:
+        return key, src.size, src.mtime_ns, etag
     try:
         st = os.stat(src.name)
     except OSError:
-        return os.path.abspath(src.name), src.size, None, etag
-    return os.path.abspath(src.name), st.st_size, st.st_mtime_ns, etag
+        return key, src.size, None, etag
+    return key, st.st_size, st.st_mtime_ns, etag
 
 
 class LocalEngine(Engine):
@@ -278,7 +286,8 @@ class LocalEngine(Engine):
         self._con: duckdb.DuckDBPyConnection | None = None
         self._tmpdir: str | None = None
         self._file_stats: list[FileStats] | None = []
-        self._file_rows: list[tuple[Any, ...]] = []
+        self._file_rows: list[tuple[Any, ...]] = []  # path, kind, lines, rows, bad_lines, bad_examples, error, skipped
+        self._cache_files = 0  # files in the cache's manifest
         self._temp_loaded: tuple[tuple[str, ...], frozenset[str], bool] | None = None  # files, columns, time
 
     # connection ---------------------------------------------------------------------------
@@ -366,41 +375,64 @@ class LocalEngine(Engine):
         given = set(self.paths)
         return {s.name for s in sources if s.name in given}
 
+    @contextmanager
+    def _ingest_settings(self, con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+        """DuckDB settings while parsed rows go in: DuckDB buffers uncommitted inserts in memory, so a low
+        limit keeps the peak RSS (parser + DuckDB) low; queries get more, since exact percentiles hold
+        their values. One DuckDB thread: the parser's threads need the cores more (measured)."""
+        con.execute(f"SET memory_limit = '{self.ingest_memory_limit}'")
+        con.execute("SET threads = 1")
+        con.execute("SET preserve_insertion_order = false")
+        try:
+            yield
+        finally:
+            con.execute(f"SET memory_limit = '{self.memory_limit}'")
+            con.execute(f"SET threads = {int(self.threads)}")
+            con.execute("SET preserve_insertion_order = true")
+
     def _progress(self, total: int) -> Any:
         from albstats import progress
 
         return progress.bar("parsing", total=total, quiet=self.quiet)
 
     # the cache ----------------------------------------------------------------------------
-    def _ingest_cached(self, con: duckdb.DuckDBPyConnection, sources: list[Source]) -> list[int]:
-        """Parse what the cache lacks; return the file ids of exactly ``sources``."""
-        ids: dict[str, tuple[int, int | None, int | None, str | None]] = {
-            r[0]: (r[1], r[2], r[3], r[4])
-            for r in con.execute("SELECT path, file_id, size, mtime_ns, etag FROM files").fetchall()}
-        want: list[int] = []
+    #: The manifest columns a query reads: identity first, then the parse statistics kept for the summary.
+    _MANIFEST = "file_id, path, size, mtime_ns, etag, kind, lines, rows, bad_lines, bad_examples, error, skipped"
+
+    def _ingest_cached(self, con: duckdb.DuckDBPyConnection, sources: list[Source]) -> list[tuple[Any, ...]]:
+        """Parse what the cache lacks; return the manifest rows (:attr:`_MANIFEST`) of exactly ``sources``.
+
+        A warm query costs one stat per file (taken by the listing) and one read of the manifest.
+        """
+        manifest = {r[1]: r for r in con.execute(f"SELECT {self._MANIFEST} FROM files").fetchall()}
+        self._cache_files = len(manifest)
+        want: dict[str, tuple[Any, ...] | None] = {}  # key -> manifest row (None: parsed now)
         todo: list[tuple[Source, int, bool]] = []  # (source, file id, replaces an old copy)
-        next_id = (con.execute("SELECT coalesce(max(file_id), 0) FROM files").fetchone() or (0,))[0] + 1
-        seen: set[str] = set()
+        next_id = max((r[0] for r in manifest.values()), default=0) + 1
+        cwd = os.getcwd()
         for src in sources:
-            key, size, mtime, etag = _identity(src)
-            if key in seen:
-                continue
-            seen.add(key)
-            old = ids.get(key)
             if src.name == "<stdin>":
                 raise UsageError("reading stdin (-) needs --no-cache")
-            if old is not None and old[1:] == (size, mtime, etag):
-                want.append(old[0])
+            key, size, mtime, etag = _identity(src, cwd)
+            if key in want:
+                continue
+            old = manifest.get(key)
+            if old is not None and old[2:5] == (size, mtime, etag):
+                want[key] = old
                 continue
             fid = old[0] if old is not None else next_id
             if old is None:
                 next_id += 1
-            want.append(fid)
+            want[key] = None
             todo.append((src, fid, old is not None))
         self.last_ingest = IngestStats(files=len(want), parsed=len(todo), cached=len(want) - len(todo))
-        if todo:
+        if not todo:
+            return list(want.values())  # type: ignore[arg-type]
+        with self._ingest_settings(con):
             self._parse_into_cache(con, todo)
-        return want
+        manifest = {r[1]: r for r in con.execute(f"SELECT {self._MANIFEST} FROM files").fetchall()}
+        self._cache_files = len(manifest)
+        return [row if row is not None else manifest[key] for key, row in want.items()]
 
     def _parse_into_cache(self, con: duckdb.DuckDBPyConnection, todo: list[tuple[Source, int, bool]]) -> None:
         """Parse ``todo`` in one :func:`~albstats.parse.iter_batches` call (so its worker threads stay busy)
@@ -503,19 +535,18 @@ class LocalEngine(Engine):
             raise
         self.last_ingest.rows = stats.rows
 
-    def _select_files(self, con: duckdb.DuckDBPyConnection, ids: list[int]) -> None:
-        """Point the ``alb_logs`` view at exactly these files and load their parse statistics."""
-        total = (con.execute("SELECT count(*) FROM files").fetchone() or (0,))[0]
-        everything = len(set(ids)) == total
-        con.execute("CREATE OR REPLACE TEMP TABLE selected_files AS SELECT unnest(?::INTEGER[]) AS file_id",
-                    [sorted(set(ids))])
-        where = "" if everything else " WHERE file_id IN (SELECT file_id FROM selected_files)"
+    def _select_files(self, con: duckdb.DuckDBPyConnection, rows: list[tuple[Any, ...]]) -> None:
+        """Point the ``alb_logs`` view at exactly these files (manifest rows) and keep their parse statistics."""
+        where = ""
+        if len(rows) != self._cache_files:  # not every cached file: filter by file id
+            con.execute("CREATE OR REPLACE TEMP TABLE selected_files AS SELECT unnest(?::INTEGER[]) AS file_id",
+                        [sorted(r[0] for r in rows)])
+            where = " WHERE file_id IN (SELECT file_id FROM selected_files)"
         # the table's own columns (created from the schema), so a warm query need not import the schema
         con.execute(f"CREATE OR REPLACE TEMP VIEW {TS_VIEW} AS SELECT * EXCLUDE (file_id) FROM access_rows{where}")
         con.execute(f"CREATE OR REPLACE TEMP VIEW alb_logs AS SELECT * EXCLUDE ({TS_COLUMN}) FROM {TS_VIEW}")
         # kept as tuples: building FileStats imports the parser (and pyarrow), which a warm query does not need
-        self._file_rows = con.execute("SELECT path, kind, lines, rows, bad_lines, bad_examples, error, skipped "
-                                      f"FROM files {where} ORDER BY path").fetchall()
+        self._file_rows = sorted((r[1], *r[5:]) for r in rows)
         self._file_stats = None
 
     # no cache -----------------------------------------------------------------------------
@@ -604,21 +635,11 @@ class LocalEngine(Engine):
             raise UsageError(f"--param {missing[0]}: the SQL uses :{missing[0]} but no value was given")
         con = self._connect()
         sources = self._sources(window)
-        # DuckDB buffers uncommitted inserts in memory: a low limit while ingesting keeps the peak RSS
-        # (parser + DuckDB) low; queries get more, since exact percentiles hold their values.
-        # One DuckDB thread while ingesting: the parser's threads need the cores more (measured).
-        con.execute(f"SET memory_limit = '{self.ingest_memory_limit}'")
-        con.execute("SET threads = 1")
-        con.execute("SET preserve_insertion_order = false")
-        try:
-            if self.cache:
-                self._select_files(con, self._ingest_cached(con, sources))
-            else:
+        if self.cache:
+            self._select_files(con, self._ingest_cached(con, sources))
+        else:
+            with self._ingest_settings(con):
                 self._ingest_temp(con, sources, t.columns, t.uses_ts)
-        finally:
-            con.execute(f"SET memory_limit = '{self.memory_limit}'")
-            con.execute(f"SET threads = {int(self.threads)}")
-            con.execute("SET preserve_insertion_order = true")
         return con, t.sql, {k: params[k] for k in t.params}
 
     def _run(self, con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> duckdb.DuckDBPyConnection:
