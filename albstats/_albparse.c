@@ -574,6 +574,28 @@ static PyObject *new_bytes(size_t n, char **p) {
     return b;
 }
 
+/* After the first SAMPLE_ROWS rows: grow each text buffer once to what the whole block will likely need
+ * (their bytes per row so far, times the block's lines, plus a quarter), instead of doubling it several
+ * times, each time copying it and touching fresh pages. Returns 0 when out of memory. */
+#define SAMPLE_ROWS 256
+static int reserve(State *st, size_t lines) {
+    for (int k = 0; k < st->ncols; k++) {
+        Col *c = &st->cols[k];
+        if (c->type != T_STRING) continue;
+        size_t want = c->dlen / SAMPLE_ROWS * lines;
+        want += want / 4 + 4096;
+        if (want <= c->dcap) continue;
+        char *q = realloc(c->dp, want);
+        if (!q) {
+            st->oom = 1;
+            return 0;
+        }
+        c->dp = q;
+        c->dcap = want;
+    }
+    return 1;
+}
+
 static PyObject *parse_block(PyObject *self, PyObject *args) {
     PyObject *data_obj, *tokens, *columns;
     int min_tokens;
@@ -674,8 +696,10 @@ static PyObject *parse_block(PyObject *self, PyObject *args) {
         while (pos < blen) {
             const char *nlp = memchr(buf + pos, '\n', blen - pos);
             if (!nlp) break;
-            if (do_line(&st, buf + pos, nlp, toks))
+            if (do_line(&st, buf + pos, nlp, toks)) {
                 st.idx[st.nrows - 1] = line;
+                if (st.nrows == SAMPLE_ROWS && nl > 4 * SAMPLE_ROWS && !reserve(&st, nl)) break;
+            }
             else if (nlp > buf + pos) /* empty lines are skipped, as parse_line's callers do */
                 rest[nrest++] = line;
             line++;

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import gc
 import os
 import re
 import sys
@@ -259,6 +260,8 @@ except ImportError:  # pragma: no cover - isal is a dependency, zlib is the fall
 STREAM_OVER = 32 << 20
 #: About this many decompressed bytes go to the CSV reader at once (small files are grouped).
 BLOCK_BYTES = 4 << 20
+#: Text per Parquet fragment (estimated from gzip sizes): about output.ROW_GROUP_ROWS lines of ALB logs.
+FRAGMENT_BYTES = 16 << 20
 
 
 def _gunzip(raw: Any, chunk_size: int = 1 << 20) -> Iterator[bytes]:
@@ -1127,8 +1130,9 @@ def _parse_stream(src: Source, fs: FileStats, o: _Opts) -> Iterator[pa.RecordBat
         yield from _Block(data, [_Seg(fs, src.name, 0, line_no)], o.schema, o.fields, o.strict, o.engine).run()
 
 
-def _plan(sources: list[tuple[Source, FileStats]]) -> Iterator[tuple[str, list[tuple[Source, FileStats]]]]:
-    """Group consecutive small sources (about BLOCK_BYTES of text per group); big ones stream alone."""
+def _plan(sources: list[tuple[Source, FileStats]],
+          group_bytes: int = BLOCK_BYTES) -> Iterator[tuple[str, list[tuple[Source, FileStats]]]]:
+    """Group consecutive small sources (about ``group_bytes`` of text per group); big ones stream alone."""
     group: list[tuple[Source, FileStats]] = []
     est = 0
     for item in sources:
@@ -1141,7 +1145,7 @@ def _plan(sources: list[tuple[Source, FileStats]]) -> Iterator[tuple[str, list[t
             continue
         group.append(item)
         est += src.size * (7 if src.is_gzip else 1)
-        if est >= BLOCK_BYTES:
+        if est >= group_bytes:
             yield "group", group
             group, est = [], 0
     if group:
@@ -1179,6 +1183,17 @@ def iter_batches(paths: Iterable[str] | Iterable[Source], *, kind: str = "access
     (``c``, ``arrow`` or ``python``) if set, else ``fast``. ``batch_size`` bounds batches of the python
     engine only.
     """
+    yield from _iter(paths, kind=kind, fields=fields, strict=strict, stats=stats, batch_size=batch_size,
+                     on_file=on_file, explicit=explicit, workers=workers, engine=engine, processes=processes,
+                     encode=False, **expand_kw)
+
+
+def _iter(paths: Iterable[str] | Iterable[Source], *, kind: str, fields: list[str] | None, strict: bool,
+          stats: ParseStats | None, batch_size: int, on_file: Callable[[FileStats], None] | None,
+          explicit: set[str] | None, workers: int | None, engine: str | None, processes: bool | None,
+          encode: bool, **expand_kw: Any) -> Iterator[Any]:
+    """iter_batches, or with ``encode`` the same rows as Parquet fragments (see albstats.parquet_join),
+    encoded where they are parsed: in the worker processes."""
     engine = resolve_engine(engine)
     stats = stats if stats is not None else ParseStats()
     items = list(paths)
@@ -1201,12 +1216,23 @@ def iter_batches(paths: Iterable[str] | Iterable[Source], *, kind: str = "access
             fs.skipped = f"an ALB {'connection' if src.is_connection_log else 'access'} log"
         todo.append((src, fs))
     if engine == "python":
-        yield from _iter_python(todo, schema, fields, strict, stats, batch_size, on_file, explicit)
+        yield from _encoded(_iter_python(todo, schema, fields, strict, stats, batch_size, on_file, explicit),
+                            schema.arrow_schema(fields), encode)
     else:
         if processes is None:
             processes = threading.active_count() == 1
         yield from _iter_fast(todo, _Opts(schema, fields, strict, explicit, engine), stats, on_file,
-                              default_workers() if workers is None else workers, processes)
+                              default_workers() if workers is None else workers, processes, encode)
+
+
+def _encoded(batches: Iterable[pa.RecordBatch], arrow: pa.Schema, encode: bool) -> Iterator[Any]:
+    """Batches made in this process, as they are or as Parquet fragments."""
+    if not encode:
+        yield from batches
+        return
+    from albstats.output import parquet_fragments
+
+    yield from parquet_fragments(batches, arrow)
 
 
 def _iter_python(todo: list[tuple[Source, FileStats]], schema: LogSchema, fields: list[str] | None, strict: bool,
@@ -1246,6 +1272,8 @@ def _worker_init() -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _tune_malloc()
+    # the parent's objects, inherited by fork, never become garbage here: keep the collector off them
+    gc.freeze()
 
 
 def _spill_dir() -> str:
@@ -1255,10 +1283,12 @@ def _spill_dir() -> str:
     return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else tempfile.gettempdir()
 
 
-def _worker_group(items: list[tuple[str, str, int | None]], o: _Opts,
-                  spill: str, prefix: str = "albstats-") -> tuple[list[FileStats], str | bytes | None]:
+def _worker_group(items: list[tuple[str, str, int | None]], o: _Opts, spill: str, prefix: str = "albstats-",
+                  encode: bool = False) -> tuple[list[FileStats], Any]:
     """In a worker process: parse local files by path; the batches go to an Arrow IPC file in ``spill``
-    (shared memory where there is one), which the parent maps instead of receiving them through a pipe."""
+    (shared memory where there is one), which the parent maps instead of receiving them through a pipe.
+    With ``encode``, the worker writes them as a Parquet fragment there instead (encoding is a third of
+    the CPU of a Parquet parse; here it runs on every core, and the parent only copies bytes)."""
     import tempfile
 
     from albstats.sources import Source as _Source
@@ -1269,6 +1299,8 @@ def _worker_group(items: list[tuple[str, str, int | None]], o: _Opts,
     stats = [fs for _, fs in group]
     if not batches:
         return stats, None
+    if encode:
+        return stats, _fragment(batches, o, spill, prefix)
     path = None
     try:
         fd, path = tempfile.mkstemp(prefix=prefix, suffix=".arrows", dir=spill)
@@ -1288,6 +1320,34 @@ def _worker_group(items: list[tuple[str, str, int | None]], o: _Opts,
         return stats, sink.getvalue().to_pybytes()
 
 
+def _fragment(batches: list[pa.RecordBatch], o: _Opts, spill: str | None, prefix: str) -> Any:
+    """The batches as a Parquet fragment: a file in ``spill`` (or in memory if that fails or is None)."""
+    import tempfile
+
+    from albstats.output import parquet_fragment
+
+    arrow = o.schema.arrow_schema(o.fields)
+    if spill is not None:
+        path = None
+        try:
+            fd, path = tempfile.mkstemp(prefix=prefix, suffix=".parquet", dir=spill)
+            os.close(fd)
+            return parquet_fragment(batches, arrow, path).prepare()
+        except OSError:  # shared memory full or not writable: in memory, through the pipe
+            if path:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+    return parquet_fragment(batches, arrow).prepare()
+
+
+def _thread_group(group: list[tuple[Source, FileStats]], o: _Opts, encode: bool) -> list[Any]:
+    """In a worker thread: the group's batches, or one in-memory Parquet fragment of them."""
+    batches = _parse_group(group, o)
+    if encode and batches:
+        return [_fragment(batches, o, None, "")]
+    return batches
+
+
 def _read_spill(path: str | bytes | None) -> list[pa.RecordBatch]:
     if path is None:
         return []
@@ -1301,7 +1361,7 @@ def _read_spill(path: str | bytes | None) -> list[pa.RecordBatch]:
 
 def _iter_fast(todo: list[tuple[Source, FileStats]], o: _Opts, stats: ParseStats,
                on_file: Callable[[FileStats], None] | None, workers: int,
-               processes: bool = True) -> Iterator[pa.RecordBatch]:
+               processes: bool = True, encode: bool = False) -> Iterator[Any]:
     from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 
     def done(group: list[tuple[Source, FileStats]]) -> None:
@@ -1310,13 +1370,16 @@ def _iter_fast(todo: list[tuple[Source, FileStats]], o: _Opts, stats: ParseStats
             if on_file:
                 on_file(fs)
 
-    plan = [(how, [it for it in g if not it[1].skipped], g) for how, g in _plan(todo)]
+    arrow = o.schema.arrow_schema(o.fields)
+    # a Parquet fragment holds one row group: groups of about ROW_GROUP_ROWS lines of text
+    plan = [(how, [it for it in g if not it[1].skipped], g)
+            for how, g in _plan(todo, FRAGMENT_BYTES if encode else BLOCK_BYTES)]
     if workers <= 1 or sum(1 for how, _, _ in plan if how == "group") <= 1:
         for how, live, group in plan:
             if how == "stream" and live:
-                yield from _parse_stream(*live[0], o)
+                yield from _encoded(_parse_stream(*live[0], o), arrow, encode)
             elif live:
-                yield from _parse_group(live, o)
+                yield from _encoded(_parse_group(live, o), arrow, encode)
             done(group)
         return
     ctx = _process_context()
@@ -1334,14 +1397,14 @@ def _iter_fast(todo: list[tuple[Source, FileStats]], o: _Opts, stats: ParseStats
             if how == "group" and live:
                 if local:
                     fut = ex.submit(_worker_group, [(s.name, s.local_path, s.size) for s, _ in live], o, spill,
-                                    prefix)
+                                    prefix, encode)
                 else:
-                    fut = ex.submit(_parse_group, live, o)
+                    fut = ex.submit(_thread_group, live, o, encode)
             window.append((how, live, group, fut))
             while len(window) > ahead or (window and window[0][0] == "stream"):
-                yield from _drain(window.popleft(), o, done)
+                yield from _drain(window.popleft(), o, done, arrow, encode)
         while window:
-            yield from _drain(window.popleft(), o, done)
+            yield from _drain(window.popleft(), o, done, arrow, encode)
     finally:
         for *_, fut in window:
             if fut is not None:
@@ -1355,10 +1418,11 @@ def _iter_fast(todo: list[tuple[Source, FileStats]], o: _Opts, stats: ParseStats
                     os.unlink(leftover)
 
 
-def _drain(item: tuple[str, list, list, Any], o: _Opts, done: Callable[[list], None]) -> Iterator[pa.RecordBatch]:
+def _drain(item: tuple[str, list, list, Any], o: _Opts, done: Callable[[list], None], arrow: pa.Schema,
+           encode: bool) -> Iterator[Any]:
     how, live, group, fut = item
     if how == "stream" and live:
-        yield from _parse_stream(*live[0], o)
+        yield from _encoded(_parse_stream(*live[0], o), arrow, encode)
     elif fut is not None:
         res = fut.result()
         if isinstance(res, tuple):  # from a worker process: its statistics, and the batches in a spill file
@@ -1366,7 +1430,11 @@ def _drain(item: tuple[str, list, list, Any], o: _Opts, done: Callable[[list], N
             for (_, fs), new in zip(live, got):
                 for f in dataclasses.fields(FileStats):
                     setattr(fs, f.name, getattr(new, f.name))
-            yield from _read_spill(path)
+            if encode:
+                if path is not None:
+                    yield path
+            else:
+                yield from _read_spill(path)
         else:
             yield from res
     done(group)
@@ -1411,7 +1479,7 @@ def parse_files(paths: list[str], *, fmt: str = "jsonl", output: str | None = No
                 quiet: bool = False) -> ParseStats:
     """What `albstats parse` does: stream every file into one output, returning the statistics."""
     from albstats import progress
-    from albstats.output import write_batches
+    from albstats.output import write_batches, write_parquet_parts
 
     stats = ParseStats()
     _lean_memory_pool()
@@ -1432,7 +1500,12 @@ def parse_files(paths: list[str], *, fmt: str = "jsonl", output: str | None = No
         tick.advance(1, lines=lines)
 
     with progress.bar("parsing", total=len(sources), quiet=quiet) as tick:
-        batches = iter_batches(sources, kind=kind, fields=fields, strict=strict, stats=stats, processes=True,
-                               on_file=on_file, explicit=names)
-        write_batches(batches, schema.arrow_schema(fields), fmt, output)
+        if fmt == "parquet" and output not in (None, "-"):  # workers encode, the parent joins
+            parts = _iter(sources, kind=kind, fields=fields, strict=strict, stats=stats, batch_size=65536,
+                          on_file=on_file, explicit=names, workers=None, engine=None, processes=True, encode=True)
+            write_parquet_parts(parts, schema.arrow_schema(fields), output)
+        else:
+            batches = iter_batches(sources, kind=kind, fields=fields, strict=strict, stats=stats, processes=True,
+                                   on_file=on_file, explicit=names)
+            write_batches(batches, schema.arrow_schema(fields), fmt, output)
     return stats

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 from albstats.errors import InputError
@@ -25,6 +27,8 @@ def register(app: typer.Typer) -> None:
         A summary of files, lines and malformed lines goes to stderr, with the first few bad lines as
         file:line. Exit code 1 if a file was damaged (its good lines are still written).
         """
+        # numpy's OpenBLAS would start a spinning thread per core that parsing never uses
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
         from albstats.parse import parse_files
 
         stats = parse_files(paths, fmt=format, output=output,
