@@ -34,78 +34,92 @@ class ParquetJoinError(ValueError):
 
 # --- Thrift compact protocol ------------------------------------------------------------------
 
-class _Reader:
-    def __init__(self, data: bytes | memoryview) -> None:
-        self.b = memoryview(data)
-        self.pos = 0
+# Decoding passes the position along instead of keeping it on an object: about twice as fast in CPython,
+# and each worker decodes its fragment's footer (a few thousand values).
 
-    def byte(self) -> int:
-        v = self.b[self.pos]
-        self.pos += 1
-        return v
+def _varint(b: bytes, pos: int) -> tuple[int, int]:
+    v = b[pos]
+    if v < 0x80:
+        return v, pos + 1
+    result, shift = v & 0x7F, 7
+    while True:
+        pos += 1
+        v = b[pos]
+        result |= (v & 0x7F) << shift
+        if v < 0x80:
+            return result, pos + 1
+        shift += 7
+        if shift > 70:
+            raise ParquetJoinError("malformed varint in the Parquet footer")
 
-    def varint(self) -> int:
-        shift = result = 0
-        while True:
-            v = self.byte()
-            result |= (v & 0x7F) << shift
-            if not v & 0x80:
-                return result
-            shift += 7
-            if shift > 70:
-                raise ParquetJoinError("malformed varint in the Parquet footer")
 
-    def zigzag(self) -> int:
-        n = self.varint()
-        return (n >> 1) ^ -(n & 1)
+def _value(b: bytes, pos: int, t: int) -> tuple[Any, int]:
+    if t in (T_I16, T_I32, T_I64):
+        n, pos = _varint(b, pos)
+        return (n >> 1) ^ -(n & 1), pos
+    if t == T_STRUCT:
+        return _struct(b, pos)
+    if t == T_BINARY:
+        n, pos = _varint(b, pos)
+        if pos + n > len(b):
+            raise ParquetJoinError("truncated Parquet footer")
+        return b[pos:pos + n], pos + n
+    if t in (T_LIST, T_SET):
+        h = b[pos]
+        n, et = h >> 4, h & 0x0F
+        pos += 1
+        if n == 15:
+            n, pos = _varint(b, pos)
+        items = []
+        for _ in range(n):
+            v, pos = _value(b, pos, et)
+            items.append(v)
+        return (et, items), pos
+    if t in (T_TRUE, T_FALSE):  # only inside containers: one byte
+        return b[pos], pos + 1
+    if t == T_BYTE:
+        v = b[pos]
+        return (v - 256 if v > 127 else v), pos + 1
+    if t == T_DOUBLE:
+        if pos + 8 > len(b):
+            raise ParquetJoinError("truncated Parquet footer")
+        return struct.unpack_from("<d", b, pos)[0], pos + 8
+    if t == T_MAP:
+        n, pos = _varint(b, pos)
+        if n == 0:
+            return (0, 0, []), pos
+        kv = b[pos]
+        kt, vt = kv >> 4, kv & 0x0F
+        pos += 1
+        pairs = []
+        for _ in range(n):
+            k, pos = _value(b, pos, kt)
+            v, pos = _value(b, pos, vt)
+            pairs.append((k, v))
+        return (kt, vt, pairs), pos
+    raise ParquetJoinError(f"unknown Thrift type {t} in the Parquet footer")
 
-    def value(self, t: int) -> Any:
-        if t in (T_TRUE, T_FALSE):  # only inside containers: one byte
-            return self.byte()
-        if t == T_BYTE:
-            v = self.byte()
-            return v - 256 if v > 127 else v
-        if t in (T_I16, T_I32, T_I64):
-            return self.zigzag()
-        if t == T_DOUBLE:
-            v = struct.unpack_from("<d", self.b, self.pos)[0]
-            self.pos += 8
-            return v
-        if t == T_BINARY:
-            n = self.varint()
-            v = bytes(self.b[self.pos:self.pos + n])
-            if len(v) != n:
-                raise ParquetJoinError("truncated Parquet footer")
-            self.pos += n
-            return v
-        if t in (T_LIST, T_SET):
-            h = self.byte()
-            n, et = h >> 4, h & 0x0F
-            if n == 15:
-                n = self.varint()
-            return (et, [self.value(et) for _ in range(n)])
-        if t == T_MAP:
-            n = self.varint()
-            if n == 0:
-                return (0, 0, [])
-            kv = self.byte()
-            kt, vt = kv >> 4, kv & 0x0F
-            return (kt, vt, [(self.value(kt), self.value(vt)) for _ in range(n)])
-        if t == T_STRUCT:
-            return self.struct()
-        raise ParquetJoinError(f"unknown Thrift type {t} in the Parquet footer")
 
-    def struct(self) -> Struct:
-        fields: Struct = []
-        last = 0
-        while True:
-            h = self.byte()
-            if h == T_STOP:
-                return fields
-            t, delta = h & 0x0F, h >> 4
-            fid = last + delta if delta else self.zigzag()
-            last = fid
-            fields.append([fid, t, None if t in (T_TRUE, T_FALSE) else self.value(t)])
+def _struct(b: bytes, pos: int) -> tuple[Struct, int]:
+    fields: Struct = []
+    last = 0
+    while True:
+        h = b[pos]
+        pos += 1
+        if h == T_STOP:
+            return fields, pos
+        t, delta = h & 0x0F, h >> 4
+        if delta:
+            fid = last + delta
+        else:
+            n, pos = _varint(b, pos)
+            fid = (n >> 1) ^ -(n & 1)
+        last = fid
+        if t in (T_TRUE, T_FALSE):
+            fields.append([fid, t, None])
+        else:
+            v, pos = _value(b, pos, t)
+            fields.append([fid, t, v])
 
 
 class _Writer:
@@ -173,7 +187,7 @@ class _Writer:
 def decode(data: bytes | memoryview) -> Struct:
     """A Thrift compact-protocol struct as a list of ``[field_id, type, value]``."""
     try:
-        return _Reader(data).struct()
+        return _struct(bytes(data), 0)[0]
     except (IndexError, struct.error):
         raise ParquetJoinError("truncated Parquet footer") from None
 

@@ -32,7 +32,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from albstats.errors import InputError
 from albstats.schema import ACCESS, ALB_TYPES, CONNECTION, LogSchema, Token
@@ -260,8 +259,9 @@ except ImportError:  # pragma: no cover - isal is a dependency, zlib is the fall
 STREAM_OVER = 32 << 20
 #: About this many decompressed bytes go to the CSV reader at once (small files are grouped).
 BLOCK_BYTES = 4 << 20
-#: Text per Parquet fragment (estimated from gzip sizes): about output.ROW_GROUP_ROWS lines of ALB logs.
-FRAGMENT_BYTES = 16 << 20
+#: Text per Parquet fragment, estimated from gzip sizes (x7; ALB logs compress 8-10x): 30-40k lines, one row group.
+#: Bigger fragments cost less per row (each has its own writer, column chunks and footer) and more memory.
+FRAGMENT_BYTES = 24 << 20
 
 
 def _gunzip(raw: Any, chunk_size: int = 1 << 20) -> Iterator[bytes]:
@@ -783,6 +783,7 @@ class _Block:
         return len(best), np.array(best, dtype=bool)
 
     def _fast(self, nlines: int) -> tuple[np.ndarray, np.ndarray, list[pa.Array]] | None:
+        import pyarrow.compute as pc  # the Arrow engine only: not imported for the C one
         data, buf = self.data, self.buf
         if nlines == 0 or b"\r" in data:
             return None
@@ -860,6 +861,7 @@ class _Block:
     def _values(self, cols: list[pa.Array], quoted: list[np.ndarray], ncols: int,
                 ok: np.ndarray) -> list[pa.Array]:
         """The output columns for every CSV row; rows not ``ok`` hold NULLs or junk and are never used."""
+        import pyarrow.compute as pc  # the Arrow engine only: not imported for the C one
         self._value_fallbacks: list[np.ndarray] = []
         self._ok = ok
         want = set(self.fields)
@@ -896,6 +898,7 @@ class _Block:
     def _number(self, v: pa.Array, type_: str, validated: bool) -> pa.Array:
         """Athena's cast: '-' (or anything else that does not cast) is NULL. Validated fields are digits
         already, so only their length needs a look; others are cast here only when plainly numeric."""
+        import pyarrow.compute as pc  # the Arrow engine only: not imported for the C one
         dash = _mask(pc.equal(v, _str("-")))
         if validated:  # digits, in rows that passed validation
             simple = ~dash & (_np(pc.binary_length(v)) <= 18) & self._ok
@@ -916,6 +919,7 @@ class _Block:
 
     def _hostport(self, v: pa.Array, tok: Token) -> dict[str, pa.Array]:
         """Split on the last colon (validated: there is one unless the field is '-'); '-' gives '' and NULL."""
+        import pyarrow.compute as pc  # the Arrow engine only: not imported for the C one
         hn, pn = (c.name for c in tok.columns)
         dash = pc.equal(v, _str("-"))
         if pc.any(dash).as_py():
@@ -945,6 +949,7 @@ class _Block:
 
     def _request(self, v: pa.Array, tok: Token) -> dict[str, pa.Array]:
         """Split at the first and the last space; a request with fewer than two spaces goes to parse_line."""
+        import pyarrow.compute as pc  # the Arrow engine only: not imported for the C one
         vn, un, pn = (c.name for c in tok.columns)
         head = pc.split_pattern(v, " ", max_splits=1)
         ok = _np(pc.list_value_length(head)) == 2
@@ -1501,6 +1506,8 @@ def parse_files(paths: list[str], *, fmt: str = "jsonl", output: str | None = No
 
     with progress.bar("parsing", total=len(sources), quiet=quiet) as tick:
         if fmt == "parquet" and output not in (None, "-"):  # workers encode, the parent joins
+            import pyarrow.parquet  # noqa: F401  (once, before the workers fork, not once in each)
+
             parts = _iter(sources, kind=kind, fields=fields, strict=strict, stats=stats, batch_size=65536,
                           on_file=on_file, explicit=names, workers=None, engine=None, processes=True, encode=True)
             write_parquet_parts(parts, schema.arrow_schema(fields), output)
