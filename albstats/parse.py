@@ -249,9 +249,11 @@ class ParseStats:
 # --- reading files ----------------------------------------------------------------------------
 
 try:  # ISA-L inflates gzip about 1.6x faster than zlib; same API, same results
+    from isal import igzip as _igzip
     from isal import isal_zlib as _zlib
     _ZLIB_ERRORS: tuple[type[BaseException], ...] = (zlib.error, _zlib.error)
 except ImportError:  # pragma: no cover - isal is a dependency, zlib is the fallback
+    _igzip = None  # type: ignore[assignment]
     _zlib = zlib  # type: ignore[no-redef]
     _ZLIB_ERRORS = (zlib.error,)
 
@@ -977,6 +979,11 @@ def _empty(arrow: pa.Schema) -> pa.RecordBatch:
 
 def _inflate_all(raw: bytes) -> tuple[bytes, BaseException | None]:
     """A whole (possibly multi-member) gzip file; on damage, everything that decompressed before it."""
+    if _igzip is not None:
+        try:  # a sound file in one call: about a quarter less CPU than a decompressor object per member
+            return _igzip.decompress(raw), None
+        except (OSError, EOFError, ValueError, *_ZLIB_ERRORS):
+            pass  # damaged: member by member below, to keep what came before the damage
     out: list[bytes] = []
     pos, n = 0, len(raw)
     while pos < n:
