@@ -65,6 +65,11 @@ TEMP_FLUSH_ROWS = 131072
 #: outside its memory limit, and a commit costs about 10 ms (measured: one transaction for 300k rows
 #: doubled the peak RSS).
 COMMIT_BYTES = 16 << 20
+#: DuckDB's WAL size that triggers a checkpoint while rows go in (its default is 16 MB). Each checkpoint
+#: compresses and rewrites the table's last, partly filled row group, so with the default a row group
+#: was compressed about six times over (measured on 1M lines: 2x the whole fill time). Committed rows
+#: stay durable in the WAL in between; the spill stays under the memory limit.
+INGEST_CHECKPOINT = "256MB"
 
 
 
@@ -383,12 +388,14 @@ class LocalEngine(Engine):
         con.execute(f"SET memory_limit = '{self.ingest_memory_limit}'")
         con.execute("SET threads = 1")
         con.execute("SET preserve_insertion_order = false")
+        con.execute(f"SET checkpoint_threshold = '{INGEST_CHECKPOINT}'")
         try:
             yield
         finally:
             con.execute(f"SET memory_limit = '{self.memory_limit}'")
             con.execute(f"SET threads = {int(self.threads)}")
             con.execute("SET preserve_insertion_order = true")
+            con.execute("RESET checkpoint_threshold")
 
     def _progress(self, total: int) -> Any:
         from albstats import progress
@@ -533,6 +540,9 @@ class LocalEngine(Engine):
         except BaseException:
             con.execute("ROLLBACK")
             raise
+        # Compress the rows still only in the WAL now, under the ingest memory limit: the query that
+        # follows would otherwise read them uncompressed into its larger memory limit.
+        con.execute("CHECKPOINT")
         self.last_ingest.rows = stats.rows
 
     def _select_files(self, con: duckdb.DuckDBPyConnection, rows: list[tuple[Any, ...]]) -> None:
