@@ -90,9 +90,28 @@ static int match_int(const char *s, size_t n) {
 }
 
 /* \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z? */
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+/* Eight bytes against a pattern at once: x = w ^ expected is 0 at a literal and 0..9 at a digit, so
+ * x + (0x7F - limit) keeps every high bit clear; a byte >= 0x80 sets its own (carries only reach a byte
+ * above it, and the word fails anyway). */
+static inline int match8(const char *s, uint64_t expect, uint64_t add) {
+    uint64_t w;
+    memcpy(&w, s, 8);
+    uint64_t x = w ^ expect;
+    return (((x + add) | x) & 0x8080808080808080ULL) == 0;
+}
+#endif
+
 static int match_ts(const char *s, size_t n) {
-    static const char pat[] = "dddd-dd-ddTdd:dd:dd";
     if (n < 19) return 0;
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    /* "dddd-dd-" "ddTdd:dd" and (overlapping) "dd:dd:dd" from byte 11 */
+    if (!(match8(s, 0x2d30302d30303030ULL, 0x7f76767f76767676ULL) &&
+          match8(s + 8, 0x30303a3030543030ULL, 0x76767f76767f7676ULL) &&
+          match8(s + 11, 0x30303a30303a3030ULL, 0x76767f76767f7676ULL)))
+        return 0;
+#else
+    static const char pat[] = "dddd-dd-ddTdd:dd:dd";
     for (int i = 0; i < 19; i++) {
         if (pat[i] == 'd') {
             if (!is_digit((unsigned char)s[i])) return 0;
@@ -100,6 +119,7 @@ static int match_ts(const char *s, size_t n) {
             return 0;
         }
     }
+#endif
     size_t i = 19;
     if (i < n && s[i] == '.') {
         size_t d = ++i;

@@ -248,6 +248,20 @@ def test_odd_lines():
         assert_same([line])
 
 
+def test_every_byte_at_every_timestamp_position():
+    """The tokenizer checks a timestamp's first 19 characters eight bytes at a time: each position, with
+    each byte value, must be judged as parse_line judges it (the line is taken or left to it)."""
+    g = GOOD.encode()
+    blocks = []
+    for ts in (b"2018-07-02T22:23:00.186641Z", b"2018-07-02T22:22:48.364000Z"):  # time, request_creation_time
+        at = g.index(ts)
+        for i in range(19):
+            for v in range(256):
+                if v not in (10, 13, 32, 34):  # these end the line or the field: other tests cover them
+                    blocks.append(g[:at + i] + bytes([v]) + g[at + i + 1:])
+    assert_same(b"\n".join(blocks) + b"\n")
+
+
 def test_invalid_utf8_and_odd_bytes():
     g = GOOD.encode()
     blocks = [
