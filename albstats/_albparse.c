@@ -23,6 +23,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <locale.h>
+#if defined(__SSE2__) && defined(__GNUC__)
+#include <emmintrin.h>
+#define HAVE_SSE2 1
+#endif
 #if defined(__linux__)
 #define HAVE_STRTOD_L 1
 #elif defined(__APPLE__)
@@ -382,31 +386,63 @@ static int request_value(Col *c, const char *s, size_t n) {
 }
 
 typedef struct {
-    int ntok, min_tokens, ncols;
+    int ntok, min_tokens, ncols, nchecked;
     int *validators, *kinds;
+    int *checked; /* the tokens with a validator, in order (most tokens have none) */
     Col *cols;
     int64_t *idx;
     size_t nrows;
     int oom;
 } State;
 
+/* The first '"' or backslash in [p, e), or e: where a quoted field ends or needs the escape-aware loop. */
+static inline const char *find_quote(const char *p, const char *e) {
+#ifdef HAVE_SSE2
+    const __m128i quote = _mm_set1_epi8('"'), bs = _mm_set1_epi8('\\');
+    while (e - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)p);
+        int m = _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bs)));
+        if (m) return p + __builtin_ctz((unsigned)m);
+        p += 16;
+    }
+#endif
+    while (p < e && *p != '"' && *p != '\\') p++;
+    return p;
+}
+
+/* Whether [s, s+n) has a carriage return (*cr) or any byte >= 0x80 (the return value): one pass. */
+static inline int scan_line(const unsigned char *u, size_t n, int *cr) {
+    size_t i = 0;
+    unsigned hi = 0, crs = 0;
+#ifdef HAVE_SSE2
+    const __m128i r = _mm_set1_epi8('\r');
+    __m128i vh = _mm_setzero_si128(), vr = _mm_setzero_si128();
+    for (; i + 16 <= n; i += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(u + i));
+        vh = _mm_or_si128(vh, v);
+        vr = _mm_or_si128(vr, _mm_cmpeq_epi8(v, r));
+    }
+    hi = (unsigned)_mm_movemask_epi8(vh);
+    crs = (unsigned)_mm_movemask_epi8(vr);
+#endif
+    for (; i < n; i++) {
+        hi |= u[i] & 0x80;
+        crs |= u[i] == '\r';
+    }
+    *cr = crs != 0;
+    return hi != 0;
+}
+
 /* One line [s, e) without its '\n'. Returns 1 when taken (values appended), 0 when left to Python. */
 static int do_line(State *st, const char *s, const char *e, Tok *toks) {
     size_t n = (size_t)(e - s);
     if (n == 0 || e[-1] == ' ') return 0;
-    if (memchr(s, '\r', n)) return 0;
     {
-        /* non-ASCII: must be valid UTF-8, or Python's decode would replace bytes */
+        /* no carriage return; non-ASCII must be valid UTF-8, or Python's decode would replace bytes */
         const unsigned char *u = (const unsigned char *)s;
-        size_t i = 0;
-        uint64_t hi = 0;
-        for (; i + 8 <= n; i += 8) {
-            uint64_t w;
-            memcpy(&w, u + i, 8);
-            hi |= w;
-        }
-        for (; i < n; i++) hi |= u[i];
-        if ((hi & 0x8080808080808080ULL) && !utf8_ok(u, n)) return 0;
+        int cr;
+        int high = scan_line(u, n, &cr);
+        if (cr || (high && !utf8_ok(u, n))) return 0;
     }
     /* tokenize: "(escaped)" or bare [^ "][^ ]*, each followed by one space or the end */
     int nt = 0;
@@ -416,10 +452,8 @@ static int do_line(State *st, const char *s, const char *e, Tok *toks) {
         const char *q, *cs, *ce;
         if (*p == '"') {
             /* the next quote ends the token unless a backslash comes before it (then: the escape-aware loop) */
-            q = memchr(p + 1, '"', (size_t)(e - p - 1));
-            if (!q) return 0;
-            if (memchr(p + 1, '\\', (size_t)(q - p - 1))) {
-                q = p + 1;
+            q = find_quote(p + 1, e);
+            if (q < e && *q == '\\') {
                 while (q < e && *q != '"') {
                     if (*q == '\\') {
                         if (q + 1 >= e) return 0;
@@ -428,8 +462,8 @@ static int do_line(State *st, const char *s, const char *e, Tok *toks) {
                         q++;
                     }
                 }
-                if (q >= e) return 0;
             }
+            if (q >= e) return 0; /* unterminated */
             cs = p + 1;
             ce = q;
             q++;
@@ -453,8 +487,11 @@ static int do_line(State *st, const char *s, const char *e, Tok *toks) {
     }
     if (nt < st->min_tokens) return 0;
     int known = nt < st->ntok ? nt : st->ntok;
-    for (int i = 0; i < known; i++)
+    for (int j = 0; j < st->nchecked; j++) {
+        int i = st->checked[j];
+        if (i >= known) break;
         if (!valid(st->validators[i], toks[i].cs, toks[i].cl)) return 0;
+    }
     for (int k = 0; k < st->ncols; k++) {
         Col *c = &st->cols[k];
         c->isnull = 0;
@@ -650,14 +687,17 @@ static PyObject *parse_block(PyObject *self, PyObject *args) {
     st.ncols = (int)ncols;
     st.validators = calloc((size_t)ntok + 1, sizeof(int));
     st.kinds = calloc((size_t)ntok + 1, sizeof(int));
+    st.checked = calloc((size_t)ntok + 1, sizeof(int));
     st.cols = calloc((size_t)ncols + 1, sizeof(Col));
     toks = calloc((size_t)ntok + 1, sizeof(Tok));
-    if (!st.validators || !st.kinds || !st.cols || !toks) {
+    if (!st.validators || !st.kinds || !st.checked || !st.cols || !toks) {
         PyErr_NoMemory();
         goto done;
     }
-    for (Py_ssize_t i = 0; i < ntok; i++)
+    for (Py_ssize_t i = 0; i < ntok; i++) {
         if (read_int_seq(tokens, i, 0, &st.validators[i]) || read_int_seq(tokens, i, 1, &st.kinds[i])) goto done;
+        if (st.validators[i] != V_NONE) st.checked[st.nchecked++] = (int)i;
+    }
     for (Py_ssize_t k = 0; k < ncols; k++) {
         Col *c = &st.cols[k];
         if (read_int_seq(columns, k, 0, &c->tok) || read_int_seq(columns, k, 1, &c->sub) ||
@@ -778,6 +818,7 @@ done:
     free(st.cols);
     free(st.validators);
     free(st.kinds);
+    free(st.checked);
     free(toks);
     return result;
 }

@@ -262,6 +262,27 @@ def test_every_byte_at_every_timestamp_position():
     assert_same(b"\n".join(blocks) + b"\n")
 
 
+def test_quotes_escapes_and_odd_bytes_at_every_offset():
+    """The tokenizer scans 16 bytes at a time for a field's closing quote (or a backslash) and for carriage
+    returns and non-ASCII bytes: put each at every offset around those strides."""
+    from albstats import _albparse
+
+    good = []
+    for n in range(40):
+        for k in range(n + 1):
+            for esc in ('\\"', '\\" ', "\\\\", '\\\\ \\"x'):  # escaped quote (and space), backslash
+                good.append(GOOD.replace('"curl/7.46.0"', f'"{"a" * k}{esc}{"b" * (n - k)}"'))
+    bad = [GOOD.replace('"curl/7.46.0"', f'"{"u" * n}') for n in range(40)]  # unterminated: the next field's
+    bad += [GOOD + ' "' + "z" * n for n in range(40)]  # quote closes it, or the line ends first
+    assert_same(good + bad)
+    data = "".join(line + "\n" for line in good).encode()
+    tokens, cols = parse._c_spec(ACCESS, tuple(ACCESS.names))
+    assert _albparse.parse_block(data, tokens, ACCESS.min_tokens, cols)[2] == b""  # all taken by the C code
+    g = GOOD.encode()
+    blocks = [g[:i] + odd + g[i + 1:] for i in range(len(g)) for odd in (b"\r", b"\xc3\xa9", b"\xff")]
+    assert_same(b"\n".join(blocks) + b"\n")
+
+
 def test_invalid_utf8_and_odd_bytes():
     g = GOOD.encode()
     blocks = [
