@@ -5,18 +5,25 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import typer
 from typer.main import get_command
 from typer.testing import CliRunner
 
-from albstats.cli import app
+from albstats.cli import COMMAND_MODULES, COMMANDS, app, module_app
 
 #: Installed with the [dev] extra (moto[server] pulls flask and click) but not by `pip install albstats`.
 DEV_ONLY = ("click", "flask", "moto", "pytest", "hypothesis", "nbclient")
 
 
 def _commands(group: object, prefix: str = "") -> list[tuple[str, object]]:
+    """Every command under ``group`` through Click's API (the root group builds its commands on demand)."""
     out = []
-    for name, cmd in getattr(group, "commands", {}).items():
+    if not hasattr(group, "list_commands"):
+        return out
+    ctx = typer.Context(group)  # type: ignore[arg-type]
+    for name in group.list_commands(ctx):  # type: ignore[attr-defined]
+        cmd = group.get_command(ctx, name)  # type: ignore[attr-defined]
+        assert cmd is not None, f"albstats {prefix}{name} is listed but cannot be loaded"
         out.append((f"{prefix}{name}", cmd))
         out.extend(_commands(cmd, f"{prefix}{name} "))
     return out
@@ -50,3 +57,32 @@ def test_unknown_command_is_a_usage_error():
     res = CliRunner().invoke(app, ["no-such-command"])
     assert res.exit_code == 2
 
+
+
+def test_command_table_matches_the_modules():
+    # COMMANDS lets `albstats NAME` import only NAME's module; it must name exactly what each registers
+    registered = {}
+    for module in COMMAND_MODULES:
+        sub = module_app(module)
+        names = [c.name or c.callback.__name__.replace("_", "-") for c in sub.registered_commands]
+        names += [g.name for g in sub.registered_groups]
+        registered.update(dict.fromkeys(names, module))
+    assert registered == COMMANDS
+
+
+def test_running_a_command_builds_only_its_module():
+    code = ("import sys\n"
+            "from albstats.cli import app\n"
+            "from typer.testing import CliRunner\n"
+            "r = CliRunner().invoke(app, ['sql', 'list'])\n"
+            "assert r.exit_code == 0, r.output\n"
+            "print(sorted(m for m in sys.modules if m.startswith('albstats.cli.')))\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip() == "['albstats.cli.options', 'albstats.cli.query']"
+
+
+def test_unknown_command_suggests_a_close_one():
+    res = CliRunner().invoke(app, ["quer"])
+    assert res.exit_code == 2
+    assert "Did you mean 'query'?" in res.output

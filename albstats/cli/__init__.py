@@ -2,6 +2,10 @@
 
 Commands only parse arguments and call library functions; errors derived from
 :class:`albstats.errors.AlbstatsError` become one line on stderr and the error's exit code.
+
+A command's module is imported (and its commands built) only when that command runs or help lists
+it: `albstats query` over a warm cache should not pay for the imports and signatures of a dozen other
+commands (:data:`COMMANDS` says which module registers what; a test checks it against the modules).
 """
 
 from __future__ import annotations
@@ -17,6 +21,19 @@ from albstats.errors import AlbstatsError
 
 #: One module per concern; each defines ``register(app)``.
 COMMAND_MODULES = ("parse", "generate", "query", "athena", "report", "proxy")
+#: Each top-level command or group -> the module that registers it, in the order help lists them.
+COMMANDS = {"parse": "parse", "generate": "generate", "query": "query", "fetch": "athena", "report": "report",
+            "weekly": "report", "upstream-sim": "proxy", "compare": "proxy", "whatif": "proxy", "sql": "query",
+            "athena": "athena", "proxy": "proxy"}
+#: Settings every command is built with (the root app's; Typer applies them per command).
+_TYPER_SETTINGS: dict[str, Any] = dict(pretty_exceptions_enable=False, add_completion=False, rich_markup_mode=None)
+
+
+def module_app(module: str) -> typer.Typer:
+    """A Typer app holding the commands ``albstats.cli.<module>`` registers."""
+    sub = typer.Typer(**_TYPER_SETTINGS)
+    importlib.import_module(f"albstats.cli.{module}").register(sub)
+    return sub
 
 
 class AlbstatsGroup(TyperGroup):
@@ -25,6 +42,22 @@ class AlbstatsGroup(TyperGroup):
     Only ``typer`` is imported, never ``click``: Typer >= 0.26 carries its own copy of click, and a
     plain ``pip install albstats`` has no separate click package.
     """
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: typer.Context, cmd_name: str) -> Any:
+        """The command ``cmd_name``, building its module's commands the first time one is asked for."""
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            for name, cmd in typer.main.get_group(module_app(COMMANDS[cmd_name])).commands.items():
+                self.add_command(cmd, name)
+        return super().get_command(ctx, cmd_name)
+
+    def resolve_command(self, ctx: typer.Context, args: list[str]) -> Any:
+        if args and args[0] not in COMMANDS:  # build them all, so an unknown name gets "Did you mean ...?"
+            for name in COMMANDS:
+                self.get_command(ctx, name)
+        return super().resolve_command(ctx, args)
 
     def invoke(self, ctx: typer.Context) -> Any:
         try:
@@ -37,8 +70,7 @@ class AlbstatsGroup(TyperGroup):
             ctx.exit(130)
 
 
-app = typer.Typer(cls=AlbstatsGroup, no_args_is_help=True, pretty_exceptions_enable=False,
-                  add_completion=False, rich_markup_mode=None,
+app = typer.Typer(cls=AlbstatsGroup, no_args_is_help=True, **_TYPER_SETTINGS,
                   help="Answers from AWS Application Load Balancer access logs: SLOs, 5XX sources, "
                        "latency, security findings, and before/after comparisons.")
 
@@ -53,10 +85,6 @@ def _version(value: bool) -> None:
 def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                        help="Print the version and exit.")) -> None:
     """Answers from AWS Application Load Balancer access logs."""
-
-
-for _name in COMMAND_MODULES:
-    importlib.import_module(f"albstats.cli.{_name}").register(app)
 
 
 def main() -> None:
