@@ -511,6 +511,33 @@ def test_changed_file_is_parsed_again(small_logs: Path, tmp_path: Path) -> None:
     assert n1 == n0 - 3
 
 
+def test_a_touched_file_is_parsed_again_and_the_cache_is_checkpointed(small_logs: Path, tmp_path: Path) -> None:
+    # same size, new mtime: the listing's stat must still tell the file changed
+    data = _copy(small_logs, tmp_path / "data")
+    db = tmp_path / "c.duckdb"
+    with LocalEngine([str(data)], db=db) as eng:
+        n0 = eng.query("error_rate", bucket="1d")["requests"].sum()
+        # the fill ends with a checkpoint: rows are in the cache file, the WAL is empty, and the
+        # settings used while parsing are back to the query's
+        wal = Path(f"{db}.wal")
+        assert not wal.exists() or wal.stat().st_size == 0
+        con = eng._con
+        assert con is not None
+        limit, threshold = con.execute("SELECT current_setting('memory_limit'), "
+                                       "current_setting('checkpoint_threshold')").fetchone()
+        assert (limit, threshold) == ("244.1 MiB", "16.0 MiB")  # 256 MB, and DuckDB's default
+    target = next((data / "gen").rglob("*.log.gz"))
+    st = target.stat()
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    with LocalEngine([str(data)], db=db) as eng:
+        assert eng.query("error_rate", bucket="1d")["requests"].sum() == n0
+        assert (eng.last_ingest.parsed, eng.last_ingest.cached) == (1, eng.last_ingest.files - 1)
+        assert eng.parse_stats().bad_lines == 1
+    with LocalEngine([str(data)], db=db) as eng:
+        eng.query("error_rate", bucket="1d")
+        assert eng.last_ingest.parsed == 0
+
+
 def test_query_covers_exactly_the_given_files(small_logs: Path, tmp_path: Path) -> None:
     db = tmp_path / "c.duckdb"
     with LocalEngine([str(small_logs)], db=db) as eng:
