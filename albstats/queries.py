@@ -38,6 +38,7 @@ _HERE = Path(__file__).resolve().parent
 SQL_DIR = Path(os.environ.get("ALBSTATS_SQL_DIR")
                or (_HERE / "sql" if (_HERE / "sql").is_dir() else _HERE.parent / "sql"))
 
+_NAME_RE = re.compile(r"[a-z][a-z0-9_]*")
 _TITLE_RE = re.compile(r"--\s*([a-z][a-z0-9_]*)\s*:\s*(.+)")
 _ITEM_RE = re.compile(r"-- {2,4}([a-z_][a-z0-9_]*)\s+([a-z]+)\s+(.*)")
 _DEFAULT_RE = re.compile(r"\((?:default:\s*([^)]*)|(required))\)\s*$")
@@ -171,12 +172,24 @@ def names() -> list[str]:
     return list(all_queries())
 
 
+@cache
+def _load_one(sql_dir: str, name: str) -> SavedQuery | None:
+    p = Path(sql_dir) / f"{name}.sql"
+    if not _NAME_RE.fullmatch(name) or not p.is_file():
+        return None
+    return parse_query(p.read_text(encoding="utf-8"), name, p)
+
+
 def get(name: str) -> SavedQuery:
-    """A saved query by name; an unknown name is a UsageError listing the known ones."""
-    qs = all_queries()
-    if name not in qs:
+    """A saved query by name; an unknown name is a UsageError listing the known ones.
+
+    Reads only that query's file: `albstats query NAME` need not parse the whole library.
+    """
+    q = _load_one(str(SQL_DIR), name)
+    if q is None:
+        qs = all_queries()
         raise UsageError(f"unknown query {name!r}; saved queries: {', '.join(qs) or '(none)'}")
-    return qs[name]
+    return q
 
 
 def _literal(value: object) -> str:

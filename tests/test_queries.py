@@ -104,6 +104,10 @@ def test_header_parsing_and_errors(tmp_path: Path) -> None:
         bind(q)
     with pytest.raises(UsageError, match="unknown query"):
         get("no_such_query")
+    for bad in ("../sql/error_rate", "Error_Rate", "error_rate.sql", ""):  # names, not paths
+        with pytest.raises(UsageError, match="unknown query"):
+            get(bad)
+    assert get("error_rate") == all_queries()["error_rate"]
 
 
 # --- parameter values -------------------------------------------------------------------------
