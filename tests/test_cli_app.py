@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import typer
+from conftest import FIXTURES
 from typer.main import get_command
 from typer.testing import CliRunner
 
@@ -86,3 +90,21 @@ def test_unknown_command_suggests_a_close_one():
     res = CliRunner().invoke(app, ["quer"])
     assert res.exit_code == 2
     assert "Did you mean 'query'?" in res.output
+
+
+def test_the_console_script_writes_its_output_and_exit_codes(tmp_path: Path) -> None:
+    # main() (not CliRunner): output complete and flushed, files written, exit codes kept
+    exe = str(Path(sys.executable).with_name("albstats"))
+    day = FIXTURES / "AWSLogs/123456789012/elasticloadbalancing/us-east-2/2026/11/17"
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    out = tmp_path / "r.json"
+    run = [exe, "query", "error_rate", str(day), "--bucket", "1d", "--db", str(tmp_path / "c.duckdb")]
+    res = subprocess.run([*run, "-f", "json", "-o", str(out)], capture_output=True, text=True, timeout=120, env=env)
+    assert res.returncode == 0, res.stderr
+    rows = json.loads(out.read_text())
+    assert len(rows) == 1 and rows[0]["requests"] > 0
+    res = subprocess.run([*run, "-f", "csv"], capture_output=True, text=True, timeout=120, env=env)
+    assert res.returncode == 0 and res.stdout.splitlines()[1].startswith(rows[0]["bucket_start"])
+    assert "from cache" in res.stderr
+    res = subprocess.run([exe, "query", "nope", str(day)], capture_output=True, text=True, timeout=60, env=env)
+    assert res.returncode == 2 and "unknown query 'nope'" in res.stderr

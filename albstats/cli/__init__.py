@@ -10,6 +10,7 @@ commands (:data:`COMMANDS` says which module registers what; a test checks it ag
 
 from __future__ import annotations
 
+import gc
 import importlib
 from typing import Any
 
@@ -88,4 +89,12 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 
 def main() -> None:
-    app()
+    """The ``albstats`` console script."""
+    try:
+        app()
+    finally:
+        # The process exits next. Freezing the tracked objects spares the interpreter's final garbage
+        # collections, which walked every object of duckdb, typer and the rest: 35 to 40 ms, a tenth of
+        # a warm-cache query. Objects are still freed by reference counting as modules are cleared (so
+        # files left open are flushed and closed); only reference cycles are left to the OS.
+        gc.freeze()
