@@ -8,7 +8,9 @@ Run by hand (not part of the tests), from the repository root:
 It generates the input once with `albstats generate` into bench/data/ (gitignored), warms the page
 cache, then measures in one run, each command in its own process under /usr/bin/time: wall time,
 CPU time and peak RSS of `zcat` over all the files and of `albstats parse DIR --format parquet -o ...`
-with each parser engine (ALBSTATS_PARSER), checking that the engines write the same rows.
+with each parser engine (ALBSTATS_PARSER), checking that the engines write the same rows. Memory of
+the whole process tree (PSS, workers included) is sampled in a separate run per engine: sampling
+/proc costs CPU on the same two cores, so the timed runs are left alone.
 `--tenfold` also parses the same files ten times over (the folder named ten times) to show that peak
 memory does not grow with the input. Targets from the issue: albstats/zcat wall-time ratio <= 0.8
 (aim 0.6), peak RSS <= 300 MB, memory flat at ten times the input.
@@ -69,17 +71,23 @@ def _pss_kb(pids: list[int]) -> int:
     return total
 
 
-def measure(cmd: list[str] | str, shell: bool = False, env: dict[str, str] | None = None) -> dict[str, float]:
-    """Wall, CPU (user+sys, children included) and peak RSS of the biggest process, from GNU time; plus the
-    peak total PSS of the whole process tree (worker processes included), sampled every 50 ms."""
+def measure(cmd: list[str] | str, shell: bool = False, env: dict[str, str] | None = None,
+            pss: bool = False) -> dict[str, float]:
+    """Wall, CPU (user+sys, children included) and peak RSS of the biggest process, from GNU time; with
+    ``pss``, also the peak total PSS of the whole process tree (worker processes included), sampled every
+    50 ms. Sampling reads /proc/PID/smaps_rollup, which costs kernel time on the cores the command runs
+    on, so timed runs do not sample and memory is measured in a run of its own."""
     fmt = "%e %U %S %M"
     full = f"{TIME} -f '{fmt}' sh -c {shlex_quote(cmd)}" if shell else [TIME, "-f", fmt, *cmd]
     p = subprocess.Popen(full, shell=shell, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                          env=None if env is None else {**os.environ, **env})
     peak = 0
-    while p.poll() is None:
-        peak = max(peak, _pss_kb(_tree(p.pid)))
-        time.sleep(0.05)
+    if pss:
+        while p.poll() is None:
+            peak = max(peak, _pss_kb(_tree(p.pid)))
+            time.sleep(0.05)
+    else:
+        p.wait()
     err = p.stderr.read() if p.stderr else ""
     if p.returncode != 0:
         sys.exit(f"bench: command failed ({p.returncode}): {full}\n{err[-2000:]}")
@@ -152,8 +160,8 @@ def main() -> None:
             rows[engine].append((z, a))
             print(f"run {i + 1}, engine {engine}: zcat {z['wall']:.2f} s wall, {z['cpu']:.2f} s cpu, "
                   f"{z['rss_mb']:.0f} MB | albstats parse --format parquet {a['wall']:.2f} s wall, {a['cpu']:.2f} s "
-                  f"cpu, peak RSS {a['rss_mb']:.0f} MB (biggest process), {a['tree_mb']:.0f} MB (all processes, "
-                  f"PSS) | ratio {a['wall'] / z['wall']:.2f}", flush=True)
+                  f"cpu, peak RSS {a['rss_mb']:.0f} MB (biggest process) | ratio {a['wall'] / z['wall']:.2f}",
+                  flush=True)
             table = pq.read_table(out)
             if first is None:
                 first = table
@@ -164,13 +172,17 @@ def main() -> None:
         print(f"engine {engine}, best run: wall ratio {best[1]['wall'] / best[0]['wall']:.2f}; CPU seconds "
               f"albstats/zcat {best[1]['cpu'] / best[0]['cpu']:.2f} (with two free cores the wall ratio approaches "
               f"half of that)")
+    for engine in engines:
+        m = measure(parse, env={"ALBSTATS_PARSER": engine, **compiled}, pss=True)
+        print(f"memory run, engine {engine}: peak RSS {m['rss_mb']:.0f} MB (biggest process), {m['tree_mb']:.0f} MB "
+              f"(all processes, PSS sampled every 50 ms)")
     n = pq.ParquetFile(out).metadata.num_rows
     print(f"parquet rows: {n:,} ({out.stat().st_size / 1e6:.0f} MB), identical for engines {', '.join(engines)}")
     if args.tenfold:
         big = [*albstats_cmd(), "parse", *([str(args.data)] * 10), "--format", "parquet", "-o",
                str(out_dir / "parse10.parquet"), "-q"]
-        t = measure(big, env={"ALBSTATS_PARSER": engines[0], **compiled})
-        one = rows[engines[0]][-1][1]
+        t = measure(big, env={"ALBSTATS_PARSER": engines[0], **compiled}, pss=True)
+        one = measure(parse, env={"ALBSTATS_PARSER": engines[0], **compiled}, pss=True)
         print(f"10x input ({10 * args.lines:,} lines, engine {engines[0]}): {t['wall']:.2f} s wall, "
               f"{t['cpu']:.2f} s cpu, peak RSS "
               f"{t['rss_mb']:.0f} MB biggest process, {t['tree_mb']:.0f} MB all processes "

@@ -194,6 +194,32 @@ def test_plain_gz_multimember_and_folder_layout(tmp_path):
     assert t3.num_rows == 2 * len(ACCESS_SAMPLES)
 
 
+def test_gunzip_fast_path_takes_only_single_clean_members():
+    """One member is inflated into a buffer of its trailer's size; whatever else a file holds (another
+    member, even an identical one, padding, junk, a gzip magic inside stored data) must come out as the
+    member-by-member reader gives it."""
+    from albstats import parse as P
+
+    text = ("\n".join(ACCESS_SAMPLES) + "\n").encode()
+    one = gzip.compress(text)
+    stored = gzip.compress(text + b"\x1f\x8b\x08 inside the data\n", compresslevel=0)
+    assert stored.find(b"\x1f\x8b\x08", 1) > 0
+    cases = {
+        "one": (one, text, None),
+        "twice": (one + one, text + text, None),
+        "two members": (one + gzip.compress(b"x\n"), text + b"x\n", None),
+        "stored with a magic inside": (stored, text + b"\x1f\x8b\x08 inside the data\n", None),
+        "zero padding": (one + b"\0" * 8, text, None),  # as gzip and Python's GzipFile read it
+        "junk": (one + b"junk after the member", text, "damage"),
+        "truncated": (one[:-3], None, "damage"),
+    }
+    for name, (raw, want, err) in cases.items():
+        out, e = P._inflate_all(raw)
+        assert (e is not None) == (err is not None), name
+        if want is not None:
+            assert out == want, name
+
+
 def test_missing_path_and_empty_glob_are_usage_errors(tmp_path):
     with pytest.raises(UsageError, match="no such file"):
         table([tmp_path / "nope.log"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 
 import typer
@@ -31,6 +32,9 @@ def register(app: typer.Typer) -> None:
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
         from albstats.parse import parse_files
 
+        # the modules just imported live as long as the process: the collector need not walk them on
+        # every pass (about 50 ms of a parse's single parent process)
+        gc.freeze()
         stats = parse_files(paths, fmt=format, output=output,
                             fields=fields.split(",") if fields else None, kind=kind, strict=strict, quiet=quiet)
         if not quiet:
