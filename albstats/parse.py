@@ -1179,6 +1179,23 @@ def _plan(sources: list[tuple[Source, FileStats]],
         yield "group", group
 
 
+def _tail_split(plan: list[tuple[str, list[tuple[Source, FileStats]]]],
+                workers: int) -> list[tuple[str, list[tuple[Source, FileStats]]]]:
+    """The last ``workers`` groups split in halves: the run ends when the slowest worker does, so smaller
+    last groups leave the others less time idle (on 2 cores, about half a group less)."""
+    if workers <= 1:
+        return plan
+    out: list[tuple[str, list[tuple[Source, FileStats]]]] = []
+    tail = {i for i, (how, _) in enumerate(plan) if how == "group"}
+    tail = set(sorted(tail)[-workers:]) if len(tail) > workers else set()
+    for i, (how, g) in enumerate(plan):
+        if i in tail and len(g) > 1:
+            out += [(how, g[:len(g) // 2]), (how, g[len(g) // 2:])]
+        else:
+            out.append((how, g))
+    return out
+
+
 def default_workers() -> int:
     """Workers that read and parse files: one per core, at most 4."""
     return max(1, min(4, os.cpu_count() or 1))
@@ -1399,8 +1416,8 @@ def _iter_fast(todo: list[tuple[Source, FileStats]], o: _Opts, stats: ParseStats
 
     arrow = o.schema.arrow_schema(o.fields)
     # a Parquet fragment holds one row group: groups of about ROW_GROUP_ROWS lines of text
-    plan = [(how, [it for it in g if not it[1].skipped], g)
-            for how, g in _plan(todo, FRAGMENT_BYTES if encode else BLOCK_BYTES)]
+    groups = _tail_split(list(_plan(todo, FRAGMENT_BYTES if encode else BLOCK_BYTES)), workers)
+    plan = [(how, [it for it in g if not it[1].skipped], g) for how, g in groups]
     if workers <= 1 or sum(1 for how, _, _ in plan if how == "group") <= 1:
         for how, live, group in plan:
             if how == "stream" and live:
