@@ -259,6 +259,14 @@ static int cast_number(Col *c, const char *s, size_t n) {
 
 /* The first space in [p, e), or e; eight bytes at a time (bare tokens are short: cheaper than memchr). */
 static inline const char *find_space(const char *p, const char *e) {
+#ifdef HAVE_SSE2
+    const __m128i sp = _mm_set1_epi8(' ');
+    while (e - p >= 16) {
+        int m = _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)p), sp));
+        if (m) return p + __builtin_ctz((unsigned)m);
+        p += 16;
+    }
+#endif
 #if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     while (e - p >= 8) {
         uint64_t w;
