@@ -135,6 +135,22 @@ class _Writer:
     def zigzag(self, n: int) -> None:
         self.varint((n << 1) ^ (n >> 63))
 
+    def field_header(self, fid: int, last: int, t: int) -> None:
+        """A field's header: its id as a delta from the previous field's when that fits in four bits."""
+        delta = fid - last
+        if 0 < delta <= 15:
+            self.out.append(delta << 4 | t)
+        else:
+            self.out.append(t)
+            self.zigzag(fid)
+
+    def list_header(self, n: int, et: int) -> None:
+        if n < 15:
+            self.out.append(n << 4 | et)
+        else:
+            self.out.append(0xF0 | et)
+            self.varint(n)
+
     def value(self, t: int, v: Any) -> None:
         if t in (T_TRUE, T_FALSE):
             self.out.append(v)
@@ -149,11 +165,7 @@ class _Writer:
             self.out += v
         elif t in (T_LIST, T_SET):
             et, items = v
-            if len(items) < 15:
-                self.out.append(len(items) << 4 | et)
-            else:
-                self.out.append(0xF0 | et)
-                self.varint(len(items))
+            self.list_header(len(items), et)
             for item in items:
                 self.value(et, item)
         elif t == T_MAP:
@@ -169,18 +181,16 @@ class _Writer:
         else:
             raise ParquetJoinError(f"unknown Thrift type {t}")
 
-    def struct(self, fields: Struct) -> None:
-        last = 0
+    def fields(self, fields: Struct, last: int = 0) -> None:
+        """Fields of a struct without its STOP, ids encoded as following field ``last``."""
         for fid, t, v in fields:
-            delta = fid - last
-            if 0 < delta <= 15:
-                self.out.append(delta << 4 | t)
-            else:
-                self.out.append(t)
-                self.zigzag(fid)
+            self.field_header(fid, last, t)
             last = fid
             if t not in (T_TRUE, T_FALSE):
                 self.value(t, v)
+
+    def struct(self, fields: Struct) -> None:
+        self.fields(fields)
         self.out.append(T_STOP)
 
 
@@ -240,12 +250,7 @@ class _HoleWriter(_Writer):
     def struct_spec(self, fields: Struct, spec: dict[int, Any]) -> None:
         last = 0
         for fid, t, v in fields:
-            delta = fid - last
-            if 0 < delta <= 15:
-                self.out.append(delta << 4 | t)
-            else:
-                self.out.append(t)
-                self.zigzag(fid)
+            self.field_header(fid, last, t)
             last = fid
             sub = spec.get(fid)
             if sub is _HOLE and t in (T_I64, T_I32):
@@ -255,13 +260,8 @@ class _HoleWriter(_Writer):
             elif isinstance(sub, dict) and t == T_STRUCT:
                 self.struct_spec(v, sub)
             elif isinstance(sub, dict) and t == T_LIST and v[0] == T_STRUCT:
-                items = v[1]
-                if len(items) < 15:
-                    self.out.append(len(items) << 4 | T_STRUCT)
-                else:
-                    self.out.append(0xF0 | T_STRUCT)
-                    self.varint(len(items))
-                for item in items:
+                self.list_header(len(v[1]), T_STRUCT)
+                for item in v[1]:
                     self.struct_spec(item, sub)
             elif t not in (T_TRUE, T_FALSE):
                 self.value(t, v)
@@ -275,16 +275,7 @@ class _HoleWriter(_Writer):
 def _fields_bytes(fields: Struct, last: int) -> bytes:
     """Fields of a struct (no STOP), their ids encoded as following field ``last``."""
     w = _Writer()
-    for fid, t, v in fields:
-        delta = fid - last
-        if 0 < delta <= 15:
-            w.out.append(delta << 4 | t)
-        else:
-            w.out.append(t)
-            w.zigzag(fid)
-        last = fid
-        if t not in (T_TRUE, T_FALSE):
-            w.value(t, v)
+    w.fields(fields, last)
     return bytes(w.out)
 
 
@@ -438,12 +429,7 @@ class ParquetJoiner:
         w.out.append(1 << 4 | T_I64)  # num_rows follows field 2 (the schema)
         w.zigzag(self.rows)
         w.out.append(1 << 4 | T_LIST)
-        n = len(self.row_groups)
-        if n < 15:
-            w.out.append(n << 4 | T_STRUCT)
-        else:
-            w.out.append(0xF0 | T_STRUCT)
-            w.varint(n)
+        w.list_header(len(self.row_groups), T_STRUCT)
         for rg in self.row_groups:
             w.out += rg
         w.out += self.tail
