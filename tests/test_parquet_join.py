@@ -179,3 +179,20 @@ def test_failed_parse_leaves_neither_output_nor_fragments(tmp_path, monkeypatch)
         P.parse_files([str(logs)], fmt="parquet", output=str(out), strict=True, quiet=True)
     assert not out.exists() and list(tmp_path.glob("*.part")) == []
     assert list(spill.iterdir()) == []
+
+
+def test_stdin_to_parquet_is_encoded_in_the_parent_in_row_groups(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from albstats import output
+    from albstats.cli import app
+
+    monkeypatch.setattr(output, "ROW_GROUP_ROWS", 500)  # stdin is read in blocks of about 4 MB: one group each
+    src = sorted(str(p) for p in (FIXTURES / "AWSLogs").rglob("*.log.gz"))
+    text = b"".join(gzip.decompress(Path(p).read_bytes()) for p in src)
+    out = tmp_path / "stdin.parquet"
+    r = CliRunner().invoke(app, ["parse", "-", "--format", "parquet", "-o", str(out), "-q"], input=text)
+    assert r.exit_code == 0, r.output
+    pf = pq.ParquetFile(out)
+    assert pf.metadata.num_row_groups > 2
+    assert pf.read().equals(P.read_table(src))
