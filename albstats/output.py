@@ -110,6 +110,9 @@ def write_batches(batches: Iterable[pa.RecordBatch], schema: pa.Schema, fmt: str
         sys.stdout.flush()
         return
     assert out is not None
+    if fmt == "parquet":  # the one Parquet path: fragments of ROW_GROUP_ROWS, joined
+        write_parquet_parts(parquet_fragments(batches, schema), schema, out)
+        return
     with atomic_path(out) as tmp:
         if fmt == "jsonl":
             with open(tmp, "w", encoding="utf-8") as fh:
@@ -120,12 +123,6 @@ def write_batches(batches: Iterable[pa.RecordBatch], schema: pa.Schema, fmt: str
             with pcsv.CSVWriter(str(tmp), schema) as w:
                 for b in batches:
                     w.write_batch(b)
-        else:
-            import pyarrow.parquet as pq
-
-            with pq.ParquetWriter(str(tmp), schema, **parquet_options(schema)) as w:
-                for t in _row_groups(batches, schema):
-                    w.write_table(t, row_group_size=t.num_rows)
 
 
 def parquet_options(schema: pa.Schema) -> dict[str, Any]:

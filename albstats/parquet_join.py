@@ -215,19 +215,10 @@ def _get(fields: Struct, fid: int) -> Any:
     return None
 
 
-def _set(fields: Struct, fid: int, t: int, value: Any) -> None:
-    for f in fields:
-        if f[0] == fid:
-            f[1], f[2] = t, value
-            return
-    fields.append([fid, t, value])
-    fields.sort(key=lambda f: f[0])
-
-
 # parquet.thrift field ids
 _FMD_SCHEMA, _FMD_NUM_ROWS, _FMD_ROW_GROUPS = 2, 3, 4
 _RG_COLUMNS, _RG_FILE_OFFSET, _RG_ORDINAL = 1, 5, 7
-_CC_FILE_PATH, _CC_FILE_OFFSET, _CC_META = 1, 2, 3
+_CC_FILE_OFFSET, _CC_META = 2, 3
 _CC_REFUSED = {1: "a path to another file", 4: "an offset index", 6: "a column index", 8: "encryption",
                9: "encryption"}
 # data_page_offset, index_page_offset, dictionary_page_offset, bloom_filter_offset
@@ -426,9 +417,9 @@ class ParquetJoiner:
             return
         w = _Writer()
         w.out += self.head
-        w.out.append(1 << 4 | T_I64)  # num_rows follows field 2 (the schema)
+        w.field_header(_FMD_NUM_ROWS, _FMD_SCHEMA, T_I64)  # head ends with the schema (prepare checks)
         w.zigzag(self.rows)
-        w.out.append(1 << 4 | T_LIST)
+        w.field_header(_FMD_ROW_GROUPS, _FMD_NUM_ROWS, T_LIST)
         w.list_header(len(self.row_groups), T_STRUCT)
         for rg in self.row_groups:
             w.out += rg
