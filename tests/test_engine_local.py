@@ -13,6 +13,8 @@ import math
 import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -493,6 +495,35 @@ def test_second_query_parses_nothing(small_logs: Path, tmp_path: Path, monkeypat
         assert eng.parse_stats().bad_lines == 1  # malformed counts come from the cache
         assert eng.summary()[0].startswith(f"{eng.last_ingest.files} files")
     pd.testing.assert_frame_equal(first, again)
+
+
+def test_a_warm_query_runs_on_the_engine_module_alone(small_logs: Path, tmp_path: Path) -> None:
+    # A fresh process: the cache fill imports the duckdb package (Arrow scans need it); a warm query runs
+    # on _duckdb without it and gives the same frame as a process that has the package.
+    data = _copy(small_logs, tmp_path / "data")
+    db = tmp_path / "c.duckdb"
+    code = ("import sys\n"
+            "from albstats.engines.local import LocalEngine\n"
+            "with LocalEngine([sys.argv[1]], db=sys.argv[2]) as eng:\n"
+            "    df = eng.query('error_rate', bucket='5m')\n"
+            "    ing = eng.last_ingest\n"
+            "    assert ing.files > 10 and ing.parsed == (ing.files if sys.argv[3] == 'fill' else 0), ing\n"
+            "    print(eng.summary()[0], file=sys.stderr)\n"
+            "df.to_pickle(sys.argv[4])\n"
+            "print('duckdb' in sys.modules)\n")
+    runs = []
+    for run in ("fill", "warm"):
+        out = tmp_path / f"{run}.pkl"
+        res = subprocess.run([sys.executable, "-c", code, str(data), str(db), run, str(out)],
+                             capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, res.stderr[-2000:]
+        runs.append((res.stdout.strip(), pd.read_pickle(out)))
+    assert [r[0] for r in runs] == ["True", "False"]
+    with LocalEngine([str(data)], db=db) as eng:
+        here = eng.query("error_rate", bucket="5m")
+    assert len(here) > 10
+    pd.testing.assert_frame_equal(runs[0][1], here)
+    pd.testing.assert_frame_equal(runs[1][1], here)
 
 
 def test_changed_file_is_parsed_again(small_logs: Path, tmp_path: Path) -> None:
