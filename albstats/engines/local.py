@@ -92,13 +92,23 @@ def duckdb_engine() -> Any:
     warm-cache query, and only adds connection methods albstats never calls (``sql``, ``read_csv``,
     ``from_arrow``, ...). ``connect``, ``execute``, the fetches, ``df``, ``register`` and the exception
     classes are the engine's own objects either way (``duckdb.Error is _duckdb.Error``). Layouts without a
-    top-level engine module (DuckDB before 1.4) get the package.
+    top-level engine module (DuckDB before 1.4), or a future one whose engine lacks a method used here,
+    get the package.
     """
     try:
         import _duckdb
+
+        if all(hasattr(_duckdb.DuckDBPyConnection, m) for m in _ENGINE_METHODS) and hasattr(_duckdb, "Error"):
+            return _duckdb
     except ImportError:  # pragma: no cover - older DuckDB
-        import duckdb as _duckdb
-    return _duckdb
+        pass
+    import duckdb
+
+    return duckdb
+
+
+#: The connection methods albstats calls on a connection from :func:`duckdb_engine`.
+_ENGINE_METHODS = ("execute", "fetchone", "fetchall", "df", "description", "register", "unregister", "close")
 
 
 def _enable_arrow_scans() -> None:
