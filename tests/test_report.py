@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import typer
 from typer.testing import CliRunner
 
 import albstats
@@ -62,9 +63,16 @@ def report(run) -> dict:
 
 
 def data_dir() -> Path:
-    """The folder the README's main command reports on."""
-    paths = [a for a in main_command()[1:] if not a.startswith("-") and (ROOT / a).exists()]
+    """The folder the README's main command reports on: its positional argument as Click parses it.
+
+    Option values such as ``--out /tmp/albstats-report`` are not data, even when that folder exists
+    because someone ran the main command before the tests.
+    """
+    command = typer.main.get_command(app).get_command(None, "report")  # type: ignore[attr-defined]
+    with command.make_context("report", main_command()[1:], resilient_parsing=True) as ctx:
+        paths = list(ctx.params["paths"] or [])
     assert len(paths) == 1, paths
+    assert (ROOT / paths[0]).is_dir(), paths
     return ROOT / paths[0]
 
 
