@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,32 @@ FIXTURES = ROOT / "fixtures"
 #: ../shared beside the checkout (CI lays a copy there); ALBSTATS_SHARED overrides.
 SHARED = Path(os.environ.get("ALBSTATS_SHARED", ROOT.parent / "shared"))
 CONFORMANCE = SHARED / "conformance"
+
+
+#: Variables that would point tests at the developer's own cache, parser choice or AWS account.
+_HOST_ENV_PREFIXES = ("ALBSTATS_", "AWS_")
+_KEEP = {"ALBSTATS_SHARED"}
+_scratch: str | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Run every test in a clean environment: no ALBSTATS_/AWS_ settings from the shell, a scratch cache.
+
+    Why: CI may run the README's main command before the tests, and a developer may have
+    AWS_PROFILE or ALBSTATS_CACHE_DB set; neither may change what a test sees. Tests that need
+    such a variable set it themselves.
+    """
+    global _scratch
+    for k in [k for k in os.environ if k.startswith(_HOST_ENV_PREFIXES) and k not in _KEEP]:
+        del os.environ[k]
+    _scratch = tempfile.mkdtemp(prefix="albstats-tests-")
+    os.environ["XDG_CACHE_HOME"] = _scratch
+    os.environ["AWS_CONFIG_FILE"] = os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.path.join(_scratch, "no-aws")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _scratch:
+        shutil.rmtree(_scratch, ignore_errors=True)
 
 
 def load_jsonl(name: str) -> list[dict]:
