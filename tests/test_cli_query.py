@@ -96,6 +96,10 @@ def test_no_cache_gives_the_same_output(logs: Path, db: str) -> None:
     (["sql", "run", "SELECT 1; SELECT 2", "LOGS"], "one SQL statement"),
     (["sql", "run", "SELECT nonsense FROM alb_logs", "LOGS"], "failed in DuckDB"),
     (["sql", "show", "nope"], "unknown query"),
+    (["query", "top_clients", "LOGS", "--param", "limit=3; SELECT 1"], "--limit"),
+    (["query", "top_clients", "LOGS", "--param", "limit=3", "--limit", "4"], "also given as --limit"),
+    (["query", "error_rate", "LOGS", "--param", "since=2026-11-16'; DROP TABLE files; --"], "--since"),
+    (["sql", "show", "top_clients", "--param", "bucket=1h", "--bucket", "1d"], "also given as --bucket"),
 ])
 def test_bad_arguments_are_one_line_usage_errors(logs: Path, db: str, args: list[str], needle: str) -> None:
     full = [str(logs) if a == "LOGS" else a for a in args]
@@ -118,6 +122,21 @@ def test_sql_fragments_passed_as_params_are_bound_not_run(logs: Path, db: str) -
     assert r.exit_code == 0 and json.loads(r.stdout) == [{"n": 0}]
     after = run("query", "error_rate", str(logs), "--db", db, "-f", "json", "-q", "--bucket", "1d")
     assert before.stdout == after.stdout and json.loads(after.stdout)[0]["requests"] == 1200
+
+
+def test_named_parameters_given_as_param_mean_the_same(logs: Path, db: str) -> None:
+    """`--param limit=2` is `--limit 2` (sql list shows them among the parameters), for query and sql show."""
+    a = run("query", "top_clients", str(logs), "--db", db, "-q", "-f", "csv", "--param", "limit=2",
+            "--param", "since=2026-11-16T00:30Z")
+    b = run("query", "top_clients", str(logs), "--db", db, "-q", "-f", "csv", "--limit", "2",
+            "--since", "2026-11-16T00:30Z")
+    assert a.exit_code == b.exit_code == 0, a.output
+    assert a.stdout == b.stdout and len(a.stdout.splitlines()) == 3
+    whole = run("query", "top_clients", str(logs), "--db", db, "-q", "-f", "csv", "--limit", "2")
+    assert whole.stdout != a.stdout  # the window took effect
+    a = run("sql", "show", "top_clients", "--param", "limit=7")
+    b = run("sql", "show", "top_clients", "--limit", "7")
+    assert a.exit_code == 0 and a.stdout == b.stdout and "LIMIT 7" in a.stdout
 
 
 def test_sql_list_names_every_query() -> None:

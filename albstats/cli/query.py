@@ -123,6 +123,22 @@ def _summary(eng: Any) -> None:
         typer.echo(f"albstats: warning: {err}", err=True)
 
 
+def _query_values(param: list[str] | None, **named: Any) -> dict[str, Any]:
+    """``--param`` values merged with the named options (``--since`` ...): ``--param limit=5`` means ``--limit 5``.
+
+    Why: ``albstats sql list`` and the saved queries' headers list since/until/bucket/limit among the
+    parameters, so users write them either way; giving one twice is an error, not a silent pick.
+    """
+    from albstats.engines.base import parse_param_args
+
+    params = parse_param_args(param)
+    for k in [k for k in params if k in named]:
+        if named[k] is not None:
+            raise UsageError(f"--param {k}={params[k]}: also given as --{k}; give it once")
+        named[k] = params.pop(k)
+    return {**named, **params}
+
+
 def register(app: typer.Typer) -> None:
     """Add `query` and the `sql` group."""
 
@@ -155,16 +171,14 @@ def register(app: typer.Typer) -> None:
         The local engine parses the files with albstats' parser into a cache, so the next query over
         the same files reads no log line again; the Athena engine runs the same SQL on Athena.
         """
-        from albstats.engines.base import parse_param_args
         from albstats.queries import get
 
         if format not in FORMATS:
             raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {format!r}")
         get(name)  # unknown names fail before any file is read
-        params = parse_param_args(param)
+        kw = _query_values(param, since=since, until=until, bucket=bucket, limit=limit)
         with _engine(paths or [], engine, db, no_cache, quiet,
                      options.athena_settings(database, table, workgroup, output_location, region, profile)) as eng:
-            kw = dict(since=since, until=until, bucket=bucket, limit=limit, **params)
             if format == "parquet":
                 _write_parquet(eng.query(name, **kw), output)
             else:
@@ -211,9 +225,9 @@ def register(app: typer.Typer) -> None:
         q = get(name)
         values = None
         if any(v is not None for v in (since, until, bucket, limit)) or param:
-            from albstats.engines.base import bind, parse_param_args
+            from albstats.engines.base import bind
 
-            values, _ = bind(q, since=since, until=until, bucket=bucket, limit=limit, **parse_param_args(param))
+            values, _ = bind(q, **_query_values(param, since=since, until=until, bucket=bucket, limit=limit))
         typer.echo(console_sql(q, values), nl=False)
 
     @sql_app.command("run")
