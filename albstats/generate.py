@@ -49,6 +49,7 @@ DEFAULT_START = "2026-11-16T00:00:00Z"
 ACCOUNT = "123456789012"
 REGION = "us-east-2"
 INTERVAL_S = 300
+MAX_LINES = 10_000_000_000  # far beyond any benchmark; keeps numpy sizes in range
 #: Mean number of requests per client connection (they share client port and conn_trace_id).
 SESSION_MEAN = 3.0
 #: Lines built per vectorised batch (several files at once): bounds memory, amortises NumPy overhead.
@@ -1083,8 +1084,8 @@ def generate(out_dir: str | os.PathLike[str], start: str | datetime = DEFAULT_ST
     if not (isinstance(days, int | float) and 0 < days <= 3660):
         raise UsageError(f"--days: {days} is out of range (more than 0, at most 3660)")
     if lines is not None:
-        if lines < 0:
-            raise UsageError(f"--lines: {lines} must not be negative")
+        if not 0 <= lines <= MAX_LINES:
+            raise UsageError(f"--lines: {lines} is out of range (0 to {MAX_LINES:,})")
     elif rps is None or not (0 <= rps <= 100000) or math.isnan(rps):
         raise UsageError(f"--rps: {rps} is out of range (0 to 100000 requests per second)")
     if format_era not in ERAS:
@@ -1092,7 +1093,7 @@ def generate(out_dir: str | os.PathLike[str], start: str | datetime = DEFAULT_ST
     if not 0 <= seed < 2**63:
         raise UsageError(f"--seed: {seed} must be a non-negative integer below 2**63")
     if not 0 <= compresslevel <= 9:
-        raise UsageError(f"compresslevel: {compresslevel} must be 0 to 9")
+        raise UsageError(f"--compress-level: {compresslevel} must be 0 to 9")
     intervals = max(1, int(round(days * 86400 / INTERVAL_S)))
     world = _World(seed, prof)
     plan = _Plan(world, seed, st, intervals, rps, lines)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
+import stat
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -24,23 +26,74 @@ from albstats.parquet_join import Fragment
 FORMATS = ("jsonl", "csv", "parquet")
 
 
+def check_target(target: str | os.PathLike[str], option: str, *, folder: bool = False) -> Path:
+    """Refuse an output path that cannot be written before any work is done: empty, a folder where a
+    file is wanted (or a file where a folder is), or under a file. Returns it as a Path."""
+    if not os.fspath(target).strip():
+        raise UsageError(f"{option}: the name is empty")
+    path = Path(target)
+    if folder and path.exists() and not path.is_dir():
+        raise UsageError(f"{option} {path}: is a file; give a folder")
+    if not folder and path.is_dir():
+        raise UsageError(f"{option} {path}: is a folder; give a file name")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UsageError(f"{option} {path}: {parent} is a file, not a folder")
+            break
+    return path
+
+
 @contextmanager
-def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path; on success it replaces ``target``, on failure it is removed."""
-    target = Path(target)
+def atomic_path(target: str | os.PathLike[str], option: str = "-o") -> Iterator[Path]:
+    """Yield a temporary path; on success it replaces ``target``, on failure it is removed.
+
+    A target that is empty or an existing folder is refused first (``option`` names the argument), so the
+    user hears that before any work, not as a failed rename at the end. A target that is not a regular
+    file (``/dev/null``, ``/dev/stdout``, a FIFO or ``>(gzip > x)``) is yielded itself and written in
+    place: renaming over it would replace the device or link with a file. A symlink to a file keeps
+    its link: the file it points at is replaced, with its permissions.
+    """
+    target = check_target(target, option)
+    try:
+        st: os.stat_result | None = os.stat(target)
+    except FileNotFoundError:
+        st = None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        yield from _via_temp_copy(target)
+        return
+    if target.is_symlink():
+        target = Path(os.path.realpath(target))
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     os.close(fd)
     try:
         yield Path(tmp)
-        # mkstemp makes the file 0600; give it the mode an ordinary new file would have
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        if st is not None:
+            mode = stat.S_IMODE(st.st_mode)
+        else:  # mkstemp makes the file 0600; give it the mode an ordinary new file would have
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp, mode)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _via_temp_copy(target: Path) -> Iterator[Path]:
+    """For a device or pipe: yield a temporary file, then copy it into ``target`` (opened, never renamed over
+    or deleted). Writers such as pyarrow seek, or delete their output on failure; neither is safe on
+    ``/dev/stdout``."""
+    fd, tmp = tempfile.mkstemp(prefix="albstats-", suffix=".part")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb") as src, open(target, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def _json_default(v: Any) -> Any:

@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow.compute as pc
 
 from albstats.compare import _attempts, row_latency
-from albstats.errors import InputError
+from albstats.errors import InputError, UsageError
 from albstats.parse import ParseStats, iter_batches
 from albstats.proxy.policy import RetryPolicy
 
@@ -88,6 +88,8 @@ def _outcomes(batch: Any, policy: RetryPolicy) -> np.ndarray:
 def whatif(paths: list[str] | str, policy: RetryPolicy, *, simulations: int = 20_000, seed: int = 7,
            max_rows: int = 500_000) -> WhatIfResult:
     """Predict success rate, latency and upstream load under ``policy`` from the logged outcomes."""
+    if not 0 <= seed < 2**63:
+        raise UsageError(f"--seed: {seed} must be a non-negative integer below 2**63")
     paths = [paths] if isinstance(paths, str) else list(paths)
     stats = ParseStats()
     # a bounded uniform sample of rows (outcome, latency, retryable method): memory does not grow with the input

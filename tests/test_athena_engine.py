@@ -207,8 +207,10 @@ def test_every_saved_query_gets_the_day_predicate(name: str) -> None:
 def test_bad_sql_is_a_usage_error() -> None:
     eng = AthenaEngine(workgroup=WG, region=REGION)
     for window in ((None, None), (datetime(2026, 11, 17, tzinfo=UTC), None)):
-        with pytest.raises(UsageError, match="cannot parse"):
+        with pytest.raises(UsageError, match="does not parse as Athena"):
             eng.prepare("SELECT FROM WHERE (", {}, window)
+        with pytest.raises(UsageError, match="does not parse as Athena"):  # a tokenizer error, too
+            eng.prepare("SELECT 'unclosed FROM alb_logs", {}, window)
 
 
 def test_rewrite_covers_joins_aliases_and_ctes() -> None:

@@ -10,6 +10,7 @@ commands (:data:`COMMANDS` says which module registers what; a test checks it ag
 
 from __future__ import annotations
 
+import errno
 import gc
 import importlib
 from typing import Any
@@ -66,6 +67,13 @@ class AlbstatsGroup(TyperGroup):
         except AlbstatsError as e:
             typer.echo(f"albstats: error: {e}", err=True)
             ctx.exit(e.exit_code)
+        except OSError as e:
+            if e.errno == errno.EPIPE:
+                raise  # `albstats ... | head`: click exits quietly
+            # the file system said no (permissions, a full disk, a file where a folder should be): its own words
+            where = " -> ".join(str(f) for f in (e.filename, e.filename2) if f is not None)
+            typer.echo(f"albstats: error: {where + ': ' if where else ''}{e.strerror or e}", err=True)
+            ctx.exit(1)
         except KeyboardInterrupt:
             typer.echo("albstats: interrupted", err=True)
             ctx.exit(130)

@@ -48,8 +48,6 @@ def register(app: typer.Typer) -> None:
         format_era = DEFAULT_ERA if format_era is None else format_era
         if rps is not None and lines is not None:
             raise UsageError("--rps and --lines: give one of them, not both")
-        if lines is not None and lines < 0:
-            raise UsageError(f"--lines: {lines} must not be negative")
         total = expected_files(days, profile, nodes) if 0 < days <= 3660 else None
         with progress.bar("generating files", total=total, quiet=quiet) as tick:
             done = 0

@@ -123,6 +123,14 @@ def _summary(eng: Any) -> None:
         typer.echo(f"albstats: warning: {err}", err=True)
 
 
+def _check_output(output: str | None) -> None:
+    """A bad -o fails before any file is read (the write itself happens at the end)."""
+    if output not in (None, "-"):
+        from albstats.output import check_target
+
+        check_target(output, "-o")
+
+
 def _query_values(param: list[str] | None, **named: Any) -> dict[str, Any]:
     """``--param`` values merged with the named options (``--since`` ...): ``--param limit=5`` means ``--limit 5``.
 
@@ -176,6 +184,7 @@ def register(app: typer.Typer) -> None:
         if format not in FORMATS:
             raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {format!r}")
         get(name)  # unknown names fail before any file is read
+        _check_output(output)
         kw = _query_values(param, since=since, until=until, bucket=bucket, limit=limit)
         with _engine(paths or [], engine, db, no_cache, quiet,
                      options.athena_settings(database, table, workgroup, output_location, region, profile)) as eng:
@@ -254,6 +263,7 @@ def register(app: typer.Typer) -> None:
         if format not in FORMATS:
             raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {format!r}")
         params = parse_param_args(param)
+        _check_output(output)
         with _engine(paths or [], engine, db, no_cache, quiet,
                      options.athena_settings(database, table, workgroup, output_location, region, profile)) as eng:
             if format == "parquet":

@@ -88,6 +88,10 @@ def register(app: typer.Typer) -> None:
         if format not in FORMATS:
             raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {format!r}")
         opts = _options(slo, latency_slo, count_460, since, until, min_client_4xx)
+        if out:
+            from albstats.output import check_target
+
+            check_target(out, "--out", folder=True)  # before the work, not after it
         athena = options.athena_settings(database, table, workgroup, output_location, region, profile)
         connect = _connector(list(paths or []), engine, db, no_cache, quiet, athena)
         with connect() as eng:
@@ -151,6 +155,10 @@ def register(app: typer.Typer) -> None:
         opts = _options(slo, latency_slo, count_460, now=t_now)
         athena = options.athena_settings(database, table, workgroup, output_location, region, profile)
         connect = _connector(list(paths or []), engine, db, no_cache, quiet, athena)
+        if out:
+            from albstats.output import check_target
+
+            check_target(out, "--out", folder=True)
         if not 0 <= webhook_retries <= 10:
             raise UsageError("--webhook-retries must be between 0 and 10")
         if not 0 < webhook_timeout <= 300:

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from albstats import progress
 from albstats.athena_ddl import TableSpec, check_identifier, check_s3_url, check_workgroup, statements
-from albstats.engines.base import Engine, to_pyformat
+from albstats.engines.base import Engine, parse_one, to_pyformat
 from albstats.errors import AwsError, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -107,13 +107,9 @@ def day_range(since: datetime | None, until: datetime | None, now: datetime | No
 
 def references_day(sql: str) -> bool:
     """Does the SQL filter on the ``day`` partition itself?"""
-    import sqlglot
     from sqlglot import exp
 
-    try:
-        tree = sqlglot.parse_one(sql, read="trino")
-    except sqlglot.errors.ParseError as e:
-        raise UsageError(f"cannot parse the SQL as Trino SQL: {str(e).splitlines()[0]}") from None
+    tree = parse_one(sql)
     return any(c.name.lower() == "day" for c in tree.find_all(exp.Column))
 
 
@@ -123,16 +119,9 @@ def rewrite(sql: str, database: str, table: str, *, day_predicate: bool) -> str:
     The predicate's bounds are the placeholders ``:albstats_day_from``/``:albstats_day_to``, bound
     like every other value. A CTE named ``alb_logs`` and tables in other databases are left alone.
     """
-    import sqlglot
     from sqlglot import exp
 
-    try:
-        trees = [t for t in sqlglot.parse(sql, read="trino") if t is not None]
-    except sqlglot.errors.ParseError as e:
-        raise UsageError(f"cannot parse the SQL as Trino SQL: {str(e).splitlines()[0]}") from None
-    if len(trees) != 1:
-        raise UsageError(f"expected one SQL statement, got {len(trees)}")
-    tree = trees[0]
+    tree = parse_one(sql)
     ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
     target = exp.table_(table, db=database, quoted=True)
 

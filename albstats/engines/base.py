@@ -229,6 +229,20 @@ def parse_param_args(items: list[str] | None) -> dict[str, str]:
     return out
 
 
+def parse_one(sql: str) -> Any:
+    """The one Trino statement in ``sql`` as a sqlglot tree, or a one-line :class:`UsageError` (a parse or
+    tokenizer error, such as an unclosed quote, or more than one statement)."""
+    import sqlglot
+
+    try:
+        stmts = [s for s in sqlglot.parse(sql, read="trino") if s is not None]
+    except sqlglot.errors.SqlglotError as e:
+        raise UsageError(f"SQL does not parse as Athena (Trino) SQL: {str(e).splitlines()[0]}") from None
+    if len(stmts) != 1:
+        raise UsageError(f"expected one SQL statement, got {len(stmts)}")
+    return stmts[0]
+
+
 # --- placeholder rewriting for drivers -------------------------------------------------------
 
 _MARK = "__albstats_param_{}__"
@@ -237,7 +251,6 @@ _MARK_RE = re.compile(r"__albstats_param_([a-z_][a-z0-9_]*)__")
 
 def _marked(sql: str) -> str:
     """Trino SQL with every ``:name`` placeholder replaced by an identifier marker (comments dropped)."""
-    import sqlglot
     from sqlglot import exp
 
     def repl(node: exp.Expression) -> exp.Expression:
@@ -247,10 +260,7 @@ def _marked(sql: str) -> str:
             return exp.column(_MARK.format(node.name))
         return node
 
-    stmts = [s for s in sqlglot.parse(sql, read="trino") if s is not None]
-    if len(stmts) != 1:
-        raise UsageError(f"expected one SQL statement, got {len(stmts)}")
-    return stmts[0].transform(repl).sql("trino", comments=False)
+    return parse_one(sql).transform(repl).sql("trino", comments=False)
 
 
 def placeholder_names(sql: str) -> list[str]:

@@ -181,17 +181,11 @@ def _use_parsed_time(tree: Any) -> None:
 
 
 def _translate_uncached(sql: str) -> Translated:
-    import sqlglot
     from sqlglot import exp
-    from sqlglot.errors import ParseError
 
-    try:
-        stmts = [s for s in sqlglot.parse(sql, read="trino") if s is not None]
-    except ParseError as e:
-        raise UsageError(f"SQL does not parse as Athena (Trino) SQL: {str(e).splitlines()[0]}") from None
-    if len(stmts) != 1:
-        raise UsageError(f"expected one SQL statement, got {len(stmts)}")
-    tree = stmts[0]
+    from albstats.engines.base import parse_one
+
+    tree = parse_one(sql)
     if not isinstance(tree, exp.Query):
         raise UsageError(f"only SELECT queries run here, not {tree.key.upper()}")
     params: dict[str, None] = {}

@@ -75,10 +75,11 @@ def render_text(r: Report, fmt: str) -> str:
 
 def write(r: Report, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
     """Write report.md, report.html, report.json and the PNGs into ``out_dir``; returns name -> final path."""
+    from albstats.output import check_target
     from albstats.render import document, html, markdown
     from albstats.render.data import to_dict
 
-    target = Path(out_dir)
+    target = check_target(out_dir, "--out", folder=True)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent))
     try:
