@@ -47,6 +47,7 @@ CASES = [
     (["whatif", ONE, "--seed", "-1"], "--seed: -1"),
     (["sql", "run", "SELECT ' FROM alb_logs", ONE], "does not parse as Athena (Trino) SQL"),
     (["sql", "run", "'; DROP TABLE files; --", ONE], "does not parse as Athena (Trino) SQL"),
+    (["query", "error_rate", ONE, "--db", "UNDER_FILE"], "--db UNDER_FILE: cannot make its folder FILE"),
 ]
 
 
@@ -54,7 +55,7 @@ CASES = [
 def test_one_line_errors(places: dict[str, str], args: list[str], needle: str) -> None:
     full = [places.get(a, a) for a in args]
     if full[0] in ("query", "sql", "report", "weekly"):
-        full += ["--db", places["DB"], "-q"]
+        full += ([] if "--db" in full else ["--db", places["DB"]]) + ["-q"]
     before = sorted(p.name for p in Path(places["TMP"]).rglob("*"))
     r = runner.invoke(app, full)
     assert r.exit_code == 2, r.output

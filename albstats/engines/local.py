@@ -328,8 +328,11 @@ class LocalEngine(Engine):
         duckdb = duckdb_engine()
         if self.cache:
             assert self.db_path is not None
-            self.db_path.parent.mkdir(parents=True, exist_ok=True)
             path = str(self.db_path)
+            try:
+                self.db_path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise UsageError(f"--db {path}: cannot make its folder {self.db_path.parent} ({e.strerror})") from None
         else:
             self._tmpdir = tempfile.mkdtemp(prefix="albstats-")
             path = os.path.join(self._tmpdir, "rows.duckdb")
