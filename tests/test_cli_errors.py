@@ -59,8 +59,8 @@ def test_one_line_errors(places: dict[str, str], args: list[str], needle: str) -
     before = sorted(p.name for p in Path(places["TMP"]).rglob("*"))
     r = runner.invoke(app, full)
     assert r.exit_code == 2, r.output
-    for k, v in places.items():
-        needle = needle.replace(k, v)
+    for k in sorted(places, key=len, reverse=True):  # UNDER_FILE before FILE
+        needle = needle.replace(k, places[k])
     assert r.stderr.startswith("albstats: error: ") and needle in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     assert r.exception is None or isinstance(r.exception, SystemExit)
