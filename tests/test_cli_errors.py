@@ -123,3 +123,24 @@ def test_a_link_to_a_file_keeps_the_link_and_the_mode(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     assert link.is_symlink() and real.read_text().startswith("bucket_start,requests,")
     assert stat.S_IMODE(real.stat().st_mode) == 0o640
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["sql", "show", "top_clients", "--limit", "nan"],
+     "'--limit': 'nan' is not a valid int (see albstats sql show --help)"),
+    (["query", "error_rate", ONE, "--bogus"], "No such option: --bogus (see albstats query --help)"),
+    (["qeury"], "No such command 'qeury'. Did you mean 'query'?"),
+    (["query"], "Missing argument 'name'"),
+    (["fetch", "s3://b/AWSLogs/", "-o", "x", "--workers", "0"], "'--workers': 0 is not in the range 1<=x<=64"),
+])
+def test_click_usage_errors_are_one_line_too(args: list[str], needle: str) -> None:
+    """Types and unknown options are checked by click: the same one-line form as albstats' own errors."""
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2, r.output
+    assert r.stderr.startswith("albstats: error: ") and needle in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_a_group_without_a_command_still_shows_its_help() -> None:
+    r = runner.invoke(app, ["sql"])
+    assert "Usage: albstats sql" in r.output and "list" in r.output and "albstats: error" not in r.output

@@ -38,6 +38,10 @@ def module_app(module: str) -> typer.Typer:
     return sub
 
 
+#: click's UsageError, from the copy of click that Typer carries (reached through its public subclass).
+_CLICK_USAGE_ERROR: type[Exception] = typer.BadParameter.__mro__[1]
+
+
 class AlbstatsGroup(TyperGroup):
     """Turns user-facing errors into ``albstats: error: ...`` and an exit code, also under CliRunner.
 
@@ -66,6 +70,13 @@ class AlbstatsGroup(TyperGroup):
             return super().invoke(ctx)
         except AlbstatsError as e:
             typer.echo(f"albstats: error: {e}", err=True)
+            ctx.exit(e.exit_code)
+        except _CLICK_USAGE_ERROR as e:
+            if type(e).__name__ == "NoArgsIsHelpError":
+                raise  # `albstats sql`: the help text, as asked
+            # click's own (an int that is not one, an unknown option): one line like ours, not a usage block
+            where = e.ctx.command_path if e.ctx is not None else "albstats"
+            typer.echo(f"albstats: error: {e.format_message().rstrip('.')} (see {where} --help)", err=True)
             ctx.exit(e.exit_code)
         except OSError as e:
             if e.errno == errno.EPIPE:
