@@ -135,12 +135,12 @@ def test_a_link_to_a_file_keeps_the_link_and_the_mode(tmp_path: Path) -> None:
 ])
 def test_click_usage_errors_are_one_line_too(args: list[str], needle: str) -> None:
     """Types and unknown options are checked by click: the same one-line form as albstats' own errors."""
-    r = runner.invoke(app, args)
+    r = runner.invoke(app, args, prog_name="albstats")
     assert r.exit_code == 2, r.output
     assert r.stderr.startswith("albstats: error: ") and needle in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
 
 
 def test_a_group_without_a_command_still_shows_its_help() -> None:
-    r = runner.invoke(app, ["sql"])
+    r = runner.invoke(app, ["sql"], prog_name="albstats")
     assert "Usage: albstats sql" in r.output and "list" in r.output and "albstats: error" not in r.output
