@@ -50,9 +50,9 @@ def atomic_path(target: str | os.PathLike[str], option: str = "-o") -> Iterator[
 
     A target that is empty or an existing folder is refused first (``option`` names the argument), so the
     user hears that before any work, not as a failed rename at the end. A target that is not a regular
-    file (``/dev/null``, ``/dev/stdout``, a FIFO or ``>(gzip > x)``) is yielded itself and written in
-    place: renaming over it would replace the device or link with a file. A symlink to a file keeps
-    its link: the file it points at is replaced, with its permissions.
+    file (``/dev/null``, ``/dev/stdout``, a FIFO or ``>(gzip > x)``) gets the finished temporary file
+    copied into it: renaming over it would replace the device or link with a file. A symlink to a file
+    keeps its link: the file it points at is replaced, with its permissions.
     """
     target = check_target(target, option)
     try:
