@@ -9,6 +9,7 @@ older 24-field line, an unparseable line).
 from __future__ import annotations
 
 import gzip
+import json
 import math
 import os
 import re
@@ -524,6 +525,25 @@ def test_a_warm_query_runs_on_the_engine_module_alone(small_logs: Path, tmp_path
     assert len(here) > 10
     pd.testing.assert_frame_equal(runs[0][1], here)
     pd.testing.assert_frame_equal(runs[1][1], here)
+
+
+def test_the_translation_cache_is_used_only_when_its_key_matches(tmp_path: Path, monkeypatch) -> None:
+    """Cached DuckDB SQL is found by a checksum of the key and kept only if the stored key is equal, so a
+    checksum collision (simulated by editing the key) is a miss, not another query's SQL."""
+    from albstats.engines import local
+    from albstats.queries import get
+
+    monkeypatch.setenv("ALBSTATS_CACHE_DB", str(tmp_path / "c.duckdb"))
+    q = get("error_rate")
+    first = local.translate_saved(q)
+    (path,) = list((tmp_path / "sql").glob("*.json"))
+    d = json.loads(path.read_text())
+    assert d["sql"] == first.sql and q.name in d["key"] and q.sql in d["key"]
+    path.write_text(json.dumps({**d, "sql": "SELECT 'from the cache'"}))
+    assert local.translate_saved(q).sql == "SELECT 'from the cache'"  # a hit reads the file
+    path.write_text(json.dumps({**d, "key": d["key"] + " ", "sql": "SELECT 'another query'"}))
+    assert local.translate_saved(q).sql == first.sql  # key differs: translated again
+    assert json.loads(path.read_text())["sql"] == first.sql  # and the file rewritten
 
 
 def test_changed_file_is_parsed_again(small_logs: Path, tmp_path: Path) -> None:
