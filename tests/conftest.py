@@ -1,4 +1,4 @@
-"""Shared test fixtures: where the bundled fixtures and the shared conformance corpus live."""
+"""Shared test fixtures: where the bundled fixtures and the conformance corpus live."""
 
 from __future__ import annotations
 
@@ -12,14 +12,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "fixtures"
-#: ../shared beside the checkout (CI lays a copy there); ALBSTATS_SHARED overrides.
-SHARED = Path(os.environ.get("ALBSTATS_SHARED", ROOT.parent / "shared"))
-CONFORMANCE = SHARED / "conformance"
+#: Real ALB lines written by others, and lines that are not ALB; tests/data/conformance/README.md says
+#: where each came from. Kept in the repository so a fresh clone's tests need nothing beside it.
+CONFORMANCE = ROOT / "tests" / "data" / "conformance"
 
 
 #: Variables that would point tests at the developer's own cache, parser choice or AWS account.
 _HOST_ENV_PREFIXES = ("ALBSTATS_", "AWS_")
-_KEEP = {"ALBSTATS_SHARED"}
 _scratch: str | None = None
 
 
@@ -31,7 +30,7 @@ def pytest_configure(config: pytest.Config) -> None:
     such a variable set it themselves.
     """
     global _scratch
-    for k in [k for k in os.environ if k.startswith(_HOST_ENV_PREFIXES) and k not in _KEEP]:
+    for k in [k for k in os.environ if k.startswith(_HOST_ENV_PREFIXES)]:
         del os.environ[k]
     _scratch = tempfile.mkdtemp(prefix="albstats-tests-")
     os.environ["XDG_CACHE_HOME"] = _scratch
@@ -45,8 +44,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def load_jsonl(name: str) -> list[dict]:
     path = CONFORMANCE / name
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: tests need ../shared/conformance (or set ALBSTATS_SHARED)")
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 

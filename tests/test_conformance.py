@@ -1,4 +1,4 @@
-"""Every line of the shared conformance corpus, through both parser engines.
+"""Every line of the conformance corpus (tests/data/conformance), through both parser engines.
 
 - every ALB access sample parses, and where the source's own test states values, ours agree once their
   names and conventions are mapped to ours (the mapping is written out below);
@@ -304,3 +304,15 @@ def test_documented_differences_are_narrow():
         if groups[3].startswith("["):
             brackets += 1
     assert empties > 0 and brackets == 1
+
+
+def test_corpus_lives_in_the_repository():
+    """A user's clone has nothing beside it: the corpus and its provenance README must ship with the tests."""
+    from conftest import CONFORMANCE, ROOT
+
+    assert CONFORMANCE.is_relative_to(ROOT)
+    for name in ("README.md", "alb_access_samples.jsonl", "alb_connection_samples.jsonl", "non_alb_samples.jsonl"):
+        assert (CONFORMANCE / name).stat().st_size > 0, name
+    outside = ("../sh" + "ared", "\"sh" + "ared\"")  # spelled apart so this file does not match itself
+    offenders = [p.name for p in (ROOT / "tests").glob("*.py") if any(s in p.read_text() for s in outside)]
+    assert offenders == []
