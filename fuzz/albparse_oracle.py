@@ -43,6 +43,11 @@ CONFIGS: list[tuple[LogSchema, list[str]]] = [
     (_loose(CONNECTION, 2), list(reversed(CONNECTION.names))),
 ]
 
+#: Per config: parse_block's token and column specs, and the Arrow schema of the columns (worked out once).
+SPECS: list[tuple[list, list, pa.Schema]] = [
+    (*parse._c_spec(schema, tuple(fields)), schema.arrow_schema(fields)) for schema, fields in CONFIGS
+]
+
 #: Lines a repeated block reaches at least (parse_block reserves text space after 256 rows of > 1,024).
 REPEAT_LINES = 1100
 
@@ -55,6 +60,9 @@ def _module() -> ModuleType:
     except ImportError:
         from albstats import _albparse as mod  # the tests: the regular build
     return mod
+
+
+MODULE = _module()
 
 
 def decode(data: bytes) -> tuple[int, list[bytes], bool, int]:
@@ -109,9 +117,40 @@ def _same(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
 
+#: parse_line's values by (config, line): mutated inputs share most lines with the ones they came from.
+_REF: dict[tuple[int, bytes], list[Any]] = {}
+
+
+def _reference(config: int, raw: bytes, i: int) -> list[Any]:
+    """parse_line's values of a line the C code took, in the config's column order; fails if it rejects it."""
+    key = (config, raw)
+    if key in _REF:
+        return _REF[key]
+    schema, fields = CONFIGS[config]
+    text = raw.decode("utf-8")  # taken lines are valid UTF-8: parse_line sees them unchanged
+    assert "\r" not in text and text.strip(), f"line {i} taken but parse_line's callers would not see it so"
+    try:
+        values = parse.parse_line(text, schema)
+    except parse.BadLine as e:
+        raise AssertionError(f"line {i} taken by C, but parse_line rejects it ({e}): {raw!r}") from None
+    full = dict(zip(schema.names, values, strict=True))
+    if len(_REF) > 200_000:
+        _REF.clear()
+    _REF[key] = out = [full[f] for f in fields]
+    return out
+
+
+def _signs(table: pa.Table) -> list[list[bool]]:
+    """The sign bits of the double columns (Arrow's equality takes -0.0 for 0.0; float() does not)."""
+    return [
+        np.signbit(c.to_numpy(zero_copy_only=False)).tolist() for c in table.columns if pa.types.is_floating(c.type)
+    ]
+
+
 def check(parts: list[bytes], config: int, result: tuple) -> pa.Table:
     """Assert that one parse_block result is right for these parts; returns its rows as a table."""
     schema, fields = CONFIGS[config]
+    arrow = SPECS[config][2]
     idx_buf, got, rest_buf, counts = result
     assert counts == [p.count(b"\n") for p in parts], (counts, [p.count(b"\n") for p in parts])
     lines = [line for p in parts for line in p.split(b"\n")[:-1]]
@@ -122,22 +161,15 @@ def check(parts: list[bytes], config: int, result: tuple) -> pa.Table:
     taken = set(idx.tolist())
     assert not taken & set(rest.tolist()), "a line both taken and left to Python"
     assert taken | set(rest.tolist()) == {i for i, line in enumerate(lines) if line}, "lines lost or invented"
-    arrow = schema.arrow_schema(fields)
     table = pa.Table.from_arrays(_arrays(got, arrow, len(idx)), schema=arrow)
-    seen: dict[bytes, list[Any]] = {}
-    for i, row in zip(idx.tolist(), table.to_pylist(), strict=True):
-        raw = lines[i]
-        text = raw.decode("utf-8")  # taken lines are valid UTF-8: parse_line sees them unchanged
-        assert "\r" not in text and text.strip(), f"line {i} taken but parse_line's callers would not see it so"
-        if raw not in seen:
-            try:
-                values = parse.parse_line(text, schema)
-            except parse.BadLine as e:
-                raise AssertionError(f"line {i} taken by C, but parse_line rejects it ({e}): {raw!r}") from None
-            full = dict(zip(schema.names, values, strict=True))
-            seen[raw] = [full[f] for f in fields]
-        for f, want in zip(fields, seen[raw], strict=True):
-            assert _same(row[f], want), f"line {i} column {f}: C {row[f]!r}, parse_line {want!r}: {raw!r}"
+    want = [_reference(config, lines[i], i) for i in idx.tolist()]
+    columns = list(zip(*want)) if want else [() for _ in fields]
+    expected = pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(columns, arrow)], schema=arrow)
+    if not (table.equals(expected) and _signs(table) == _signs(expected)):  # say where, row by row
+        for i, row, values in zip(idx.tolist(), table.to_pylist(), want, strict=True):
+            for f, w in zip(fields, values, strict=True):
+                assert _same(row[f], w), f"line {i} column {f}: C {row[f]!r}, parse_line {w!r}: {lines[i]!r}"
+        raise AssertionError("the C rows differ from parse_line's")
     return table
 
 
@@ -145,10 +177,10 @@ def one_input(data: bytes) -> None:
     """The harness's entry: decode, run the (sanitized) parse_block, check; raises on any difference."""
     if not data:
         return
-    mod = _module()
+    mod = MODULE
     config, parts, as_list, reps = decode(data)
     schema, fields = CONFIGS[config]
-    tokens, cols = parse._c_spec(schema, tuple(fields))
+    tokens, cols, arrow = SPECS[config]
 
     def run(ps: list[bytes]) -> tuple:
         bufs = [mod.exact(p) for p in ps] if hasattr(mod, "exact") else ps
@@ -164,6 +196,5 @@ def one_input(data: bytes) -> None:
         for k, (a, b) in enumerate(((idx_buf, first[0]), (rest_buf, first[2]))):
             want = np.concatenate([np.frombuffer(b, dtype=np.int64) + r * n for r in range(reps)])
             assert np.array_equal(np.frombuffer(a, dtype=np.int64), want), ("taken", "other")[k]
-        arrow = schema.arrow_schema(fields)
         table = pa.Table.from_arrays(_arrays(got, arrow, len(idx_buf) // 8), schema=arrow)
         assert table.equals(pa.concat_tables([single] * reps)), "a repeated block gives other rows"

@@ -24,6 +24,7 @@ import sys
 import sysconfig
 import zlib
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -39,7 +40,7 @@ SANITIZE = ["-fsanitize=fuzzer,address,undefined", "-fno-sanitize-recover=all"]
 CFLAGS = ["-g", "-O1", "-fno-omit-frame-pointer", "-msse2", "-Wall", "-Wno-unused-function"]
 #: Runtime options. Leak checking is off: the embedded interpreter keeps caches (interned strings,
 #: type caches, lru_cache) that look like leaks per input; valgrind checks leaks (tests/test_fuzz.py).
-ASAN_OPTIONS = "detect_leaks=0:abort_on_error=1:symbolize=1:allocator_may_return_null=1"
+ASAN_OPTIONS = "detect_leaks=0:quarantine_size_mb=16:abort_on_error=1:symbolize=1:allocator_may_return_null=1"
 UBSAN_OPTIONS = "print_stacktrace=1:halt_on_error=1"
 #: Selector bytes of seeds: config 0 (access, all columns) and 1 (connection), see albparse_oracle.
 ACCESS_SEL, CONNECTION_SEL = 0, 1
@@ -66,19 +67,26 @@ def binary_path(work: Path) -> Path:
     return work / "albparse_fuzzer"
 
 
-def build(work: Path = DEFAULT_WORK, cc: str | None = None, force: bool = False) -> Path:
+def build(work: Path = DEFAULT_WORK, force: bool = False, extension: Path = EXTENSION) -> Path:
     """Compile the harness (with the extension's source included) unless it is newer than both sources."""
     work.mkdir(parents=True, exist_ok=True)
     out = binary_path(work)
-    newest = max(SOURCE.stat().st_mtime, EXTENSION.stat().st_mtime)
-    if not force and out.exists() and out.stat().st_mtime > newest:
+    newest = max(SOURCE.stat().st_mtime, extension.stat().st_mtime)
+    if not force and extension == EXTENSION and out.exists() and out.stat().st_mtime > newest:
         return out
-    cc = cc or os.environ.get("CC_FUZZ") or shutil.which("clang") or "clang"
-    cmd = [cc, *CFLAGS, *SANITIZE, str(SOURCE), "-o", str(out), *_python_link_flags()]
+    cc = os.environ.get("CC_FUZZ") or shutil.which("clang") or "clang"
+    source = [f'-DALBPARSE_SOURCE="{extension.resolve()}"']
+    cmd = [cc, *CFLAGS, *SANITIZE, *source, str(SOURCE), "-o", str(out), *_python_link_flags()]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         raise SystemExit(f"fuzz.py: building the harness failed ({' '.join(cmd)}):\n{r.stderr}")
     return out
+
+
+def repro(inputs: list[Path], work: Path = DEFAULT_WORK) -> subprocess.CompletedProcess[str]:
+    """Run the harness once on each input (crash files, fuzz/regressions): exit 0 when all pass."""
+    exe = build(work)
+    return subprocess.run([str(exe), *map(str, inputs)], env=environment(), capture_output=True, text=True)
 
 
 def _gz_lines(path: Path) -> list[bytes]:
@@ -116,15 +124,15 @@ def seeds() -> dict[str, bytes]:
         ("non_alb_samples", ACCESS_SEL),
         ("alb_connection_samples", CONNECTION_SEL),
     ):
-        block = b""
+        block = []
         for n, raw in enumerate((CONFORMANCE / f"{name}.jsonl").read_text().splitlines()):
             line = json.loads(raw)["line"].encode() + b"\n"
-            block += line
+            block.append(line)
             add(sel, line)
             if n % 3 == 0:  # also under the other column sets (configs 2-6 access, 7 connection)
                 add(2 + n % 5 if sel == ACCESS_SEL else 7, line)
-        for mode in SPLIT_MODES:  # the whole file: in two parts, in three cut anywhere, repeated
-            add(mode | sel, block)
+        for mode in SPLIT_MODES:  # a few lines: in two parts, in three cut anywhere, repeated
+            add(mode | sel, b"".join(block[:6]))
     shapes: set[tuple] = set()
     kept = 0
     for path in sorted(FIXTURES.rglob("*.log.gz")):
@@ -138,7 +146,10 @@ def seeds() -> dict[str, bytes]:
             add(sel, line + b"\n")
     for path in sorted((HERE / "seeds").glob("*.log")):
         sel = CONNECTION_SEL if path.name.startswith("conn") else ACCESS_SEL
-        add(sel, path.read_bytes())
+        text = path.read_bytes()
+        add(sel, text)
+        for line in text.splitlines(keepends=True):  # and each line alone
+            add(sel, line)
     return out
 
 
@@ -168,7 +179,7 @@ def environment() -> dict[str, str]:
 
 
 def run(
-    seconds: int, work: Path = DEFAULT_WORK, jobs: int = 1, extra: list[str] | None = None, max_len: int = 32768
+    seconds: int, work: Path = DEFAULT_WORK, jobs: int = 1, extra: list[str] | None = None, max_len: int = 4096
 ) -> subprocess.CompletedProcess[str]:
     """Fuzz for ``seconds``; libFuzzer's log goes to work/fuzz.log and is returned too."""
     exe = build(work)
@@ -183,6 +194,7 @@ def run(
         f"-dict={DICT}",
         "-timeout=25",
         "-rss_limit_mb=4096",
+        "-reload=30",
         "-print_final_stats=1",
         f"-artifact_prefix={artifacts}/",
     ]
@@ -214,6 +226,92 @@ def summary(log: str) -> dict[str, int]:
     return out
 
 
+def valgrind_cases() -> list[tuple[Any, list, int, list]]:
+    """parse_block's arguments for memcheck: the conformance corpus (each file as a block, each line alone,
+    under every column set), the seeds, a block of over 1,024 lines and blocks given as lists of parts."""
+    sys.path.insert(0, str(HERE))
+    import albparse_oracle as oracle
+
+    def spec(config: int) -> tuple[list, int, list]:
+        tokens, cols, _ = oracle.SPECS[config]
+        return tokens, oracle.CONFIGS[config][0].min_tokens, cols
+
+    cases: list[tuple[Any, list, int, list]] = []
+    files = {
+        n: [json.loads(r)["line"].encode() + b"\n" for r in (CONFORMANCE / f"{n}.jsonl").read_text().splitlines()]
+        for n in ("alb_access_samples", "non_alb_samples", "alb_connection_samples")
+    }
+    for name, lines in files.items():
+        for config in range(len(oracle.CONFIGS)):
+            cases.append((b"".join(lines), *spec(config)))
+        own = 1 if "connection" in name else 0
+        cases += [(line, *spec(own)) for line in lines]
+        cases.append((lines, *spec(own)))  # one part per line
+        cases.append((b"".join(lines) * (1100 // len(lines) + 1), *spec(own)))  # > 1,024 lines: reserve()
+    for data in seeds().values():
+        config, parts, as_list, _ = oracle.decode(data)
+        cases.append((parts if as_list else parts[0], *spec(config)))
+    return cases
+
+
+#: The interpreter memcheck runs: the distribution's. The pyenv-built CPython 3.11 this project's venv uses
+#: makes memcheck report CPython's own int code (a zero int's unset digit read in maybe_small_long), and
+#: the "uninitialised" value then spreads through the interpreter: suppressing it would hide real errors.
+VALGRIND_PYTHON = os.environ.get("ALBSTATS_VALGRIND_PYTHON", "/usr/bin/python3")
+
+
+def build_plain(python: str, work: Path) -> Path:
+    """_albparse.c compiled for ``python`` as setup.py builds it (-O3, CPython's flags), with debug info."""
+    info = subprocess.run(
+        [python, "-c", "import sysconfig as s; print(s.get_paths()['include']); print(s.get_config_var('EXT_SUFFIX'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    out = work / ("_albparse" + info[1])
+    cc = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc") or "cc"
+    cmd = [cc, "-shared", "-fPIC", "-g", "-O3", "-fwrapv", "-fno-strict-aliasing", "-DNDEBUG", "-I" + info[0]]
+    r = subprocess.run([*cmd, str(EXTENSION), "-o", str(out)], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"fuzz.py: building the extension for {python} failed:\n{r.stderr}")
+    return out
+
+
+def valgrind(work: Path = DEFAULT_WORK, python: str = VALGRIND_PYTHON) -> tuple[int, str, bool]:
+    """The cases through the extension under memcheck: (exit code, memcheck's log, answers equal to the
+    project's own build run without memcheck)."""
+    import pickle
+
+    work.mkdir(parents=True, exist_ok=True)
+    cases, plain, checked = work / "vg-cases.pickle", work / "vg-plain.pickle", work / "vg-memcheck.pickle"
+    cases.write_bytes(pickle.dumps(valgrind_cases()))
+    env = dict(os.environ, PYTHONMALLOC="malloc", PYTHONDONTWRITEBYTECODE="1")
+    driver = str(HERE / "valgrind_driver.py")
+    subprocess.run([sys.executable, driver, str(cases), str(plain)], check=True, env=env)  # the venv's build
+    ext = build_plain(python, work)
+    env.pop("PYTHONPATH", None)
+    log = work / "memcheck.log"
+    cmd = [
+        "valgrind",
+        "--tool=memcheck",
+        "--error-exitcode=99",
+        "--leak-check=full",
+        "--show-leak-kinds=definite",
+        "--errors-for-leak-kinds=definite",
+        "--num-callers=40",
+        f"--log-file={log}",
+        python,
+        "-I",
+        driver,
+        str(ext),
+        str(cases),
+        str(checked),
+    ]
+    r = subprocess.run(cmd, env=env)
+    same = checked.exists() and checked.read_bytes() == plain.read_bytes()
+    return r.returncode, log.read_text(errors="replace"), same
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -229,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", type=Path, default=DEFAULT_WORK)
     s = sub.add_parser("seeds", help="write the seed inputs to a folder")
     s.add_argument("folder", type=Path)
+    v = sub.add_parser("valgrind", help="the conformance corpus and the seeds through the extension under memcheck")
+    v.add_argument("--work", type=Path, default=DEFAULT_WORK)
     a = ap.parse_args(argv)
     if a.cmd == "build":
         print(build(a.work, force=True))
@@ -236,9 +336,15 @@ def main(argv: list[str] | None = None) -> int:
     if a.cmd == "seeds":
         print(f"{write_seeds(a.folder)} seeds in {a.folder}")
         return 0
+    if a.cmd == "valgrind":
+        code, log, same = valgrind(a.work)
+        print("\n".join(line for line in log.splitlines() if "ERROR SUMMARY" in line or "lost" in line))
+        print(f"memcheck exit {code}; answers {'equal' if same else 'DIFFERENT'} to a plain run")
+        return 0 if code == 0 and same else 1
     if a.cmd == "repro":
-        exe = build(a.work)
-        return subprocess.run([str(exe), *map(str, a.inputs)], env=environment()).returncode
+        res = repro(a.inputs, a.work)
+        print(res.stdout + res.stderr, end="")
+        return res.returncode
     res = run(a.seconds, a.work, a.jobs, a.libfuzzer_args)
     tail = "\n".join(res.stdout.splitlines()[-25:])
     print(tail)
