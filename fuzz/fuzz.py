@@ -248,6 +248,11 @@ def valgrind_cases() -> list[tuple[Any, list, int, list]]:
         cases += [(line, *spec(own)) for line in lines]
         cases.append((lines, *spec(own)))  # one part per line
         cases.append((b"".join(lines) * (1100 // len(lines) + 1), *spec(own)))  # > 1,024 lines: reserve()
+    tokens, min_tokens, cols = spec(0)
+    block = b"".join(files["alb_access_samples"])
+    cases.append((block, tokens, min_tokens, [*cols, (len(tokens), 0, 0)]))  # errors: a column past the tokens,
+    cases.append((block, tokens, min_tokens, [*cols, (0, 0, 9)]))  # an unknown type,
+    cases.append((block, tokens * 8, min_tokens, cols))  # too many tokens
     for data in seeds().values():
         config, parts, as_list, _ = oracle.decode(data)
         cases.append((parts if as_list else parts[0], *spec(config)))
