@@ -545,7 +545,7 @@ static int do_line(State *st, const char *s, const char *e, Tok *toks) {
             c->vp[r >> 3] |= (unsigned char)(1u << (r & 7));
         switch (c->type) {
         case T_STRING:
-            if (!c->isnull) {
+            if (!c->isnull && c->sl) { /* an empty value copies nothing: dp may still be NULL (UB) */
                 if (c->dlen + c->sl > c->dcap) {
                     size_t cap = c->dcap ? c->dcap : 65536;
                     while (cap < c->dlen + c->sl) cap *= 2;
