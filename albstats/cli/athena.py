@@ -6,7 +6,21 @@ Argument parsing only; the work is in :mod:`albstats.engines.athena`, :mod:`albs
 
 from __future__ import annotations
 
+import shlex
+
 import typer
+
+
+def query_hint(database: str, table: str, **given: str | None) -> str:
+    """The query command to try next, repeating every Athena option the user gave (none is re-guessed).
+
+    Why: a hint that drops ``--output-location`` or ``--profile`` fails where create-table worked.
+    """
+    args = ["albstats", "query", "error_rate", "--engine", "athena", "--database", database, "--table", table]
+    for name, value in given.items():
+        if value:
+            args += [f"--{name.replace('_', '-')}", value]
+    return shlex.join([*args, "--since", "1d"])
 
 
 def register(app: typer.Typer) -> None:
@@ -56,9 +70,9 @@ def register(app: typer.Typer) -> None:
             return
         typer.echo(f"albstats: table {spec.database}.{spec.table} is ready over {spec.location}", err=True)
         if not connection_logs:
-            typer.echo(f"albstats: try: albstats query error_rate --engine athena --database {spec.database} "
-                       f"--table {spec.table} --since 1d" + (f" --workgroup {workgroup}" if workgroup else ""),
-                       err=True)
+            typer.echo("albstats: try: " + query_hint(spec.database, spec.table, workgroup=workgroup,
+                                                      output_location=output_location,
+                                                      region=athena_region or region, profile=profile), err=True)
 
     @app.command("fetch")
     def fetch(
