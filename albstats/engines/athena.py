@@ -45,7 +45,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from albstats import progress
-from albstats.athena_ddl import TableSpec, check_identifier, check_s3_url, check_workgroup, statements
+from albstats.athena_ddl import check_identifier, check_s3_url, check_workgroup
 from albstats.engines.base import Engine, parse_one, to_pyformat
 from albstats.errors import AwsError, UsageError
 
@@ -503,20 +503,19 @@ class AthenaEngine(Engine):
     def last_query(self) -> QueryStats | None:
         return self.history[-1] if self.history else None
 
+    @property
+    def scanned_bytes(self) -> int:
+        return sum(st.scanned_bytes for st in self.history)
 
-def create_table(spec: TableSpec, *, replace: bool = False, dry_run: bool = False, **engine_options: Any) -> list[str]:
-    """Create the database and the table (``albstats athena create-table``); returns the statements.
+    def summary(self) -> tuple[str, list[str], list[str]]:
+        """The stderr line after a command: what Athena scanned (its statistics), so a table's saving shows.
 
-    Idempotent: ``IF NOT EXISTS`` everywhere; ``replace`` drops the table first (the data in S3 is
-    untouched, an external table is only metadata). ``dry_run`` returns the statements unsent.
-    """
-    stmts = statements(spec, replace=replace)
-    if dry_run:
-        return stmts
-    eng = AthenaEngine(database=spec.database, table=spec.table, **engine_options)
-    try:
-        for s in stmts:
-            eng.run_statement(s, label=" ".join(s.split()[:2]).lower())
-    finally:
-        eng.close()
-    return stmts
+        Same shape as the local engine's summary (message, examples, warnings) for the CLI.
+        """
+        n = len(self.history)
+        ids = ", ".join(st.query_id for st in self.history[:3]) + (", ..." if n > 3 else "")
+        msg = (
+            f"Athena scanned {human_bytes(self.scanned_bytes)} (~${cost_usd(self.scanned_bytes):.4f}) in "
+            f"{n} quer{'y' if n == 1 else 'ies'} of {self.database}.{self.table}" + (f": {ids}" if n else "")
+        )
+        return msg, [], []
