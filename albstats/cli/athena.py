@@ -30,7 +30,8 @@ def query_hint(database: str, table: str, command: str = "query", **given: str |
 
 def register(app: typer.Typer) -> None:
     """Add the `athena` group and `fetch`."""
-    athena = typer.Typer(no_args_is_help=True, help="Amazon Athena: create the ALB log tables.")
+    athena = typer.Typer(no_args_is_help=True,
+                         help="Amazon Athena: create the ALB log tables, compact days into Parquet.")
     app.add_typer(athena, name="athena")
 
     @athena.command("create-table")
