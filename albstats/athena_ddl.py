@@ -112,7 +112,8 @@ def check_s3_url(value: str, what: str = "output-location") -> str:
     m = re.match(r"s3://([^/]+)(/.*)?\Z", value or "")
     if not m:
         raise UsageError(f"--{what}: {value!r} is not an s3://bucket/prefix/ URL")
-    check_bucket(m[1])
+    if not BUCKET_RE.match(m[1]) or ".." in m[1]:
+        raise UsageError(f"--{what}: {value!r} does not start with a valid S3 bucket name")
     if m[2] and not PREFIX_RE.match(m[2].strip("/")):
         raise UsageError(f"--{what}: {value!r} has characters albstats does not accept in an S3 prefix")
     return value if value.endswith("/") else value + "/"

@@ -529,3 +529,18 @@ def test_result_lacking_declared_columns_is_one_line_with_the_query_id(aws: boto
     assert res.exit_code == 1 and "Traceback" not in res.output
     assert res.stderr.startswith("albstats: error: Athena query ") and res.stderr.count("\n") == 1
     assert "does not have its declared type" in res.stderr
+
+
+@pytest.mark.parametrize("cmd", [["report", "--since", "7d"], ["weekly"]])
+def test_report_and_weekly_name_the_missing_result_location(aws: boto3.client, cmd: list[str], tmp_path: Path) -> None:
+    res = CliRunner().invoke(
+        app, [*cmd, "--engine", "athena", "--region", REGION, "--out", str(tmp_path / "o"), "--quiet"]
+    )
+    assert res.exit_code == 2, res.output
+    assert "workgroup 'primary' has no query result location" in res.stderr and "--output-location" in res.stderr
+    assert "Traceback" not in res.output and _all_executions(aws) == []
+
+
+def test_bad_output_location_names_its_option() -> None:
+    with pytest.raises(UsageError, match=r"^--output-location: 's3://R/x' .*bucket"):
+        AthenaEngine(output_location="s3://R/x")
