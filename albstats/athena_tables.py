@@ -137,7 +137,7 @@ def _parquet_template(glue: Any, database: str, table: str) -> str:
     Why: compact deletes a day's files before inserting it again; that must never happen in a
     table holding anything else.
     """
-    from albstats.s3 import aws_error
+    from albstats.s3_client import aws_error
 
     try:
         t = glue.get_table(DatabaseName=database, Name=table)["Table"]
@@ -161,7 +161,8 @@ def _parquet_template(glue: Any, database: str, table: str) -> str:
 
 def _empty_prefix(s3: Any, url: str) -> int:
     """Delete every object under ``s3://bucket/prefix/`` (a day folder); the number deleted."""
-    from albstats.s3 import aws_error, parse_url
+    from albstats.s3 import parse_url
+    from albstats.s3_client import aws_error
 
     bucket, prefix = parse_url(url)
     if not prefix.endswith("/") or "day=" not in prefix:
@@ -207,6 +208,7 @@ def compact(
     ``s3``/``glue`` are boto3 clients to use instead of ones from the standard chain.
     """
     from albstats import s3 as s3mod
+    from albstats.s3_client import aws_error, client
 
     days = compact_days(since, until, now)
     eng = AthenaEngine(database=database, table=table or "alb_logs_parquet", quiet=quiet, **engine_options)
@@ -214,8 +216,8 @@ def compact(
     if src == eng.table:
         raise UsageError(f"--source-table and --table are both {src}; the copy needs two tables")
     try:
-        glue = glue or s3mod.client("glue", profile=eng.profile, region=eng.region)
-        s3 = s3 or s3mod.client("s3", profile=eng.profile, region=eng.region)
+        glue = glue or client("glue", profile=eng.profile, region=eng.region)
+        s3 = s3 or client("s3", profile=eng.profile, region=eng.region)
         template = _parquet_template(glue, eng.database, eng.table)
         result = CompactResult(f"{eng.database}.{src}", f"{eng.database}.{eng.table}")
         with progress.bar("compacting days", total=len(days), quiet=quiet) as tick:
@@ -228,7 +230,7 @@ def compact(
                     try:
                         present = int(s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("KeyCount", 0))
                     except Exception as e:
-                        raise s3mod.aws_error(e, f"listing {loc}") from None
+                        raise aws_error(e, f"listing {loc}") from None
                     res = DayResult(day, loc, present)
                 else:
                     removed = _empty_prefix(s3, loc)

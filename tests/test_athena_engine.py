@@ -24,9 +24,10 @@ from sqlglot import exp
 from typer.testing import CliRunner
 
 from albstats import queries
+from albstats.athena_sql import rewrite
 from albstats.cli import app
 from albstats.engines import connect
-from albstats.engines.athena import AthenaEngine, rewrite
+from albstats.engines.athena import AthenaEngine
 from albstats.engines.base import bind
 from albstats.errors import AwsError, UsageError
 

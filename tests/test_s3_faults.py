@@ -23,7 +23,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from albstats import s3 as s3mod
+from albstats import s3_client
 from albstats.errors import AwsError
 from albstats.generate import generate
 
@@ -178,13 +178,13 @@ def proxy(
         key = f.relative_to(logs).as_posix()
         objects[key] = f.read_bytes()
         direct.put_object(Bucket=BUCKET, Key=key, Body=objects[key])
-    monkeypatch.setattr(s3mod, "BODY_RETRY_BASE", 0.01)  # the library's own backoff, shortened in-process
+    monkeypatch.setattr(s3_client, "BODY_RETRY_BASE", 0.01)  # the library's own backoff, shortened in-process
     yield p, url, objects
     p.stop()
 
 
 def _client() -> object:
-    return s3mod.client("s3")
+    return s3_client.client("s3")
 
 
 def _etag(key: str) -> str:
@@ -196,7 +196,7 @@ def test_body_cut_mid_stream_is_resumed_with_a_range(proxy: tuple[FaultProxy, st
     key, want = max(objects.items(), key=lambda kv: len(kv[1]))
     assert len(want) > 20_000
     p.faults[key] = [("cut", 5_000), ("cut", 7_000)]
-    reader = s3mod.ObjectReader(_client(), BUCKET, key, _etag(key))
+    reader = s3_client.ObjectReader(_client(), BUCKET, key, _etag(key))
     got = b""
     while chunk := reader.read(1_000):
         got += chunk
@@ -212,7 +212,7 @@ def test_slowdown_and_5xx_are_retried(proxy: tuple[FaultProxy, str, dict[str, by
     p, _, objects = proxy
     key, want = next(iter(objects.items()))
     p.faults[key] = [SLOWDOWN, INTERNAL]  # two of the three attempts AWS_MAX_ATTEMPTS allows
-    with s3mod.ObjectReader(_client(), BUCKET, key, _etag(key)) as r:
+    with s3_client.ObjectReader(_client(), BUCKET, key, _etag(key)) as r:
         assert r.read() == want
     assert [k for k, _ in p.gets].count(key) == 3
 
@@ -224,7 +224,7 @@ def test_persistent_slowdown_fails_with_awss_reason_naming_the_object(
     key = next(iter(objects))
     p.faults[key] = [SLOWDOWN] * 10
     with pytest.raises(AwsError) as ei:
-        s3mod.ObjectReader(_client(), BUCKET, key).read()
+        s3_client.ObjectReader(_client(), BUCKET, key).read()
     assert str(ei.value) == (
         f"reading s3://{BUCKET}/{key} (gave up after 3 attempts): SlowDown: Please reduce your request rate."
     )
@@ -236,7 +236,7 @@ def test_a_body_cut_on_every_attempt_fails_naming_the_object(proxy: tuple[FaultP
     key = next(iter(objects))
     p.faults[key] = [("cut", 100)] * 10
     with pytest.raises(AwsError) as ei:
-        s3mod.ObjectReader(_client(), BUCKET, key).read()
+        s3_client.ObjectReader(_client(), BUCKET, key).read()
     msg = str(ei.value)
     assert msg.startswith(
         f"reading s3://{BUCKET}/{key}: the connection broke after 0 bytes (gave up after 3 attempts): "

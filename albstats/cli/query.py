@@ -241,7 +241,7 @@ def register(app: typer.Typer) -> None:
             values, window = bind(q, **_query_values(param, since=since, until=until, bucket=bucket, limit=limit))
         text = console_sql(q, values)
         if values is not None and window[0] is not None:
-            from albstats.engines.athena import console_day_bounds
+            from albstats.athena_sql import console_day_bounds
 
             text = console_day_bounds(text, window[0], window[1])
         elif values is not None:

@@ -41,12 +41,13 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from albstats import progress
 from albstats.athena_ddl import check_identifier, check_s3_url, check_workgroup
-from albstats.engines.base import Engine, parse_one, to_pyformat
+from albstats.athena_sql import DAY_FROM, DAY_TO, day_range, references_day, rewrite
+from albstats.engines.base import Engine, to_pyformat
 from albstats.errors import AwsError, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -61,7 +62,6 @@ THROTTLE_CODES = frozenset(
 )
 DEFAULT_TIMEOUT = 1800.0
 DEFAULT_WORKGROUP = "primary"
-DAY_FROM, DAY_TO = "albstats_day_from", "albstats_day_to"
 TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
 
 
@@ -102,86 +102,6 @@ class QueryStats:
             f"Athena query {self.query_id}: {self.state}, {self.elapsed_s:.1f} s, "
             f"{human_bytes(self.scanned_bytes)} scanned, ~${self.cost_usd:.4f}"
         )
-
-
-# --- SQL rewriting ----------------------------------------------------------------------------
-
-
-def day_range(since: datetime | None, until: datetime | None, now: datetime | None = None) -> tuple[str, str]:
-    """The ``day`` partition values (``yyyy/MM/dd``) a window needs: since's day to the day after until's."""
-    if since is None:
-        raise ValueError("since is needed")
-    end = until or (now or datetime.now(UTC))
-    last = (end.astimezone(UTC) - timedelta(microseconds=1)).date() + timedelta(days=1)
-    return since.astimezone(UTC).strftime("%Y/%m/%d"), last.strftime("%Y/%m/%d")
-
-
-def references_day(sql: str) -> bool:
-    """Does the SQL filter on the ``day`` partition itself?"""
-    from sqlglot import exp
-
-    tree = parse_one(sql)
-    return any(c.name.lower() == "day" for c in tree.find_all(exp.Column))
-
-
-def rewrite(
-    sql: str,
-    database: str | None,
-    table: str,
-    *,
-    day_predicate: bool,
-    days: tuple[str, str] | None = None,
-    pretty: bool = False,
-) -> str:
-    """Point every ``alb_logs`` at ``"database"."table"``, each one wrapped with the ``day`` predicate.
-
-    The predicate's bounds are the placeholders ``:albstats_day_from``/``:albstats_day_to``, bound
-    like every other value, or, given ``days`` (from :func:`day_range`), those two literals (what
-    ``albstats sql show`` prints for the Athena console). ``database=None`` keeps the table name
-    unqualified. A CTE named ``alb_logs`` and tables in other databases are left alone.
-    """
-    from sqlglot import exp
-
-    tree = parse_one(sql)
-    ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
-    target = exp.table_(table, db=database, quoted=True)
-    if days is not None:
-        low, high = (exp.Literal.string(d) for d in days)
-    else:
-        low, high = exp.Placeholder(this=DAY_FROM), exp.Placeholder(this=DAY_TO)
-
-    def repl(node: exp.Expression) -> exp.Expression:
-        if (
-            isinstance(node, exp.Table)
-            and node.name.lower() == "alb_logs"
-            and not node.args.get("db")
-            and "alb_logs" not in ctes
-        ):
-            alias = node.alias or "alb_logs"
-            if not day_predicate:
-                return exp.alias_(target.copy(), alias, table=True)
-            between = exp.Between(this=exp.column("day"), low=low.copy(), high=high.copy())
-            sub = exp.select("*").from_(target.copy()).where(between)
-            return exp.Subquery(this=sub, alias=exp.TableAlias(this=exp.to_identifier(alias)))
-        return node
-
-    return tree.transform(repl).sql(
-        "trino", comments=False, pretty=pretty, normalize_functions="lower" if pretty else None
-    )
-
-
-def console_day_bounds(sql: str, since: datetime, until: datetime | None, table: str = "alb_logs") -> str:
-    """Console SQL (values already literals) with the same ``day`` bounds the engine adds, as literals.
-
-    Why: pasted into the Athena console without them, a query scans (and bills) every day folder.
-    The same :func:`rewrite` and :func:`day_range` as the engine, so the two cannot disagree.
-    """
-    lines = sql.splitlines()
-    n = 0
-    while n < len(lines) and (lines[n].startswith("--") or not lines[n].strip()):
-        n += 1
-    header = "".join(line + "\n" for line in lines[:n])  # the query's own header comment, as written
-    return header + rewrite(sql, None, table, day_predicate=True, days=day_range(since, until), pretty=True) + "\n"
 
 
 # --- the engine -------------------------------------------------------------------------------
@@ -255,7 +175,7 @@ class AthenaEngine(Engine):
             try:
                 self._conn = pyathena.connect(**kw)
             except Exception as e:
-                from albstats.s3 import aws_error
+                from albstats.s3_client import aws_error
 
                 raise aws_error(e, "connecting to Athena") from None
             self.client = self._conn.client
@@ -273,7 +193,7 @@ class AthenaEngine(Engine):
         """One Athena API call; throttling is retried with exponential backoff and jitter."""
         from botocore.exceptions import ClientError
 
-        from albstats.s3 import aws_error
+        from albstats.s3_client import aws_error
 
         fn = getattr(self.athena, op)
         for attempt in range(1, self.max_attempts + 1):
@@ -309,11 +229,11 @@ class AthenaEngine(Engine):
             if e.response.get("Error", {}).get("Code") in ("AccessDeniedException", "AccessDenied"):
                 self._location_checked = True  # no permission to look: Athena's own answer will tell
                 return None
-            from albstats.s3 import aws_error
+            from albstats.s3_client import aws_error
 
             raise aws_error(e, f"Athena GetWorkGroup {self.workgroup}") from None
         except Exception as e:
-            from albstats.s3 import aws_error
+            from albstats.s3_client import aws_error
 
             raise aws_error(e, f"Athena GetWorkGroup {self.workgroup}") from None
         if not wg:
