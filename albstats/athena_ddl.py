@@ -21,6 +21,11 @@ give characters back.
 
 The table is partitioned by ``day`` (the ``yyyy/MM/dd`` delivery folder) with partition projection,
 so no ``MSCK REPAIR`` is needed and a ``WHERE day BETWEEN ...`` predicate bounds the scan.
+
+The compacted table (:class:`ParquetSpec`, ``create-table --format parquet``) has the same columns
+and the same ``day`` partition, stored as zstd Parquet in Hive-style folders
+``LOCATION/day=YYYY/MM/DD/`` (the layout of albstats' local cache), also with partition projection;
+:func:`compact_day_sql` is the ``INSERT INTO ... SELECT`` that copies one day into it.
 """
 
 from __future__ import annotations
@@ -48,8 +53,10 @@ DAY_FMT_RE = re.compile(r"\d{4}/\d{2}/\d{2}\Z")
 def check_identifier(value: str, what: str = "identifier") -> str:
     """A database or table name; anything else is a UsageError naming the option (never pasted into SQL)."""
     if not IDENT_RE.match(value or ""):
-        raise UsageError(f"--{what}: {value!r} is not a valid name; use lower-case letters, digits and _ "
-                         f"(starting with a letter or _)")
+        raise UsageError(
+            f"--{what}: {value!r} is not a valid name; use lower-case letters, digits and _ "
+            f"(starting with a letter or _)"
+        )
     return value
 
 
@@ -105,7 +112,8 @@ def check_s3_url(value: str, what: str = "output-location") -> str:
     m = re.match(r"s3://([^/]+)(/.*)?\Z", value or "")
     if not m:
         raise UsageError(f"--{what}: {value!r} is not an s3://bucket/prefix/ URL")
-    check_bucket(m[1])
+    if not BUCKET_RE.match(m[1]) or ".." in m[1]:
+        raise UsageError(f"--{what}: {value!r} does not start with a valid S3 bucket name")
     if m[2] and not PREFIX_RE.match(m[2].strip("/")):
         raise UsageError(f"--{what}: {value!r} has characters albstats does not accept in an S3 prefix")
     return value if value.endswith("/") else value + "/"
@@ -114,8 +122,10 @@ def check_s3_url(value: str, what: str = "output-location") -> str:
 def log_location(bucket: str, prefix: str | None, account: str, region: str) -> str:
     """``s3://B/[P/]AWSLogs/<account>/elasticloadbalancing/<region>/``, each part validated."""
     p = check_prefix(prefix)
-    return (f"s3://{check_bucket(bucket)}/{p + '/' if p else ''}AWSLogs/{check_account(account)}/"
-            f"elasticloadbalancing/{check_region(region)}/")
+    return (
+        f"s3://{check_bucket(bucket)}/{p + '/' if p else ''}AWSLogs/{check_account(account)}/"
+        f"elasticloadbalancing/{check_region(region)}/"
+    )
 
 
 # --- the regex --------------------------------------------------------------------------------
@@ -159,13 +169,15 @@ def _hostport() -> str:
     bhost = r"[^ ]*"
     end_q = r'[0-9]*"(?: |$)'
     end_b = r"[0-9]*(?: |$)"
-    host = "|".join((
-        rf'(?<="\[){qhost}(?:\\(?=\]:))?(?=\]:{end_q})',  # "[host]:port"
-        rf'(?<="){qhost}(?:\\(?=:))?(?=:{end_q})',  # "host:port"
-        rf'(?<=\[)(?<!"\[){bhost}(?=\]:{end_b})',  # [host]:port
-        rf'(?<![\["]){bhost}(?=:{end_b})',  # host:port
-        r'(?<=")(?=-"(?: |$))|(?<![^ ])(?=-(?: |$))',  # - (no target), quoted or bare
-    ))
+    host = "|".join(
+        (
+            rf'(?<="\[){qhost}(?:\\(?=\]:))?(?=\]:{end_q})',  # "[host]:port"
+            rf'(?<="){qhost}(?:\\(?=:))?(?=:{end_q})',  # "host:port"
+            rf'(?<=\[)(?<!"\[){bhost}(?=\]:{end_b})',  # [host]:port
+            rf'(?<![\["]){bhost}(?=:{end_b})',  # host:port
+            r'(?<=")(?=-"(?: |$))|(?<![^ ])(?=-(?: |$))',  # - (no target), quoted or bare
+        )
+    )
     return f'(?:"(?={_QBODY}"{_SEP})|(?=[^ "]))\\[?({host})\\]?[:-]([0-9]*)"?'
 
 
@@ -209,9 +221,9 @@ def input_regex(schema: LogSchema = ACCESS) -> str:
     toks = [token_regex(t) for t in schema.tokens]
     extra = f"({_ANY_TOKEN}(?: {_ANY_TOKEN})*+ ?)"
     tail = f"(?: {extra})?"
-    for frag in reversed(toks[schema.min_tokens:]):
+    for frag in reversed(toks[schema.min_tokens :]):
         tail = f"(?: {frag}{tail})?"
-    head = " ".join(toks[:schema.min_tokens])
+    head = " ".join(toks[: schema.min_tokens])
     return f"{head}{tail}(?:(?<! ) )?"  # one trailing space, unless extra_fields took it
 
 
@@ -220,6 +232,7 @@ def group_count(schema: LogSchema = ACCESS) -> int:
 
 
 # --- DDL --------------------------------------------------------------------------------------
+
 
 def hive_string(text: str) -> str:
     """A Hive DDL string literal: Athena's DDL parser un-escapes backslashes, so double them."""
@@ -305,3 +318,103 @@ def statements(spec: TableSpec, *, replace: bool = False) -> list[str]:
         out.append(drop_table_sql(spec))
     out.append(create_table_sql(spec))
     return out
+
+
+# --- the compacted Parquet table --------------------------------------------------------------
+
+#: Table property marking a table albstats created as the compacted Parquet copy (compact checks it
+#: before deleting a day's files).
+PARQUET_MARK = "albstats.format"
+
+
+@dataclass(frozen=True)
+class ParquetSpec:
+    """The compacted table: where its Parquet files live and what to call it; validated on construction."""
+
+    location: str
+    database: str = "albstats"
+    table: str = "alb_logs_parquet"
+    start: str = "2024/01/01"
+
+    def __post_init__(self) -> None:
+        check_identifier(self.database, "database")
+        check_identifier(self.table, "table")
+        object.__setattr__(self, "location", check_s3_url(self.location, "location"))
+        object.__setattr__(self, "start", check_from(self.start))
+
+    @property
+    def qualified(self) -> str:
+        return f"`{self.database}`.`{self.table}`"
+
+    @property
+    def template(self) -> str:
+        """Where a day's files are: Hive-style ``day=YYYY/MM/DD`` below the location."""
+        return self.location + "day=${day}/"
+
+
+def day_location(template: str, day: str) -> str:
+    """The S3 folder of one ``day`` value (``yyyy/MM/dd``) from a ``storage.location.template``."""
+    if not DAY_FMT_RE.match(day):
+        raise UsageError(f"day {day!r} is not yyyy/MM/dd")
+    return template.replace("${day}", day)
+
+
+def create_parquet_table_sql(spec: ParquetSpec, schema: LogSchema = ACCESS) -> str:
+    """``CREATE EXTERNAL TABLE IF NOT EXISTS`` for the compacted table: the schema's columns, Parquet, ``day``."""
+    width = max(len(c.name) for c in schema.columns) + 2
+    cols = ",\n".join(f"  {'`' + c.name + '`':<{width}} {c.type}" for c in schema.columns)
+    props = {
+        "parquet.compression": "ZSTD",
+        "projection.enabled": "true",
+        "projection.day.type": "date",
+        "projection.day.range": f"{spec.start},NOW",
+        "projection.day.format": "yyyy/MM/dd",
+        "projection.day.interval": "1",
+        "projection.day.interval.unit": "DAYS",
+        "storage.location.template": spec.template,
+        "albstats.generated": "true",
+        PARQUET_MARK: "parquet",
+    }
+    tbl = ",\n".join(f"  {hive_string(k)} = {hive_string(v)}" for k, v in props.items())
+    return (
+        f"CREATE EXTERNAL TABLE IF NOT EXISTS {spec.qualified} (\n{cols}\n)\n"
+        f"PARTITIONED BY (`day` string)\n"
+        f"STORED AS PARQUET\n"
+        f"LOCATION {hive_string(spec.location)}\n"
+        f"TBLPROPERTIES (\n{tbl}\n)"
+    )
+
+
+def parquet_statements(spec: ParquetSpec, *, replace: bool = False) -> list[str]:
+    """The statements ``albstats athena create-table --format parquet`` runs, in order."""
+    out = [create_database_sql(spec.database)]
+    if replace:
+        out.append(f"DROP TABLE IF EXISTS {spec.qualified}")
+    out.append(create_parquet_table_sql(spec))
+    return out
+
+
+def compact_day_sql(database: str, source: str, target: str, day: str, schema: LogSchema = ACCESS) -> str:
+    """``INSERT INTO target (columns, day) SELECT columns, day FROM source WHERE day = 'yyyy/MM/dd'`` (Trino).
+
+    Every column by name, in the schema's order, so the copy cannot shift a column; the day is
+    validated (``yyyy/MM/dd``) and written as a literal by sqlglot.
+    """
+    from sqlglot import exp
+
+    check_identifier(database, "database")
+    check_identifier(source, "source-table")
+    check_identifier(target, "table")
+    if not DAY_FMT_RE.match(day):
+        raise UsageError(f"day {day!r} is not yyyy/MM/dd")
+    names = [*schema.names, "day"]
+    select = (
+        exp.select(*[exp.column(n, quoted=True) for n in names])
+        .from_(exp.table_(source, db=database, quoted=True))
+        .where(exp.EQ(this=exp.column("day", quoted=True), expression=exp.Literal.string(day)))
+    )
+    into = exp.Schema(
+        this=exp.table_(target, db=database, quoted=True),
+        expressions=[exp.to_identifier(n, quoted=True) for n in names],
+    )
+    return exp.Insert(this=into, expression=select).sql("trino")

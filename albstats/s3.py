@@ -15,6 +15,14 @@ message; nothing secret is printed.
 Objects are streamed (botocore's ``StreamingBody`` is file-like). When the reader opens files one
 after the other, the next few are downloaded in the background into spooled temporary files, so
 reading overlaps the network without memory growing with file size.
+
+Faults (:mod:`albstats.s3_client`). GetObject answered with ``SlowDown`` or a 5xx is retried by botocore (adaptive mode,
+``AWS_MAX_ATTEMPTS`` attempts, default 8, with exponential backoff). A body that breaks in the
+middle (connection reset, cut short) is picked up where it stopped with a ranged GetObject
+(``Range: bytes=N-``, ``If-Match`` the listed ETag, so a replaced object is an error, not a mix of
+two), with exponential backoff and jitter, up to the same number of attempts. Then the read fails
+with one :class:`~albstats.errors.AwsError` naming ``s3://bucket/key`` and AWS's own code and
+message (or the connection's error when AWS sent none).
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ from typing import Any, BinaryIO
 
 from albstats import progress
 from albstats.errors import AwsError, UsageError
+from albstats.s3_client import DEFAULT_WORKERS, ObjectReader, aws_error, client
 from albstats.sources import CONTROL_NAME, DAY_RE, LOG_SUFFIXES, Source
 
 #: ``.../AWSLogs/<account>/elasticloadbalancing/<region>/`` inside a key or prefix.
@@ -41,14 +50,14 @@ LAYOUT_RE = re.compile(
 )
 #: Listing more day folders than this per region switches to month folders (filtered by day).
 MAX_DAY_PREFIXES = 62
-DEFAULT_WORKERS = 8
 PREFETCH = 4
 #: Objects up to this size are prefetched in memory, larger ones spill to a temporary file.
 SPOOL_BYTES = 8 << 20
 MANIFEST_NAME = ".albstats-fetch.json"
 
 
-# --- clients and errors -----------------------------------------------------------------------
+# --- URLs (clients, errors and object reads: albstats.s3_client) ---------------------------------
+
 
 def parse_url(url: str) -> tuple[str, str]:
     """``s3://bucket/prefix`` -> (bucket, prefix without a leading slash)."""
@@ -58,53 +67,8 @@ def parse_url(url: str) -> tuple[str, str]:
     return m[1], m[2]
 
 
-def aws_error(exc: BaseException, context: str) -> AwsError:
-    """An AwsError with AWS's own code and message (or botocore's reason), prefixed by what was being done."""
-    from botocore.exceptions import ClientError, NoCredentialsError, PartialCredentialsError, ProfileNotFound
-
-    if isinstance(exc, ClientError):
-        err = exc.response.get("Error", {})
-        code = err.get("Code") or "Error"
-        msg = err.get("Message") or ""
-        if code in ("404", "NoSuchKey") and not msg:
-            msg = "Not Found"
-        if code == "403" and not msg:
-            code, msg = "AccessDenied", "Forbidden"
-        return AwsError(f"{context}: {code}: {msg}".rstrip(": "))
-    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
-        return AwsError(f"{context}: no AWS credentials found; use --profile, AWS_PROFILE or "
-                        f"AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")
-    if isinstance(exc, ProfileNotFound):
-        return AwsError(f"{context}: {exc}")
-    return AwsError(f"{context}: {type(exc).__name__}: {exc}")
-
-
-def session(profile: str | None = None, region: str | None = None) -> Any:
-    """A boto3 session from the standard chain; a missing profile is an AwsError naming it."""
-    import boto3
-    from botocore.exceptions import ProfileNotFound
-
-    try:
-        return boto3.session.Session(profile_name=profile or None, region_name=region or None)
-    except ProfileNotFound as e:
-        raise AwsError(f"--profile {profile}: {e}") from None
-
-
-def client(service: str, *, profile: str | None = None, region: str | None = None,
-           endpoint_url: str | None = None, max_pool: int = DEFAULT_WORKERS * 2) -> Any:
-    """A boto3 client with adaptive retries (throttling backs off) and a pool big enough for our threads."""
-    from botocore.config import Config
-
-    cfg = Config(retries={"max_attempts": 8, "mode": "adaptive"}, max_pool_connections=max_pool)
-    try:
-        return session(profile, region).client(service, endpoint_url=endpoint_url or None, config=cfg)
-    except Exception as e:  # NoRegionError and friends
-        if isinstance(e, AwsError):
-            raise
-        raise aws_error(e, f"{service} client") from None
-
-
 # --- which prefixes to list -------------------------------------------------------------------
+
 
 def _day_range(since: datetime | None, until: datetime | None, today: date) -> tuple[date | None, date | None]:
     """The delivery days that can hold rows with ``since <= time < until``: until's day plus one."""
@@ -164,8 +128,9 @@ class _Lister:
         """Sub-folders of ``prefix`` (delimiter listing)."""
         out: list[str] = []
         try:
-            for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix,
-                                                                          Delimiter="/"):
+            for page in self.s3.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix, Delimiter="/"
+            ):
                 out.extend(cp["Prefix"] for cp in page.get("CommonPrefixes", []))
         except Exception as e:
             raise aws_error(e, f"listing s3://{self.bucket}/{prefix}") from None
@@ -190,12 +155,12 @@ class _Lister:
                 return None
             accounts = [c for c in self.children(base + "AWSLogs/") if re.search(r"/\d{12}/\Z", c)]
             return [r for a in accounts for r in self.children(a + "elasticloadbalancing/")]
-        rest = prefix[m.end():]
+        rest = prefix[m.end() :]
         if m["region"]:
-            return [prefix[:m.end()].rstrip("/") + "/"] if not rest else None
+            return [prefix[: m.end()].rstrip("/") + "/"] if not rest else None
         if rest:
             return None
-        acct_root = prefix[:m.end()].rstrip("/") + "/"
+        acct_root = prefix[: m.end()].rstrip("/") + "/"
         if m["service"]:
             return self.children(acct_root)
         return self.children(acct_root + "elasticloadbalancing/")
@@ -215,9 +180,19 @@ class S3Object:
     etag: str
 
 
-def list_objects(url: str, *, since: Any = None, until: Any = None, profile: str | None = None,
-                 region: str | None = None, endpoint_url: str | None = None, max_workers: int = DEFAULT_WORKERS,
-                 quiet: bool = True, s3: Any = None, today: date | None = None) -> tuple[Any, str, list[S3Object]]:
+def list_objects(
+    url: str,
+    *,
+    since: Any = None,
+    until: Any = None,
+    profile: str | None = None,
+    region: str | None = None,
+    endpoint_url: str | None = None,
+    max_workers: int = DEFAULT_WORKERS,
+    quiet: bool = True,
+    s3: Any = None,
+    today: date | None = None,
+) -> tuple[Any, str, list[S3Object]]:
     """List the log objects under ``url`` that a ``since``/``until`` window needs; (client, bucket, objects)."""
     bucket, prefix = parse_url(url)
     s3 = s3 or client("s3", profile=profile, region=region, endpoint_url=endpoint_url, max_pool=max_workers * 2)
@@ -274,6 +249,7 @@ def list_objects(url: str, *, since: Any = None, until: Any = None, profile: str
 
 # --- sources for the local engine ---------------------------------------------------------------
 
+
 class _Prefetcher:
     """Downloads the next few objects while the reader parses the current one (only on sequential reads)."""
 
@@ -289,24 +265,22 @@ class _Prefetcher:
         o = self.objects[i]
         buf = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
         try:
-            body = self.s3.get_object(Bucket=self.bucket, Key=o.key)["Body"]
-            try:
+            with ObjectReader(self.s3, self.bucket, o.key, o.etag) as body:
                 while chunk := body.read(1 << 20):
                     buf.write(chunk)
-            finally:
-                body.close()
         except BaseException as e:
             buf.close()
+            if isinstance(e, AwsError):
+                raise
             raise aws_error(e, f"reading s3://{self.bucket}/{o.key}") from None
         buf.seek(0)
         return buf  # type: ignore[return-value]
 
     def _stream(self, i: int) -> BinaryIO:
         o = self.objects[i]
-        try:
-            return self.s3.get_object(Bucket=self.bucket, Key=o.key)["Body"]
-        except Exception as e:
-            raise aws_error(e, f"reading s3://{self.bucket}/{o.key}") from None
+        reader = ObjectReader(self.s3, self.bucket, o.key, o.etag)
+        reader._open()  # a missing object or AWS's refusal shows when the file is opened
+        return reader  # type: ignore[return-value]
 
     def open(self, i: int) -> BinaryIO:
         with self.lock:
@@ -324,22 +298,40 @@ class _Prefetcher:
         return self._stream(i)
 
 
-def list_sources(url: str, since: Any = None, until: Any = None, *, profile: str | None = None,
-                 region: str | None = None, endpoint_url: str | None = None, max_workers: int = DEFAULT_WORKERS,
-                 prefetch: int = PREFETCH, quiet: bool = True, **_ignored: Any) -> list[Source]:
+def list_sources(
+    url: str,
+    since: Any = None,
+    until: Any = None,
+    *,
+    profile: str | None = None,
+    region: str | None = None,
+    endpoint_url: str | None = None,
+    max_workers: int = DEFAULT_WORKERS,
+    prefetch: int = PREFETCH,
+    quiet: bool = True,
+    **_ignored: Any,
+) -> list[Source]:
     """Sources for the log objects under ``s3://bucket/prefix`` that ``since``/``until`` need.
 
     Each :class:`~albstats.sources.Source` carries the object's size and ETag; opening it streams the
     object (or hands over a background download when files are read in order).
     """
-    s3, bucket, objects = list_objects(url, since=since, until=until, profile=profile, region=region,
-                                       endpoint_url=endpoint_url, max_workers=max_workers, quiet=quiet)
+    s3, bucket, objects = list_objects(
+        url,
+        since=since,
+        until=until,
+        profile=profile,
+        region=region,
+        endpoint_url=endpoint_url,
+        max_workers=max_workers,
+        quiet=quiet,
+    )
     pre = _Prefetcher(s3, bucket, objects, prefetch, max(1, min(max_workers, prefetch)))
-    return [Source(f"s3://{bucket}/{o.key}", (lambda i=i: pre.open(i)), o.size, o.etag)
-            for i, o in enumerate(objects)]
+    return [Source(f"s3://{bucket}/{o.key}", (lambda i=i: pre.open(i)), o.size, o.etag) for i, o in enumerate(objects)]
 
 
 # --- fetch: mirror raw files locally ----------------------------------------------------------
+
 
 @dataclass
 class FetchSummary:
@@ -353,8 +345,10 @@ class FetchSummary:
     failed: list[str] = field(default_factory=list)
 
     def line(self) -> str:
-        return (f"{self.listed} objects listed, {self.downloaded} downloaded ({self.bytes / 1e6:.1f} MB), "
-                f"{self.skipped} already present, into {self.out_dir}")
+        return (
+            f"{self.listed} objects listed, {self.downloaded} downloaded ({self.bytes / 1e6:.1f} MB), "
+            f"{self.skipped} already present, into {self.out_dir}"
+        )
 
 
 def _load_manifest(path: Path) -> dict[str, dict[str, Any]]:
@@ -378,16 +372,25 @@ def _write_manifest(path: Path, url: str, files: dict[str, dict[str, Any]]) -> N
 def _relative(prefix: str, key: str) -> str:
     """The local path of ``key`` below the URL's prefix (a folder; a URL naming one object keeps its name)."""
     base = prefix.strip("/") + "/" if prefix.strip("/") else ""
-    rel = key[len(base):] if key.startswith(base) else key.rsplit("/", 1)[-1]
+    rel = key[len(base) :] if key.startswith(base) else key.rsplit("/", 1)[-1]
     parts = [p for p in rel.split("/") if p]
     if not parts or any(p in (".", "..") for p in parts):
         raise AwsError(f"s3 key {key!r} cannot be mirrored safely as a local path")
     return "/".join(parts)
 
 
-def fetch(url: str, out_dir: str | os.PathLike[str], *, since: Any = None, until: Any = None,
-          profile: str | None = None, region: str | None = None, endpoint_url: str | None = None,
-          max_workers: int = DEFAULT_WORKERS, quiet: bool = False) -> FetchSummary:
+def fetch(
+    url: str,
+    out_dir: str | os.PathLike[str],
+    *,
+    since: Any = None,
+    until: Any = None,
+    profile: str | None = None,
+    region: str | None = None,
+    endpoint_url: str | None = None,
+    max_workers: int = DEFAULT_WORKERS,
+    quiet: bool = False,
+) -> FetchSummary:
     """Mirror the log objects a window needs into ``out_dir``, keeping their layout below the URL's prefix.
 
     Resumable: a file already present with the size and ETag recorded in ``out_dir/.albstats-fetch.json``
@@ -395,8 +398,16 @@ def fetch(url: str, out_dir: str | os.PathLike[str], *, since: Any = None, until
     rewritten atomically as files complete, and once more at the end or on Ctrl-C.
     """
     out = Path(out_dir)
-    s3, bucket, objects = list_objects(url, since=since, until=until, profile=profile, region=region,
-                                       endpoint_url=endpoint_url, max_workers=max_workers, quiet=quiet)
+    s3, bucket, objects = list_objects(
+        url,
+        since=since,
+        until=until,
+        profile=profile,
+        region=region,
+        endpoint_url=endpoint_url,
+        max_workers=max_workers,
+        quiet=quiet,
+    )
     _, prefix = parse_url(url)
     out.mkdir(parents=True, exist_ok=True)
     mpath = out / MANIFEST_NAME
@@ -407,8 +418,13 @@ def fetch(url: str, out_dir: str | os.PathLike[str], *, since: Any = None, until
         rel = _relative(prefix, o.key)
         local = out / rel
         rec = manifest.get(rel)
-        if (rec and rec.get("etag") == o.etag and rec.get("size") == o.size and local.is_file()
-                and local.stat().st_size == o.size):
+        if (
+            rec
+            and rec.get("etag") == o.etag
+            and rec.get("size") == o.size
+            and local.is_file()
+            and local.stat().st_size == o.size
+        ):
             summary.skipped += 1
         else:
             todo.append((o, rel))
@@ -419,16 +435,14 @@ def fetch(url: str, out_dir: str | os.PathLike[str], *, since: Any = None, until
         local.parent.mkdir(parents=True, exist_ok=True)
         part = local.with_name(local.name + ".part")
         try:
-            body = s3.get_object(Bucket=bucket, Key=o.key)["Body"]
             n = 0
-            with open(part, "wb") as f:
+            with ObjectReader(s3, bucket, o.key, o.etag) as body, open(part, "wb") as f:
                 while chunk := body.read(1 << 20):
                     f.write(chunk)
                     n += len(chunk)
-            body.close()
         except BaseException as e:
             part.unlink(missing_ok=True)
-            if isinstance(e, KeyboardInterrupt):
+            if isinstance(e, KeyboardInterrupt | AwsError):
                 raise
             raise aws_error(e, f"downloading s3://{bucket}/{o.key}") from None
         if n != o.size:

@@ -24,9 +24,10 @@ from sqlglot import exp
 from typer.testing import CliRunner
 
 from albstats import queries
+from albstats.athena_sql import rewrite
 from albstats.cli import app
 from albstats.engines import connect
-from albstats.engines.athena import AthenaEngine, rewrite
+from albstats.engines.athena import AthenaEngine
 from albstats.engines.base import bind
 from albstats.errors import AwsError, UsageError
 
@@ -38,8 +39,13 @@ OUT = "s3://athena-results-test/albstats/"
 @pytest.fixture(autouse=True)
 def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for k in list(__import__("os").environ):
-        if k.startswith("ALBSTATS_ATHENA_") or k in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ATHENA_WORK_GROUP",
-                                                      "AWS_ATHENA_S3_STAGING_DIR", "AWS_SESSION_TOKEN"):
+        if k.startswith("ALBSTATS_ATHENA_") or k in (
+            "AWS_PROFILE",
+            "AWS_ENDPOINT_URL",
+            "AWS_ATHENA_WORK_GROUP",
+            "AWS_ATHENA_S3_STAGING_DIR",
+            "AWS_SESSION_TOKEN",
+        ):
             monkeypatch.delenv(k, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
@@ -68,13 +74,43 @@ def seed(rows: list[list[str]], columns: list[tuple[str, str]]) -> None:
     """Queue one canned result (header row first, as Athena returns it) in moto's Athena backend."""
     header = {"Data": [{"VarCharValue": n} for n, _ in columns]}
     data = [{"Data": [{"VarCharValue": v} if v is not None else {} for v in r]} for r in rows]
-    info = [{"Name": n, "Label": n, "Type": t, "CatalogName": "hive", "SchemaName": "", "TableName": "",
-             "Nullable": "UNKNOWN", "CaseSensitive": False, "Precision": 0, "Scale": 0} for n, t in columns]
+    info = [
+        {
+            "Name": n,
+            "Label": n,
+            "Type": t,
+            "CatalogName": "hive",
+            "SchemaName": "",
+            "TableName": "",
+            "Nullable": "UNKNOWN",
+            "CaseSensitive": False,
+            "Precision": 0,
+            "Scale": 0,
+        }
+        for n, t in columns
+    ]
     athena_backends[DEFAULT_ACCOUNT_ID][REGION].query_results_queue.append(QueryResults([header, *data], info))
 
 
-CREATE = ["athena", "create-table", "--bucket", "my-alb-logs", "--prefix", "prod", "--account", "123456789012",
-          "--region", REGION, "--workgroup", WG, "--output-location", OUT, "--database", "albstats", "-q"]
+CREATE = [
+    "athena",
+    "create-table",
+    "--bucket",
+    "my-alb-logs",
+    "--prefix",
+    "prod",
+    "--account",
+    "123456789012",
+    "--region",
+    REGION,
+    "--workgroup",
+    WG,
+    "--output-location",
+    OUT,
+    "--database",
+    "albstats",
+    "-q",
+]
 
 
 def test_create_table_submits_database_and_table_ddl(aws: boto3.client) -> None:
@@ -82,7 +118,9 @@ def test_create_table_submits_database_and_table_ddl(aws: boto3.client) -> None:
     assert res.exit_code == 0, res.output
     ex = executions(aws)
     assert [q["Query"].split("(")[0].strip() for q in ex] == [
-        "CREATE DATABASE IF NOT EXISTS `albstats`", "CREATE EXTERNAL TABLE IF NOT EXISTS `albstats`.`alb_logs`"]
+        "CREATE DATABASE IF NOT EXISTS `albstats`",
+        "CREATE EXTERNAL TABLE IF NOT EXISTS `albstats`.`alb_logs`",
+    ]
     for q in ex:
         assert q["WorkGroup"] == WG
         assert q["ResultConfiguration"]["OutputLocation"].startswith(OUT)
@@ -116,15 +154,33 @@ def test_bad_identifiers_never_reach_athena(aws: boto3.client) -> None:
     assert executions(aws) == []
 
 
-ERROR_RATE_COLS = [("bucket_start", "timestamp"), ("requests", "bigint"), ("errors_5xx", "bigint"),
-                   ("elb_5xx", "bigint"), ("target_5xx", "bigint"), ("success_rate", "double")]
+ERROR_RATE_COLS = [
+    ("bucket_start", "timestamp"),
+    ("requests", "bigint"),
+    ("errors_5xx", "bigint"),
+    ("elb_5xx", "bigint"),
+    ("target_5xx", "bigint"),
+    ("success_rate", "double"),
+]
 
 
 def test_query_runs_in_workgroup_and_returns_the_saved_columns(aws: boto3.client) -> None:
-    seed([["2026-11-17 00:00:00.000", "1000", "12", "5", "7", "0.988"],
-          ["2026-11-17 01:00:00.000", "800", "0", "0", "0", "1.0"]], ERROR_RATE_COLS)
-    with connect(engine="athena", database="albstats", workgroup=WG, output_location=OUT, region=REGION,
-                 quiet=True, poll_interval=0.01) as eng:
+    seed(
+        [
+            ["2026-11-17 00:00:00.000", "1000", "12", "5", "7", "0.988"],
+            ["2026-11-17 01:00:00.000", "800", "0", "0", "0", "1.0"],
+        ],
+        ERROR_RATE_COLS,
+    )
+    with connect(
+        engine="athena",
+        database="albstats",
+        workgroup=WG,
+        output_location=OUT,
+        region=REGION,
+        quiet=True,
+        poll_interval=0.01,
+    ) as eng:
         df = eng.query("error_rate", since="2026-11-17T00:00:00Z", until="2026-11-17T02:00:00Z", bucket="1h")
         assert eng.last_query.state == "SUCCEEDED"
     assert list(df.columns) == queries.get("error_rate").column_names
@@ -140,12 +196,41 @@ def test_query_runs_in_workgroup_and_returns_the_saved_columns(aws: boto3.client
 
 def test_query_cli_with_engine_athena(aws: boto3.client) -> None:
     seed([["2026-11-17 00:00:00.000", "10", "1", "1", "0", "0.9"]], ERROR_RATE_COLS)
-    res = CliRunner().invoke(app, ["query", "error_rate", "--engine", "athena", "--since", "2026-11-17",
-                                   "--until", "2026-11-18", "--workgroup", WG, "--output-location", OUT,
-                                   "--database", "albstats", "--region", REGION, "--format", "json", "-q"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "query",
+            "error_rate",
+            "--engine",
+            "athena",
+            "--since",
+            "2026-11-17",
+            "--until",
+            "2026-11-18",
+            "--workgroup",
+            WG,
+            "--output-location",
+            OUT,
+            "--database",
+            "albstats",
+            "--region",
+            REGION,
+            "--format",
+            "json",
+            "-q",
+        ],
+    )
     assert res.exit_code == 0, res.output
-    assert json.loads(res.stdout) == [{"bucket_start": "2026-11-17T00:00:00Z", "requests": 10, "errors_5xx": 1,
-                                       "elb_5xx": 1, "target_5xx": 0, "success_rate": 0.9}]
+    assert json.loads(res.stdout) == [
+        {
+            "bucket_start": "2026-11-17T00:00:00Z",
+            "requests": 10,
+            "errors_5xx": 1,
+            "elb_5xx": 1,
+            "target_5xx": 0,
+            "success_rate": 0.9,
+        }
+    ]
     (q,) = executions(aws)
     assert "day BETWEEN '2026/11/17' AND '2026/11/18'" in q["Query"]
 
@@ -157,8 +242,10 @@ def test_environment_configures_the_engine(aws: boto3.client, monkeypatch: pytes
     monkeypatch.setenv("ALBSTATS_ATHENA_OUTPUT_LOCATION", OUT)
     seed([["5"]], [("n", "bigint")])
     with connect(engine="athena", quiet=True, poll_interval=0.01) as eng:
-        df = eng.sql("SELECT count(*) AS n FROM alb_logs WHERE client_ip = :ip AND day = '2026/11/17'",
-                     {"ip": "10.0.0.1' OR '1'='1"})
+        df = eng.sql(
+            "SELECT count(*) AS n FROM alb_logs WHERE client_ip = :ip AND day = '2026/11/17'",
+            {"ip": "10.0.0.1' OR '1'='1"},
+        )
     assert df["n"].tolist() == [5]
     (q,) = executions(aws)
     assert q["QueryExecutionContext"]["Database"] == "logs_db"
@@ -174,8 +261,7 @@ def test_no_window_refuses_to_scan_everything(aws: boto3.client) -> None:
             eng.query("error_rate", until="2026-11-18")
     assert executions(aws) == []
     seed([], ERROR_RATE_COLS)
-    with connect(engine="athena", workgroup=WG, region=REGION, quiet=True, scan_all=True,
-                 poll_interval=0.01) as eng:
+    with connect(engine="athena", workgroup=WG, region=REGION, quiet=True, scan_all=True, poll_interval=0.01) as eng:
         assert eng.query("error_rate").empty
     (q,) = executions(aws)
     assert "day BETWEEN" not in q["Query"]
@@ -214,8 +300,10 @@ def test_bad_sql_is_a_usage_error() -> None:
 
 
 def test_rewrite_covers_joins_aliases_and_ctes() -> None:
-    sql = ("WITH a AS (SELECT * FROM alb_logs x WHERE x.type = 'h2') "
-           "SELECT count(*) FROM a JOIN alb_logs b ON a.trace_id = b.trace_id")
+    sql = (
+        "WITH a AS (SELECT * FROM alb_logs x WHERE x.type = 'h2') "
+        "SELECT count(*) FROM a JOIN alb_logs b ON a.trace_id = b.trace_id"
+    )
     tree = sqlglot.parse_one(rewrite(sql, "db", "t", day_predicate=True), read="trino")
     subs = [s for s in tree.find_all(exp.Subquery) if s.find(exp.Between)]
     assert sorted(s.alias for s in subs) == ["b", "x"]
@@ -224,6 +312,7 @@ def test_rewrite_covers_joins_aliases_and_ctes() -> None:
 
 
 # --- timeout, Ctrl-C, FAILED, throttling ------------------------------------------------------
+
 
 def test_timeout_cancels_the_query(aws: boto3.client) -> None:
     state_manager.set_transition("athena::execution", {"progression": "manual", "times": 10**6})
@@ -267,8 +356,9 @@ def _qe(state: str, reason: str = "", scanned: int = 0) -> dict:
     status: dict = {"State": state}
     if reason:
         status["StateChangeReason"] = reason
-    return {"QueryExecution": {"QueryExecutionId": "q-1", "Status": status,
-                               "Statistics": {"DataScannedInBytes": scanned}}}
+    return {
+        "QueryExecution": {"QueryExecutionId": "q-1", "Status": status, "Statistics": {"DataScannedInBytes": scanned}}
+    }
 
 
 def test_failed_query_shows_athenas_reason() -> None:
@@ -278,7 +368,7 @@ def test_failed_query_shows_athenas_reason() -> None:
     stub.add_response("get_query_execution", _qe("RUNNING", scanned=2 * 10**9))
     stub.add_response("get_query_execution", _qe("FAILED", reason, scanned=3 * 10**9))
     with stub:
-        eng = AthenaEngine(workgroup=WG, client=c, quiet=True, sleep=lambda _: None)
+        eng = AthenaEngine(workgroup=WG, output_location=OUT, client=c, quiet=True, sleep=lambda _: None)
         with pytest.raises(AwsError) as ei:
             eng.sql("SELECT nope FROM alb_logs WHERE day = '2026/11/17'")
     assert str(ei.value) == f"Athena query q-1 (sql) FAILED: {reason}"
@@ -290,18 +380,28 @@ def test_failed_query_shows_athenas_reason() -> None:
 def test_throttling_is_retried_with_backoff() -> None:
     c, stub = _stubbed()
     for _ in range(2):
-        stub.add_client_error("start_query_execution", service_error_code="ThrottlingException",
-                              service_message="Rate exceeded")
+        stub.add_client_error(
+            "start_query_execution", service_error_code="ThrottlingException", service_message="Rate exceeded"
+        )
     stub.add_response("start_query_execution", {"QueryExecutionId": "q-1"})
-    stub.add_client_error("get_query_execution", service_error_code="TooManyRequestsException",
-                          service_message="Too many requests")
+    stub.add_client_error(
+        "get_query_execution", service_error_code="TooManyRequestsException", service_message="Too many requests"
+    )
     stub.add_response("get_query_execution", _qe("SUCCEEDED"))
-    stub.add_response("get_query_results", {"ResultSet": {
-        "Rows": [{"Data": [{"VarCharValue": "n"}]}, {"Data": [{"VarCharValue": "3"}]}],
-        "ResultSetMetadata": {"ColumnInfo": [{"Name": "n", "Label": "n", "Type": "bigint"}]}}})
+    stub.add_response(
+        "get_query_results",
+        {
+            "ResultSet": {
+                "Rows": [{"Data": [{"VarCharValue": "n"}]}, {"Data": [{"VarCharValue": "3"}]}],
+                "ResultSetMetadata": {"ColumnInfo": [{"Name": "n", "Label": "n", "Type": "bigint"}]},
+            }
+        },
+    )
     delays: list[float] = []
     with stub:
-        eng = AthenaEngine(workgroup=WG, client=c, quiet=True, sleep=delays.append, retry_base_delay=1.0)
+        eng = AthenaEngine(
+            workgroup=WG, output_location=OUT, client=c, quiet=True, sleep=delays.append, retry_base_delay=1.0
+        )
         df = eng.sql("SELECT count(*) AS n FROM alb_logs WHERE day = '2026/11/17'")
     assert df["n"].tolist() == [3]
     assert len(delays) == 3
@@ -312,10 +412,136 @@ def test_throttling_is_retried_with_backoff() -> None:
 def test_throttling_gives_up_with_awss_message() -> None:
     c, stub = _stubbed()
     for _ in range(3):
-        stub.add_client_error("start_query_execution", service_error_code="ThrottlingException",
-                              service_message="Rate exceeded")
+        stub.add_client_error(
+            "start_query_execution", service_error_code="ThrottlingException", service_message="Rate exceeded"
+        )
     with stub:
-        eng = AthenaEngine(workgroup=WG, client=c, quiet=True, sleep=lambda _: None, max_attempts=3)
-        with pytest.raises(AwsError, match=r"start_query_execution \(gave up after 3 attempts\): "
-                                           r"ThrottlingException: Rate exceeded"):
+        eng = AthenaEngine(
+            workgroup=WG, output_location=OUT, client=c, quiet=True, sleep=lambda _: None, max_attempts=3
+        )
+        with pytest.raises(
+            AwsError,
+            match=r"start_query_execution \(gave up after 3 attempts\): "
+            r"ThrottlingException: Rate exceeded",
+        ):
             eng.sql("SELECT 1 AS n FROM alb_logs WHERE day = '2026/11/17'")
+
+
+# --- defaults: the primary workgroup and its result location (issue 12 item 1) ------------------
+
+QUERY = [
+    "query",
+    "error_rate",
+    "--engine",
+    "athena",
+    "--since",
+    "2026-11-17",
+    "--until",
+    "2026-11-18",
+    "--region",
+    REGION,
+    "-q",
+]
+
+
+def _all_executions(ath: boto3.client) -> list[dict]:
+    out = []
+    for wg in ath.list_work_groups()["WorkGroups"]:
+        for i in ath.list_query_executions(WorkGroup=wg["Name"])["QueryExecutionIds"]:
+            out.append(ath.get_query_execution(QueryExecutionId=i)["QueryExecution"])
+    return out
+
+
+def test_primary_without_result_location_is_one_line_naming_the_option(aws: boto3.client) -> None:
+    assert "ResultConfiguration" not in str(
+        aws.get_work_group(WorkGroup="primary")["WorkGroup"]["Configuration"].get("ResultConfiguration") or {}
+    )
+    res = CliRunner().invoke(app, QUERY)
+    assert res.exit_code == 2
+    assert res.stderr.count("\n") == 1 and "Traceback" not in res.output
+    assert res.stderr.startswith("albstats: error: Athena workgroup 'primary' has no query result location")
+    assert "--output-location" in res.stderr
+    assert _all_executions(aws) == []  # nothing submitted
+    res = CliRunner().invoke(app, CREATE[: CREATE.index("--workgroup")] + ["--database", "albstats", "-q"])
+    assert res.exit_code == 2 and "--output-location" in res.stderr
+    assert _all_executions(aws) == []
+
+
+def test_primary_with_output_location_option(aws: boto3.client) -> None:
+    seed([], ERROR_RATE_COLS)
+    res = CliRunner().invoke(app, [*QUERY, "--output-location", OUT])
+    assert res.exit_code == 0, res.output
+    (q,) = _all_executions(aws)
+    assert q["WorkGroup"] == "primary" and q["ResultConfiguration"]["OutputLocation"].startswith(OUT)
+
+
+def test_workgroup_location_is_used_and_option_beats_environment(
+    aws: boto3.client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    aws.create_work_group(Name="other-wg", Configuration={})
+    monkeypatch.setenv("ALBSTATS_ATHENA_WORKGROUP", WG)
+    seed([], ERROR_RATE_COLS)
+    res = CliRunner().invoke(app, QUERY)  # the environment's workgroup, which has a result location
+    assert res.exit_code == 0, res.output
+    (q,) = executions(aws)
+    assert q["WorkGroup"] == WG
+    assert not q.get("ResultConfiguration")  # Athena uses the workgroup's own location
+    res = CliRunner().invoke(app, [*QUERY, "--workgroup", "other-wg"])  # the option wins; it has none
+    assert res.exit_code == 2
+    assert "workgroup 'other-wg' has no query result location" in res.stderr and "--output-location" in res.stderr
+    res = CliRunner().invoke(app, [*QUERY, "--workgroup", "missing-wg"])
+    assert res.exit_code == 1 and "workgroup 'missing-wg' does not exist" in res.stderr
+
+
+def test_create_table_hint_repeats_every_option_given(aws: boto3.client) -> None:
+    args = [*CREATE, "--table", "web_logs"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    hint = next(line for line in res.stderr.splitlines() if "try:" in line)
+    assert hint == (
+        f"albstats: try: albstats query error_rate --engine athena --database albstats --table web_logs "
+        f"--workgroup {WG} --output-location {OUT} --region {REGION} --since 1d"
+    )
+    from albstats.cli.athena import query_hint
+
+    assert query_hint(
+        "db", "t", workgroup=None, output_location="s3://b/x y/", region="eu-west-1", profile="prod ro"
+    ).endswith("--output-location 's3://b/x y/' --region eu-west-1 --profile 'prod ro' --since 1d")
+
+
+# --- result problems are one line with the query id (issue 12 item 6) --------------------------
+
+
+def test_result_lacking_declared_columns_is_one_line_with_the_query_id(aws: boto3.client) -> None:
+    seed([["2026-11-17 00:00:00.000", "10"]], [("bucket_start", "timestamp"), ("requests", "bigint")])
+    res = CliRunner().invoke(app, [*QUERY, "--workgroup", WG])
+    assert res.exit_code == 1
+    (q,) = executions(aws)
+    assert res.stderr == (
+        f"albstats: error: Athena query {q['QueryExecutionId']} (error_rate): the result lacks "
+        f"the declared columns errors_5xx, elb_5xx, target_5xx, success_rate; it has "
+        f"bucket_start, requests\n"
+    )
+    seed(
+        [["2026-11-17 00:00:00.000", "many", "1", "1", "0", "0.9"]],
+        ERROR_RATE_COLS[:1] + [("requests", "varchar")] + ERROR_RATE_COLS[2:],
+    )
+    res = CliRunner().invoke(app, [*QUERY, "--workgroup", WG])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert res.stderr.startswith("albstats: error: Athena query ") and res.stderr.count("\n") == 1
+    assert "does not have its declared type" in res.stderr
+
+
+@pytest.mark.parametrize("cmd", [["report", "--since", "7d"], ["weekly"]])
+def test_report_and_weekly_name_the_missing_result_location(aws: boto3.client, cmd: list[str], tmp_path: Path) -> None:
+    res = CliRunner().invoke(
+        app, [*cmd, "--engine", "athena", "--region", REGION, "--out", str(tmp_path / "o"), "--quiet"]
+    )
+    assert res.exit_code == 2, res.output
+    assert "workgroup 'primary' has no query result location" in res.stderr and "--output-location" in res.stderr
+    assert "Traceback" not in res.output and _all_executions(aws) == []
+
+
+def test_bad_output_location_names_its_option() -> None:
+    with pytest.raises(UsageError, match=r"^--output-location: 's3://R/x' .*bucket"):
+        AthenaEngine(output_location="s3://R/x")

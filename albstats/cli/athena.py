@@ -6,12 +6,32 @@ Argument parsing only; the work is in :mod:`albstats.engines.athena`, :mod:`albs
 
 from __future__ import annotations
 
+import shlex
+
 import typer
+
+from albstats.cli import options
+
+
+def query_hint(database: str, table: str, command: str = "query", **given: str | None) -> str:
+    """The command to try next (a query, or ``compact``), repeating every Athena option the user gave.
+
+    Why: a hint that drops ``--output-location`` or ``--profile`` fails where create-table worked.
+    """
+    if command == "compact":
+        args = ["albstats", "athena", "compact", "--database", database, "--table", table]
+    else:
+        args = ["albstats", "query", "error_rate", "--engine", "athena", "--database", database, "--table", table]
+    for name, value in given.items():
+        if value:
+            args += [f"--{name.replace('_', '-')}", value]
+    return shlex.join([*args, "--since", "7d" if command == "compact" else "1d"])
 
 
 def register(app: typer.Typer) -> None:
     """Add the `athena` group and `fetch`."""
-    athena = typer.Typer(no_args_is_help=True, help="Amazon Athena: create the ALB log tables.")
+    athena = typer.Typer(no_args_is_help=True,
+                         help="Amazon Athena: create the ALB log tables, compact days into Parquet.")
     app.add_typer(athena, name="athena")
 
     @athena.command("create-table")
@@ -35,30 +55,96 @@ def register(app: typer.Typer) -> None:
         profile: str = typer.Option(None, "--profile", help="AWS profile (default: the standard boto3 chain)."),
         athena_region: str = typer.Option(None, "--athena-region", help="Run Athena in this region instead."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress line."),
+        table_format: str = typer.Option("text", "--format", metavar="FORMAT",
+                                         help="text: the table over the raw logs; parquet: also the compacted "
+                                              "Parquet table (see `athena compact`), named by --table."),
+        location: str = typer.Option(None, "--location", metavar="S3_URL",
+                                     help="With --format parquet: s3://BUCKET/PREFIX/ for the Parquet files."),
     ) -> None:
         """Create the Athena database and an external table over the ALB log layout.
 
         The table reads every log format era (fields AWS appends later go to extra_fields), is
         partitioned by day with partition projection (no MSCK REPAIR), and is safe to create
-        twice (IF NOT EXISTS).
+        twice (IF NOT EXISTS). With --format parquet the compacted table is created too (same
+        columns, Parquet, day=YYYY/MM/DD folders under --location), filled by `athena compact`.
         """
-        from albstats.athena_ddl import TableSpec
-        from albstats.engines.athena import create_table as run
+        from albstats.athena_ddl import ParquetSpec, TableSpec
+        from albstats.athena_tables import create_parquet_table
+        from albstats.athena_tables import create_table as run
+        from albstats.errors import UsageError
 
+        if table_format not in ("text", "parquet"):
+            raise UsageError(f"--format must be text or parquet, not {table_format!r}")
+        parquet = table_format == "parquet"
+        if parquet and (connection_logs or not location):
+            raise UsageError("--format parquet needs --location s3://BUCKET/PREFIX/ (where the Parquet files go)"
+                             if not connection_logs else "--format parquet is for access logs, not --connection-logs")
+        if location and not parquet:
+            raise UsageError("--location is for --format parquet")
         kind = "connection" if connection_logs else "access"
         spec = TableSpec(bucket=bucket, prefix=prefix, account=account, region=region, database=database,
-                         table=table or ("alb_connection_logs" if connection_logs else "alb_logs"),
+                         table=(None if parquet else table)
+                         or ("alb_connection_logs" if connection_logs else "alb_logs"),
                          start=start, kind=kind)
-        stmts = run(spec, replace=replace, dry_run=dry_run, workgroup=workgroup, output_location=output_location,
-                    region=athena_region or region, profile=profile, quiet=quiet)
+        engine_options = dict(workgroup=workgroup, output_location=output_location, region=athena_region or region,
+                              profile=profile, quiet=quiet)
+        pq = ParquetSpec(location, database, table or "alb_logs_parquet", start) if parquet else None
+        if pq is not None:
+            stmts = create_parquet_table(spec, pq, replace=replace, dry_run=dry_run, **engine_options)
+        else:
+            stmts = run(spec, replace=replace, dry_run=dry_run, **engine_options)
         if dry_run:
             typer.echo(";\n\n".join(stmts) + ";")
             return
         typer.echo(f"albstats: table {spec.database}.{spec.table} is ready over {spec.location}", err=True)
-        if not connection_logs:
-            typer.echo(f"albstats: try: albstats query error_rate --engine athena --database {spec.database} "
-                       f"--table {spec.table} --since 1d" + (f" --workgroup {workgroup}" if workgroup else ""),
-                       err=True)
+        if pq is not None:
+            typer.echo(f"albstats: table {pq.database}.{pq.table} is ready over {pq.location}", err=True)
+            typer.echo("albstats: next: " + query_hint(pq.database, pq.table, workgroup=workgroup,
+                                                       output_location=output_location,
+                                                       region=athena_region or region, profile=profile,
+                                                       command="compact"), err=True)
+            typer.echo("albstats: then: " + query_hint(pq.database, pq.table, workgroup=workgroup,
+                                                       output_location=output_location,
+                                                       region=athena_region or region, profile=profile), err=True)
+        elif not connection_logs:
+            typer.echo("albstats: try: " + query_hint(spec.database, spec.table, workgroup=workgroup,
+                                                      output_location=output_location,
+                                                      region=athena_region or region, profile=profile), err=True)
+
+    @athena.command("compact")
+    def compact(
+        since: str = typer.Option(..., "--since", metavar="TIME", help="First day to copy, UTC: ISO-8601 or 7d."),
+        until: str = typer.Option(None, "--until", metavar="TIME",
+                                  help="End (exclusive), UTC; default now (today's day is copied as far as it goes)."),
+        database: str = options.DATABASE,
+        table: str = typer.Option(None, "--table", metavar="NAME",
+                                  help="The Parquet table (default alb_logs_parquet)."),
+        source_table: str = typer.Option(None, "--source-table", metavar="NAME",
+                                         help="The raw-log table (default alb_logs)."),
+        workgroup: str = options.WORKGROUP,
+        output_location: str = options.OUTPUT_LOCATION,
+        region: str = options.REGION,
+        profile: str = options.PROFILE,
+        dry_run: bool = typer.Option(False, "--dry-run", help="Print the statements and folders, change nothing."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no per-day lines."),
+    ) -> None:
+        """Have Athena copy days from the raw-log table into the Parquet table (INSERT INTO ... SELECT per day).
+
+        Re-running a day replaces it: the day's day=YYYY/MM/DD/ folder is emptied first. Queries then
+        run unchanged with --engine athena --table <the Parquet table> and scan far less.
+        """
+        from albstats.athena_tables import compact as run
+        from albstats.engines.base import parse_time
+
+        t_since = parse_time(since, name="since")
+        t_until = parse_time(until, name="until") if until is not None else None
+        res = run(t_since, t_until, database=database, table=table, source=source_table, dry_run=dry_run,
+                  quiet=quiet, workgroup=workgroup, output_location=output_location, region=region, profile=profile,
+                  on_day=None if quiet else (lambda d: typer.echo(f"albstats: {d.line()}", err=True)))
+        if dry_run:
+            typer.echo(";\n\n".join(res.statements) + ";")
+            return
+        typer.echo(f"albstats: {res.line()}", err=True)
 
     @app.command("fetch")
     def fetch(

@@ -14,8 +14,8 @@ DB = typer.Option(None, "--db", help="Ingest cache file (local engine; default ~
 NO_CACHE = typer.Option(False, "--no-cache", help="Parse the files into a temporary database (local engine).")
 DATABASE = typer.Option(None, "--database", help="Athena database.")
 TABLE = typer.Option(None, "--table", help="Athena table.")
-WORKGROUP = typer.Option(None, "--workgroup", help="Athena workgroup.")
-OUTPUT_LOCATION = typer.Option(None, "--output-location", help="Athena results, s3://...")
+WORKGROUP = typer.Option(None, "--workgroup", help="Athena workgroup (default: primary).")
+OUTPUT_LOCATION = typer.Option(None, "--output-location", help="Athena results, s3://... (default: the workgroup's).")
 REGION = typer.Option(None, "--region", help="AWS region.")
 PROFILE = typer.Option(None, "--profile", help="AWS profile.")
 

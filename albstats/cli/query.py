@@ -227,17 +227,27 @@ def register(app: typer.Typer) -> None:
 
         Without values the named placeholders become ? (the console asks for them, in the order listed in
         the first comment line). With --since/--until/--bucket/--limit/--param every placeholder is
-        filled with a validated, escaped literal of the parameter's type.
+        filled with a validated, escaped literal of the parameter's type, and --since adds the same
+        day partition bounds as --engine athena (the day of --since to the day after --until).
         """
         from albstats.queries import console_sql, get
 
         q = get(name)
         values = None
+        window: tuple[Any, Any] = (None, None)
         if any(v is not None for v in (since, until, bucket, limit)) or param:
             from albstats.engines.base import bind
 
-            values, _ = bind(q, **_query_values(param, since=since, until=until, bucket=bucket, limit=limit))
-        typer.echo(console_sql(q, values), nl=False)
+            values, window = bind(q, **_query_values(param, since=since, until=until, bucket=bucket, limit=limit))
+        text = console_sql(q, values)
+        if values is not None and window[0] is not None:
+            from albstats.athena_sql import console_day_bounds
+
+            text = console_day_bounds(text, window[0], window[1])
+        elif values is not None:
+            typer.echo("albstats: note: without --since the SQL has no day bound; Athena scans every day folder",
+                       err=True)
+        typer.echo(text, nl=False)
 
     @sql_app.command("run")
     def sql_run(

@@ -6,11 +6,17 @@ Configuration (keyword options win over environment variables)::
     database          ALBSTATS_ATHENA_DATABASE             albstats
     table             ALBSTATS_ATHENA_TABLE                alb_logs
     workgroup         ALBSTATS_ATHENA_WORKGROUP            primary (Athena's default)
-    output_location   ALBSTATS_ATHENA_OUTPUT_LOCATION      the workgroup's result location
+    output_location   ALBSTATS_ATHENA_OUTPUT_LOCATION      the workgroup's result location (GetWorkGroup)
     region            ALBSTATS_ATHENA_REGION               the boto3 chain (AWS_REGION, AWS_DEFAULT_REGION, profile)
     profile           ALBSTATS_ATHENA_PROFILE              the boto3 chain (AWS_PROFILE, default credentials)
     timeout           ALBSTATS_ATHENA_TIMEOUT              1800 seconds, then the query is cancelled
     scan_all          ALBSTATS_ATHENA_SCAN_ALL=1           off: see "Bounded scans"
+
+Result location. Without ``output_location`` the engine asks Athena (GetWorkGroup) for the
+workgroup's own result location before the first query; a workgroup without one (and without
+Athena-managed results) is a one-line :class:`~albstats.errors.UsageError` naming ``--output-location``,
+before anything is submitted. When the caller may not call GetWorkGroup, the query is submitted
+and Athena's own answer is what the user sees.
 
 Bounded scans. The table is partitioned by ``day``, the ``yyyy/MM/dd`` delivery folder. Every
 reference to ``alb_logs`` in the SQL is replaced (with sqlglot, on the parsed query) by
@@ -35,12 +41,13 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from albstats import progress
-from albstats.athena_ddl import TableSpec, check_identifier, check_s3_url, check_workgroup, statements
-from albstats.engines.base import Engine, parse_one, to_pyformat
+from albstats.athena_ddl import check_identifier, check_s3_url, check_workgroup
+from albstats.athena_sql import DAY_FROM, DAY_TO, day_range, references_day, rewrite
+from albstats.engines.base import Engine, to_pyformat
 from albstats.errors import AwsError, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -50,10 +57,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: USD per TB (10**12 bytes) scanned, Athena's SQL price in most regions.
 USD_PER_TB = 5.0
-THROTTLE_CODES = frozenset({"ThrottlingException", "TooManyRequestsException", "Throttling",
-                            "RequestLimitExceeded", "SlowDown"})
+THROTTLE_CODES = frozenset(
+    {"ThrottlingException", "TooManyRequestsException", "Throttling", "RequestLimitExceeded", "SlowDown"}
+)
 DEFAULT_TIMEOUT = 1800.0
-DAY_FROM, DAY_TO = "albstats_day_from", "albstats_day_to"
+DEFAULT_WORKGROUP = "primary"
 TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
 
 
@@ -90,57 +98,14 @@ class QueryStats:
         return cost_usd(self.scanned_bytes)
 
     def line(self) -> str:
-        return (f"Athena query {self.query_id}: {self.state}, {self.elapsed_s:.1f} s, "
-                f"{human_bytes(self.scanned_bytes)} scanned, ~${self.cost_usd:.4f}")
-
-
-# --- SQL rewriting ----------------------------------------------------------------------------
-
-def day_range(since: datetime | None, until: datetime | None, now: datetime | None = None) -> tuple[str, str]:
-    """The ``day`` partition values (``yyyy/MM/dd``) a window needs: since's day to the day after until's."""
-    if since is None:
-        raise ValueError("since is needed")
-    end = until or (now or datetime.now(UTC))
-    last = (end.astimezone(UTC) - timedelta(microseconds=1)).date() + timedelta(days=1)
-    return since.astimezone(UTC).strftime("%Y/%m/%d"), last.strftime("%Y/%m/%d")
-
-
-def references_day(sql: str) -> bool:
-    """Does the SQL filter on the ``day`` partition itself?"""
-    from sqlglot import exp
-
-    tree = parse_one(sql)
-    return any(c.name.lower() == "day" for c in tree.find_all(exp.Column))
-
-
-def rewrite(sql: str, database: str, table: str, *, day_predicate: bool) -> str:
-    """Point every ``alb_logs`` at ``"database"."table"``, each one wrapped with the ``day`` predicate.
-
-    The predicate's bounds are the placeholders ``:albstats_day_from``/``:albstats_day_to``, bound
-    like every other value. A CTE named ``alb_logs`` and tables in other databases are left alone.
-    """
-    from sqlglot import exp
-
-    tree = parse_one(sql)
-    ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
-    target = exp.table_(table, db=database, quoted=True)
-
-    def repl(node: exp.Expression) -> exp.Expression:
-        if (isinstance(node, exp.Table) and node.name.lower() == "alb_logs" and not node.args.get("db")
-                and "alb_logs" not in ctes):
-            alias = node.alias or "alb_logs"
-            if not day_predicate:
-                return exp.alias_(target.copy(), alias, table=True)
-            sub = exp.select("*").from_(target.copy()).where(
-                exp.Between(this=exp.column("day"), low=exp.Placeholder(this=DAY_FROM),
-                            high=exp.Placeholder(this=DAY_TO)))
-            return exp.Subquery(this=sub, alias=exp.TableAlias(this=exp.to_identifier(alias)))
-        return node
-
-    return tree.transform(repl).sql("trino", comments=False)
+        return (
+            f"Athena query {self.query_id}: {self.state}, {self.elapsed_s:.1f} s, "
+            f"{human_bytes(self.scanned_bytes)} scanned, ~${self.cost_usd:.4f}"
+        )
 
 
 # --- the engine -------------------------------------------------------------------------------
+
 
 @dataclass
 class AthenaEngine(Engine):
@@ -168,8 +133,7 @@ class AthenaEngine(Engine):
     def __post_init__(self) -> None:
         self.database = check_identifier(self.database or _env("database") or "albstats", "database")
         self.table = check_identifier(self.table or _env("table") or "alb_logs", "table")
-        wg = self.workgroup or _env("workgroup")
-        self.workgroup = check_workgroup(wg) if wg else None
+        self.workgroup = check_workgroup(self.workgroup or _env("workgroup") or DEFAULT_WORKGROUP)
         out = self.output_location or _env("output_location")
         self.output_location = check_s3_url(out) if out else None
         self.region = self.region or _env("region")
@@ -185,6 +149,7 @@ class AthenaEngine(Engine):
         if self.scan_all is None:
             self.scan_all = (_env("scan_all") or "").lower() in ("1", "true", "yes")
         self._conn: Any = None
+        self._location_checked = self.output_location is not None
 
     # connection --------------------------------------------------------------------------
     @property
@@ -194,9 +159,13 @@ class AthenaEngine(Engine):
             import pyathena
             from botocore.config import Config
 
-            kw: dict[str, Any] = dict(schema_name=self.database, work_group=self.workgroup or "",
-                                      s3_staging_dir=self.output_location or "",
-                                      config=Config(retries={"mode": "standard", "max_attempts": 2}))
+            kw: dict[str, Any] = dict(
+                schema_name=self.database,
+                work_group=self.workgroup,
+                config=Config(retries={"mode": "standard", "max_attempts": 2}),
+            )
+            if self.output_location:
+                kw["s3_staging_dir"] = self.output_location
             if self.region:
                 kw["region_name"] = self.region
             if self.profile:
@@ -206,7 +175,7 @@ class AthenaEngine(Engine):
             try:
                 self._conn = pyathena.connect(**kw)
             except Exception as e:
-                from albstats.s3 import aws_error
+                from albstats.s3_client import aws_error
 
                 raise aws_error(e, "connecting to Athena") from None
             self.client = self._conn.client
@@ -224,7 +193,7 @@ class AthenaEngine(Engine):
         """One Athena API call; throttling is retried with exponential backoff and jitter."""
         from botocore.exceptions import ClientError
 
-        from albstats.s3 import aws_error
+        from albstats.s3_client import aws_error
 
         fn = getattr(self.athena, op)
         for attempt in range(1, self.max_attempts + 1):
@@ -243,10 +212,54 @@ class AthenaEngine(Engine):
         raise AssertionError("unreachable")  # pragma: no cover
 
     # running -----------------------------------------------------------------------------
+    def check_result_location(self) -> str | None:
+        """The workgroup's own result location when no ``output_location`` was given (GetWorkGroup).
+
+        Why: Athena refuses a query without a result location, and its refusal names neither the
+        workgroup nor albstats' option. Checked once, before the first query is submitted. Returns
+        the location in use (None when Athena manages the results or the check was not allowed).
+        """
+        if self._location_checked:
+            return self.output_location
+        from botocore.exceptions import ClientError
+
+        try:
+            wg = self.athena.get_work_group(WorkGroup=self.workgroup).get("WorkGroup")
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") in ("AccessDeniedException", "AccessDenied"):
+                self._location_checked = True  # no permission to look: Athena's own answer will tell
+                return None
+            from albstats.s3_client import aws_error
+
+            raise aws_error(e, f"Athena GetWorkGroup {self.workgroup}") from None
+        except Exception as e:
+            from albstats.s3_client import aws_error
+
+            raise aws_error(e, f"Athena GetWorkGroup {self.workgroup}") from None
+        if not wg:
+            raise AwsError(
+                f"Athena workgroup {self.workgroup!r} does not exist; give an existing one with "
+                f"--workgroup (or ALBSTATS_ATHENA_WORKGROUP)"
+            )
+        cfg = wg.get("Configuration") or {}
+        loc = (cfg.get("ResultConfiguration") or {}).get("OutputLocation")
+        managed = (cfg.get("ManagedQueryResultsConfiguration") or {}).get("Enabled")
+        if not loc and not managed:
+            raise UsageError(
+                f"Athena workgroup {self.workgroup!r} has no query result location: give "
+                f"--output-location s3://BUCKET/PREFIX/ (or ALBSTATS_ATHENA_OUTPUT_LOCATION), "
+                f"or set one on the workgroup"
+            )
+        self._location_checked = True
+        return loc or None
+
     def _start(self, sql: str) -> str:
-        kw: dict[str, Any] = {"QueryString": sql, "QueryExecutionContext": {"Database": self.database}}
-        if self.workgroup:
-            kw["WorkGroup"] = self.workgroup
+        self.check_result_location()
+        kw: dict[str, Any] = {
+            "QueryString": sql,
+            "QueryExecutionContext": {"Database": self.database},
+            "WorkGroup": self.workgroup,
+        }
         if self.output_location:
             kw["ResultConfiguration"] = {"OutputLocation": self.output_location}
         return self._call("start_query_execution", **kw)["QueryExecutionId"]
@@ -276,16 +289,23 @@ class AthenaEngine(Engine):
                         st.reason = (st.reason + " " if st.reason else "") + err["ErrorMessage"]
                     st.scanned_bytes = int(qe.get("Statistics", {}).get("DataScannedInBytes") or 0)
                     st.elapsed_s = time.monotonic() - t0
-                    tick.advance(0, state=st.state, elapsed=f"{st.elapsed_s:.0f}s",
-                                 scanned=human_bytes(st.scanned_bytes), cost=f"${st.cost_usd:.4f}")
+                    tick.advance(
+                        0,
+                        state=st.state,
+                        elapsed=f"{st.elapsed_s:.0f}s",
+                        scanned=human_bytes(st.scanned_bytes),
+                        cost=f"${st.cost_usd:.4f}",
+                    )
                     if st.state in TERMINAL:
                         break
                     if st.elapsed_s >= self.timeout:
                         self._stop(qid)
                         st.state = "CANCELLED"
-                        raise AwsError(f"Athena query {qid} ({label}) did not finish within {self.timeout:g} s "
-                                       f"and was cancelled; {human_bytes(st.scanned_bytes)} scanned so far. "
-                                       f"Narrow --since/--until or raise ALBSTATS_ATHENA_TIMEOUT")
+                        raise AwsError(
+                            f"Athena query {qid} ({label}) did not finish within {self.timeout:g} s "
+                            f"and was cancelled; {human_bytes(st.scanned_bytes)} scanned so far. "
+                            f"Narrow --since/--until or raise ALBSTATS_ATHENA_TIMEOUT"
+                        )
                     self.sleep(min(interval, max(0.0, self.timeout - st.elapsed_s)))
                     interval = min(self.max_poll_interval, interval * 1.5)
             except KeyboardInterrupt:
@@ -333,8 +353,9 @@ class AthenaEngine(Engine):
                 break
         return pd.DataFrame(rows, columns=cols)
 
-    def prepare(self, sql: str, params: dict[str, Any], window: tuple[datetime | None, datetime | None],
-                label: str = "query") -> str:
+    def prepare(
+        self, sql: str, params: dict[str, Any], window: tuple[datetime | None, datetime | None], label: str = "query"
+    ) -> str:
         """The exact text sent to Athena: table mapped, ``day`` predicate added, values bound by pyathena."""
         from pyathena.formatter import DefaultParameterFormatter
 
@@ -346,9 +367,11 @@ class AthenaEngine(Engine):
         else:
             if not self.scan_all and not references_day(sql):
                 hint = "--until alone is not enough: " if until is not None else ""
-                raise UsageError(f"{label}: {hint}Athena would scan (and bill) every day folder of the bucket; "
-                                 "give --since (and --until), or filter on the partition in the SQL (WHERE day "
-                                 "BETWEEN '2026/11/01' AND '2026/11/08'), or set ALBSTATS_ATHENA_SCAN_ALL=1")
+                raise UsageError(
+                    f"{label}: {hint}Athena would scan (and bill) every day folder of the bucket; "
+                    "give --since (and --until), or filter on the partition in the SQL (WHERE day "
+                    "BETWEEN '2026/11/01' AND '2026/11/08'), or set ALBSTATS_ATHENA_SCAN_ALL=1"
+                )
             text = rewrite(sql, self.database, self.table, day_predicate=False)
         pyformat = to_pyformat(text)
         try:
@@ -356,33 +379,63 @@ class AthenaEngine(Engine):
         except KeyError as e:
             raise UsageError(f"{label}: no value for parameter :{e.args[0]}") from None
 
-    def _execute(self, sql: str, params: dict[str, Any], *, query: SavedQuery | None,
-                 window: tuple[datetime | None, datetime | None]) -> pd.DataFrame:
+    def _execute(
+        self,
+        sql: str,
+        params: dict[str, Any],
+        *,
+        query: SavedQuery | None,
+        window: tuple[datetime | None, datetime | None],
+    ) -> pd.DataFrame:
         label = query.name if query is not None else "sql"
         text = self.prepare(sql, params, window, label)
         st = self.run_statement(text, label)
-        return self._results(st.query_id)
+        df = self._results(st.query_id)
+        if query is not None:
+            df = self._conformed(df, query, st.query_id)
+        return df
+
+    @staticmethod
+    def _conformed(df: pd.DataFrame, query: SavedQuery, qid: str) -> pd.DataFrame:
+        """The result cast to the query's declared columns, or one line naming the query id and what is wrong.
+
+        Why: a result that does not fit its header (a changed table, a hand-edited query) is a
+        problem with this one Athena query, to be looked up by its id, not a crash with a stack.
+        """
+        from albstats.engines.base import conform
+
+        missing = [c for c in query.column_types if c not in df.columns]
+        if missing:
+            raise AwsError(
+                f"Athena query {qid} ({query.name}): the result lacks the declared column"
+                f"{'s' if len(missing) > 1 else ''} {', '.join(missing)}; it has "
+                f"{', '.join(map(str, df.columns)) or 'no columns'}"
+            )
+        try:
+            return conform(df, query.column_types)
+        except (ValueError, TypeError) as e:
+            raise AwsError(
+                f"Athena query {qid} ({query.name}): a result column does not have its declared "
+                f"type: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+            ) from None
 
     @property
     def last_query(self) -> QueryStats | None:
         return self.history[-1] if self.history else None
 
+    @property
+    def scanned_bytes(self) -> int:
+        return sum(st.scanned_bytes for st in self.history)
 
-def create_table(spec: TableSpec, *, replace: bool = False, dry_run: bool = False,
-                 **engine_options: Any) -> list[str]:
-    """Create the database and the table (``albstats athena create-table``); returns the statements.
+    def summary(self) -> tuple[str, list[str], list[str]]:
+        """The stderr line after a command: what Athena scanned (its statistics), so a table's saving shows.
 
-    Idempotent: ``IF NOT EXISTS`` everywhere; ``replace`` drops the table first (the data in S3 is
-    untouched, an external table is only metadata). ``dry_run`` returns the statements unsent.
-    """
-    stmts = statements(spec, replace=replace)
-    if dry_run:
-        return stmts
-    eng = AthenaEngine(database=spec.database, table=spec.table, **engine_options)
-    try:
-        for s in stmts:
-            eng.run_statement(s, label=" ".join(s.split()[:2]).lower())
-    finally:
-        eng.close()
-    return stmts
-
+        Same shape as the local engine's summary (message, examples, warnings) for the CLI.
+        """
+        n = len(self.history)
+        ids = ", ".join(st.query_id for st in self.history[:3]) + (", ..." if n > 3 else "")
+        msg = (
+            f"Athena scanned {human_bytes(self.scanned_bytes)} (~${cost_usd(self.scanned_bytes):.4f}) in "
+            f"{n} quer{'y' if n == 1 else 'ies'} of {self.database}.{self.table}" + (f": {ids}" if n else "")
+        )
+        return msg, [], []
