@@ -73,7 +73,7 @@ def seed(rows: list[list[str]], columns: list[tuple[str, str]]) -> None:
     athena_backends[DEFAULT_ACCOUNT_ID][REGION].query_results_queue.append(QueryResults([header, *data], info))
 
 
-CREATE = ["athena", "create-table", "--bucket", "my-alb-logs", "--prefix", "prod", "--account", "123456789012",
+CREATE = ["athena", "create-table", "--s3-bucket", "my-alb-logs", "--s3-prefix", "prod", "--account", "123456789012",
           "--region", REGION, "--workgroup", WG, "--output-location", OUT, "--database", "albstats", "-q"]
 
 

@@ -4,22 +4,28 @@ from __future__ import annotations
 
 import gc
 import os
+from typing import Literal
 
 import typer
 
+from albstats.cli import options
 from albstats.errors import InputError
 
 
 def register(app: typer.Typer) -> None:
     """Add `parse`."""
 
-    @app.command("parse")
+    @app.command("parse", cls=options.Command)
     def parse(
-        paths: list[str] = typer.Argument(..., help="Log files, folders, globs, s3:// prefixes, or - (stdin)."),
-        format: str = typer.Option("jsonl", "--format", "-f", help="jsonl, csv or parquet."),
-        output: str = typer.Option(None, "-o", "--output", help="Output file (default: stdout; parquet needs one)."),
-        fields: str = typer.Option(None, "--fields", help="Comma-separated columns to keep, in this order."),
-        kind: str = typer.Option("auto", "--kind", help="access, connection, or auto (from the first file)."),
+        paths: list[str] = typer.Argument(..., metavar="PATH...",
+                                          help="Log files, folders, globs, s3:// prefixes, or - (stdin)."),
+        format: Literal["jsonl", "csv", "parquet"] = typer.Option("jsonl", "--format", "-f", help="Output format."),
+        output: str = options.output("PATH", "Write to this file (default: stdout; parquet needs one); its "
+                                             "folder must exist."),
+        fields: str = typer.Option(None, "--fields", metavar="COLUMNS",
+                                   help="Comma-separated columns to keep, in this order."),
+        kind: Literal["auto", "access", "connection"] = typer.Option(
+            "auto", "--kind", help="Access or connection logs; auto: connection logs if every file is one."),
         strict: bool = typer.Option(False, "--strict", help="Fail on the first malformed line."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary."),
     ) -> None:
