@@ -144,7 +144,8 @@ def register(app: typer.Typer) -> None:
                                             "connection error (backoff 1, 2, 4 ... s)."),
         webhook_timeout: float = typer.Option(10.0, "--webhook-timeout", metavar="SECONDS",
                                               help="Seconds per webhook attempt."),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary: print nothing "
+                                                                 "but errors."),
         db: str = options.DB,
         no_cache: bool = options.NO_CACHE,
         database: str = options.DATABASE,
