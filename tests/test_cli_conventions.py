@@ -231,6 +231,15 @@ def test_profile_reaches_s3_reads(s3_logs: str, tmp_path: Path, cmd: list[str]) 
     assert res.exit_code == 1 and res.stderr.startswith("albstats: error: --profile no-such-profile:"), res.output
 
 
+@pytest.mark.parametrize("cmd", [["query", "error_rate"], ["report"]])
+def test_profile_without_s3_or_athena_is_a_usage_error(cmd: list[str], tmp_path: Path) -> None:
+    """An AWS profile that nothing would use is said so, not silently ignored."""
+    res = runner.invoke(app, [*cmd, str(DAY), "--profile", "prod", "--db", str(tmp_path / "c.duckdb")],
+                        prog_name="albstats")
+    assert res.exit_code == 2
+    assert res.stderr == "albstats: error: --profile is the AWS profile: for s3:// paths or --engine athena\n"
+
+
 # --- parse: choices, -o's folder, files that are no logs (item 9) ----------------------------------
 
 

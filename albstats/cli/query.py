@@ -32,6 +32,8 @@ def _engine(paths: list[str], engine: str, db: str | None, no_cache: bool, quiet
         return connect(paths or None, engine="athena", quiet=quiet,
                        **{k: v for k, v in athena.items() if v is not None})
     s3 = {k: athena.pop(k) for k in ("profile", "region") if athena.get(k) is not None}  # AWS: for s3:// paths
+    if s3 and not any(str(p).startswith("s3://") for p in paths):
+        raise UsageError(f"--{next(iter(s3))} is the AWS {next(iter(s3))}: for s3:// paths or --engine athena")
     if any(v is not None for v in athena.values()):
         given = next(k for k, v in athena.items() if v is not None)
         raise UsageError(f"--{given.replace('_', '-')} is an Athena option; add --engine athena")
