@@ -1543,14 +1543,15 @@ def _lean_memory_pool() -> None:
 
 def parse_files(paths: list[str], *, fmt: str = "jsonl", output: str | None = None,
                 fields: list[str] | None = None, kind: str = "auto", strict: bool = False,
-                quiet: bool = False) -> ParseStats:
-    """What `albstats parse` does: stream every file into one output, returning the statistics."""
+                quiet: bool = False, s3_options: dict[str, Any] | None = None) -> ParseStats:
+    """What `albstats parse` does: stream every file into one output, returning the statistics.
+    ``s3_options`` (``profile``, ``region``) are for ``s3://`` paths."""
     from albstats import progress
     from albstats.output import write_batches, write_parquet_parts
 
     stats = ParseStats()
     _lean_memory_pool()
-    sources = expand(paths)
+    sources = expand(paths, s3_options=s3_options)
     if kind == "auto":
         kind = "connection" if sources and all(s.is_connection_log for s in sources) else "access"
     schema = CONNECTION if kind == "connection" else ACCESS

@@ -219,10 +219,10 @@ def s3_logs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
         yield "s3://alb-logs/AWSLogs/"
 
 
-@pytest.mark.parametrize("cmd", [["whatif"], ["query", "error_rate"]])
+@pytest.mark.parametrize("cmd", [["whatif"], ["query", "error_rate"], ["parse"]])
 def test_profile_reaches_s3_reads(s3_logs: str, tmp_path: Path, cmd: list[str]) -> None:
-    extra = ["--simulations", "2000", "-f", "json"] if cmd[0] == "whatif" else ["--db", str(tmp_path / "c.db"),
-                                                                                "-f", "json", "-q"]
+    extra = {"whatif": ["--simulations", "2000", "-f", "json"], "parse": ["-q"],
+             "query": ["--db", str(tmp_path / "c.db"), "-f", "json", "-q"]}[cmd[0]]
     res = runner.invoke(app, [*cmd, s3_logs, "--profile", "albstats-test", *extra], prog_name="albstats")
     assert res.exit_code == 0, res.output
     local = runner.invoke(app, [*cmd, str(DAY), *[e.replace("c.db", "d.db") for e in extra]])
@@ -231,13 +231,14 @@ def test_profile_reaches_s3_reads(s3_logs: str, tmp_path: Path, cmd: list[str]) 
     assert res.exit_code == 1 and res.stderr.startswith("albstats: error: --profile no-such-profile:"), res.output
 
 
-@pytest.mark.parametrize("cmd", [["query", "error_rate"], ["report"]])
+@pytest.mark.parametrize("cmd", [["query", "error_rate"], ["report"], ["parse"]])
 def test_profile_without_s3_or_athena_is_a_usage_error(cmd: list[str], tmp_path: Path) -> None:
     """An AWS profile that nothing would use is said so, not silently ignored."""
-    res = runner.invoke(app, [*cmd, str(DAY), "--profile", "prod", "--db", str(tmp_path / "c.duckdb")],
-                        prog_name="albstats")
+    db = [] if cmd == ["parse"] else ["--db", str(tmp_path / "c.duckdb")]
+    res = runner.invoke(app, [*cmd, str(DAY), "--profile", "prod", *db], prog_name="albstats")
     assert res.exit_code == 2
-    assert res.stderr == "albstats: error: --profile is the AWS profile: for s3:// paths or --engine athena\n"
+    assert res.stderr == ("albstats: error: --profile is the AWS profile, for s3:// paths only\n" if db == [] else
+                          "albstats: error: --profile is the AWS profile: for s3:// paths or --engine athena\n")
 
 
 # --- parse: choices, -o's folder, files that are no logs (item 9) ----------------------------------
