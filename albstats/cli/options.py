@@ -19,7 +19,10 @@ from albstats.errors import UsageError
 DEPRECATED_ALIASES = {cmd: {"--out": "--output"} for cmd in ("report", "weekly", "generate", "fetch")}
 #: Old names that mean something else elsewhere in albstats now (``--profile`` is the AWS profile): not
 #: aliases but an error naming the new option, so a script never runs with an option silently reinterpreted.
-RENAMED = {"--profile": ("--scenario", "--policy"), "--bucket": ("--s3-bucket",), "--prefix": ("--s3-prefix",)}
+#: Old name -> (its new names, what the old name means now).
+RENAMED = {"--profile": (("--scenario", "--policy"), "the AWS profile"),
+           "--bucket": (("--s3-bucket",), "the time-bucket width"),
+           "--prefix": (("--s3-prefix",), "the nginx prefix folder")}
 
 
 def _takes_value(param: Any) -> bool:
@@ -49,10 +52,11 @@ def translate_args(cmd: Any, args: list[str], *, group: bool = False) -> list[st
                 out[i] = name = new
                 if eq:
                     out[i] += f"={value}"
-            renamed = [n for n in RENAMED.get(name, ()) if n in opts]
+            new_names, meaning = RENAMED.get(name, ((), ""))
+            renamed = [n for n in new_names if n in opts]
             if renamed:
-                raise UsageError(f"{name} was renamed {renamed[0]} in `{cmd.name}` ({name} means something "
-                                 f"else elsewhere in albstats; see docs/cli.md)")
+                raise UsageError(f"{name} was renamed {renamed[0]} in `{cmd.name}` ({name} is {meaning} "
+                                 "elsewhere in albstats)")
         if not eq and name in opts and _takes_value(opts[name]):
             i += 1  # skip its value
         i += 1
