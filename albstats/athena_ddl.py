@@ -68,7 +68,7 @@ def check_workgroup(value: str) -> str:
 
 def check_bucket(value: str) -> str:
     if not BUCKET_RE.match(value or "") or ".." in value:
-        raise UsageError(f"--bucket: {value!r} is not a valid S3 bucket name (just the name, no s3://)")
+        raise UsageError(f"--s3-bucket: {value!r} is not a valid S3 bucket name (just the name, no s3://)")
     return value
 
 
@@ -76,9 +76,9 @@ def check_prefix(value: str | None) -> str:
     """The logging prefix without surrounding slashes; AWS forbids ``AWSLogs`` in it."""
     p = (value or "").strip("/")
     if not PREFIX_RE.match(p) or "//" in p:
-        raise UsageError(f"--prefix: {value!r} has characters albstats does not accept in an S3 prefix")
+        raise UsageError(f"--s3-prefix: {value!r} has characters albstats does not accept in an S3 prefix")
     if "AWSLogs" in p:
-        raise UsageError(f"--prefix: {value!r} must be the logging prefix, the part before /AWSLogs/")
+        raise UsageError(f"--s3-prefix: {value!r} must be the logging prefix, the part before /AWSLogs/")
     return p
 
 

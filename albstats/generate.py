@@ -1074,7 +1074,7 @@ def generate(out_dir: str | os.PathLike[str], start: str | datetime = DEFAULT_ST
     """
     t_begin = _time.perf_counter()
     if profile not in PROFILES:
-        raise UsageError(f"--profile: unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+        raise UsageError(f"--scenario: unknown scenario {profile!r}; choose one of {', '.join(PROFILES)}")
     prof = PROFILES[profile]
     if nodes is not None:
         if not 1 <= nodes <= 8:
@@ -1110,7 +1110,7 @@ def generate(out_dir: str | os.PathLike[str], start: str | datetime = DEFAULT_ST
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise UsageError(f"--out: cannot create {out}: {e.strerror or e}") from None
+        raise UsageError(f"-o: cannot create {out}: {e.strerror or e}") from None
     try:
         _write_all(world, plan, summary, out, st, intervals, seed, format_era, compresslevel, on_file, only_intervals,
                    control_file)

@@ -28,7 +28,8 @@ FORMATS = ("jsonl", "csv", "parquet")
 
 def check_target(target: str | os.PathLike[str], option: str, *, folder: bool = False) -> Path:
     """Refuse an output path that cannot be written before any work is done: empty, a folder where a
-    file is wanted (or a file where a folder is), or under a file. Returns it as a Path."""
+    file is wanted (or a file where a folder is), under a file, or in a folder that does not exist (a
+    mistyped path must not become a tree of new folders). Returns it as a Path."""
     if not os.fspath(target).strip():
         raise UsageError(f"{option}: the name is empty")
     path = Path(target)
@@ -41,6 +42,8 @@ def check_target(target: str | os.PathLike[str], option: str, *, folder: bool = 
             if not parent.is_dir():
                 raise UsageError(f"{option} {path}: {parent} is a file, not a folder")
             break
+    if not path.parent.is_dir():
+        raise UsageError(f"{option} {path}: folder {path.parent} does not exist (create it first)")
     return path
 
 
@@ -64,7 +67,6 @@ def atomic_path(target: str | os.PathLike[str], option: str = "-o") -> Iterator[
         return
     if target.is_symlink():
         target = Path(os.path.realpath(target))
-    target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     os.close(fd)
     try:

@@ -184,6 +184,27 @@ FORMAT_NAMES = {
 }
 
 
+def describe_other(line: str) -> str:
+    """What a first line that is no load-balancer log at all looks like, for the error naming a file given by
+    name (``albstats parse README.md``): a guess from its first characters, with the line's start."""
+    head = line.lstrip("\ufeff")
+    width = 40
+    if head.startswith("PAR1"):
+        found = "a Parquet file"
+    elif "\x00" in head or "\ufffd" in head or any(ord(c) < 32 and c not in "\t\r" for c in head):
+        found, width = "binary data", 8
+    elif head.startswith("{") or re.match(r"\[\s*([\[{\"\d-]|$)", head):
+        found = "JSON"
+    elif head.startswith("<"):
+        found = "HTML or XML"
+    elif head.count(",") >= 2 and head.count(",") > head.count(" "):
+        found = "CSV"
+    else:
+        found = "text"
+    excerpt = head[:width] + ("..." if len(head) > width else "")
+    return f"{found} (line 1: {excerpt!r})"
+
+
 # --- statistics -------------------------------------------------------------------------------
 
 @dataclass(slots=True)
@@ -343,6 +364,8 @@ def _check_format(line: str, src_name: str, schema: LogSchema, fs: FileStats, ex
             raise InputError(msg)
         fs.skipped = FORMAT_NAMES[fmt]
         return False
+    if fmt == "unknown" and explicit:  # a file named on purpose that is no log: not a file of malformed lines
+        raise InputError(f"{src_name}: this is {describe_other(line)}, not an ALB {schema.kind} log")
     return True
 
 
@@ -1520,14 +1543,15 @@ def _lean_memory_pool() -> None:
 
 def parse_files(paths: list[str], *, fmt: str = "jsonl", output: str | None = None,
                 fields: list[str] | None = None, kind: str = "auto", strict: bool = False,
-                quiet: bool = False) -> ParseStats:
-    """What `albstats parse` does: stream every file into one output, returning the statistics."""
+                quiet: bool = False, s3_options: dict[str, Any] | None = None) -> ParseStats:
+    """What `albstats parse` does: stream every file into one output, returning the statistics.
+    ``s3_options`` (``profile``, ``region``) are for ``s3://`` paths."""
     from albstats import progress
     from albstats.output import write_batches, write_parquet_parts
 
     stats = ParseStats()
     _lean_memory_pool()
-    sources = expand(paths)
+    sources = expand(paths, s3_options=s3_options)
     if kind == "auto":
         kind = "connection" if sources and all(s.is_connection_log for s in sources) else "access"
     schema = CONNECTION if kind == "connection" else ACCESS

@@ -202,6 +202,7 @@ def run(connect: Any, opts: Options, *, now: datetime, out: str | Path | None = 
         from albstats.render import write
         from albstats.render.data import to_dict
 
+        Path(out).mkdir(exist_ok=True)  # DIR itself, like report's; its parent must exist (no tree of folders)
         directory = Path(out) / week.label
         write(cur, directory)
         extra = {"week": week.label, "start": week.start.strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -86,8 +86,10 @@ def _outcomes(batch: Any, policy: RetryPolicy) -> np.ndarray:
 
 
 def whatif(paths: list[str] | str, policy: RetryPolicy, *, simulations: int = 20_000, seed: int = 7,
-           max_rows: int = 500_000) -> WhatIfResult:
-    """Predict success rate, latency and upstream load under ``policy`` from the logged outcomes."""
+           max_rows: int = 500_000, s3_options: dict[str, Any] | None = None) -> WhatIfResult:
+    """Predict success rate, latency and upstream load under ``policy`` from the logged outcomes.
+
+    ``s3_options`` (``profile``, ``region``) are for ``s3://`` paths, as in :func:`albstats.sources.expand`."""
     if not 0 <= seed < 2**63:
         raise UsageError(f"--seed: {seed} must be a non-negative integer below 2**63")
     paths = [paths] if isinstance(paths, str) else list(paths)
@@ -101,7 +103,7 @@ def whatif(paths: list[str] | str, policy: RetryPolicy, *, simulations: int = 20
     n = 0
     observed_attempts = 0
     observed_good = 0
-    for batch in iter_batches(paths, fields=COLUMNS, stats=stats):
+    for batch in iter_batches(paths, fields=COLUMNS, stats=stats, s3_options=s3_options):
         n += batch.num_rows
         observed_attempts += int(_attempts(batch).sum())
         elb = np.nan_to_num(batch.column("elb_status_code").to_numpy(zero_copy_only=False).astype(float), nan=0)

@@ -107,7 +107,7 @@ def main() -> None:
     os.chmod(tmp, 0o777)
     procs: list[subprocess.Popen] = []
     try:
-        sim, sport = start(["upstream-sim", "--listen", "127.0.0.1:0", "--profile", "healthy"])
+        sim, sport = start(["upstream-sim", "--listen", "127.0.0.1:0", "--scenario", "healthy"])
         procs.append(sim)
         prox, pport = start(["proxy", "--upstream", f"http://127.0.0.1:{sport}", "--listen", "127.0.0.1:0",
                              "--access-log", str(tmp / "proxy.log")])

@@ -393,7 +393,7 @@ NB02: list[Cell] = [
     md('''
         ## The same numbers as `report.json`
 
-        Write the report exactly as `albstats report --out DIR` does, read its `report.json` back, and
+        Write the report exactly as `albstats report -o DIR` does, read its `report.json` back, and
         compare every SLO number computed above.
     '''),
     code('''

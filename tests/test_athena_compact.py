@@ -72,7 +72,7 @@ ATHENA = ["--workgroup", WG, "--output-location", OUT]
 CREATE = [
     "athena",
     "create-table",
-    "--bucket",
+    "--s3-bucket",
     "my-alb-logs",
     "--account",
     "123456789012",

@@ -92,25 +92,8 @@ def seed(rows: list[list[str]], columns: list[tuple[str, str]]) -> None:
     athena_backends[DEFAULT_ACCOUNT_ID][REGION].query_results_queue.append(QueryResults([header, *data], info))
 
 
-CREATE = [
-    "athena",
-    "create-table",
-    "--bucket",
-    "my-alb-logs",
-    "--prefix",
-    "prod",
-    "--account",
-    "123456789012",
-    "--region",
-    REGION,
-    "--workgroup",
-    WG,
-    "--output-location",
-    OUT,
-    "--database",
-    "albstats",
-    "-q",
-]
+CREATE = ["athena", "create-table", "--s3-bucket", "my-alb-logs", "--s3-prefix", "prod", "--account", "123456789012",
+          "--region", REGION, "--workgroup", WG, "--output-location", OUT, "--database", "albstats", "-q"]
 
 
 def test_create_table_submits_database_and_table_ddl(aws: boto3.client) -> None:
@@ -535,7 +518,7 @@ def test_result_lacking_declared_columns_is_one_line_with_the_query_id(aws: boto
 @pytest.mark.parametrize("cmd", [["report", "--since", "7d"], ["weekly"]])
 def test_report_and_weekly_name_the_missing_result_location(aws: boto3.client, cmd: list[str], tmp_path: Path) -> None:
     res = CliRunner().invoke(
-        app, [*cmd, "--engine", "athena", "--region", REGION, "--out", str(tmp_path / "o"), "--quiet"]
+        app, [*cmd, "--engine", "athena", "--region", REGION, "-o", str(tmp_path / "o"), "--quiet"]
     )
     assert res.exit_code == 2, res.output
     assert "workgroup 'primary' has no query result location" in res.stderr and "--output-location" in res.stderr

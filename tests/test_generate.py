@@ -21,8 +21,8 @@ from tests.conftest import FIXTURES
 
 #: The documented fixture command (fixtures/README.md), as library arguments.
 FIXTURE_ARGS = dict(start="2026-11-16T00:00:00Z", days=1, rps=0.5, seed=1, profile="default")
-FIXTURE_CMD = ("albstats generate --out fixtures --start 2026-11-16T00:00:00Z --days 1 --rps 0.5 --seed 1 "
-               "--profile default")
+FIXTURE_CMD = ("albstats generate -o fixtures --start 2026-11-16T00:00:00Z --days 1 --rps 0.5 --seed 1 "
+               "--scenario default")
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -245,7 +245,7 @@ def test_hosp_profile_breaches_a_99_percent_slo(tmp_path):
     (["--days", "0"], "--days"),
     (["--start", "yesterday"], "--start"),
     (["--start", "2026-11-16T00:02:00Z"], "--start"),
-    (["--profile", "nope"], "--profile"),
+    (["--scenario", "nope"], "--scenario"),
     (["--format-era", "31"], "--format-era"),
     (["--lines", "-5"], "--lines"),
     (["--rps", "2", "--lines", "10"], "--lines"),
@@ -253,7 +253,7 @@ def test_hosp_profile_breaches_a_99_percent_slo(tmp_path):
     (["--seed", "-1"], "--seed"),
 ])
 def test_cli_rejects_bad_arguments(tmp_path, args, word):
-    res = CliRunner().invoke(app, ["generate", "--out", str(tmp_path / "o"), *args])
+    res = CliRunner().invoke(app, ["generate", "-o", str(tmp_path / "o"), *args])
     assert res.exit_code == UsageError.exit_code, res.output
     assert word in res.output and "albstats: error:" in res.output
     assert not list((tmp_path / "o").rglob("*.gz")) if (tmp_path / "o").exists() else True
@@ -262,9 +262,9 @@ def test_cli_rejects_bad_arguments(tmp_path, args, word):
 def test_out_that_cannot_be_created_is_a_usage_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    res = CliRunner().invoke(app, ["generate", "--out", str(blocker / "sub"), "--days", "0.01", "--lines", "5"])
+    res = CliRunner().invoke(app, ["generate", "-o", str(blocker / "sub"), "--days", "0.01", "--lines", "5"])
     assert res.exit_code == UsageError.exit_code, res.output
-    assert "--out" in res.output and "Traceback" not in res.output
+    assert "-o" in res.output and "Traceback" not in res.output
 
 
 def test_scan_bursts_are_ground_truth(sample, sample_rows):
@@ -279,7 +279,7 @@ def test_scan_bursts_are_ground_truth(sample, sample_rows):
 
 
 def test_cli_writes_and_summarises(tmp_path):
-    res = CliRunner().invoke(app, ["generate", "--out", str(tmp_path), "--days", "0.02", "--lines", "300",
+    res = CliRunner().invoke(app, ["generate", "-o", str(tmp_path), "--days", "0.02", "--lines", "300",
                                    "--seed", "9"])
     assert res.exit_code == 0, res.output
     assert "wrote" in res.output and "300 lines" in res.output and "span 2026-11-16T00:" in res.output

@@ -47,13 +47,13 @@ def test_generated_config_mentions_what_nginx_cannot_do():
     assert "proxy_next_upstream_tries 3;" in conf and "proxy_next_upstream_timeout 55s;" in conf
     assert conf.count("server 10.0.0.5:8080 max_fails=0;") == 3
     assert "no retry budget" in conf and "no backoff" in conf and "log_format albstats_alb" in conf
-    seed = CliRunner().invoke(app, ["proxy", "nginx-config", "--upstream", "10.0.0.5:8080", "--profile", "seed"])
+    seed = CliRunner().invoke(app, ["proxy", "nginx-config", "--upstream", "10.0.0.5:8080", "--policy", "seed"])
     assert "http_500 http_502 http_503 http_504 non_idempotent;" in seed.output
     assert "proxy_next_upstream_tries 5;" in seed.output and "3 s interval" in seed.output
     bad = CliRunner().invoke(app, ["proxy", "nginx-config", "--upstream", "http://x"])
     assert bad.exit_code == 2 and "HOST:PORT" in bad.output
     # a group option before the subcommand would be silently ignored: refused instead
-    misplaced = CliRunner().invoke(app, ["proxy", "--profile", "seed", "nginx-config", "--upstream", "h:1"])
+    misplaced = CliRunner().invoke(app, ["proxy", "--policy", "seed", "nginx-config", "--upstream", "h:1"])
     assert misplaced.exit_code == 2 and "put options after `nginx-config`" in misplaced.output
     missing = CliRunner().invoke(app, ["proxy"])
     assert missing.exit_code == 2 and "--upstream is required" in missing.output

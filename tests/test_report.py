@@ -48,7 +48,7 @@ def run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("report")
     args = main_command()
     out = tmp / "out"
-    i = args.index("--out")
+    i = args.index("-o")
     args[i + 1] = str(out)
     args = [str(ROOT / a) if a.startswith("fixtures") else a for a in args]
     res = CliRunner().invoke(app, [*args, "--db", str(tmp / "cache.duckdb")], catch_exceptions=False)
@@ -65,7 +65,7 @@ def report(run) -> dict:
 def data_dir() -> Path:
     """The folder the README's main command reports on: its positional argument as Click parses it.
 
-    Option values such as ``--out /tmp/albstats-report`` are not data, even when that folder exists
+    Option values such as ``-o /tmp/albstats-report`` are not data, even when that folder exists
     because someone ran the main command before the tests.
     """
     command = typer.main.get_command(app).get_command(None, "report")  # type: ignore[attr-defined]
@@ -293,7 +293,7 @@ def test_out_dir_replaced_atomically(tmp_path):
     out.mkdir()
     (out / "report.json").write_text("old")
     (out / "keep.txt").write_text("mine")
-    res = CliRunner().invoke(app, ["report", str(log), "--quiet", "--out", str(out), "--db",
+    res = CliRunner().invoke(app, ["report", str(log), "--quiet", "-o", str(out), "--db",
                                    str(tmp_path / "c.duckdb")])
     assert res.exit_code == 0, res.output
     assert json.loads((out / "report.json").read_text())["requests"] == 70
@@ -317,7 +317,7 @@ def test_readme_documents_every_report_key():
 def test_empty_window_warns_and_still_writes(tmp_path):
     log = FIXTURES / "security" / "security-log.txt"
     out = tmp_path / "o"
-    res = CliRunner().invoke(app, ["report", str(log), "--since", "2027-01-01T00:00:00Z", "--out", str(out),
+    res = CliRunner().invoke(app, ["report", str(log), "--since", "2027-01-01T00:00:00Z", "-o", str(out),
                                    "--fail-on-breach", "--db", str(tmp_path / "c.duckdb")])
     assert res.exit_code == 0, res.output
     assert "warning: no requests between 2027-01-01T00:00:00Z" in res.output

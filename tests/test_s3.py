@@ -181,7 +181,7 @@ def test_fetch_mirrors_and_resumes(bucket: dict[str, Path], tmp_path: Path, call
 def test_fetch_cli(bucket: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "m"
     args = ["fetch", f"s3://{BUCKET}/{PREFIX}/", "--since", "2026-11-18T00:00:00Z", "--until",
-            "2026-11-18T06:00:00Z", "--out", str(out), "--quiet"]
+            "2026-11-18T06:00:00Z", "-o", str(out), "--quiet"]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     assert "downloaded" in res.stderr

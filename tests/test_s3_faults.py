@@ -292,7 +292,7 @@ def test_cli_fetch_with_a_failing_object(proxy: tuple[FaultProxy, str, dict[str,
     p.faults[keys[0]] = [("cut", 2_000)]  # recovers
     p.faults[keys[1]] = [INTERNAL] * 20  # does not
     out = tmp_path / "mirror"
-    res = _run(url, ["fetch", f"s3://{BUCKET}/", "--out", str(out), "-q"])
+    res = _run(url, ["fetch", f"s3://{BUCKET}/", "-o", str(out), "-q"])
     assert res.returncode == 1
     assert res.stderr.startswith(
         f"albstats: error: reading s3://{BUCKET}/{keys[1]} (gave up after 3 attempts): "

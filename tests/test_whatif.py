@@ -62,7 +62,7 @@ def test_budget_posts_and_non_retryable_statuses(tmp_path):
 
 def test_cli(tmp_path):
     log = write_log(tmp_path / "c.log")
-    res = CliRunner().invoke(app, ["whatif", str(log), "--profile", "recommended", "--simulations", "2000"])
+    res = CliRunner().invoke(app, ["whatif", str(log), "--policy", "recommended", "--simulations", "2000"])
     assert res.exit_code == 0, res.output
     assert "assumptions" in res.output and "independently" in res.output and "predicted" in res.output
     js = CliRunner().invoke(app, ["whatif", str(log), "--format", "json", "--simulations", "2000", "--tries", "2"])

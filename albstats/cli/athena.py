@@ -34,26 +34,33 @@ def register(app: typer.Typer) -> None:
                          help="Amazon Athena: create the ALB log tables, compact days into Parquet.")
     app.add_typer(athena, name="athena")
 
-    @athena.command("create-table")
+    @athena.command("create-table", cls=options.Command)
     def create_table(
-        bucket: str = typer.Option(..., "--bucket", help="S3 bucket the load balancer logs to (name only)."),
-        prefix: str = typer.Option("", "--prefix", help="Logging prefix, the part before /AWSLogs/ (if any)."),
-        account: str = typer.Option(..., "--account", help="12-digit AWS account id in the log keys."),
-        region: str = typer.Option(..., "--region", help="Region of the load balancer (in the log keys); "
-                                                         "also the Athena region unless --athena-region."),
-        database: str = typer.Option("albstats", "--database", help="Athena database (created if missing)."),
-        table: str = typer.Option(None, "--table", help="Table name (default alb_logs, or alb_connection_logs "
-                                                        "with --connection-logs)."),
-        start: str = typer.Option("2024/01/01", "--from", help="First day of the day partitions, yyyy/MM/dd."),
-        workgroup: str = typer.Option(None, "--workgroup", help="Athena workgroup (default: primary)."),
-        output_location: str = typer.Option(None, "--output-location",
-                                            help="s3:// URL for Athena results (default: the workgroup's)."),
+        bucket: str = typer.Option(..., "--s3-bucket", metavar="NAME",
+                                   help="S3 bucket the load balancer logs to (name only)."),
+        prefix: str = typer.Option("", "--s3-prefix", metavar="PREFIX",
+                                   help="Logging prefix in that bucket, the part before /AWSLogs/ (if any)."),
+        account: str = typer.Option(..., "--account", metavar="ID", help="12-digit AWS account id in the log keys."),
+        region: str = typer.Option(..., "--region", metavar="REGION",
+                                   help="AWS region of the load balancer (in the log keys); also the Athena "
+                                        "region unless --athena-region."),
+        database: str = typer.Option("albstats", "--database", metavar="NAME",
+                                     help="Athena database (created if missing)."),
+        table: str = typer.Option(None, "--table", metavar="NAME",
+                                  help="Athena table name (default alb_logs, or alb_connection_logs with "
+                                       "--connection-logs)."),
+        start: str = typer.Option("2024/01/01", "--from", metavar="DAY",
+                                  help="First day of the day partitions, yyyy/MM/dd."),
+        workgroup: str = typer.Option(None, "--workgroup", metavar="NAME", help="Athena workgroup (default: primary)."),
+        output_location: str = typer.Option(None, "--output-location", metavar="URL",
+                                            help="Athena results, s3://... (default: the workgroup's)."),
         connection_logs: bool = typer.Option(False, "--connection-logs",
                                              help="Create the connection-log table instead of the access-log one."),
         replace: bool = typer.Option(False, "--replace", help="Drop the table first (S3 data is untouched)."),
         dry_run: bool = typer.Option(False, "--dry-run", help="Print the DDL, send nothing."),
-        profile: str = typer.Option(None, "--profile", help="AWS profile (default: the standard boto3 chain)."),
-        athena_region: str = typer.Option(None, "--athena-region", help="Run Athena in this region instead."),
+        profile: str = options.PROFILE,
+        athena_region: str = typer.Option(None, "--athena-region", metavar="REGION",
+                                          help="Run Athena in this AWS region instead."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress line."),
         table_format: str = typer.Option("text", "--format", metavar="FORMAT",
                                          help="text: the table over the raw logs; parquet: also the compacted "
@@ -111,7 +118,7 @@ def register(app: typer.Typer) -> None:
                                                       output_location=output_location,
                                                       region=athena_region or region, profile=profile), err=True)
 
-    @athena.command("compact")
+    @athena.command("compact", cls=options.Command)
     def compact(
         since: str = typer.Option(..., "--since", metavar="TIME", help="First day to copy, UTC: ISO-8601 or 7d."),
         until: str = typer.Option(None, "--until", metavar="TIME",
@@ -146,21 +153,25 @@ def register(app: typer.Typer) -> None:
             return
         typer.echo(f"albstats: {res.line()}", err=True)
 
-    @app.command("fetch")
+    @app.command("fetch", cls=options.Command)
     def fetch(
-        url: str = typer.Argument(..., help="s3://bucket/prefix holding ALB logs."),
-        out: str = typer.Option(..., "--out", "-o", help="Local folder to mirror into (same layout)."),
-        since: str = typer.Option(None, "--since", help="Window start, UTC (ISO-8601 or 7d): only its day "
-                                                        "folders are fetched."),
-        until: str = typer.Option(None, "--until", help="Window end (exclusive), UTC; the next day's folder is "
-                                                        "fetched too."),
-        profile: str = typer.Option(None, "--profile", help="AWS profile (default: the standard boto3 chain)."),
-        region: str = typer.Option(None, "--region", help="AWS region of the bucket's endpoint."),
-        workers: int = typer.Option(8, "--workers", min=1, max=64, help="Parallel downloads."),
+        url: str = typer.Argument(..., metavar="URL", help="s3://bucket/prefix holding ALB logs."),
+        out: str = options.output("DIR", "Write the mirror into this folder, same layout (created if missing; its "
+                                         "parent must exist).", required=True),
+        since: str = typer.Option(None, "--since", metavar="TIME",
+                                  help="Window start, UTC (ISO-8601 or 7d): only its day folders are fetched."),
+        until: str = typer.Option(None, "--until", metavar="TIME",
+                                  help="Window end (exclusive), UTC; the next day's folder is fetched too."),
+        profile: str = options.PROFILE,
+        region: str = typer.Option(None, "--region", metavar="REGION", help="AWS region of the bucket's endpoint."),
+        workers: int = typer.Option(8, "--workers", min=1, max=64, metavar="N", help="Parallel downloads."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     ) -> None:
         """Mirror raw log files from S3, resumably (present files with the same size and ETag are skipped)."""
+        from albstats.output import check_target
         from albstats.s3 import fetch as run
+
+        check_target(out, "-o", folder=True)  # no tree of folders made from a mistyped path
 
         summary = run(url, out, since=since, until=until, profile=profile, region=region, max_workers=workers,
                       quiet=quiet)

@@ -2,40 +2,49 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import typer
 
+from albstats.cli import options
 from albstats.errors import UsageError
 
 
 def register(app: typer.Typer) -> None:
     """Add `generate`. The generator (and numpy) is imported only when the command runs, to keep start-up fast."""
 
-    @app.command("generate")
+    @app.command("generate", cls=options.Command)
     def generate(
-        out: str = typer.Option(..., "--out", "-o", help="Folder to write AWSLogs/... into (created if missing)."),
-        start: str = typer.Option(None, "--start", show_default=False,
+        out: str = options.output("DIR", "Write AWSLogs/... into this folder (created if missing; its parent "
+                                         "must exist).", required=True),
+        start: str = typer.Option(None, "--start", show_default=False, metavar="TIME",
                                   help="UTC start on a 5-minute boundary [default: 2026-11-16T00:00:00Z, fixed so "
                                        "runs are reproducible]."),
-        days: float = typer.Option(1.0, "--days", help="Length of the log span in days (fractions allowed)."),
-        rps: float = typer.Option(None, "--rps",
+        days: float = typer.Option(1.0, "--days", metavar="DAYS",
+                                   help="Length of the log span in days (fractions allowed)."),
+        rps: float = typer.Option(None, "--rps", metavar="N",
                                   help="Mean requests per second around a daily curve [default: 5; not with --lines]."),
-        lines: int = typer.Option(None, "--lines", help="Exact total number of lines instead of --rps (benchmarks)."),
-        seed: int = typer.Option(1, "--seed", help="Random seed: the same arguments give byte-identical files."),
-        profile: str = typer.Option("default", "--profile",
-                                    help="default (healthy, one incident a day) or hosp (the flaky vet-hospital "
-                                         "system: frequent 5XX, 2 to 20 s responses)."),
-        nodes: int = typer.Option(None, "--nodes", help="Load balancer nodes (one file each per 5 minutes) "
-                                  "[default: 2 for default, 3 for hosp]."),
-        format_era: int = typer.Option(None, "--format-era", show_default=False,
+        lines: int = typer.Option(None, "--lines", metavar="N",
+                                  help="Exact total number of lines instead of --rps (benchmarks)."),
+        seed: int = typer.Option(1, "--seed", metavar="N",
+                                 help="Random seed: the same arguments give byte-identical files."),
+        profile: Literal["default", "hosp"] = typer.Option(
+            "default", "--scenario", help="Traffic scenario: default (healthy, one incident a day) or hosp (the flaky "
+                                          "vet-hospital system: frequent 5XX, 2 to 20 s responses)."),
+        nodes: int = typer.Option(None, "--nodes", metavar="N",
+                                  help="Load balancer nodes (one file each per 5 minutes) "
+                                       "[default: 2 for default, 3 for hosp]."),
+        format_era: int = typer.Option(None, "--format-era", show_default=False, metavar="N",
                                        help="Tokens per line, i.e. the format era: 20, 24, 25, 27, 29, 30, 33, 34 "
                                             "(today's fields cut to that count; 36 adds two \"-\") [default: 34]."),
-        compress_level: int = typer.Option(6, "--compress-level", help="gzip level 0-9 (1 is fastest)."),
+        compress_level: int = typer.Option(6, "--compress-level", metavar="LEVEL",
+                                           help="gzip level 0-9 (1 is fastest)."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary."),
     ) -> None:
         """Write realistic synthetic ALB access logs as ALB delivers them to S3.
 
         One .log.gz per load-balancer node per 5 minutes under
-        OUT/AWSLogs/<account>/elasticloadbalancing/<region>/yyyy/mm/dd/ (the delivery date), with
+        DIR/AWSLogs/<account>/elasticloadbalancing/<region>/yyyy/mm/dd/ (the delivery date), with
         HTTP/HTTPS/h2/gRPC/WebSocket traffic, IPv6 clients, ELB- and target-generated 5XX, 460s,
         redirects, WAF blocks, a slow tail, scanners and incident windows. A one-line summary goes
         to stderr.
@@ -43,6 +52,9 @@ def register(app: typer.Typer) -> None:
         from albstats import progress
         from albstats.generate import DEFAULT_ERA, DEFAULT_START, expected_files
         from albstats.generate import generate as run
+        from albstats.output import check_target
+
+        check_target(out, "-o", folder=True)  # no tree of folders made from a mistyped path
 
         start = DEFAULT_START if start is None else start
         format_era = DEFAULT_ERA if format_era is None else format_era

@@ -1,4 +1,5 @@
-"""Options several commands share (engine choice, cache, Athena settings), declared once.
+"""Options several commands share (engine choice, cache, Athena settings), declared once, and the
+command class that keeps every command's options to the same conventions (docs/cli.md).
 
 Typer reads these OptionInfo objects as parameter defaults; reusing one object in several commands
 keeps names and help texts identical everywhere.
@@ -9,15 +10,104 @@ from __future__ import annotations
 from typing import Any
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
-DB = typer.Option(None, "--db", help="Ingest cache file (local engine; default ~/.cache/albstats/cache.duckdb).")
+from albstats.errors import UsageError
+
+#: Old spellings kept working in the commands that had them (scripts and cron jobs): hidden, with a
+#: one-line notice on stderr. Command name -> {old: new}.
+DEPRECATED_ALIASES = {cmd: {"--out": "--output"} for cmd in ("report", "weekly", "generate", "fetch")}
+#: Old names that mean something else elsewhere in albstats now (``--profile`` is the AWS profile): not
+#: aliases but an error naming the new option, so a script never runs with an option silently reinterpreted.
+#: Old name -> (its new names, what the old name means now).
+RENAMED = {"--profile": (("--scenario", "--policy"), "the AWS profile"),
+           "--bucket": (("--s3-bucket",), "the time-bucket width"),
+           "--prefix": (("--s3-prefix",), "the nginx prefix folder")}
+
+
+def _takes_value(param: Any) -> bool:
+    return param.param_type_name == "option" and not param.is_flag and not param.count
+
+
+def translate_args(cmd: Any, args: list[str], *, group: bool = False) -> list[str]:
+    """``args`` with deprecated option spellings replaced (a notice on stderr for each), or a UsageError for an
+    option that was renamed because its old name means something else now.
+
+    Only option positions are looked at: option values, anything after ``--`` and (for a group) anything from
+    its subcommand on are left as they are.
+    """
+    opts = {name: p for p in cmd.params if p.param_type_name == "option" for name in (*p.opts, *p.secondary_opts)}
+    out = list(args)
+    i = 0
+    while i < len(out):
+        tok = out[i]
+        if tok == "--" or (group and not tok.startswith("-")):
+            break
+        name, eq, value = tok.partition("=")
+        if name.startswith("--") and name not in opts:
+            new = DEPRECATED_ALIASES.get(cmd.name, {}).get(name)
+            if new in opts:
+                typer.echo(f"albstats: warning: {name} is deprecated; use {' or '.join(opts[new].opts)} "
+                           f"(same meaning)", err=True)
+                out[i] = name = new
+                if eq:
+                    out[i] += f"={value}"
+            new_names, meaning = RENAMED.get(name, ((), ""))
+            renamed = [n for n in new_names if n in opts]
+            if renamed:
+                raise UsageError(f"{name} was renamed {renamed[0]} in `{cmd.name}` ({name} is {meaning} "
+                                 "elsewhere in albstats)")
+        if not eq and name in opts and _takes_value(opts[name]):
+            i += 1  # skip its value
+        i += 1
+    return out
+
+
+class Command(TyperCommand):
+    """The class of every albstats command: placeholders as in click's usage lines (``PATH...`` required,
+    ``[PATH]...`` optional; Typer would print ``{PATH...}``), and :func:`translate_args` before parsing."""
+
+    def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name != "argument":
+                pieces.extend(param.get_usage_pieces(ctx))
+                continue
+            var = param.make_metavar(ctx)
+            if not param.required:
+                base = var.removesuffix("...")
+                var = f"[{base}]" + var[len(base):]
+            pieces.append(var)
+        return pieces
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, translate_args(self, args))
+
+
+class Group(TyperGroup):
+    """For a group with options of its own (``albstats proxy``): :func:`translate_args` on the group's part."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, translate_args(self, args, group=True))
+
+
+def output(metavar: str, help: str, *, required: bool = False) -> Any:
+    """The output option, ``-o/--output`` in every command (``--out`` still works, with a notice)."""
+    return typer.Option(... if required else None, "-o", "--output", metavar=metavar, help=help,
+                        show_default=False)
+
+
+DB = typer.Option(None, "--db", metavar="FILE",
+                  help="Ingest cache file (local engine; default ~/.cache/albstats/cache.duckdb).")
 NO_CACHE = typer.Option(False, "--no-cache", help="Parse the files into a temporary database (local engine).")
-DATABASE = typer.Option(None, "--database", help="Athena database.")
-TABLE = typer.Option(None, "--table", help="Athena table.")
-WORKGROUP = typer.Option(None, "--workgroup", help="Athena workgroup (default: primary).")
-OUTPUT_LOCATION = typer.Option(None, "--output-location", help="Athena results, s3://... (default: the workgroup's).")
-REGION = typer.Option(None, "--region", help="AWS region.")
-PROFILE = typer.Option(None, "--profile", help="AWS profile.")
+DATABASE = typer.Option(None, "--database", metavar="NAME", help="Athena database.")
+TABLE = typer.Option(None, "--table", metavar="NAME", help="Athena table.")
+WORKGROUP = typer.Option(None, "--workgroup", metavar="NAME", help="Athena workgroup (default: primary).")
+OUTPUT_LOCATION = typer.Option(None, "--output-location", metavar="URL",
+                               help="Athena results, s3://... (default: the workgroup's).")
+REGION = typer.Option(None, "--region", metavar="REGION", help="AWS region (S3 and Athena).")
+PROFILE = typer.Option(None, "--profile", metavar="NAME",
+                       help="AWS profile (S3 and Athena; default: the standard boto3 chain).")
 
 
 def athena_settings(database: str | None, table: str | None, workgroup: str | None, output_location: str | None,

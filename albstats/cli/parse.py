@@ -4,24 +4,32 @@ from __future__ import annotations
 
 import gc
 import os
+from typing import Literal
 
 import typer
 
-from albstats.errors import InputError
+from albstats.cli import options
+from albstats.errors import InputError, UsageError
 
 
 def register(app: typer.Typer) -> None:
     """Add `parse`."""
 
-    @app.command("parse")
+    @app.command("parse", cls=options.Command)
     def parse(
-        paths: list[str] = typer.Argument(..., help="Log files, folders, globs, s3:// prefixes, or - (stdin)."),
-        format: str = typer.Option("jsonl", "--format", "-f", help="jsonl, csv or parquet."),
-        output: str = typer.Option(None, "-o", "--output", help="Output file (default: stdout; parquet needs one)."),
-        fields: str = typer.Option(None, "--fields", help="Comma-separated columns to keep, in this order."),
-        kind: str = typer.Option("auto", "--kind", help="access, connection, or auto (from the first file)."),
+        paths: list[str] = typer.Argument(..., metavar="PATH...",
+                                          help="Log files, folders, globs, s3:// prefixes, or - (stdin)."),
+        format: Literal["jsonl", "csv", "parquet"] = typer.Option("jsonl", "--format", "-f", help="Output format."),
+        output: str = options.output("PATH", "Write to this file (default: stdout; parquet needs one); its "
+                                             "folder must exist."),
+        fields: str = typer.Option(None, "--fields", metavar="COLUMNS",
+                                   help="Comma-separated columns to keep, in this order."),
+        kind: Literal["auto", "access", "connection"] = typer.Option(
+            "auto", "--kind", help="Access or connection logs; auto: connection logs if every file is one."),
         strict: bool = typer.Option(False, "--strict", help="Fail on the first malformed line."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary."),
+        profile: str = options.PROFILE,
+        region: str = options.REGION,
     ) -> None:
         """Parse ALB access (or connection) logs into records whose keys are the Athena column names.
 
@@ -32,11 +40,16 @@ def register(app: typer.Typer) -> None:
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
         from albstats.parse import parse_files
 
+        s3 = {k: v for k, v in (("profile", profile), ("region", region)) if v is not None}
+        if s3 and not any(p.startswith("s3://") for p in paths):
+            raise UsageError(f"--{next(iter(s3))} is the AWS {next(iter(s3))}, for s3:// paths only")
+
         # the modules just imported live as long as the process: the collector need not walk them on
         # every pass (about 50 ms of a parse's single parent process)
         gc.freeze()
         stats = parse_files(paths, fmt=format, output=output,
-                            fields=fields.split(",") if fields else None, kind=kind, strict=strict, quiet=quiet)
+                            fields=fields.split(",") if fields else None, kind=kind, strict=strict, quiet=quiet,
+                            s3_options=s3 or None)
         if not quiet:
             typer.echo(f"albstats: {stats.summary()}", err=True)
             for ex in stats.bad_examples():

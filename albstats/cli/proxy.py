@@ -6,11 +6,16 @@ nginx-config` prints the equivalent nginx configuration instead. Both take the s
 
 from __future__ import annotations
 
+from typing import Literal
+
 import typer
 
+from albstats.cli import options
 from albstats.errors import UsageError
 
-PROFILE_HELP = "Retry profile: recommended (default) or seed (the original 5 tries, 3 s apart)."
+POLICY_HELP = "Retry policy: recommended or seed (the original 5 tries, 3 s apart)."
+#: The retry policies of albstats.proxy.policy.PROFILES (a test checks they agree).
+Policy = Literal["recommended", "seed"]
 
 
 def _policy(profile: str, tries: int | None, per_try_timeout: float | None, deadline: float | None,
@@ -38,27 +43,35 @@ def _policy(profile: str, tries: int | None, per_try_timeout: float | None, dead
 
 def register(app: typer.Typer) -> None:
     """Add the proxy, upstream-sim, compare and whatif commands."""
-    proxy_app = typer.Typer(no_args_is_help=False, add_completion=False, rich_markup_mode=None,
+    proxy_app = typer.Typer(cls=options.Group, no_args_is_help=False, add_completion=False, rich_markup_mode=None,
                             help="A retrying reverse proxy that writes ALB-format access logs.")
 
     @proxy_app.callback(invoke_without_command=True)
     def proxy(
         ctx: typer.Context,
-        upstream: str = typer.Option(None, "--upstream", help="The one upstream, e.g. http://127.0.0.1:8081."),
-        listen: str = typer.Option("127.0.0.1:8080", "--listen", help="HOST:PORT to listen on (port 0: any free)."),
-        profile: str = typer.Option("recommended", "--profile", help=PROFILE_HELP),
-        tries: int = typer.Option(None, "--tries", help="Most attempts per request, the first included."),
-        per_try_timeout: float = typer.Option(None, "--per-try-timeout", help="Seconds one attempt may take."),
-        deadline: float = typer.Option(None, "--deadline", help="Seconds a whole request may take, retries included."),
-        retry_budget: float = typer.Option(None, "--retry-budget",
+        upstream: str = typer.Option(None, "--upstream", metavar="URL",
+                                     help="The one upstream, e.g. http://127.0.0.1:8081."),
+        listen: str = typer.Option("127.0.0.1:8080", "--listen", metavar="HOST:PORT",
+                                   help="Address to listen on (port 0: any free)."),
+        profile: Policy = typer.Option("recommended", "--policy", help=POLICY_HELP),
+        tries: int = typer.Option(None, "--tries", metavar="N", help="Most attempts per request, the first included."),
+        per_try_timeout: float = typer.Option(None, "--per-try-timeout", metavar="SECONDS",
+                                              help="Seconds one attempt may take."),
+        deadline: float = typer.Option(None, "--deadline", metavar="SECONDS",
+                                       help="Seconds a whole request may take, retries included."),
+        retry_budget: float = typer.Option(None, "--retry-budget", metavar="FRACTION",
                                            help="Retries as a share of requests over 10 s, e.g. 0.2."),
-        backoff: float = typer.Option(None, "--backoff",
+        backoff: float = typer.Option(None, "--backoff", metavar="SECONDS",
                                       help="Seconds: backoff base (recommended) or fixed interval (seed)."),
-        backoff_cap: float = typer.Option(None, "--backoff-cap", help="Longest single backoff wait, seconds."),
+        backoff_cap: float = typer.Option(None, "--backoff-cap", metavar="SECONDS",
+                                          help="Longest single backoff wait, seconds."),
         retry_500: bool = typer.Option(False, "--retry-500", help="Also retry 500 (off: 500 is usually a bug)."),
-        access_log: str = typer.Option(None, "--access-log", help="Append ALB-format lines here (- for stdout)."),
-        max_body: int = typer.Option(10 << 20, "--max-body", help="Largest request body in bytes (413 above)."),
-        seed: int = typer.Option(None, "--seed", help="Seed the jitter, for reproducible runs."),
+        access_log: str = typer.Option(None, "--access-log", metavar="PATH",
+                                       help="Append ALB-format access-log lines here (- for stdout)."),
+        max_body: int = typer.Option(10 << 20, "--max-body", metavar="BYTES",
+                                     help="Largest request body in bytes (413 above)."),
+        seed: int = typer.Option(None, "--seed", metavar="N", help="Random seed for the jitter, for reproducible "
+                                                                  "runs."),
     ) -> None:
         """Run the retry proxy in front of one upstream (Ctrl-C stops it and prints a summary).
 
@@ -81,19 +94,25 @@ def register(app: typer.Typer) -> None:
         run(ProxyConfig(upstream=upstream, listen_host=host, listen_port=port, policy=pol,  # type: ignore[arg-type]
                         access_log=access_log, max_body=max_body, seed=seed))
 
-    @proxy_app.command("nginx-config")
+    @proxy_app.command("nginx-config", cls=options.Command)
     def nginx_config(
-        upstream: str = typer.Option(..., "--upstream", help="Backend HOST:PORT."),
-        listen: str = typer.Option("8080", "--listen", help="PORT or HOST:PORT for nginx to listen on."),
-        profile: str = typer.Option("recommended", "--profile", help=PROFILE_HELP),
-        tries: int = typer.Option(None, "--tries", help="proxy_next_upstream_tries."),
-        per_try_timeout: float = typer.Option(None, "--per-try-timeout", help="proxy_read/send_timeout, seconds."),
-        deadline: float = typer.Option(None, "--deadline", help="proxy_next_upstream_timeout, seconds."),
-        retry_500: bool = typer.Option(False, "--retry-500", help="Add http_500 to proxy_next_upstream."),
-        access_log: str = typer.Option(None, "--access-log", help="Access-log path (ALB format)."),
-        prefix: str = typer.Option(None, "--prefix",
-                                   help="Put pid, error log, temp dirs and access log under this directory."),
-        workers: str = typer.Option("auto", "--workers", help="worker_processes."),
+        upstream: str = typer.Option(..., "--upstream", metavar="HOST:PORT", help="The backend, the one upstream."),
+        listen: str = typer.Option("8080", "--listen", metavar="[HOST:]PORT", help="Address for nginx to listen on."),
+        profile: Policy = typer.Option("recommended", "--policy", help=POLICY_HELP),
+        tries: int = typer.Option(None, "--tries", metavar="N",
+                                  help="Most attempts per request (proxy_next_upstream_tries)."),
+        per_try_timeout: float = typer.Option(None, "--per-try-timeout", metavar="SECONDS",
+                                              help="Seconds one attempt may take (proxy_read/send_timeout)."),
+        deadline: float = typer.Option(None, "--deadline", metavar="SECONDS",
+                                       help="Seconds a whole request may take (proxy_next_upstream_timeout)."),
+        retry_500: bool = typer.Option(False, "--retry-500", help="Also retry 500 (http_500 in proxy_next_upstream)."),
+        access_log: str = typer.Option(None, "--access-log", metavar="PATH",
+                                       help="Where nginx writes ALB-format access-log lines."),
+        prefix: str = typer.Option(None, "--prefix", metavar="DIR",
+                                   help="nginx prefix: pid, error log, temp dirs and access log go under this "
+                                        "folder."),
+        workers: str = typer.Option("auto", "--workers", metavar="N",
+                                    help="Parallel nginx worker processes (worker_processes): N or auto."),
     ) -> None:
         """Print the equivalent production nginx.conf, with an ALB-format access log albstats reads."""
         from albstats.proxy.nginx import nginx_config as make
@@ -104,19 +123,27 @@ def register(app: typer.Typer) -> None:
 
     app.add_typer(proxy_app, name="proxy")
 
-    @app.command("upstream-sim")
+    @app.command("upstream-sim", cls=options.Command)
     def upstream_sim(
-        listen: str = typer.Option("127.0.0.1:8081", "--listen", help="HOST:PORT to listen on."),
-        profile: str = typer.Option(None, "--profile", help="hosp (10 % 5XX, 15 % 2-20 s, 2 % resets) or healthy."),
-        error_rate: float = typer.Option(None, "--error-rate", help="Share of attempts answered with a 5XX."),
-        error_statuses: str = typer.Option(None, "--error-statuses", help="Comma list of error statuses."),
-        slow_rate: float = typer.Option(None, "--slow-rate", help="Share of attempts with the slow latency."),
-        latency: str = typer.Option(None, "--latency",
+        listen: str = typer.Option("127.0.0.1:8081", "--listen", metavar="HOST:PORT", help="Address to listen on."),
+        profile: Literal["healthy", "hosp"] = typer.Option(
+            None, "--scenario", show_default=False,
+            help="Traffic scenario: healthy (the default) or hosp (10 % 5XX, 15 % 2-20 s, 2 % resets)."),
+        error_rate: float = typer.Option(None, "--error-rate", metavar="FRACTION",
+                                         help="Share of attempts answered with a 5XX."),
+        error_statuses: str = typer.Option(None, "--error-statuses", metavar="CODES",
+                                           help="Comma list of error statuses, e.g. 502,503."),
+        slow_rate: float = typer.Option(None, "--slow-rate", metavar="FRACTION",
+                                        help="Share of attempts with the slow latency."),
+        latency: str = typer.Option(None, "--latency", metavar="DIST",
                                     help="Normal latency: SECONDS, uniform:A,B, lognormal:MEDIAN,SIGMA, exp:MEAN."),
-        slow_latency: str = typer.Option(None, "--slow-latency", help="Slow latency distribution (default 2-20 s)."),
-        reset_rate: float = typer.Option(None, "--reset-rate", help="Share of attempts reset before a response."),
-        retry_after: float = typer.Option(None, "--retry-after", help="Send Retry-After (seconds) with 503s."),
-        seed: int = typer.Option(None, "--seed", help="Random seed."),
+        slow_latency: str = typer.Option(None, "--slow-latency", metavar="DIST",
+                                         help="Slow latency distribution (default 2-20 s)."),
+        reset_rate: float = typer.Option(None, "--reset-rate", metavar="FRACTION",
+                                         help="Share of attempts reset before a response."),
+        retry_after: float = typer.Option(None, "--retry-after", metavar="SECONDS",
+                                          help="Send Retry-After (seconds) with 503s."),
+        seed: int = typer.Option(None, "--seed", metavar="N", help="Random seed."),
     ) -> None:
         """Run a flaky upstream that counts attempts per request (GET /__sim/stats)."""
         from albstats.proxy.server import parse_listen
@@ -134,12 +161,14 @@ def register(app: typer.Typer) -> None:
                           reset_rate=reset_rate, retry_after=retry_after, seed=seed)
         run(cfg)
 
-    @app.command("compare")
+    @app.command("compare", cls=options.Command)
     def compare(
-        before: str = typer.Argument(..., help="Logs before the change: file, folder, glob or s3:// prefix."),
-        after: str = typer.Argument(..., help="Logs after the change."),
-        format: str = typer.Option("table", "--format", "-f", help="table or json."),
-        slo: str = typer.Option("99", "--slo", help="Availability SLO in percent, for the error-budget burn."),
+        before: str = typer.Argument(..., metavar="BEFORE",
+                                     help="Logs before the change: file, folder, glob or s3:// prefix."),
+        after: str = typer.Argument(..., metavar="AFTER", help="Logs after the change."),
+        format: Literal["table", "json"] = typer.Option("table", "--format", "-f", help="Output format."),
+        slo: str = typer.Option("99", "--slo", metavar="PERCENT",
+                                help="Availability SLO in percent, for the error-budget burn."),
     ) -> None:
         """Success rate, error-budget burn, latency percentiles and upstream load, before vs after, with 95 % CIs."""
         from albstats.compare import compare as run_compare
@@ -151,19 +180,26 @@ def register(app: typer.Typer) -> None:
         result = run_compare([before], [after], slo=parse_slo(slo))
         typer.echo(result.to_json() if format == "json" else render_table(result))
 
-    @app.command("whatif")
+    @app.command("whatif", cls=options.Command)
     def whatif(
-        logs: list[str] = typer.Argument(..., help="Observed logs: files, folders, globs or s3:// prefixes."),
-        profile: str = typer.Option("recommended", "--profile", help=PROFILE_HELP),
-        tries: int = typer.Option(None, "--tries", help="Most attempts per request."),
-        per_try_timeout: float = typer.Option(None, "--per-try-timeout", help="Seconds per attempt."),
-        deadline: float = typer.Option(None, "--deadline", help="Seconds per request, retries included."),
-        retry_budget: float = typer.Option(None, "--retry-budget", help="Retries as a share of requests."),
-        backoff: float = typer.Option(None, "--backoff", help="Backoff base or fixed interval, seconds."),
+        logs: list[str] = typer.Argument(..., metavar="PATH...",
+                                         help="Observed logs: files, folders, globs or s3:// prefixes."),
+        policy: Policy = typer.Option("recommended", "--policy", help=POLICY_HELP),
+        tries: int = typer.Option(None, "--tries", metavar="N", help="Most attempts per request."),
+        per_try_timeout: float = typer.Option(None, "--per-try-timeout", metavar="SECONDS",
+                                              help="Seconds one attempt may take."),
+        deadline: float = typer.Option(None, "--deadline", metavar="SECONDS",
+                                       help="Seconds a whole request may take, retries included."),
+        retry_budget: float = typer.Option(None, "--retry-budget", metavar="FRACTION",
+                                           help="Retries as a share of requests."),
+        backoff: float = typer.Option(None, "--backoff", metavar="SECONDS",
+                                      help="Backoff base or fixed interval, seconds."),
         retry_500: bool = typer.Option(False, "--retry-500", help="Also retry 500."),
-        simulations: int = typer.Option(20_000, "--simulations", help="Simulated requests (bounded)."),
-        seed: int = typer.Option(7, "--seed", help="Random seed."),
-        format: str = typer.Option("table", "--format", "-f", help="table or json."),
+        simulations: int = typer.Option(20_000, "--simulations", metavar="N", help="Simulated requests (bounded)."),
+        seed: int = typer.Option(7, "--seed", metavar="N", help="Random seed."),
+        format: Literal["table", "json"] = typer.Option("table", "--format", "-f", help="Output format."),
+        profile: str = options.PROFILE,
+        region: str = options.REGION,
     ) -> None:
         """Predict what a retry policy would do to success rate, latency and upstream load (assumes independence)."""
         from albstats.whatif import render
@@ -173,6 +209,11 @@ def register(app: typer.Typer) -> None:
             raise UsageError(f"--format {format!r}: choose table or json")
         if not 100 <= simulations <= 1_000_000:
             raise UsageError("--simulations must be between 100 and 1,000,000")
-        pol = _policy(profile, tries, per_try_timeout, deadline, retry_budget, backoff, None, retry_500)
-        result = run_whatif(logs, pol, simulations=simulations, seed=seed)  # type: ignore[arg-type]
+        aws = {k: v for k, v in (("profile", profile), ("region", region)) if v is not None}
+        if aws and not any(p.startswith("s3://") for p in logs):
+            raise UsageError(f"--{next(iter(aws))} is the AWS {next(iter(aws))}, for s3:// logs only"
+                             + ("; the retry policy is --policy" if profile is not None else ""))
+        pol = _policy(policy, tries, per_try_timeout, deadline, retry_budget, backoff, None, retry_500)
+        result = run_whatif(logs, pol, simulations=simulations, seed=seed,  # type: ignore[arg-type]
+                            s3_options=aws or None)
         typer.echo(result.to_json() if format == "json" else render(result))

@@ -12,7 +12,7 @@ import json
 import math
 import sys
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 import typer
 
@@ -20,6 +20,8 @@ from albstats.cli import options
 from albstats.errors import UsageError
 
 FORMATS = ("table", "csv", "json", "parquet")
+Format = Literal["table", "csv", "json", "parquet"]
+Engine = Literal["local", "athena"]
 
 
 def _engine(paths: list[str], engine: str, db: str | None, no_cache: bool, quiet: bool,
@@ -29,10 +31,13 @@ def _engine(paths: list[str], engine: str, db: str | None, no_cache: bool, quiet
     if engine == "athena":
         return connect(paths or None, engine="athena", quiet=quiet,
                        **{k: v for k, v in athena.items() if v is not None})
+    s3 = {k: athena.pop(k) for k in ("profile", "region") if athena.get(k) is not None}  # AWS: for s3:// paths
+    if s3 and not any(str(p).startswith("s3://") for p in paths):
+        raise UsageError(f"--{next(iter(s3))} is the AWS {next(iter(s3))}: for s3:// paths or --engine athena")
     if any(v is not None for v in athena.values()):
         given = next(k for k, v in athena.items() if v is not None)
         raise UsageError(f"--{given.replace('_', '-')} is an Athena option; add --engine athena")
-    return connect(paths, engine=engine, db=db, cache=not no_cache, quiet=quiet)
+    return connect(paths, engine=engine, db=db, cache=not no_cache, quiet=quiet, s3_options=s3 or None)
 
 
 def _cell(v: Any) -> Any:
@@ -150,20 +155,27 @@ def _query_values(param: list[str] | None, **named: Any) -> dict[str, Any]:
 def register(app: typer.Typer) -> None:
     """Add `query` and the `sql` group."""
 
-    @app.command("query")
+    @app.command("query", cls=options.Command)
     def query(
-        name: str = typer.Argument(..., help="Saved query name (see `albstats sql list`)."),
-        paths: list[str] = typer.Argument(None, help="Log files, folders, globs or s3:// prefixes (local engine)."),
-        engine: str = typer.Option("local", "--engine", help="local (DuckDB over the files) or athena."),
-        since: str = typer.Option(None, "--since", help="Window start, UTC: ISO-8601 or relative (7d, 12h)."),
-        until: str = typer.Option(None, "--until", help="Window end (exclusive), UTC: ISO-8601 or relative."),
-        bucket: str = typer.Option(None, "--bucket",
+        name: str = typer.Argument(..., metavar="NAME", help="Saved query name (see `albstats sql list`)."),
+        paths: list[str] = typer.Argument(None, metavar="PATH...",
+                                          help="Log files, folders, globs or s3:// prefixes (local engine)."),
+        engine: Engine = typer.Option("local", "--engine", help="Query engine: local (DuckDB over the files) or "
+                                                                "athena."),
+        since: str = typer.Option(None, "--since", metavar="TIME",
+                                  help="Window start, UTC: ISO-8601 or relative (7d, 12h)."),
+        until: str = typer.Option(None, "--until", metavar="TIME",
+                                  help="Window end (exclusive), UTC: ISO-8601 or relative."),
+        bucket: str = typer.Option(None, "--bucket", metavar="DURATION",
                                    help="Bucket width for bucketed queries: 5m, 1h, 1d (default: the query's, 1h "
                                         "for most)."),
-        param: list[str] = typer.Option(None, "--param", help="A query parameter NAME=VALUE (repeatable)."),
-        limit: int = typer.Option(None, "--limit", help="Rows for queries with a limit (default: the query's)."),
-        format: str = typer.Option("table", "--format", "-f", help="table, csv, json or parquet."),
-        output: str = typer.Option(None, "-o", "--output", help="Write to FILE (written whole or not at all)."),
+        param: list[str] = typer.Option(None, "--param", metavar="NAME=VALUE",
+                                        help="A query parameter (repeatable)."),
+        limit: int = typer.Option(None, "--limit", metavar="N",
+                                  help="Rows for queries with a limit (default: the query's)."),
+        format: Format = typer.Option("table", "--format", "-f", help="Output format."),
+        output: str = options.output("FILE", "Write to this file (written whole or not at all; its folder must "
+                                             "exist)."),
         db: str = options.DB,
         no_cache: bool = options.NO_CACHE,
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary on stderr."),
@@ -200,7 +212,7 @@ def register(app: typer.Typer) -> None:
                           no_args_is_help=True)
     app.add_typer(sql_app, name="sql")
 
-    @sql_app.command("list")
+    @sql_app.command("list", cls=options.Command)
     def sql_list() -> None:
         """List the saved queries with their parameters."""
         from albstats.queries import all_queries
@@ -214,14 +226,17 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"{q.name.ljust(width)}  {q.summary}")
             typer.echo(f"{'':{width}}    {' '.join(x for x in (params, extra) if x)}")
 
-    @sql_app.command("show")
+    @sql_app.command("show", cls=options.Command)
     def sql_show(
-        name: str = typer.Argument(..., help="Saved query name."),
-        since: str = typer.Option(None, "--since", help="Fill in :since (otherwise ? placeholders)."),
-        until: str = typer.Option(None, "--until", help="Fill in :until."),
-        bucket: str = typer.Option(None, "--bucket", help="Fill in :bucket (5m, 1h, 1d)."),
-        limit: int = typer.Option(None, "--limit", help="Fill in :limit."),
-        param: list[str] = typer.Option(None, "--param", help="Fill in a parameter NAME=VALUE."),
+        name: str = typer.Argument(..., metavar="NAME", help="Saved query name."),
+        since: str = typer.Option(None, "--since", metavar="TIME",
+                                  help="Window start: fills in :since (otherwise ? placeholders)."),
+        until: str = typer.Option(None, "--until", metavar="TIME", help="Window end (exclusive): fills in :until."),
+        bucket: str = typer.Option(None, "--bucket", metavar="DURATION",
+                                   help="Bucket width: fills in :bucket (5m, 1h, 1d)."),
+        limit: int = typer.Option(None, "--limit", metavar="N", help="Rows: fills in :limit."),
+        param: list[str] = typer.Option(None, "--param", metavar="NAME=VALUE",
+                                        help="A query parameter: fills in :NAME (repeatable)."),
     ) -> None:
         """Print a saved query as Athena SQL to paste into the Athena console.
 
@@ -249,14 +264,17 @@ def register(app: typer.Typer) -> None:
                        err=True)
         typer.echo(text, nl=False)
 
-    @sql_app.command("run")
+    @sql_app.command("run", cls=options.Command)
     def sql_run(
-        text: str = typer.Argument(..., help="One SELECT over alb_logs (Athena SQL); :name placeholders allowed."),
-        paths: list[str] = typer.Argument(None, help="Log files, folders, globs or s3:// prefixes (local engine)."),
-        engine: str = typer.Option("local", "--engine", help="local or athena."),
-        param: list[str] = typer.Option(None, "--param", help="Bind :NAME to VALUE (text), repeatable."),
-        format: str = typer.Option("table", "--format", "-f", help="table, csv, json or parquet."),
-        output: str = typer.Option(None, "-o", "--output", help="Write to FILE."),
+        text: str = typer.Argument(..., metavar="SQL",
+                                   help="One SELECT over alb_logs (Athena SQL); :name placeholders allowed."),
+        paths: list[str] = typer.Argument(None, metavar="PATH...",
+                                          help="Log files, folders, globs or s3:// prefixes (local engine)."),
+        engine: Engine = typer.Option("local", "--engine", help="Query engine: local or athena."),
+        param: list[str] = typer.Option(None, "--param", metavar="NAME=VALUE",
+                                        help="A query parameter: binds :NAME to VALUE (text), repeatable."),
+        format: Format = typer.Option("table", "--format", "-f", help="Output format."),
+        output: str = options.output("FILE", "Write to this file (its folder must exist)."),
         db: str = options.DB,
         no_cache: bool = options.NO_CACHE,
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary."),

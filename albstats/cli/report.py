@@ -7,7 +7,7 @@ Only argument parsing lives here: :mod:`albstats.report` computes, :mod:`albstat
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import typer
 
@@ -48,26 +48,35 @@ def _connector(paths: list[str], engine: str, db: str | None, no_cache: bool, qu
 def register(app: typer.Typer) -> None:
     """Add `report` and `weekly`."""
 
-    @app.command("report")
+    @app.command("report", cls=options.Command)
     def report_cmd(
-        paths: list[str] = typer.Argument(None, help="Log files, folders, globs or s3:// prefixes (local engine)."),
-        engine: str = typer.Option("local", "--engine", help="local (DuckDB over the files) or athena."),
-        since: str = typer.Option(None, "--since", help="Window start, UTC: ISO-8601 or relative (7d, 12h). "
+        paths: list[str] = typer.Argument(None, metavar="PATH...",
+                                          help="Log files, folders, globs or s3:// prefixes (local engine)."),
+        engine: Literal["local", "athena"] = typer.Option(
+            "local", "--engine", help="Query engine: local (DuckDB over the files) or athena."),
+        since: str = typer.Option(None, "--since", metavar="TIME",
+                                  help="Window start, UTC: ISO-8601 or relative (7d, 12h). "
                                   "Default: all the data given (local), the last 7 days (athena)."),
-        until: str = typer.Option(None, "--until", help="Window end (exclusive), UTC: ISO-8601 or relative."),
-        slo: str = typer.Option("99.0", "--slo", help="Availability SLO in percent: share of requests with "
+        until: str = typer.Option(None, "--until", metavar="TIME",
+                                  help="Window end (exclusive), UTC: ISO-8601 or relative."),
+        slo: str = typer.Option("99.0", "--slo", metavar="PERCENT",
+                                help="Availability SLO in percent: share of requests with "
                                 "elb_status_code below 500."),
-        latency_slo: str = typer.Option(None, "--latency-slo", help="Latency SLO THRESHOLD@PERCENT, e.g. 1s@95: "
+        latency_slo: str = typer.Option(None, "--latency-slo", metavar="DURATION@PERCENT",
+                                        help="Latency SLO, e.g. 1s@95: "
                                         "95 % of requests under 1 s total time. Without it, 1s@95 is shown "
                                         "for information only."),
         count_460: bool = typer.Option(False, "--count-460", help="Count 460 (client gave up) as bad too."),
-        out: str = typer.Option(None, "--out", help="Write report.md, report.html, report.json and PNGs here."),
-        format: str = typer.Option("terminal", "--format", "-f", help="What to print: terminal, md, html, json."),
+        out: str = options.output("DIR", "Write report.md, report.html, report.json and PNGs into this folder "
+                                         "(created if missing; its parent must exist)."),
+        format: Literal["terminal", "md", "html", "json"] = typer.Option(
+            "terminal", "--format", "-f", help="Output format to print."),
         quiet: bool = typer.Option(False, "--quiet", "-q",
                                    help="No progress bar and no terminal summary (md, html or json asked for "
                                         "with --format are still printed)."),
         fail_on_breach: bool = typer.Option(False, "--fail-on-breach", help="Exit 3 when the SLO was breached."),
-        min_client_4xx: int = typer.Option(100, "--min-client-4xx", help="4XX answers that flag a client."),
+        min_client_4xx: int = typer.Option(100, "--min-client-4xx", metavar="N",
+                                           help="4XX answers that flag a client."),
         db: str = options.DB,
         no_cache: bool = options.NO_CACHE,
         database: str = options.DATABASE,
@@ -79,7 +88,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """The SLO report: availability and error budget, latency, where 5XX come from, security, data quality.
 
-        Prints a summary; with --out DIR also writes report.md, report.html (self-contained),
+        Prints a summary; with -o DIR also writes report.md, report.html (self-contained),
         report.json and PNG charts, all or nothing. Exit 3 with --fail-on-breach when the SLO was missed.
         """
         from albstats.render import render_text, write
@@ -91,7 +100,7 @@ def register(app: typer.Typer) -> None:
         if out:
             from albstats.output import check_target
 
-            check_target(out, "--out", folder=True)  # before the work, not after it
+            check_target(out, "-o", folder=True)  # before the work, not after it
         athena = options.athena_settings(database, table, workgroup, output_location, region, profile)
         connect = _connector(list(paths or []), engine, db, no_cache, quiet, athena)
         with connect() as eng:
@@ -114,23 +123,29 @@ def register(app: typer.Typer) -> None:
         if fail_on_breach and r.breached:
             raise SloBreached(_breach_message(r))
 
-    @app.command("weekly")
+    @app.command("weekly", cls=options.Command)
     def weekly_cmd(
-        paths: list[str] = typer.Argument(None, help="Log files, folders or s3:// prefixes (local engine)."),
-        engine: str = typer.Option("local", "--engine", help="local or athena."),
-        out: str = typer.Option(None, "--out", help="Write the week's report into DIR/YYYY-Www/."),
+        paths: list[str] = typer.Argument(None, metavar="PATH...",
+                                          help="Log files, folders or s3:// prefixes (local engine)."),
+        engine: Literal["local", "athena"] = typer.Option("local", "--engine", help="Query engine: local or athena."),
+        out: str = options.output("DIR", "Write the week's report into DIR/YYYY-Www/ (DIR's parent must exist)."),
         webhook: str = typer.Option(None, "--webhook", envvar="ALBSTATS_WEBHOOK_URL", show_envvar=True,
-                                    help="Slack-compatible webhook for the summary (secret: never printed; "
-                                         "prefer the environment variable)."),
-        slo: str = typer.Option("99.0", "--slo", help="Availability SLO in percent."),
-        latency_slo: str = typer.Option(None, "--latency-slo", help="Latency SLO, e.g. 1s@95."),
+                                    metavar="URL", help="Slack-compatible webhook for the summary (secret: never "
+                                                        "printed; prefer the environment variable)."),
+        slo: str = typer.Option("99.0", "--slo", metavar="PERCENT", help="Availability SLO in percent."),
+        latency_slo: str = typer.Option(None, "--latency-slo", metavar="DURATION@PERCENT",
+                                        help="Latency SLO, e.g. 1s@95."),
         count_460: bool = typer.Option(False, "--count-460", help="Count 460 as bad too."),
-        now: str = typer.Option(None, "--now", help="Pretend it is this time (UTC, ISO-8601): the report covers "
+        now: str = typer.Option(None, "--now", metavar="TIME",
+                                help="Pretend it is this time (UTC, ISO-8601): the report covers "
                                 "the last full ISO week before it."),
-        webhook_retries: int = typer.Option(3, "--webhook-retries", help="Retries after a 5XX, 429, timeout or "
+        webhook_retries: int = typer.Option(3, "--webhook-retries", metavar="N",
+                                            help="Retries after a 5XX, 429, timeout or "
                                             "connection error (backoff 1, 2, 4 ... s)."),
-        webhook_timeout: float = typer.Option(10.0, "--webhook-timeout", help="Seconds per webhook attempt."),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
+        webhook_timeout: float = typer.Option(10.0, "--webhook-timeout", metavar="SECONDS",
+                                              help="Seconds per webhook attempt."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary: print nothing "
+                                                                 "but errors."),
         db: str = options.DB,
         no_cache: bool = options.NO_CACHE,
         database: str = options.DATABASE,
@@ -158,7 +173,7 @@ def register(app: typer.Typer) -> None:
         if out:
             from albstats.output import check_target
 
-            check_target(out, "--out", folder=True)
+            check_target(out, "-o", folder=True)
         if not 0 <= webhook_retries <= 10:
             raise UsageError("--webhook-retries must be between 0 and 10")
         if not 0 < webhook_timeout <= 300:

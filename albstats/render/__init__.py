@@ -79,7 +79,7 @@ def write(r: Report, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
     from albstats.render import document, html, markdown
     from albstats.render.data import to_dict
 
-    target = check_target(out_dir, "--out", folder=True)
+    target = check_target(out_dir, "-o", folder=True)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent))
     try:

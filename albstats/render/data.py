@@ -140,7 +140,7 @@ KEYS: dict[str, str] = {
     "data_quality.delivery[].missing": "interval ends between first and last with no file (a delivery gap, or "
                                        "no traffic on that node)",
     "data_quality.delivery[].missing_examples": "the first missing interval ends, UTC",
-    "plots": "object: chart name -> PNG file name beside report.json (empty without --out)",
+    "plots": "object: chart name -> PNG file name beside report.json (empty without -o)",
 }
 
 
