@@ -297,7 +297,7 @@ def test_cli_fetch_with_a_failing_object(proxy: tuple[FaultProxy, str, dict[str,
     p.faults[keys[0]] = [("cut", 2_000)]  # recovers
     p.faults[keys[1]] = [INTERNAL] * 20  # does not
     out = tmp_path / "mirror"
-    res = _run(url, ["fetch", f"s3://{BUCKET}/", "--out", str(out), "-q"])
+    res = _run(url, ["fetch", f"s3://{BUCKET}/", "-o", str(out), "-q"])
     assert res.returncode == 1
     assert res.stderr.startswith(
         f"albstats: error: reading s3://{BUCKET}/{keys[1]} (gave up after 3 attempts): "
@@ -313,13 +313,13 @@ def test_listing_throttled_is_retried_then_one_line(
 ) -> None:
     p, url, objects = proxy
     p.faults["LIST"] = [SLOWDOWN]  # once: retried, the mirror is complete
-    res = _run(url, ["fetch", f"s3://{BUCKET}/", "--out", str(tmp_path / "a"), "-q"])
+    res = _run(url, ["fetch", f"s3://{BUCKET}/", "-o", str(tmp_path / "a"), "-q"])
     assert res.returncode == 0, res.stderr
     assert sorted(f.relative_to(tmp_path / "a").as_posix() for f in (tmp_path / "a").rglob("*.log.gz")) == sorted(
         objects
     )
     p.faults["LIST"] = [SLOWDOWN] * 50  # never ends
-    res = _run(url, ["fetch", f"s3://{BUCKET}/", "--out", str(tmp_path / "b"), "-q"])
+    res = _run(url, ["fetch", f"s3://{BUCKET}/", "-o", str(tmp_path / "b"), "-q"])
     assert res.returncode == 1 and res.stderr.count("\n") == 1
     assert res.stderr.startswith(f"albstats: error: listing s3://{BUCKET}/")
     assert res.stderr.endswith("(gave up after 3 attempts): SlowDown: Please reduce your request rate.\n")
