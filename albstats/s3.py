@@ -41,7 +41,7 @@ from typing import Any, BinaryIO
 
 from albstats import progress
 from albstats.errors import AwsError, UsageError
-from albstats.s3_client import DEFAULT_WORKERS, ObjectReader, aws_error, client
+from albstats.s3_client import DEFAULT_WORKERS, ObjectReader, attempts_note, aws_error, client
 from albstats.sources import CONTROL_NAME, DAY_RE, LOG_SUFFIXES, Source
 
 #: ``.../AWSLogs/<account>/elasticloadbalancing/<region>/`` inside a key or prefix.
@@ -133,7 +133,7 @@ class _Lister:
             ):
                 out.extend(cp["Prefix"] for cp in page.get("CommonPrefixes", []))
         except Exception as e:
-            raise aws_error(e, f"listing s3://{self.bucket}/{prefix}") from None
+            raise aws_error(e, f"listing s3://{self.bucket}/{prefix}{attempts_note(e)}") from None
         return out
 
     def objects(self, prefix: str) -> list[dict[str, Any]]:
@@ -142,7 +142,7 @@ class _Lister:
             for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
                 out.extend(page.get("Contents", []))
         except Exception as e:
-            raise aws_error(e, f"listing s3://{self.bucket}/{prefix}") from None
+            raise aws_error(e, f"listing s3://{self.bucket}/{prefix}{attempts_note(e)}") from None
         return out
 
     def region_roots(self, prefix: str) -> list[str] | None:
@@ -235,12 +235,12 @@ def list_objects(
             from botocore.exceptions import ClientError
 
             if not (isinstance(e, ClientError) and e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey")):
-                raise aws_error(e, f"reading {url}") from None
+                raise aws_error(e, f"reading {url}{attempts_note(e)}") from None
     if not found:
         try:
             probe = s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
         except Exception as e:
-            raise aws_error(e, f"listing {url}") from None
+            raise aws_error(e, f"listing {url}{attempts_note(e)}") from None
         if not probe.get("KeyCount") and not probe.get("Contents"):
             raise UsageError(f"{url}: no objects under this S3 prefix")
     found.sort(key=lambda o: o.key)

@@ -92,7 +92,7 @@ def max_attempts() -> int:
     return n
 
 
-def _attempts_note(exc: BaseException) -> str:
+def attempts_note(exc: BaseException) -> str:
     """`` (gave up after N attempts)`` when botocore retried the request, else ``""``."""
     meta = getattr(exc, "response", None) or {}
     n = (meta.get("ResponseMetadata") or {}).get("RetryAttempts") or 0
@@ -140,7 +140,7 @@ class ObjectReader(io.RawIOBase):
         try:
             self._body = self.s3.get_object(**kw)["Body"]
         except Exception as e:
-            raise aws_error(e, f"reading {self.url}{_attempts_note(e)}") from None
+            raise aws_error(e, f"reading {self.url}{attempts_note(e)}") from None
 
     def _drop(self) -> None:
         body, self._body = self._body, None

@@ -39,6 +39,7 @@ class FaultProxy:
 
     ``faults[key]`` is a list consumed one per GetObject of that key: an ``(status, code, message)``
     error answer, or ``("cut", n)`` to send the real headers and only ``n`` body bytes, then close.
+    ``faults["LIST"]`` is consumed one per ListObjectsV2 (error answers only).
     """
 
     upstream: tuple[str, int]
@@ -86,7 +87,11 @@ class FaultProxy:
             path = target.split("?", 1)[0]
             parts = path.lstrip("/").split("/", 1)
             fault = None
-            if method == "GET" and len(parts) == 2 and parts[1] and "?" not in target:
+            if method == "GET" and "list-type=2" in target:  # ListObjectsV2, faults under the key "LIST"
+                with self.lock:
+                    queue = self.faults.get("LIST")
+                    fault = queue.pop(0) if queue else None
+            elif method == "GET" and len(parts) == 2 and parts[1] and "?" not in target:
                 key = parts[1]
                 with self.lock:
                     self.gets.append((key, hmap.get("range")))
@@ -301,3 +306,20 @@ def test_cli_fetch_with_a_failing_object(proxy: tuple[FaultProxy, str, dict[str,
     assert res.stderr.count("\n") == 1
     assert (out / keys[0]).read_bytes() == objects[keys[0]]
     assert not (out / keys[1]).exists() and not list(out.rglob("*.part"))
+
+
+def test_listing_throttled_is_retried_then_one_line(
+    proxy: tuple[FaultProxy, str, dict[str, bytes]], tmp_path: Path
+) -> None:
+    p, url, objects = proxy
+    p.faults["LIST"] = [SLOWDOWN]  # once: retried, the mirror is complete
+    res = _run(url, ["fetch", f"s3://{BUCKET}/", "-o", str(tmp_path / "a"), "-q"])
+    assert res.returncode == 0, res.stderr
+    assert sorted(f.relative_to(tmp_path / "a").as_posix() for f in (tmp_path / "a").rglob("*.log.gz")) == sorted(
+        objects
+    )
+    p.faults["LIST"] = [SLOWDOWN] * 50  # never ends
+    res = _run(url, ["fetch", f"s3://{BUCKET}/", "-o", str(tmp_path / "b"), "-q"])
+    assert res.returncode == 1 and res.stderr.count("\n") == 1
+    assert res.stderr.startswith(f"albstats: error: listing s3://{BUCKET}/")
+    assert res.stderr.endswith("(gave up after 3 attempts): SlowDown: Please reduce your request rate.\n")
