@@ -34,7 +34,7 @@ MEANINGS = {
     "--upstream": "upstream", "--policy": "retry policy", "--scenario": "traffic scenario",
     "--tries": "attempts per request", "--per-try-timeout": "one attempt", "--deadline": "whole request",
     "--retry-budget": "share of requests", "--backoff": "backoff", "--retry-500": "retry 500",
-    "--access-log": "access-log", "--workers": "parallel", "--strict": "malformed",
+    "--access-log": "access-log", "--workers": "parallel", "--strict": "malformed", "--dry-run": "print",
 }
 #: Short options, and the one long option each stands for everywhere.
 SHORT = {"-o": "--output", "-f": "--format", "-q": "--quiet"}

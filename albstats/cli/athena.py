@@ -63,8 +63,8 @@ def register(app: typer.Typer) -> None:
                                           help="Run Athena in this AWS region instead."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress line."),
         table_format: str = typer.Option("text", "--format", metavar="FORMAT",
-                                         help="text: the table over the raw logs; parquet: also the compacted "
-                                              "Parquet table (see `athena compact`), named by --table."),
+                                         help="Table format: text (the table over the raw logs) or parquet (also the "
+                                              "compacted Parquet table, see `athena compact`, named by --table)."),
         location: str = typer.Option(None, "--location", metavar="S3_URL",
                                      help="With --format parquet: s3://BUCKET/PREFIX/ for the Parquet files."),
     ) -> None:
@@ -120,12 +120,12 @@ def register(app: typer.Typer) -> None:
 
     @athena.command("compact", cls=options.Command)
     def compact(
-        since: str = typer.Option(..., "--since", metavar="TIME", help="First day to copy, UTC: ISO-8601 or 7d."),
+        since: str = typer.Option(..., "--since", metavar="TIME", help="Window start: first day to copy, UTC: ISO-8601 or 7d."),
         until: str = typer.Option(None, "--until", metavar="TIME",
-                                  help="End (exclusive), UTC; default now (today's day is copied as far as it goes)."),
+                                  help="Window end (exclusive), UTC; default now (today's day is copied as far as it goes)."),
         database: str = options.DATABASE,
         table: str = typer.Option(None, "--table", metavar="NAME",
-                                  help="The Parquet table (default alb_logs_parquet)."),
+                                  help="Athena table: the Parquet one (default alb_logs_parquet)."),
         source_table: str = typer.Option(None, "--source-table", metavar="NAME",
                                          help="The raw-log table (default alb_logs)."),
         workgroup: str = options.WORKGROUP,
