@@ -160,6 +160,7 @@ class Report:
 
 # --- helpers --------------------------------------------------------------------------------------
 
+
 def _py(v: Any) -> Any:
     """A DataFrame cell as a plain Python value (timestamps as aware datetimes, NaN as None)."""
     import pandas as pd
@@ -181,8 +182,12 @@ def _py(v: Any) -> Any:
 
 
 def table(df: pd.DataFrame, query: str, title: str) -> Table:
-    return Table(query, title, [str(c) for c in df.columns],
-                 [{str(k): _py(v) for k, v in row.items()} for row in df.to_dict("records")])
+    return Table(
+        query,
+        title,
+        [str(c) for c in df.columns],
+        [{str(k): _py(v) for k, v in row.items()} for row in df.to_dict("records")],
+    )
 
 
 def plot_bucket(start: datetime | None, end: datetime | None) -> str:
@@ -201,12 +206,15 @@ def _has_query(name: str) -> bool:
 
 # --- data quality ---------------------------------------------------------------------------------
 
-_KEY_END_RE = re.compile(r"_elasticloadbalancing_[a-z0-9-]+_(?P<lb>[^_]+)_(?P<end>\d{8}T\d{4}Z)_(?P<ip>[^_]+)_[^_./]+"
-                         r"\.log(?:\.gz)?$")
+_KEY_END_RE = re.compile(
+    r"_elasticloadbalancing_[a-z0-9-]+_(?P<lb>[^_]+)_(?P<end>\d{8}T\d{4}Z)_(?P<ip>[^_]+)_[^_./]+"
+    r"\.log(?:\.gz)?$"
+)
 
 
-def delivery_gaps(names: list[str], start: datetime | None = None, end: datetime | None = None,
-                  examples: int = 5) -> list[NodeDelivery]:
+def delivery_gaps(
+    names: list[str], start: datetime | None = None, end: datetime | None = None, examples: int = 5
+) -> list[NodeDelivery]:
     """Missing 5-minute files per load-balancer node, where the file names follow the S3 key layout.
 
     For each (load balancer, node IP) every 5-minute interval end between the node's first and last
@@ -242,21 +250,30 @@ def delivery_gaps(names: list[str], start: datetime | None = None, end: datetime
 
 def data_quality(stats: ParseStats | None, span: dict[str, Any], window: Window) -> DataQuality:
     if stats is None:
-        return DataQuality(False, 0, 0, 0, 0, [], [], [], span.get("first_request"), span.get("last_request"),
-                           [], 0)
+        return DataQuality(False, 0, 0, 0, 0, [], [], [], span.get("first_request"), span.get("last_request"), [], 0)
     delivery = delivery_gaps([f.name for f in stats.files if not f.skipped], window.start, window.end)
     return DataQuality(
-        available=True, files=stats.files_read, lines=stats.lines, rows=stats.rows,
-        malformed_lines=stats.bad_lines, malformed_examples=stats.bad_examples(),
-        damaged_files=stats.errors, skipped_files=[f"{f.name}: {f.skipped}" for f in stats.files if f.skipped],
-        first_request=span.get("first_request"), last_request=span.get("last_request"),
-        delivery=delivery, missing_intervals=sum(d.missing for d in delivery))
+        available=True,
+        files=stats.files_read,
+        lines=stats.lines,
+        rows=stats.rows,
+        malformed_lines=stats.bad_lines,
+        malformed_examples=stats.bad_examples(),
+        damaged_files=stats.errors,
+        skipped_files=[f"{f.name}: {f.skipped}" for f in stats.files if f.skipped],
+        first_request=span.get("first_request"),
+        last_request=span.get("last_request"),
+        delivery=delivery,
+        missing_intervals=sum(d.missing for d in delivery),
+    )
 
 
 # --- building -------------------------------------------------------------------------------------
 
-def resolve_window(engine: Engine, opts: Options,
-                   now: datetime | None = None) -> tuple[Window, dict[str, Any], dict[str, Any]]:
+
+def resolve_window(
+    engine: Engine, opts: Options, now: datetime | None = None
+) -> tuple[Window, dict[str, Any], dict[str, Any]]:
     """The report window: --since/--until, else all data (local) or the last 7 days (Athena).
 
     Returns (window for display and the bucket grid, data span, since/until to bind in queries:
@@ -281,8 +298,11 @@ def resolve_window(engine: Engine, opts: Options,
     if end is None:
         last = span.get("last_request")
         # exclusive end just after the last request, on a whole millisecond
-        end = None if last is None else last.replace(microsecond=last.microsecond // 1000 * 1000) + \
-            timedelta(milliseconds=1)
+        end = (
+            None
+            if last is None
+            else last.replace(microsecond=last.microsecond // 1000 * 1000) + timedelta(milliseconds=1)
+        )
         if end is None and since is not None:
             end = max(since + timedelta(milliseconds=1), (now or datetime.now(UTC)).replace(microsecond=0))
     return Window(start, end, source), span, {"since": since, "until": until}
@@ -326,8 +346,9 @@ def build(engine: Engine, opts: Options | None = None, *, now: datetime | None =
     context = {k: t for k, (name, title) in CONTEXT_TABLES.items() if (t := run(name, title)) is not None}
     slow = run(*SLOW_PATHS)
 
-    findings = security.findings(engine, since=q["since"], until=q["until"], examples=opts.examples,
-                                 min_client_4xx=opts.min_client_4xx)
+    findings = security.findings(
+        engine, since=q["since"], until=q["until"], examples=opts.examples, min_client_4xx=opts.min_client_4xx
+    )
     dq = data_quality(engine.parse_stats(), span, window)
 
     frames = {"buckets": buckets, "latency_over_time": lat_time, "burn_down": burn, "plot_bucket": pbucket}
@@ -338,12 +359,19 @@ def build(engine: Engine, opts: Options | None = None, *, now: datetime | None =
         total = int(mix["requests"].sum())
         mix["share"] = mix["requests"] / total if total else 0.0
         frames["status_mix"] = mix
-        context = {"status_mix": table(mix, STATUS_QUERY, "Status mix (elb_status_code) over the window"),
-                   **context}
+        context = {"status_mix": table(mix, STATUS_QUERY, "Status mix (elb_status_code) over the window"), **context}
     return Report(
-        engine=engine.name, generated_at=(now or datetime.now(UTC)).replace(microsecond=0), options=opts,
-        window=window, availability=avail,
+        engine=engine.name,
+        generated_at=(now or datetime.now(UTC)).replace(microsecond=0),
+        options=opts,
+        window=window,
+        availability=avail,
         latency=Latency(lat_slo, metrics, slow),
-        failures=Failures(avail.errors_5xx, avail.elb_5xx, avail.target_5xx, tables, incidents,
-                          None if thr != thr else thr),
-        findings=findings, data_quality=dq, context=context, frames=frames)
+        failures=Failures(
+            avail.errors_5xx, avail.elb_5xx, avail.target_5xx, tables, incidents, None if thr != thr else thr
+        ),
+        findings=findings,
+        data_quality=dq,
+        context=context,
+        frames=frames,
+    )

@@ -50,6 +50,7 @@ def previous_week(now: datetime) -> Week:
 
 # --- the summary ----------------------------------------------------------------------------------
 
+
 def _pct(v: float | None, digits: int = 3) -> str:
     return "n/a" if v is None else f"{v * 100:.{digits}f} %"
 
@@ -74,6 +75,7 @@ def _delta_s(a: float | None, b: float | None) -> str:
 
 def deltas(cur: Report, prev: Report | None) -> dict[str, Any]:
     """This week minus the week before, for the headline numbers (None where either is missing)."""
+
     def p99(r: Report | None) -> float | None:
         m = r.latency.metrics.get("target_processing_time") if r else None
         return m.p99 if m else None
@@ -86,8 +88,9 @@ def deltas(cur: Report, prev: Report | None) -> dict[str, Any]:
         "requests": diff(ca.requests, pa.requests if pa else None),
         "bad_requests": diff(ca.bad_requests, pa.bad_requests if pa else None),
         "success_rate": diff(ca.success_rate, pa.success_rate if pa else None),
-        "error_budget_remaining_fraction": diff(ca.error_budget.remaining_fraction,
-                                                pa.error_budget.remaining_fraction if pa else None),
+        "error_budget_remaining_fraction": diff(
+            ca.error_budget.remaining_fraction, pa.error_budget.remaining_fraction if pa else None
+        ),
         "target_processing_time_p99": diff(p99(cur), p99(prev)),
         "incidents": diff(len(cur.failures.incidents), len(prev.failures.incidents) if prev else None),
         "security_findings": diff(len(cur.findings), len(prev.findings) if prev else None),
@@ -114,7 +117,8 @@ def summary_text(week: Week, cur: Report, prev_week: Week, prev: Report | None) 
         f"error budget left {_pct(a.error_budget.remaining_fraction, 1)}, worst 1 h burn rate "
         + ("n/a" if a.worst_1h.burn_rate is None else f"{a.worst_1h.burn_rate:.2f}")
         + f", incidents {len(cur.failures.incidents)}",
-        "target time p99 " + ("n/a" if not p99 or p99.p99 is None else f"{p99.p99:.3f} s")
+        "target time p99 "
+        + ("n/a" if not p99 or p99.p99 is None else f"{p99.p99:.3f} s")
         + f" ({_delta_s(p99.p99 if p99 else None, pp99.p99 if pp99 else None)}), latency SLO "
         f"{_pct(cur.latency.slo.share, 2)} under {cur.latency.slo.threshold_seconds:g} s",
         "security findings: " + (", ".join(f"{n} {s}" for s, n in sev.items()) if sev else "none"),
@@ -124,8 +128,10 @@ def summary_text(week: Week, cur: Report, prev_week: Week, prev: Report | None) 
 
 # --- the webhook ----------------------------------------------------------------------------------
 
-def post_webhook(url: str, text: str, *, timeout: float = 10.0, attempts: int = 4, backoff: float = 1.0,
-                 sleep: Any = time.sleep) -> int:
+
+def post_webhook(
+    url: str, text: str, *, timeout: float = 10.0, attempts: int = 4, backoff: float = 1.0, sleep: Any = time.sleep
+) -> int:
     """POST ``{"text": text}`` as JSON; returns the attempts used.
 
     Retries (bounded: ``attempts`` in total, waiting ``backoff`` x 1, 2, 4 ... seconds) on 5XX, 429,
@@ -138,8 +144,12 @@ def post_webhook(url: str, text: str, *, timeout: float = 10.0, attempts: int = 
     last = ""
     for i in range(1, attempts + 1):
         try:
-            req = urllib.request.Request(url, data=body, method="POST",
-                                         headers={"Content-Type": "application/json", "User-Agent": "albstats-weekly"})
+            req = urllib.request.Request(
+                url,
+                data=body,
+                method="POST",
+                headers={"Content-Type": "application/json", "User-Agent": "albstats-weekly"},
+            )
             with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - scheme checked above
                 resp.read()
                 return i
@@ -161,6 +171,7 @@ def post_webhook(url: str, text: str, *, timeout: float = 10.0, attempts: int = 
 
 # --- the run --------------------------------------------------------------------------------------
 
+
 @dataclass
 class WeeklyResult:
     week: Week
@@ -172,8 +183,16 @@ class WeeklyResult:
     deltas: dict[str, Any]
 
 
-def run(connect: Any, opts: Options, *, now: datetime, out: str | Path | None = None,
-        webhook: str | None = None, webhook_attempts: int = 4, webhook_timeout: float = 10.0) -> WeeklyResult:
+def run(
+    connect: Any,
+    opts: Options,
+    *,
+    now: datetime,
+    out: str | Path | None = None,
+    webhook: str | None = None,
+    webhook_attempts: int = 4,
+    webhook_timeout: float = 10.0,
+) -> WeeklyResult:
     """Build last week's report and the week before, write ``out/YYYY-Www/``, post the summary.
 
     ``connect`` is a zero-argument callable returning an engine. A week without any request is an
@@ -188,8 +207,10 @@ def run(connect: Any, opts: Options, *, now: datetime, out: str | Path | None = 
     with connect() as eng:
         cur = rep.build(eng, replace(opts, since=week.start, until=week.end), now=now)
         if cur.availability.requests == 0:
-            raise InputError(f"no requests in {week.label} ({week.start:%Y-%m-%d} to {week.end:%Y-%m-%d}): "
-                             "are the logs for that week there?")
+            raise InputError(
+                f"no requests in {week.label} ({week.start:%Y-%m-%d} to {week.end:%Y-%m-%d}): "
+                "are the logs for that week there?"
+            )
         prev = rep.build(eng, replace(opts, since=prev_week.start, until=prev_week.end), now=now)
     if prev.availability.requests == 0:
         prev_r: Report | None = None
@@ -204,12 +225,21 @@ def run(connect: Any, opts: Options, *, now: datetime, out: str | Path | None = 
 
         directory = Path(out) / week.label
         write(cur, directory)
-        extra = {"week": week.label, "start": week.start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                 "end": week.end.strftime("%Y-%m-%dT%H:%M:%SZ"), "previous_week": prev_week.label,
-                 "previous": None if prev_r is None else {k: v for k, v in to_dict(prev_r).items()
-                                                         if k in ("requests", "bad_requests", "success_rate",
-                                                                  "elb_5xx", "target_5xx", "error_budget")},
-                 "deltas": d, "summary": text}
+        extra = {
+            "week": week.label,
+            "start": week.start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "end": week.end.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "previous_week": prev_week.label,
+            "previous": None
+            if prev_r is None
+            else {
+                k: v
+                for k, v in to_dict(prev_r).items()
+                if k in ("requests", "bad_requests", "success_rate", "elb_5xx", "target_5xx", "error_budget")
+            },
+            "deltas": d,
+            "summary": text,
+        }
         from albstats.output import atomic_path
 
         with atomic_path(directory / "weekly.json") as tmp:

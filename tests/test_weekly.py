@@ -20,16 +20,20 @@ SECRET = "T0000/B0000/XsecretXtokenX"
 
 # --- week boundaries --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("now,label,start", [
-    ("2026-03-09T00:00:00Z", "2026-W10", "2026-03-02"),  # Monday 00:00:00 exactly: the week that just ended
-    ("2026-03-08T23:59:00Z", "2026-W09", "2026-02-23"),  # Sunday 23:59: that week is not over yet
-    ("2026-03-09T00:00:00.000001Z", "2026-W10", "2026-03-02"),
-    ("2026-03-11T12:00:00Z", "2026-W10", "2026-03-02"),
-    ("2027-01-04T00:00:00Z", "2026-W53", "2026-12-28"),  # 2026 has 53 ISO weeks
-    ("2027-01-11T06:00:00Z", "2027-W01", "2027-01-04"),
-    ("2026-01-05T00:00:00Z", "2026-W01", "2025-12-29"),  # ISO week 1 of 2026 starts in 2025
-    ("2026-03-09T01:00:00+02:00", "2026-W09", "2026-02-23"),  # 2026-03-08T23:00Z: still in W10
-])
+
+@pytest.mark.parametrize(
+    "now,label,start",
+    [
+        ("2026-03-09T00:00:00Z", "2026-W10", "2026-03-02"),  # Monday 00:00:00 exactly: the week that just ended
+        ("2026-03-08T23:59:00Z", "2026-W09", "2026-02-23"),  # Sunday 23:59: that week is not over yet
+        ("2026-03-09T00:00:00.000001Z", "2026-W10", "2026-03-02"),
+        ("2026-03-11T12:00:00Z", "2026-W10", "2026-03-02"),
+        ("2027-01-04T00:00:00Z", "2026-W53", "2026-12-28"),  # 2026 has 53 ISO weeks
+        ("2027-01-11T06:00:00Z", "2027-W01", "2027-01-04"),
+        ("2026-01-05T00:00:00Z", "2026-W01", "2025-12-29"),  # ISO week 1 of 2026 starts in 2025
+        ("2026-03-09T01:00:00+02:00", "2026-W09", "2026-02-23"),  # 2026-03-08T23:00Z: still in W10
+    ],
+)
 def test_previous_week(now, label, start):
     w = weekly.previous_week(datetime.fromisoformat(now.replace("Z", "+00:00")))
     assert w.label == label
@@ -40,22 +44,52 @@ def test_previous_week(now, label, start):
 
 # --- data: two weeks of small logs ---------------------------------------------------------------
 
+
 def lines(start: datetime, n: int, bad: int) -> list[str]:
     out = []
     for i in range(n):
         t = (start + timedelta(minutes=7 * i)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         status = 502 if i < bad else 200
-        out.append(format_line({
-            "type": "https", "time": t, "elb": "app/w/1", "client_ip": "192.0.2.1", "client_port": 1000 + i,
-            "target_ip": "10.0.0.1", "target_port": 80, "request_processing_time": 0.001,
-            "target_processing_time": 0.2, "response_processing_time": 0.0, "elb_status_code": status,
-            "target_status_code": str(status), "received_bytes": 100, "sent_bytes": 200, "request_verb": "GET",
-            "request_url": f"https://w.example:443/pets/{i}", "request_proto": "HTTP/1.1", "user_agent": "ua",
-            "ssl_cipher": "c", "ssl_protocol": "TLSv1.2", "target_group_arn": "tg", "trace_id": "-",
-            "domain_name": "-", "chosen_cert_arn": "-", "matched_rule_priority": "0", "request_creation_time": t,
-            "actions_executed": "forward", "redirect_url": "-", "lambda_error_reason": "-",
-            "target_port_list": "10.0.0.1:80", "target_status_code_list": str(status), "classification": "-",
-            "classification_reason": "-"}, ntokens=29))
+        out.append(
+            format_line(
+                {
+                    "type": "https",
+                    "time": t,
+                    "elb": "app/w/1",
+                    "client_ip": "192.0.2.1",
+                    "client_port": 1000 + i,
+                    "target_ip": "10.0.0.1",
+                    "target_port": 80,
+                    "request_processing_time": 0.001,
+                    "target_processing_time": 0.2,
+                    "response_processing_time": 0.0,
+                    "elb_status_code": status,
+                    "target_status_code": str(status),
+                    "received_bytes": 100,
+                    "sent_bytes": 200,
+                    "request_verb": "GET",
+                    "request_url": f"https://w.example:443/pets/{i}",
+                    "request_proto": "HTTP/1.1",
+                    "user_agent": "ua",
+                    "ssl_cipher": "c",
+                    "ssl_protocol": "TLSv1.2",
+                    "target_group_arn": "tg",
+                    "trace_id": "-",
+                    "domain_name": "-",
+                    "chosen_cert_arn": "-",
+                    "matched_rule_priority": "0",
+                    "request_creation_time": t,
+                    "actions_executed": "forward",
+                    "redirect_url": "-",
+                    "lambda_error_reason": "-",
+                    "target_port_list": "10.0.0.1:80",
+                    "target_status_code_list": str(status),
+                    "classification": "-",
+                    "classification_reason": "-",
+                },
+                ntokens=29,
+            )
+        )
     return out
 
 
@@ -69,6 +103,7 @@ def logs(tmp_path_factory):
 
 
 # --- a real webhook --------------------------------------------------------------------------------
+
 
 class Hook:
     """A Slack-like webhook on 127.0.0.1: answers with the given statuses in turn, records bodies."""
@@ -113,8 +148,20 @@ def invoke(args: list[str], tmp_path) -> object:
 def test_met_with_retried_webhook(logs, tmp_path):
     out = tmp_path / "reports"
     with Hook([500, 200]) as hook:
-        res = invoke([str(logs), "--now", "2026-03-09T00:00:00Z", "--out", str(out), "--webhook", hook.url,
-                      "--webhook-retries", "2"], tmp_path)
+        res = invoke(
+            [
+                str(logs),
+                "--now",
+                "2026-03-09T00:00:00Z",
+                "--out",
+                str(out),
+                "--webhook",
+                hook.url,
+                "--webhook-retries",
+                "2",
+            ],
+            tmp_path,
+        )
     assert res.exit_code == 0, res.output
     assert len(hook.bodies) == 2  # first answered 500, retried, then 200
     assert hook.paths == [f"/services/{SECRET}"] * 2
@@ -138,8 +185,7 @@ def test_met_with_retried_webhook(logs, tmp_path):
 
 def test_breached_exits_3(logs, tmp_path):
     with Hook([200]) as hook:
-        res = invoke([str(logs), "--now", "2026-03-10T08:00:00Z", "--slo", "99.9", "--webhook", hook.url],
-                     tmp_path)
+        res = invoke([str(logs), "--now", "2026-03-10T08:00:00Z", "--slo", "99.9", "--webhook", hook.url], tmp_path)
     assert res.exit_code == 3, res.output
     assert "BREACHED" in hook.bodies[0]["text"]
     assert "SLO breached" in res.output
@@ -147,8 +193,9 @@ def test_breached_exits_3(logs, tmp_path):
 
 def test_webhook_failure_exits_1_without_the_url(logs, tmp_path):
     with Hook([500]) as hook:
-        res = invoke([str(logs), "--now", "2026-03-09T00:00:00Z", "--webhook", hook.url, "--webhook-retries", "1"],
-                     tmp_path)
+        res = invoke(
+            [str(logs), "--now", "2026-03-09T00:00:00Z", "--webhook", hook.url, "--webhook-retries", "1"], tmp_path
+        )
     assert res.exit_code == 1, res.output
     assert len(hook.bodies) == 2  # bounded: 1 try + 1 retry
     assert "webhook failed after 2 attempts: HTTP 500" in res.output
@@ -175,8 +222,11 @@ def test_connection_refused_redacted(logs, tmp_path):
 
 def test_webhook_from_environment(logs, tmp_path):
     with Hook([200]) as hook:
-        res = CliRunner().invoke(app, ["weekly", str(logs), "--now", "2026-03-09T00:00:00Z", "--db",
-                                       str(tmp_path / "c.duckdb"), "--quiet"], env={"ALBSTATS_WEBHOOK_URL": hook.url})
+        res = CliRunner().invoke(
+            app,
+            ["weekly", str(logs), "--now", "2026-03-09T00:00:00Z", "--db", str(tmp_path / "c.duckdb"), "--quiet"],
+            env={"ALBSTATS_WEBHOOK_URL": hook.url},
+        )
     assert res.exit_code == 0, res.output
     assert len(hook.bodies) == 1 and res.output == ""
 

@@ -35,8 +35,15 @@ def register(app: typer.Typer) -> None:
         # the modules just imported live as long as the process: the collector need not walk them on
         # every pass (about 50 ms of a parse's single parent process)
         gc.freeze()
-        stats = parse_files(paths, fmt=format, output=output,
-                            fields=fields.split(",") if fields else None, kind=kind, strict=strict, quiet=quiet)
+        stats = parse_files(
+            paths,
+            fmt=format,
+            output=output,
+            fields=fields.split(",") if fields else None,
+            kind=kind,
+            strict=strict,
+            quiet=quiet,
+        )
         if not quiet:
             typer.echo(f"albstats: {stats.summary()}", err=True)
             for ex in stats.bad_examples():

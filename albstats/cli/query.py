@@ -22,13 +22,13 @@ from albstats.errors import UsageError
 FORMATS = ("table", "csv", "json", "parquet")
 
 
-def _engine(paths: list[str], engine: str, db: str | None, no_cache: bool, quiet: bool,
-            athena: dict[str, Any]) -> Any:
+def _engine(paths: list[str], engine: str, db: str | None, no_cache: bool, quiet: bool, athena: dict[str, Any]) -> Any:
     from albstats.engines import connect
 
     if engine == "athena":
-        return connect(paths or None, engine="athena", quiet=quiet,
-                       **{k: v for k, v in athena.items() if v is not None})
+        return connect(
+            paths or None, engine="athena", quiet=quiet, **{k: v for k, v in athena.items() if v is not None}
+        )
     if any(v is not None for v in athena.values()):
         given = next(k for k, v in athena.items() if v is not None)
         raise UsageError(f"--{given.replace('_', '-')} is an Athena option; add --engine athena")
@@ -68,8 +68,10 @@ def render(columns: list[str], rows: list[tuple[Any, ...]], fmt: str, out: str |
     if fmt == "table":
         cells = [[_text(v) for v in r] for r in rows]
         widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
-        numeric = [all(isinstance(_cell(r[i]), int | float) or _cell(r[i]) is None for r in rows) and bool(rows)
-                   for i in range(len(columns))]
+        numeric = [
+            all(isinstance(_cell(r[i]), int | float) or _cell(r[i]) is None for r in rows) and bool(rows)
+            for i in range(len(columns))
+        ]
 
         def line(vals: list[str]) -> str:
             return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(vals, widths, numeric)).rstrip()
@@ -86,8 +88,12 @@ def render(columns: list[str], rows: list[tuple[Any, ...]], fmt: str, out: str |
         w.writerows([[_cell(v) for v in r] for r in rows])
         text = buf.getvalue()
     else:
-        text = json.dumps([{c: _cell(v) for c, v in zip(columns, r)} for r in rows], ensure_ascii=False,
-                          default=str, indent=1) + "\n"
+        text = (
+            json.dumps(
+                [{c: _cell(v) for c, v in zip(columns, r)} for r in rows], ensure_ascii=False, default=str, indent=1
+            )
+            + "\n"
+        )
     if out in (None, "-"):
         sys.stdout.write(text)
         sys.stdout.flush()
@@ -157,9 +163,9 @@ def register(app: typer.Typer) -> None:
         engine: str = typer.Option("local", "--engine", help="local (DuckDB over the files) or athena."),
         since: str = typer.Option(None, "--since", help="Window start, UTC: ISO-8601 or relative (7d, 12h)."),
         until: str = typer.Option(None, "--until", help="Window end (exclusive), UTC: ISO-8601 or relative."),
-        bucket: str = typer.Option(None, "--bucket",
-                                   help="Bucket width for bucketed queries: 5m, 1h, 1d (default: the query's, 1h "
-                                        "for most)."),
+        bucket: str = typer.Option(
+            None, "--bucket", help="Bucket width for bucketed queries: 5m, 1h, 1d (default: the query's, 1h for most)."
+        ),
         param: list[str] = typer.Option(None, "--param", help="A query parameter NAME=VALUE (repeatable)."),
         limit: int = typer.Option(None, "--limit", help="Rows for queries with a limit (default: the query's)."),
         format: str = typer.Option("table", "--format", "-f", help="table, csv, json or parquet."),
@@ -186,8 +192,14 @@ def register(app: typer.Typer) -> None:
         get(name)  # unknown names fail before any file is read
         _check_output(output)
         kw = _query_values(param, since=since, until=until, bucket=bucket, limit=limit)
-        with _engine(paths or [], engine, db, no_cache, quiet,
-                     options.athena_settings(database, table, workgroup, output_location, region, profile)) as eng:
+        with _engine(
+            paths or [],
+            engine,
+            db,
+            no_cache,
+            quiet,
+            options.athena_settings(database, table, workgroup, output_location, region, profile),
+        ) as eng:
             if format == "parquet":
                 _write_parquet(eng.query(name, **kw), output)
             else:
@@ -196,8 +208,10 @@ def register(app: typer.Typer) -> None:
             if not quiet:
                 _summary(eng)
 
-    sql_app = typer.Typer(help="The saved Athena SQL: list, show (to paste into the Athena console), run ad-hoc SQL.",
-                          no_args_is_help=True)
+    sql_app = typer.Typer(
+        help="The saved Athena SQL: list, show (to paste into the Athena console), run ad-hoc SQL.",
+        no_args_is_help=True,
+    )
     app.add_typer(sql_app, name="sql")
 
     @sql_app.command("list")
@@ -209,8 +223,9 @@ def register(app: typer.Typer) -> None:
         width = max((len(n) for n in qs), default=0)
         for q in qs.values():
             params = " ".join(f"[--{p.name}]" for p in q.params if p.name in ("since", "until", "bucket", "limit"))
-            extra = " ".join(f"[--param {p.name}=...]" for p in q.params
-                             if p.name not in ("since", "until", "bucket", "limit"))
+            extra = " ".join(
+                f"[--param {p.name}=...]" for p in q.params if p.name not in ("since", "until", "bucket", "limit")
+            )
             typer.echo(f"{q.name.ljust(width)}  {q.summary}")
             typer.echo(f"{'':{width}}    {' '.join(x for x in (params, extra) if x)}")
 
@@ -264,8 +279,14 @@ def register(app: typer.Typer) -> None:
             raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {format!r}")
         params = parse_param_args(param)
         _check_output(output)
-        with _engine(paths or [], engine, db, no_cache, quiet,
-                     options.athena_settings(database, table, workgroup, output_location, region, profile)) as eng:
+        with _engine(
+            paths or [],
+            engine,
+            db,
+            no_cache,
+            quiet,
+            options.athena_settings(database, table, workgroup, output_location, region, profile),
+        ) as eng:
             if format == "parquet":
                 _write_parquet(eng.sql(text, params), output)
             else:

@@ -17,8 +17,15 @@ from albstats.errors import SloBreached, UsageError
 FORMATS = ("terminal", "md", "html", "json")
 
 
-def _options(slo: str, latency_slo: str | None, count_460: bool, since: str | None = None,
-             until: str | None = None, min_client_4xx: int = 100, now: datetime | None = None) -> Any:
+def _options(
+    slo: str,
+    latency_slo: str | None,
+    count_460: bool,
+    since: str | None = None,
+    until: str | None = None,
+    min_client_4xx: int = 100,
+    now: datetime | None = None,
+) -> Any:
     from albstats import slo as slo_mod
     from albstats.engines.base import parse_time
     from albstats.report import Options
@@ -31,13 +38,21 @@ def _options(slo: str, latency_slo: str | None, count_460: bool, since: str | No
         raise UsageError(f"--since {since} is not before --until {until}")
     if min_client_4xx < 1:
         raise UsageError("--min-client-4xx must be at least 1")
-    return Options(slo=target, latency_threshold=thr, latency_target=lat_target,
-                   latency_slo_given=latency_slo is not None, count_460=count_460, since=t_since, until=t_until,
-                   min_client_4xx=min_client_4xx)
+    return Options(
+        slo=target,
+        latency_threshold=thr,
+        latency_target=lat_target,
+        latency_slo_given=latency_slo is not None,
+        count_460=count_460,
+        since=t_since,
+        until=t_until,
+        min_client_4xx=min_client_4xx,
+    )
 
 
-def _connector(paths: list[str], engine: str, db: str | None, no_cache: bool, quiet: bool,
-               athena: dict[str, Any]) -> Any:
+def _connector(
+    paths: list[str], engine: str, db: str | None, no_cache: bool, quiet: bool, athena: dict[str, Any]
+) -> Any:
     from albstats.cli.query import _engine
 
     if engine == "local" and not paths:
@@ -52,20 +67,33 @@ def register(app: typer.Typer) -> None:
     def report_cmd(
         paths: list[str] = typer.Argument(None, help="Log files, folders, globs or s3:// prefixes (local engine)."),
         engine: str = typer.Option("local", "--engine", help="local (DuckDB over the files) or athena."),
-        since: str = typer.Option(None, "--since", help="Window start, UTC: ISO-8601 or relative (7d, 12h). "
-                                  "Default: all the data given (local), the last 7 days (athena)."),
+        since: str = typer.Option(
+            None,
+            "--since",
+            help="Window start, UTC: ISO-8601 or relative (7d, 12h). "
+            "Default: all the data given (local), the last 7 days (athena).",
+        ),
         until: str = typer.Option(None, "--until", help="Window end (exclusive), UTC: ISO-8601 or relative."),
-        slo: str = typer.Option("99.0", "--slo", help="Availability SLO in percent: share of requests with "
-                                "elb_status_code below 500."),
-        latency_slo: str = typer.Option(None, "--latency-slo", help="Latency SLO THRESHOLD@PERCENT, e.g. 1s@95: "
-                                        "95 % of requests under 1 s total time. Without it, 1s@95 is shown "
-                                        "for information only."),
+        slo: str = typer.Option(
+            "99.0", "--slo", help="Availability SLO in percent: share of requests with elb_status_code below 500."
+        ),
+        latency_slo: str = typer.Option(
+            None,
+            "--latency-slo",
+            help="Latency SLO THRESHOLD@PERCENT, e.g. 1s@95: "
+            "95 % of requests under 1 s total time. Without it, 1s@95 is shown "
+            "for information only.",
+        ),
         count_460: bool = typer.Option(False, "--count-460", help="Count 460 (client gave up) as bad too."),
         out: str = typer.Option(None, "--out", help="Write report.md, report.html, report.json and PNGs here."),
         format: str = typer.Option("terminal", "--format", "-f", help="What to print: terminal, md, html, json."),
-        quiet: bool = typer.Option(False, "--quiet", "-q",
-                                   help="No progress bar and no terminal summary (md, html or json asked for "
-                                        "with --format are still printed)."),
+        quiet: bool = typer.Option(
+            False,
+            "--quiet",
+            "-q",
+            help="No progress bar and no terminal summary (md, html or json asked for "
+            "with --format are still printed).",
+        ),
         fail_on_breach: bool = typer.Option(False, "--fail-on-breach", help="Exit 3 when the SLO was breached."),
         min_client_4xx: int = typer.Option(100, "--min-client-4xx", help="4XX answers that flag a client."),
         db: str = options.DB,
@@ -99,8 +127,9 @@ def register(app: typer.Typer) -> None:
         if r.availability.requests == 0:
             from albstats.render.data import iso
 
-            typer.echo(f"albstats: warning: no requests between {iso(r.window.start)} and {iso(r.window.end)}",
-                       err=True)
+            typer.echo(
+                f"albstats: warning: no requests between {iso(r.window.start)} and {iso(r.window.end)}", err=True
+            )
         if out:
             write(r, out)
         if format != "terminal":
@@ -119,16 +148,26 @@ def register(app: typer.Typer) -> None:
         paths: list[str] = typer.Argument(None, help="Log files, folders or s3:// prefixes (local engine)."),
         engine: str = typer.Option("local", "--engine", help="local or athena."),
         out: str = typer.Option(None, "--out", help="Write the week's report into DIR/YYYY-Www/."),
-        webhook: str = typer.Option(None, "--webhook", envvar="ALBSTATS_WEBHOOK_URL", show_envvar=True,
-                                    help="Slack-compatible webhook for the summary (secret: never printed; "
-                                         "prefer the environment variable)."),
+        webhook: str = typer.Option(
+            None,
+            "--webhook",
+            envvar="ALBSTATS_WEBHOOK_URL",
+            show_envvar=True,
+            help="Slack-compatible webhook for the summary (secret: never printed; prefer the environment variable).",
+        ),
         slo: str = typer.Option("99.0", "--slo", help="Availability SLO in percent."),
         latency_slo: str = typer.Option(None, "--latency-slo", help="Latency SLO, e.g. 1s@95."),
         count_460: bool = typer.Option(False, "--count-460", help="Count 460 as bad too."),
-        now: str = typer.Option(None, "--now", help="Pretend it is this time (UTC, ISO-8601): the report covers "
-                                "the last full ISO week before it."),
-        webhook_retries: int = typer.Option(3, "--webhook-retries", help="Retries after a 5XX, 429, timeout or "
-                                            "connection error (backoff 1, 2, 4 ... s)."),
+        now: str = typer.Option(
+            None,
+            "--now",
+            help="Pretend it is this time (UTC, ISO-8601): the report covers the last full ISO week before it.",
+        ),
+        webhook_retries: int = typer.Option(
+            3,
+            "--webhook-retries",
+            help="Retries after a 5XX, 429, timeout or connection error (backoff 1, 2, 4 ... s).",
+        ),
         webhook_timeout: float = typer.Option(10.0, "--webhook-timeout", help="Seconds per webhook attempt."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
         db: str = options.DB,
@@ -163,8 +202,15 @@ def register(app: typer.Typer) -> None:
             raise UsageError("--webhook-retries must be between 0 and 10")
         if not 0 < webhook_timeout <= 300:
             raise UsageError("--webhook-timeout must be between 0 and 300 seconds")
-        res = weekly.run(connect, opts, now=t_now, out=out, webhook=webhook, webhook_attempts=webhook_retries + 1,
-                         webhook_timeout=webhook_timeout)
+        res = weekly.run(
+            connect,
+            opts,
+            now=t_now,
+            out=out,
+            webhook=webhook,
+            webhook_attempts=webhook_retries + 1,
+            webhook_timeout=webhook_timeout,
+        )
         if not quiet:
             typer.echo(res.text)
             if res.directory is not None:
@@ -175,11 +221,17 @@ def register(app: typer.Typer) -> None:
 
 def _breach_message(r: Any) -> str:
     a = r.availability
-    msg = f"SLO breached: success rate {a.success_rate * 100 if a.success_rate is not None else 0:.3f} % " \
-          f"< {a.target * 100:g} %" if not a.met else ""
+    msg = (
+        f"SLO breached: success rate {a.success_rate * 100 if a.success_rate is not None else 0:.3f} % "
+        f"< {a.target * 100:g} %"
+        if not a.met
+        else ""
+    )
     ls = r.latency.slo
     if r.options.latency_slo_given and not ls.met:
-        lat = f"latency SLO missed: {ls.share * 100 if ls.share is not None else 0:.2f} % under " \
-              f"{ls.threshold_seconds:g} s < {ls.target * 100:g} %"
+        lat = (
+            f"latency SLO missed: {ls.share * 100 if ls.share is not None else 0:.2f} % under "
+            f"{ls.threshold_seconds:g} s < {ls.target * 100:g} %"
+        )
         msg = f"{msg}; {lat}" if msg else lat
     return msg

@@ -74,7 +74,7 @@ KEYS: dict[str, str] = {
     "latency.slo.met": "share >= target",
     "latency.slo.given": "whether --latency-slo was given (only then can it breach)",
     "latency.<metric>": "metric is request_processing_time, target_processing_time, response_processing_time "
-                        "or total_time (the sum of the three when none is -1)",
+    "or total_time (the sum of the three when none is -1)",
     "latency.<metric>.requests": "requests with a valid (not -1) value",
     "latency.<metric>.p50": "median, seconds",
     "latency.<metric>.p90": "90th percentile, seconds",
@@ -83,7 +83,7 @@ KEYS: dict[str, str] = {
     "latency.<metric>.max": "slowest, seconds",
     "latency.slowest_paths": "table (see tables) of the slowest normalised paths, or null if the query is absent",
     "failures.tables": "object of tables (see tables): by_status, by_target, by_path; a key is absent when its "
-                       "saved query is not installed",
+    "saved query is not installed",
     "failures.incidents": "runs of 5-minute buckets with a bad-request rate far above the baseline",
     "failures.incidents[].start": "start of the first hot bucket, UTC",
     "failures.incidents[].end": "end of the last hot bucket, UTC",
@@ -96,14 +96,14 @@ KEYS: dict[str, str] = {
     "failures.incidents[].target_5xx": "target 5XX during the incident",
     "failures.incidents[].budget_fraction": "share of the window's error budget the incident spent",
     "failures.incident_threshold_rate": "bad-request rate above which a bucket is hot: max(3 x median, "
-                                        "median + 5 x 1.4826 x MAD, 1 - slo.target)",
+    "median + 5 x 1.4826 x MAD, 1 - slo.target)",
     "tables": "every table has: query (the saved query), title, columns (names), rows (objects keyed by "
-              "column, as the saved query documents them; `albstats sql show NAME`)",
+    "column, as the saved query documents them; `albstats sql show NAME`)",
     "context": "object of tables (see tables): status_mix, slowest_requests, top_clients, tls_mix",
     "security.findings": "list of findings, most severe first; empty when nothing was found",
     "security.findings[].name": "finding id: path_traversal, sql_injection, shell_injection, desync_severe, "
-                                "dotfile_probe, scanner_user_agent, desync_ambiguous, weak_tls, plain_http, "
-                                "admin_probe, many_4xx_client, waf_block",
+    "dotfile_probe, scanner_user_agent, desync_ambiguous, weak_tls, plain_http, "
+    "admin_probe, many_4xx_client, waf_block",
     "security.findings[].title": "human title",
     "security.findings[].severity": "high, medium, low or info",
     "security.findings[].count": "matching requests",
@@ -138,7 +138,7 @@ KEYS: dict[str, str] = {
     "data_quality.delivery[].first_interval_end": "first interval end seen, UTC",
     "data_quality.delivery[].last_interval_end": "last interval end seen, UTC",
     "data_quality.delivery[].missing": "interval ends between first and last with no file (a delivery gap, or "
-                                       "no traffic on that node)",
+    "no traffic on that node)",
     "data_quality.delivery[].missing_examples": "the first missing interval ends, UTC",
     "plots": "object: chart name -> PNG file name beside report.json (empty without --out)",
 }
@@ -177,8 +177,13 @@ def _table(t: Table | None) -> dict[str, Any] | None:
 
 
 def _window(w: Any) -> dict[str, Any]:
-    return {"burn_rate": w.burn_rate, "start": iso(w.start), "end": iso(w.end), "requests": w.requests,
-            "bad_requests": w.bad_requests}
+    return {
+        "burn_rate": w.burn_rate,
+        "start": iso(w.start),
+        "end": iso(w.end),
+        "requests": w.requests,
+        "bad_requests": w.bad_requests,
+    }
 
 
 def to_dict(r: Report, plots: dict[str, str] | None = None) -> dict[str, Any]:
@@ -210,10 +215,21 @@ def to_dict(r: Report, plots: dict[str, str] | None = None) -> dict[str, Any]:
             "window": a.burn_rate,
             "worst_1h": _window(a.worst_1h),
             "worst_6h": _window(a.worst_6h),
-            "alerts": [{"name": p.name, "long_window_seconds": p.long_seconds, "short_window_seconds": p.short_seconds,
-                        "threshold": p.threshold, "severity": p.severity, "evaluated": p.evaluated, "fired": p.fired,
-                        "first_fired": iso(p.first_fired), "minutes_firing": p.minutes_firing,
-                        "max_long_burn_rate": p.max_long_burn_rate} for p in a.alerts],
+            "alerts": [
+                {
+                    "name": p.name,
+                    "long_window_seconds": p.long_seconds,
+                    "short_window_seconds": p.short_seconds,
+                    "threshold": p.threshold,
+                    "severity": p.severity,
+                    "evaluated": p.evaluated,
+                    "fired": p.fired,
+                    "first_fired": iso(p.first_fired),
+                    "minutes_firing": p.minutes_firing,
+                    "max_long_burn_rate": p.max_long_burn_rate,
+                }
+                for p in a.alerts
+            ],
         },
         "latency": lat,
         "failures": {
@@ -224,11 +240,18 @@ def to_dict(r: Report, plots: dict[str, str] | None = None) -> dict[str, Any]:
         "context": {k: _table(t) for k, t in r.context.items()},
         "security": {"findings": plain(r.findings)},
         "data_quality": {
-            "available": dq.available, "files": dq.files, "lines": dq.lines, "rows": dq.rows,
-            "malformed_lines": dq.malformed_lines, "malformed_examples": dq.malformed_examples,
-            "damaged_files": dq.damaged_files, "skipped_files": dq.skipped_files,
-            "first_request": iso(dq.first_request), "last_request": iso(dq.last_request),
-            "missing_intervals": dq.missing_intervals, "delivery": plain(dq.delivery),
+            "available": dq.available,
+            "files": dq.files,
+            "lines": dq.lines,
+            "rows": dq.rows,
+            "malformed_lines": dq.malformed_lines,
+            "malformed_examples": dq.malformed_examples,
+            "damaged_files": dq.damaged_files,
+            "skipped_files": dq.skipped_files,
+            "first_request": iso(dq.first_request),
+            "last_request": iso(dq.last_request),
+            "missing_intervals": dq.missing_intervals,
+            "delivery": plain(dq.delivery),
         },
         "plots": dict(plots or {}),
     }
@@ -245,8 +268,12 @@ def key_paths(d: Any, prefix: str = "") -> set[str]:
     if isinstance(d, dict):
         for k, v in d.items():
             p = f"{prefix}.{k}" if prefix else k
-            if prefix == "latency" and k in ("request_processing_time", "target_processing_time",
-                                             "response_processing_time", "total_time"):
+            if prefix == "latency" and k in (
+                "request_processing_time",
+                "target_processing_time",
+                "response_processing_time",
+                "total_time",
+            ):
                 p = "latency.<metric>"
             if p in ("failures.tables", "context", "latency.slowest_paths", "plots", "latency.<metric>"):
                 out.add(p)  # tables: documented once under "tables"; metrics under latency.<metric>
