@@ -250,3 +250,111 @@ def test_invalid_webhook_url_never_echoed(url):
     with pytest.raises(weekly.WebhookError) as e:
         weekly.post_webhook(url, "hi", attempts=1, timeout=2)
     assert SECRET not in str(e.value)
+
+
+# --- never silent when it fails (issue 12 item 5) -----------------------------------------------------
+
+
+def test_week_without_data_posts_a_failure_notice(logs, tmp_path):
+    with Hook([200]) as hook:
+        res = invoke(
+            [str(logs), "--now", "2026-05-04T00:00:00Z", "--webhook", hook.url, "--out", str(tmp_path / "r")], tmp_path
+        )
+    assert res.exit_code == 1, res.output
+    assert len(hook.bodies) == 1 and set(hook.bodies[0]) == {"text"}
+    text = hook.bodies[0]["text"]
+    assert text.startswith("albstats weekly 2026-W18 (2026-04-27 to 2026-05-03 UTC) FAILED: no requests in 2026-W18")
+    assert "\n" not in text and SECRET not in text and len(text) <= weekly.MAX_FAILURE_TEXT + 80
+    assert "no requests in 2026-W18" in res.stderr and not (tmp_path / "r").exists()
+
+
+def test_error_while_writing_posts_a_failure_notice(logs, tmp_path):
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "2026-W10").write_text("a file where the week's folder goes")
+    with Hook([200]) as hook:
+        res = invoke([str(logs), "--now", "2026-03-09T00:00:00Z", "--webhook", hook.url, "--out", str(out)], tmp_path)
+    assert res.exit_code in (1, 2), res.output
+    assert len(hook.bodies) == 1, hook.bodies  # the notice, not the summary
+    text = hook.bodies[0]["text"]
+    assert text.startswith("albstats weekly 2026-W10 (2026-03-02 to 2026-03-08 UTC) FAILED: ")
+    assert "2026-W10" in text[60:] and SECRET not in text
+
+
+def test_bad_option_posts_a_failure_notice(logs, tmp_path):
+    with Hook([200]) as hook:
+        res = invoke([str(logs), "--now", "2026-03-09T00:00:00Z", "--webhook", hook.url, "--slo", "0.99"], tmp_path)
+    assert res.exit_code == 2, res.output
+    assert len(hook.bodies) == 1
+    assert hook.bodies[0]["text"].startswith("albstats weekly 2026-W10 (2026-03-02 to 2026-03-08 UTC) FAILED: --slo")
+
+
+def test_failure_notice_that_cannot_be_posted_is_said(logs, tmp_path):
+    with Hook([503]) as hook:
+        res = invoke(
+            [str(logs), "--now", "2026-05-04T00:00:00Z", "--webhook", hook.url, "--webhook-retries", "1"], tmp_path
+        )
+    assert res.exit_code == 1, res.output
+    assert len(hook.bodies) == 2  # the notice, tried twice
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no requests in 2026-W18" in lines[0]
+    assert "the failure notice was not posted either: webhook failed after 2 attempts: HTTP 503" in lines[0]
+    assert SECRET not in res.output
+
+
+def test_failure_notice_for_an_unexpected_error(logs, tmp_path):
+    from albstats.report import Options
+
+    class Boom(RuntimeError):
+        pass
+
+    def connect():
+        raise Boom("the engine fell over")
+
+    with Hook([200]) as hook:
+        with pytest.raises(Boom):
+            weekly.run(connect, Options(), now=datetime(2026, 3, 9, tzinfo=UTC), webhook=hook.url, webhook_attempts=1)
+    assert hook.bodies[0]["text"] == (
+        "albstats weekly 2026-W10 (2026-03-02 to 2026-03-08 UTC) FAILED: unexpected Boom: the engine fell over"
+    )
+
+
+def test_summary_p99_is_the_reports_headline_latency(logs, tmp_path):
+    out = tmp_path / "r"
+    with Hook([200]) as hook:
+        res = invoke([str(logs), "--now", "2026-03-09T00:00:00Z", "--webhook", hook.url, "--out", str(out)], tmp_path)
+    assert res.exit_code == 0, res.output
+    rep = json.loads((out / "2026-W10" / "report.json").read_text())
+    p99 = rep["latency"]["total_time"]["p99"]
+    assert p99 == pytest.approx(0.201)  # 0.001 request + 0.2 target + 0 response: total, not target time
+    assert f"total time p99 {p99:.3f} s" in hook.bodies[0]["text"]
+    wj = json.loads((out / "2026-W10" / "weekly.json").read_text())
+    assert wj["deltas"]["total_time_p99"] == pytest.approx(0.0)
+    assert "target_processing_time_p99" not in wj["deltas"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"ftp://x/{SECRET}",
+        f"hooks.slack.com/{SECRET}",
+        f"http://[::1/{SECRET}",
+        f"https://exa mple/{SECRET}",
+        "http:///nohost",
+    ],
+)
+def test_bad_webhook_url_from_the_environment_named_as_the_variable(logs, tmp_path, url):
+    res = CliRunner().invoke(
+        app,
+        ["weekly", str(logs), "--now", "2026-03-09T00:00:00Z", "--db", str(tmp_path / "c.duckdb")],
+        env={"ALBSTATS_WEBHOOK_URL": url},
+    )
+    assert res.exit_code == 2, res.output
+    assert res.stderr.startswith("albstats: error: ALBSTATS_WEBHOOK_URL ")
+    assert "--webhook" not in res.output and SECRET not in res.output
+    given = CliRunner().invoke(
+        app,
+        ["weekly", str(logs), "--now", "2026-03-09T00:00:00Z", "--webhook", url, "--db", str(tmp_path / "c.duckdb")],
+    )
+    assert given.exit_code == 2 and given.stderr.startswith("albstats: error: --webhook ")
+    assert "ALBSTATS_WEBHOOK_URL" not in given.output and SECRET not in given.output

@@ -129,6 +129,23 @@ def _summary(eng: Any) -> None:
         typer.echo(f"albstats: warning: {err}", err=True)
 
 
+def _nothing_read(eng: Any, paths: list[str], since: Any = None, until: Any = None) -> None:
+    """A stderr warning when the local engine read no log file from ``paths`` (even with --quiet).
+
+    Why: an empty table from a folder without logs looks exactly like a quiet hour; only the rows
+    being empty makes it worth asking the engine (so a warm query never imports the parser for it).
+    """
+    stats = eng.parse_stats()
+    if stats is None:  # Athena: the table is the source, and an empty result is an answer
+        return
+    from albstats.engines.base import parse_time
+    from albstats.inputs import no_log_files
+
+    t = [parse_time(v, name=n) if v is not None else None for n, v in (("since", since), ("until", until))]
+    if (msg := no_log_files(paths, stats, t[0], t[1])) is not None:
+        typer.echo(f"albstats: warning: {msg}", err=True)
+
+
 def _check_output(output: str | None) -> None:
     """A bad -o fails before any file is read (the write itself happens at the end)."""
     if output not in (None, "-"):
@@ -201,12 +218,17 @@ def register(app: typer.Typer) -> None:
             options.athena_settings(database, table, workgroup, output_location, region, profile),
         ) as eng:
             if format == "parquet":
-                _write_parquet(eng.query(name, **kw), output)
+                df = eng.query(name, **kw)
+                _write_parquet(df, output)
+                empty = len(df) == 0
             else:
                 res = eng.query_rows(name, **kw)
                 render(res.columns, res.rows, format, output)
+                empty = not res.rows
             if not quiet:
                 _summary(eng)
+            if empty:
+                _nothing_read(eng, paths or [], kw.get("since"), kw.get("until"))
 
     sql_app = typer.Typer(
         help="The saved Athena SQL: list, show (to paste into the Athena console), run ad-hoc SQL.",
@@ -288,9 +310,15 @@ def register(app: typer.Typer) -> None:
             options.athena_settings(database, table, workgroup, output_location, region, profile),
         ) as eng:
             if format == "parquet":
-                _write_parquet(eng.sql(text, params), output)
+                df = eng.sql(text, params)
+                _write_parquet(df, output)
+                empty = len(df) == 0
             else:
                 res = eng.sql_rows(text, params)
                 render(res.columns, res.rows, format, output)
+                empty = not res.rows
             if not quiet:
                 _summary(eng)
+            # an aggregate over nothing still gives a row (count 0): ask the engine whether it read any file
+            if empty or getattr(getattr(eng, "last_ingest", None), "files", None) == 0:
+                _nothing_read(eng, paths or [])

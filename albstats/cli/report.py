@@ -12,7 +12,7 @@ from typing import Any
 import typer
 
 from albstats.cli import options
-from albstats.errors import SloBreached, UsageError
+from albstats.errors import InputError, SloBreached, UsageError
 
 FORMATS = ("terminal", "md", "html", "json")
 
@@ -25,6 +25,7 @@ def _options(
     until: str | None = None,
     min_client_4xx: int = 100,
     now: datetime | None = None,
+    allow_empty: bool = False,
 ) -> Any:
     from albstats import slo as slo_mod
     from albstats.engines.base import parse_time
@@ -47,7 +48,19 @@ def _options(
         since=t_since,
         until=t_until,
         min_client_4xx=min_client_4xx,
+        allow_empty=allow_empty,
     )
+
+
+def _warn(r: Any, strict: bool) -> None:
+    """No data (with --allow-empty) and damaged input on stderr, --quiet or not: cron mails must carry them."""
+    if r.no_data:
+        from albstats.render.headline import headline
+
+        typer.echo(f"albstats: warning: {headline(r)}", err=True)
+    problems = r.data_quality.problems
+    if problems and not strict:  # with --strict the error line says it
+        typer.echo(f"albstats: warning: {problems.short()}", err=True)
 
 
 def _connector(
@@ -95,6 +108,16 @@ def register(app: typer.Typer) -> None:
             "with --format are still printed).",
         ),
         fail_on_breach: bool = typer.Option(False, "--fail-on-breach", help="Exit 3 when the SLO was breached."),
+        allow_empty: bool = typer.Option(
+            False,
+            "--allow-empty",
+            help="A window without requests gives a 'no data' report (exit 0) instead of an error (exit 1).",
+        ),
+        strict: bool = typer.Option(
+            False,
+            "--strict",
+            help="Exit 1 (after writing the report) when any input was damaged, skipped or malformed.",
+        ),
         min_client_4xx: int = typer.Option(100, "--min-client-4xx", help="4XX answers that flag a client."),
         db: str = options.DB,
         no_cache: bool = options.NO_CACHE,
@@ -108,14 +131,16 @@ def register(app: typer.Typer) -> None:
         """The SLO report: availability and error budget, latency, where 5XX come from, security, data quality.
 
         Prints a summary; with --out DIR also writes report.md, report.html (self-contained),
-        report.json and PNG charts, all or nothing. Exit 3 with --fail-on-breach when the SLO was missed.
+        report.json and PNG charts, all or nothing. Exit 3 with --fail-on-breach when the SLO was missed;
+        exit 1 when the window holds no request (unless --allow-empty), or with --strict when input was
+        damaged, skipped or malformed.
         """
         from albstats.render import render_text, write
-        from albstats.report import build
+        from albstats.report import NoData, build
 
         if format not in FORMATS:
             raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {format!r}")
-        opts = _options(slo, latency_slo, count_460, since, until, min_client_4xx)
+        opts = _options(slo, latency_slo, count_460, since, until, min_client_4xx, allow_empty=allow_empty)
         if out:
             from albstats.output import check_target
 
@@ -123,13 +148,11 @@ def register(app: typer.Typer) -> None:
         athena = options.athena_settings(database, table, workgroup, output_location, region, profile)
         connect = _connector(list(paths or []), engine, db, no_cache, quiet, athena)
         with connect() as eng:
-            r = build(eng, opts)
-        if r.availability.requests == 0:
-            from albstats.render.data import iso
-
-            typer.echo(
-                f"albstats: warning: no requests between {iso(r.window.start)} and {iso(r.window.end)}", err=True
-            )
+            try:
+                r = build(eng, opts)
+            except NoData as e:
+                raise NoData(f"{e} (--allow-empty reports this as no data)") from None
+        _warn(r, strict)
         if out:
             write(r, out)
         if format != "terminal":
@@ -140,11 +163,14 @@ def register(app: typer.Typer) -> None:
             from albstats.render import terminal
 
             terminal.render(r, Console(), plots_dir=out)
+        if strict and (reason := r.strict_failure()):
+            raise InputError(f"{reason} (report {'written' if out else 'printed'})")
         if fail_on_breach and r.breached:
             raise SloBreached(_breach_message(r))
 
     @app.command("weekly")
     def weekly_cmd(
+        ctx: typer.Context,
         paths: list[str] = typer.Argument(None, help="Log files, folders or s3:// prefixes (local engine)."),
         engine: str = typer.Option("local", "--engine", help="local or athena."),
         out: str = typer.Option(None, "--out", help="Write the week's report into DIR/YYYY-Www/."),
@@ -183,25 +209,48 @@ def register(app: typer.Typer) -> None:
 
         Writes DIR/YYYY-Www/ (report files plus weekly.json with the deltas), posts a short summary
         to the webhook (retried on 5XX and connection errors), and exits 0 when the SLO was met,
-        3 when it was breached, 1 on an error. No progress bars without a terminal.
+        3 when it was breached, 1 on an error (a week without requests included), after posting a
+        short failure notice to the webhook. No progress bars without a terminal.
         """
         from datetime import UTC
 
         from albstats import weekly
         from albstats.engines.base import parse_time
 
-        t_now = parse_time(now, name="now") if now else datetime.now(UTC)
-        opts = _options(slo, latency_slo, count_460, now=t_now)
-        athena = options.athena_settings(database, table, workgroup, output_location, region, profile)
-        connect = _connector(list(paths or []), engine, db, no_cache, quiet, athena)
-        if out:
-            from albstats.output import check_target
+        # the enum is click's (or Typer's copy of click): compare by name
+        from_env = getattr(ctx.get_parameter_source("webhook"), "name", None) == "ENVIRONMENT"
+        hook_name = weekly.WEBHOOK_ENV if from_env else weekly.WEBHOOK_OPTION
+        if webhook:
+            weekly.check_webhook_url(webhook, hook_name)  # a bad URL cannot carry a failure notice: exit 2 now
+        retries_ok = 0 <= webhook_retries <= weekly.MAX_ATTEMPTS - 1
+        timeout_ok = 0 < webhook_timeout <= weekly.MAX_TIMEOUT
+        week = None
+        try:
+            t_now = parse_time(now, name="now") if now else datetime.now(UTC)
+            week = weekly.previous_week(t_now)
+            if not retries_ok:
+                raise UsageError(f"--webhook-retries must be between 0 and {weekly.MAX_ATTEMPTS - 1}")
+            if not timeout_ok:
+                raise UsageError(f"--webhook-timeout must be above 0 and at most {weekly.MAX_TIMEOUT:g} seconds")
+            opts = _options(slo, latency_slo, count_460, now=t_now)
+            athena = options.athena_settings(database, table, workgroup, output_location, region, profile)
+            connect = _connector(list(paths or []), engine, db, no_cache, quiet, athena)
+            if out:
+                from albstats.output import check_target
 
-            check_target(out, "--out", folder=True)
-        if not 0 <= webhook_retries <= 10:
-            raise UsageError("--webhook-retries must be between 0 and 10")
-        if not 0 < webhook_timeout <= 300:
-            raise UsageError("--webhook-timeout must be between 0 and 300 seconds")
+                check_target(out, "--out", folder=True)
+        except Exception as e:  # bad options: cron's webhook hears it too, then the usual error
+            failed = weekly.post_failure(
+                webhook,
+                week,
+                e,
+                attempts=webhook_retries + 1 if retries_ok else 1,
+                timeout=webhook_timeout if timeout_ok else 10.0,
+                name=hook_name,
+            )
+            if failed is not None:
+                typer.echo(f"albstats: warning: the failure notice was not posted: {failed}", err=True)
+            raise
         res = weekly.run(
             connect,
             opts,
@@ -210,6 +259,7 @@ def register(app: typer.Typer) -> None:
             webhook=webhook,
             webhook_attempts=webhook_retries + 1,
             webhook_timeout=webhook_timeout,
+            webhook_name=hook_name,
         )
         if not quiet:
             typer.echo(res.text)

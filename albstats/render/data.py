@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from albstats import __version__
+from albstats.render.headline import headline_lines
 from albstats.report import Report, Table
 
 #: Version of the report.json layout; bumped only for incompatible changes.
@@ -24,6 +25,9 @@ KEYS: dict[str, str] = {
     "albstats_version": "albstats version that wrote the report",
     "generated_at": "when the report was made, UTC",
     "engine": "local or athena",
+    "sources": "what was read, as given: paths and s3:// prefixes (local engine) or the Athena table",
+    "headline": "the report's headline as lines of text: the verdict, then damaged, skipped and malformed "
+    "input when there was any (counts and the first few files)",
     "window.start": "start of the report window, UTC, inclusive",
     "window.end": "end of the report window, UTC, exclusive",
     "window.source": "given (--since/--until), data (first to last request in the data), default (last 7 days)",
@@ -35,9 +39,12 @@ KEYS: dict[str, str] = {
     "target_5xx": "5XX returned by a target (target_status_code 500-599)",
     "status_460": "requests with elb_status_code 460 (client closed the connection)",
     "malformed_lines": "log lines that could not be parsed (local engine; null on Athena)",
-    "breached": "true when the availability SLO was missed, or the latency SLO when --latency-slo was given",
+    "breached": "true when the availability SLO was missed, or the latency SLO when --latency-slo was given; "
+    "null when there were no requests",
     "slo.target": "availability SLO target (fraction, --slo 99.0 -> 0.99)",
-    "slo.met": "success_rate >= slo.target (true when there were no requests)",
+    "slo.met": "success_rate >= slo.target; null when there were no requests (never true without data)",
+    "slo.status": "the availability SLO: met, breached, or no_data (no request in the window: only with "
+    "--allow-empty, otherwise the report is an error); see breached for the latency SLO too",
     "slo.count_460": "whether 460 counts as bad (--count-460)",
     "error_budget.allowed": "bad requests the SLO allows in the window: (1 - slo.target) x requests",
     "error_budget.used": "bad requests in the window (= bad_requests)",
@@ -71,7 +78,7 @@ KEYS: dict[str, str] = {
     "latency.slo.requests": "requests with all three processing times valid (none -1)",
     "latency.slo.good": "of those, requests whose total time is under the threshold",
     "latency.slo.share": "good / requests (fraction)",
-    "latency.slo.met": "share >= target",
+    "latency.slo.met": "share >= target; null when no request had valid times",
     "latency.slo.given": "whether --latency-slo was given (only then can it breach)",
     "latency.<metric>": "metric is request_processing_time, target_processing_time, response_processing_time "
     "or total_time (the sum of the three when none is -1)",
@@ -128,6 +135,7 @@ KEYS: dict[str, str] = {
     "data_quality.malformed_examples": "first malformed lines as file:line: reason",
     "data_quality.damaged_files": "files that stopped early (e.g. truncated gzip), with what was kept",
     "data_quality.skipped_files": "files skipped as another log kind, with the reason",
+    "data_quality.malformed_files": "files with malformed lines, each with its count",
     "data_quality.first_request": "earliest request time in the window, UTC",
     "data_quality.last_request": "latest request time in the window, UTC",
     "data_quality.missing_intervals": "5-minute intervals without a file, summed over nodes",
@@ -190,7 +198,10 @@ def to_dict(r: Report, plots: dict[str, str] | None = None) -> dict[str, Any]:
     """The report as the documented report.json structure."""
     a = r.availability
     dq = r.data_quality
-    lat: dict[str, Any] = {"slo": {**plain(r.latency.slo), "given": r.options.latency_slo_given}}
+    ls = r.latency.slo
+    lat: dict[str, Any] = {
+        "slo": {**plain(ls), "met": ls.met if ls.requests else None, "given": r.options.latency_slo_given}
+    }
     for m, p in r.latency.metrics.items():
         lat[m] = plain(p)
     lat["slowest_paths"] = _table(r.latency.slowest_paths)
@@ -199,6 +210,8 @@ def to_dict(r: Report, plots: dict[str, str] | None = None) -> dict[str, Any]:
         "albstats_version": __version__,
         "generated_at": iso(r.generated_at),
         "engine": r.engine,
+        "sources": list(r.sources),
+        "headline": headline_lines(r),
         "window": {"start": iso(r.window.start), "end": iso(r.window.end), "source": r.window.source},
         "requests": a.requests,
         "bad_requests": a.bad_requests,
@@ -208,8 +221,13 @@ def to_dict(r: Report, plots: dict[str, str] | None = None) -> dict[str, Any]:
         "target_5xx": a.target_5xx,
         "status_460": a.status_460,
         "malformed_lines": dq.malformed_lines if dq.available else None,
-        "breached": r.breached,
-        "slo": {"target": a.target, "met": a.met, "count_460": a.count_460},
+        "breached": None if r.no_data else r.breached,
+        "slo": {
+            "target": a.target,
+            "met": r.slo_met,
+            "status": "no_data" if r.slo_met is None else "met" if r.slo_met else "breached",
+            "count_460": a.count_460,
+        },
         "error_budget": plain(a.error_budget),
         "burn_rate": {
             "window": a.burn_rate,
@@ -248,6 +266,7 @@ def to_dict(r: Report, plots: dict[str, str] | None = None) -> dict[str, Any]:
             "malformed_examples": dq.malformed_examples,
             "damaged_files": dq.damaged_files,
             "skipped_files": dq.skipped_files,
+            "malformed_files": dq.malformed_files,
             "first_request": iso(dq.first_request),
             "last_request": iso(dq.last_request),
             "missing_intervals": dq.missing_intervals,

@@ -7,9 +7,11 @@ only decides how a block looks.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from albstats.render.data import iso
+from albstats.render.headline import headline, pct
 from albstats.report import Report, Table
 
 
@@ -59,12 +61,6 @@ PLOT_TITLES = {
 MAX_CELL = 100
 
 
-def pct(v: float | None, digits: int = 3) -> str:
-    if v is None:
-        return "n/a"
-    return f"{v * 100:.{digits}f} %"
-
-
 def secs(v: float | None) -> str:
     if v is None:
         return "n/a"
@@ -94,15 +90,17 @@ def table_block(t: Table, limit: int = 15) -> Tbl:
     return Tbl(t.columns, [[cell(r.get(c)) for c in t.columns] for r in t.rows[:limit]], t.title)
 
 
-def headline(r: Report) -> str:
-    a = r.availability
-    if a.requests == 0:
-        return "No requests in the window: nothing to measure (check the window and the paths)"
-    verdict = "SLO met" if a.met else "SLO BREACHED"
-    return (
-        f"{verdict}: {pct(a.success_rate)} of {a.requests:,} requests succeeded "
-        f"(target {pct(a.target, 2)}); error budget {pct(a.error_budget.remaining_fraction, 1)} left"
-    )
+def span_text(start: datetime | None, end: datetime | None) -> str:
+    """``A to B`` for a window, ``no data`` when it has no bounds (an empty read without --since/--until)."""
+    if start is None and end is None:
+        return "no data"
+    return f"{iso(start) or 'the first request'} to {iso(end) or 'the last request'}"
+
+
+def latency_verdict(r: Report) -> str:
+    """``met``, ``missed``, or ``no data`` when no request had valid times (never ``met`` then)."""
+    ls = r.latency.slo
+    return "no data" if not ls.requests else "met" if ls.met else "missed"
 
 
 def build(r: Report, plots: dict[str, str] | None = None) -> Document:
@@ -110,13 +108,17 @@ def build(r: Report, plots: dict[str, str] | None = None) -> Document:
     plots = plots or {}
     a = r.availability
     b = a.error_budget
-    doc = Document(f"albstats report: {iso(r.window.start) or '?'} to {iso(r.window.end) or '?'}")
+    doc = Document(f"albstats report: {span_text(r.window.start, r.window.end)}")
     add = doc.blocks.append
-    add(Para(headline(r), "ok" if not r.breached else "bad"))
+    add(Para(headline(r), "ok" if r.status == "met" else "bad"))
+    p = r.data_quality.problems
+    if p:
+        add(Para(f"Input problems: {p.counts()}", "bad"))
+        add(Bullets(p.lines()))
     add(
         Para(
-            f"Window {iso(r.window.start)} to {iso(r.window.end)} ({r.window.source}), engine {r.engine}, "
-            f"generated {iso(r.generated_at)}."
+            f"Window {span_text(r.window.start, r.window.end)} ({r.window.source}), engine {r.engine}, "
+            f"sources {', '.join(r.sources) or 'n/a'}, generated {iso(r.generated_at)}."
         )
     )
 
@@ -129,7 +131,7 @@ def build(r: Report, plots: dict[str, str] | None = None) -> Document:
                 ["bad requests" + (" (5XX and 460)" if a.count_460 else " (5XX)"), num(a.bad_requests)],
                 ["success rate", pct(a.success_rate)],
                 ["SLO target", pct(a.target, 2)],
-                ["SLO met", "yes" if a.met else "NO"],
+                ["SLO met", "n/a (no data)" if r.slo_met is None else "yes" if r.slo_met else "NO"],
                 ["error budget allowed", num(b.allowed)],
                 ["error budget used", num(b.used)],
                 ["error budget remaining", f"{num(b.remaining)} ({pct(b.remaining_fraction, 1)})"],
@@ -175,10 +177,10 @@ def build(r: Report, plots: dict[str, str] | None = None) -> Document:
     add(
         Para(
             f"{pct(ls.share, 2)} of {ls.requests:,} dispatched requests took under {ls.threshold_seconds:g} s "
-            f"in total (target {pct(ls.target, 1)}): {'met' if ls.met else 'missed'}"
+            f"in total (target {pct(ls.target, 1)}): {latency_verdict(r)}"
             + ("" if r.options.latency_slo_given else " (informational; pass --latency-slo to make it an SLO)")
             + ".",
-            "ok" if ls.met else "bad",
+            "ok" if ls.met and ls.requests else "bad",
         )
     )
     add(
@@ -294,7 +296,11 @@ def build(r: Report, plots: dict[str, str] | None = None) -> Document:
         add(
             Para(
                 "Files are read by Athena, so albstats has no per-file counts; "
-                f"requests from {iso(dq.first_request)} to {iso(dq.last_request)}."
+                + (
+                    f"requests from {iso(dq.first_request)} to {iso(dq.last_request)}."
+                    if dq.first_request is not None and dq.last_request is not None
+                    else "no request in the window."
+                )
             )
         )
     else:
@@ -314,8 +320,14 @@ def build(r: Report, plots: dict[str, str] | None = None) -> Document:
         )
         if dq.malformed_examples:
             add(Bullets([f"malformed: {x}" for x in dq.malformed_examples]))
-        if dq.damaged_files or dq.skipped_files:
-            add(Bullets([f"damaged: {x}" for x in dq.damaged_files] + [f"skipped: {x}" for x in dq.skipped_files]))
+        if dq.damaged_files or dq.skipped_files or dq.malformed_files:
+            add(
+                Bullets(
+                    [f"damaged: {x}" for x in dq.damaged_files]
+                    + [f"skipped: {x}" for x in dq.skipped_files]
+                    + [f"malformed lines in: {x}" for x in dq.malformed_files]
+                )
+            )
         if dq.delivery:
             add(
                 Tbl(
