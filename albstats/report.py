@@ -18,8 +18,9 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from albstats import security, slo
+from albstats.checks import fraction, number, whole
 from albstats.errors import InputError, UsageError
-from albstats.inputs import LOG_NAMES, Problems, as_given, engine_sources, first_few, window_text
+from albstats.inputs import LOG_NAMES, Problems, as_given, engine_sources, first_few, problems, window_text
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -102,32 +103,6 @@ class Options:
 #: Upper bounds of Options' numbers: beyond them a value is a typo, not a choice.
 MAX_LATENCY_THRESHOLD = 3600.0  # ALB's idle timeout is at most 4000 s; a latency SLO of an hour is the limit
 MAX_ROWS = 1_000_000  # the saved queries' largest limit
-
-
-def fraction(name: str, v: object) -> float:
-    """``v`` as a fraction strictly between 0 and 1, else ValueError naming ``name`` (99.0 is not 0.99)."""
-    if isinstance(v, bool) or not isinstance(v, int | float) or not 0.0 < v < 1.0:
-        hint = (
-            f" ({v:g} % is {v / 100:g})"
-            if isinstance(v, int | float) and not isinstance(v, bool) and 1.0 <= v < 100.0
-            else ""
-        )
-        raise ValueError(f"{name}={v!r}: expected a fraction between 0 and 1, exclusive{hint}")
-    return float(v)
-
-
-def number(name: str, v: object, lo: float, hi: float, what: str = "a number above {lo:g} and at most {hi:g}") -> float:
-    """``v`` as a finite number with ``lo < v <= hi``, else ValueError naming ``name`` and the range."""
-    if isinstance(v, bool) or not isinstance(v, int | float) or not lo < v <= hi:  # NaN fails both sides
-        raise ValueError(f"{name}={v!r}: expected {what.format(lo=lo, hi=hi)}")
-    return float(v)
-
-
-def whole(name: str, v: object, lo: int, hi: int) -> int:
-    """``v`` as a whole number with ``lo <= v <= hi``, else ValueError naming ``name`` and the range."""
-    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-        raise ValueError(f"{name}={v!r}: expected a whole number from {lo:,} to {hi:,}")
-    return v
 
 
 class NoData(InputError):
@@ -368,8 +343,6 @@ def data_quality(
     """Counts from the engine's parse statistics; file names as the user gave them (``paths``)."""
     if stats is None:
         return DataQuality(False, 0, 0, 0, 0, [], [], [], span.get("first_request"), span.get("last_request"), [], 0)
-    from albstats.inputs import problems
-
     given = list(paths or [])
     delivery = delivery_gaps([f.name for f in stats.files if not f.skipped], window.start, window.end)
     p = problems(stats, given)

@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from numbers import Real
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -171,11 +172,11 @@ def check_webhook_url(url: str, name: str = WEBHOOK_OPTION) -> None:
 def check_webhook_options(attempts: object, timeout: object, backoff: object = 1.0, prefix: str = "") -> None:
     """ValueError naming the argument (``prefix`` + name) and its range, for the Python API (the CLI
     checks its options itself, in its own words)."""
-    from albstats.report import number, whole
+    from albstats.checks import number, whole
 
     whole(f"{prefix}attempts", attempts, 1, MAX_ATTEMPTS)
     number(f"{prefix}timeout", timeout, 0.0, MAX_TIMEOUT, "a number of seconds above {lo:g} and at most {hi:g}")
-    if isinstance(backoff, bool) or not isinstance(backoff, int | float) or not 0.0 <= backoff <= MAX_BACKOFF:
+    if isinstance(backoff, bool) or not isinstance(backoff, Real) or not 0.0 <= backoff <= MAX_BACKOFF:
         raise ValueError(f"{prefix}backoff={backoff!r}: expected a number of seconds from 0 to {MAX_BACKOFF:g}")
 
 
@@ -273,6 +274,42 @@ def post_failure(
     return None
 
 
+class FailureNotice:
+    """``with FailureNotice(url, week): ...`` posts the failure notice for any exception in the block.
+
+    The exception is raised again; when the notice could not be posted either, an albstats error
+    says so in the same line (keeping its exit code), anything else carries it as a note. ``week``
+    may be set inside the block once it is known (the CLI learns it from --now).
+    """
+
+    def __init__(
+        self,
+        url: str | None,
+        week: Week | None = None,
+        *,
+        attempts: int = 4,
+        timeout: float = 10.0,
+        name: str = WEBHOOK_OPTION,
+    ) -> None:
+        self.url, self.week, self.attempts, self.timeout, self.name = url, week, attempts, timeout, name
+
+    def __enter__(self) -> FailureNotice:
+        return self
+
+    def __exit__(self, typ: type[BaseException] | None, e: BaseException | None, tb: Any) -> None:
+        if e is None or not isinstance(e, Exception):  # KeyboardInterrupt, SystemExit: the user stopped it
+            return
+        failed = post_failure(self.url, self.week, e, attempts=self.attempts, timeout=self.timeout, name=self.name)
+        if failed is None:
+            return
+        if not isinstance(e, AlbstatsError):
+            e.add_note(f"albstats: the failure notice was not posted either: {failed}")
+            return
+        both = AlbstatsError(f"{e}; the failure notice was not posted either: {failed}")
+        both.exit_code = e.exit_code  # the original error decides the exit code
+        raise both from e
+
+
 # --- the run --------------------------------------------------------------------------------------
 
 
@@ -310,18 +347,8 @@ def run(
     if webhook:
         check_webhook_url(webhook, webhook_name)
     week = previous_week(now)
-    try:
+    with FailureNotice(webhook, week, attempts=webhook_attempts, timeout=webhook_timeout, name=webhook_name):
         text, res = _build(connect, opts, now=now, week=week, out=out)
-    except Exception as e:
-        failed = post_failure(webhook, week, e, attempts=webhook_attempts, timeout=webhook_timeout, name=webhook_name)
-        if failed is not None:
-            if not isinstance(e, AlbstatsError):
-                e.add_note(f"albstats: the failure notice was not posted either: {failed}")
-                raise
-            both = AlbstatsError(f"{e}; the failure notice was not posted either: {failed}")
-            both.exit_code = e.exit_code  # the original error decides the exit code
-            raise both from e
-        raise
     if webhook:
         post_webhook(webhook, text, attempts=webhook_attempts, timeout=webhook_timeout, name=webhook_name)
     return res

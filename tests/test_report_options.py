@@ -112,3 +112,12 @@ def test_weekly_run_rejects_nonsense(kw, msg):
     with pytest.raises(ValueError) as e:
         weekly.run(connect, Options(), now=datetime(2026, 3, 9, tzinfo=UTC), **kw)
     assert str(e.value).startswith(msg)
+
+
+def test_numpy_numbers_are_numbers():
+    import numpy as np
+
+    o = Options(slo=np.float64(0.995), top=np.int64(20))
+    assert o.top == 20
+    with pytest.raises(ValueError, match=r"^slo=.*99\.5.*expected a fraction"):
+        Options(slo=np.float64(99.5))

@@ -358,3 +358,10 @@ def test_bad_webhook_url_from_the_environment_named_as_the_variable(logs, tmp_pa
     )
     assert given.exit_code == 2 and given.stderr.startswith("albstats: error: --webhook ")
     assert "ALBSTATS_WEBHOOK_URL" not in given.output and SECRET not in given.output
+
+
+def test_bad_now_still_posts_a_notice_without_a_week(logs, tmp_path):
+    with Hook([200]) as hook:
+        res = invoke([str(logs), "--now", "last tuesday", "--webhook", hook.url], tmp_path)
+    assert res.exit_code == 2, res.output
+    assert hook.bodies[0]["text"].startswith("albstats weekly FAILED: ") and "now" in hook.bodies[0]["text"]

@@ -224,10 +224,16 @@ def register(app: typer.Typer) -> None:
             weekly.check_webhook_url(webhook, hook_name)  # a bad URL cannot carry a failure notice: exit 2 now
         retries_ok = 0 <= webhook_retries <= weekly.MAX_ATTEMPTS - 1
         timeout_ok = 0 < webhook_timeout <= weekly.MAX_TIMEOUT
-        week = None
-        try:
+        # bad options: cron's webhook hears it too (with safe retry settings when those are the bad ones)
+        notice = weekly.FailureNotice(
+            webhook,
+            attempts=webhook_retries + 1 if retries_ok else 1,
+            timeout=webhook_timeout if timeout_ok else 10.0,
+            name=hook_name,
+        )
+        with notice:
             t_now = parse_time(now, name="now") if now else datetime.now(UTC)
-            week = weekly.previous_week(t_now)
+            notice.week = weekly.previous_week(t_now)
             if not retries_ok:
                 raise UsageError(f"--webhook-retries must be between 0 and {weekly.MAX_ATTEMPTS - 1}")
             if not timeout_ok:
@@ -239,18 +245,6 @@ def register(app: typer.Typer) -> None:
                 from albstats.output import check_target
 
                 check_target(out, "--out", folder=True)
-        except Exception as e:  # bad options: cron's webhook hears it too, then the usual error
-            failed = weekly.post_failure(
-                webhook,
-                week,
-                e,
-                attempts=webhook_retries + 1 if retries_ok else 1,
-                timeout=webhook_timeout if timeout_ok else 10.0,
-                name=hook_name,
-            )
-            if failed is not None:
-                typer.echo(f"albstats: warning: the failure notice was not posted: {failed}", err=True)
-            raise
         res = weekly.run(
             connect,
             opts,
