@@ -377,7 +377,8 @@ def no_data(window: Window, sources: list[str], stats: ParseStats | None) -> NoD
         skipped = [f"{as_given(f.name, sources)} ({f.skipped})" for f in stats.files if f.skipped]
         why = f"no ALB log files there, {len(skipped):,} skipped: {first_few(skipped, sep='; ')}"
     else:
-        why = f"{stats.files_read:,} log files read, {stats.rows:,} rows, " + (
+        n = stats.files_read
+        why = f"{n:,} log file{'s' * (n != 1)} read, {stats.rows:,} rows, " + (
             "none in that window" if given else "no valid request"
         )
     return NoData(f"no requests{when} in {where}: {why}", why=f"{where}: {why}")

@@ -95,7 +95,7 @@ def test_strict_exits_1_after_writing(in_root, tmp_path):
         "albstats: error: --strict: input problems: 1 damaged file, 3 skipped files, "
         f"6 malformed lines in 1 file (first: {DAMAGED}: gzip data is truncated"
     )
-    assert errors[0].endswith("(report written)")
+    assert errors[0].endswith(f"(report written to {out})")
     assert json.loads((out / "report.json").read_text())["requests"] > 0
 
 

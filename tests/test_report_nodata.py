@@ -80,7 +80,7 @@ def test_given_window_named_in_the_error(tmp_path):
     assert res.exit_code == 1, res.output
     line = one_error_line(res)
     assert "between 2027-01-01T00:00:00Z and 2027-01-02T00:00:00Z" in line and str(SMALL) in line
-    assert "1 log files read, 70 rows, none in that window" in line
+    assert "1 log file read, 70 rows, none in that window" in line
     assert res.stdout == ""
 
 

@@ -164,7 +164,14 @@ def register(app: typer.Typer) -> None:
 
             terminal.render(r, Console(), plots_dir=out)
         if strict and (reason := r.strict_failure()):
-            raise InputError(f"{reason} (report {'written' if out else 'printed'})")
+            shown = (
+                f" (report written to {out})"
+                if out
+                else " (report printed)"
+                if format != "terminal" or not quiet
+                else ""
+            )
+            raise InputError(reason + shown)
         if fail_on_breach and r.breached:
             raise SloBreached(_breach_message(r))
 
