@@ -18,7 +18,9 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from albstats import security, slo
-from albstats.errors import UsageError
+from albstats.checks import fraction, number, whole
+from albstats.errors import InputError, UsageError
+from albstats.inputs import LOG_NAMES, Problems, as_given, engine_sources, first_few, problems, window_text
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -27,6 +29,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from albstats.parse import ParseStats
 
 METRICS = ("request_processing_time", "target_processing_time", "response_processing_time", "total_time")
+#: The latency a headline quotes (terminal summary, weekly post): total time, the latency SLO's measure.
+HEADLINE_LATENCY = "total_time"
 
 #: Failure-attribution tables: report key -> (saved query, title). Queries missing from sql/ are skipped.
 FAILURE_TABLES: dict[str, tuple[str, str]] = {
@@ -46,11 +50,17 @@ SLOW_PATHS = ("latency_by_path", "Slowest normalised paths (total time)")
 STATUS_QUERY = "status_codes"
 
 DEFAULT_ATHENA_DAYS = 7
+#: Malformed lines quoted as file:line: reason.
+MAX_MALFORMED_EXAMPLES = 5
 
 
 @dataclass
 class Options:
-    """What the user asked for (the CLI's options, parsed)."""
+    """What the user asked for (the CLI's options, parsed). Rates and targets are fractions 0..1.
+
+    Checked when made (and again by :func:`build`): ``Options(slo=99.0)`` is a ValueError naming
+    ``slo`` and its range, not a report with an error budget of minus four million.
+    """
 
     slo: float = 0.99
     latency_threshold: float = 1.0
@@ -62,6 +72,48 @@ class Options:
     examples: int = 5
     top: int = 10
     min_client_4xx: int = 100
+    allow_empty: bool = False  # a window without requests gives a "no data" report instead of NoData
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first option out of its range (also after fields were changed)."""
+        fraction("slo", self.slo)
+        fraction("latency_target", self.latency_target)
+        number(
+            "latency_threshold",
+            self.latency_threshold,
+            0.0,
+            MAX_LATENCY_THRESHOLD,
+            "a number of seconds above 0 and at most {hi:g}",
+        )
+        for name in ("examples", "top"):
+            whole(name, getattr(self, name), 1, MAX_ROWS)
+        whole("min_client_4xx", self.min_client_4xx, 1, MAX_ROWS)
+        for name in ("latency_slo_given", "count_460", "allow_empty"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name}={getattr(self, name)!r}: expected True or False")
+        for name in ("since", "until"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, datetime) or v.tzinfo is None):
+                raise ValueError(f"{name}={v!r}: expected a timezone-aware datetime (UTC) or None")
+
+
+#: Upper bounds of Options' numbers: beyond them a value is a typo, not a choice.
+MAX_LATENCY_THRESHOLD = 3600.0  # ALB's idle timeout is at most 4000 s; a latency SLO of an hour is the limit
+MAX_ROWS = 1_000_000  # the saved queries' largest limit
+
+
+class NoData(InputError):
+    """The window holds no request: under cron that means logs are missing, never that the SLO was met.
+
+    ``why`` is what was (not) read, for callers that name the window their own way (weekly: the ISO week).
+    """
+
+    def __init__(self, message: str, why: str = "") -> None:
+        super().__init__(message)
+        self.why = why or message
 
 
 @dataclass
@@ -135,6 +187,14 @@ class DataQuality:
     last_request: datetime | None
     delivery: list[NodeDelivery]
     missing_intervals: int
+    malformed_files: list[str] = field(default_factory=list)  # "file (N lines)"
+
+    @property
+    def problems(self) -> Problems:
+        """Damaged, skipped and malformed input: what the report's headline must name."""
+        return Problems(
+            list(self.damaged_files), list(self.skipped_files), self.malformed_lines, list(self.malformed_files)
+        )
 
 
 @dataclass
@@ -151,14 +211,44 @@ class Report:
     context: dict[str, Table]
     #: DataFrames for the plots (not serialised)
     frames: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: what was read, as the user named it (paths, s3:// prefixes, or the Athena table)
+    sources: list[str] = field(default_factory=list)
+
+    @property
+    def no_data(self) -> bool:
+        """No request in the window: nothing was measured, so no SLO was met or missed."""
+        return self.availability.requests == 0
+
+    @property
+    def status(self) -> str:
+        """The verdict: ``met``, ``breached`` or ``no_data`` (never ``met`` without a request)."""
+        return "no_data" if self.no_data else "breached" if self.breached else "met"
+
+    @property
+    def slo_met(self) -> bool | None:
+        """Whether the availability SLO was met; None when there was no request to judge it by."""
+        return None if self.no_data else self.availability.met
 
     @property
     def breached(self) -> bool:
-        """The availability SLO was missed, or the latency SLO when one was asked for."""
+        """The availability SLO was missed, or the latency SLO when one was asked for (False without data)."""
+        if self.no_data:
+            return False
         return (not self.availability.met) or (self.options.latency_slo_given and not self.latency.slo.met)
+
+    @property
+    def headline_latency(self) -> Percentiles | None:
+        """The report's headline latency: :data:`HEADLINE_LATENCY` percentiles (weekly's p99 is this one)."""
+        return self.latency.metrics.get(HEADLINE_LATENCY)
+
+    def strict_failure(self) -> str | None:
+        """Why ``--strict`` fails this report (damaged, skipped or malformed input), or None."""
+        p = self.data_quality.problems
+        return f"--strict: {p.short()}" if p else None
 
 
 # --- helpers --------------------------------------------------------------------------------------
+
 
 def _py(v: Any) -> Any:
     """A DataFrame cell as a plain Python value (timestamps as aware datetimes, NaN as None)."""
@@ -181,8 +271,12 @@ def _py(v: Any) -> Any:
 
 
 def table(df: pd.DataFrame, query: str, title: str) -> Table:
-    return Table(query, title, [str(c) for c in df.columns],
-                 [{str(k): _py(v) for k, v in row.items()} for row in df.to_dict("records")])
+    return Table(
+        query,
+        title,
+        [str(c) for c in df.columns],
+        [{str(k): _py(v) for k, v in row.items()} for row in df.to_dict("records")],
+    )
 
 
 def plot_bucket(start: datetime | None, end: datetime | None) -> str:
@@ -201,12 +295,15 @@ def _has_query(name: str) -> bool:
 
 # --- data quality ---------------------------------------------------------------------------------
 
-_KEY_END_RE = re.compile(r"_elasticloadbalancing_[a-z0-9-]+_(?P<lb>[^_]+)_(?P<end>\d{8}T\d{4}Z)_(?P<ip>[^_]+)_[^_./]+"
-                         r"\.log(?:\.gz)?$")
+_KEY_END_RE = re.compile(
+    r"_elasticloadbalancing_[a-z0-9-]+_(?P<lb>[^_]+)_(?P<end>\d{8}T\d{4}Z)_(?P<ip>[^_]+)_[^_./]+"
+    r"\.log(?:\.gz)?$"
+)
 
 
-def delivery_gaps(names: list[str], start: datetime | None = None, end: datetime | None = None,
-                  examples: int = 5) -> list[NodeDelivery]:
+def delivery_gaps(
+    names: list[str], start: datetime | None = None, end: datetime | None = None, examples: int = 5
+) -> list[NodeDelivery]:
     """Missing 5-minute files per load-balancer node, where the file names follow the S3 key layout.
 
     For each (load balancer, node IP) every 5-minute interval end between the node's first and last
@@ -240,23 +337,59 @@ def delivery_gaps(names: list[str], start: datetime | None = None, end: datetime
     return out
 
 
-def data_quality(stats: ParseStats | None, span: dict[str, Any], window: Window) -> DataQuality:
+def data_quality(
+    stats: ParseStats | None, span: dict[str, Any], window: Window, paths: list[str] | None = None
+) -> DataQuality:
+    """Counts from the engine's parse statistics; file names as the user gave them (``paths``)."""
     if stats is None:
-        return DataQuality(False, 0, 0, 0, 0, [], [], [], span.get("first_request"), span.get("last_request"),
-                           [], 0)
+        return DataQuality(False, 0, 0, 0, 0, [], [], [], span.get("first_request"), span.get("last_request"), [], 0)
+    given = list(paths or [])
     delivery = delivery_gaps([f.name for f in stats.files if not f.skipped], window.start, window.end)
+    p = problems(stats, given)
+    examples = [f"{as_given(f.name, given)}:{ln}: {reason}" for f in stats.files for ln, reason in f.bad_examples]
     return DataQuality(
-        available=True, files=stats.files_read, lines=stats.lines, rows=stats.rows,
-        malformed_lines=stats.bad_lines, malformed_examples=stats.bad_examples(),
-        damaged_files=stats.errors, skipped_files=[f"{f.name}: {f.skipped}" for f in stats.files if f.skipped],
-        first_request=span.get("first_request"), last_request=span.get("last_request"),
-        delivery=delivery, missing_intervals=sum(d.missing for d in delivery))
+        available=True,
+        files=stats.files_read,
+        lines=stats.lines,
+        rows=stats.rows,
+        malformed_lines=stats.bad_lines,
+        malformed_examples=examples[:MAX_MALFORMED_EXAMPLES],
+        damaged_files=p.damaged,
+        skipped_files=p.skipped,
+        first_request=span.get("first_request"),
+        last_request=span.get("last_request"),
+        delivery=delivery,
+        missing_intervals=sum(d.missing for d in delivery),
+        malformed_files=p.malformed_files,
+    )
+
+
+def no_data(window: Window, sources: list[str], stats: ParseStats | None) -> NoData:
+    """:class:`NoData` in one line: which window, which sources, and what was (not) read there."""
+    where = first_few(sources) or "the input"
+    given = window.source != "data" and bool(window_text(window.start, window.end))
+    when = f" {window_text(window.start, window.end)}" if given else ""
+    if stats is None:
+        why = "the table has no row there"
+    elif not stats.files:
+        why = f"no log files ({LOG_NAMES}) there" + (" for that window" if given else "")
+    elif not stats.files_read:
+        skipped = [f"{as_given(f.name, sources)} ({f.skipped})" for f in stats.files if f.skipped]
+        why = f"no ALB log files there, {len(skipped):,} skipped: {first_few(skipped, sep='; ')}"
+    else:
+        n = stats.files_read
+        why = f"{n:,} log file{'s' * (n != 1)} read, {stats.rows:,} rows, " + (
+            "none in that window" if given else "no valid request"
+        )
+    return NoData(f"no requests{when} in {where}: {why}", why=f"{where}: {why}")
 
 
 # --- building -------------------------------------------------------------------------------------
 
-def resolve_window(engine: Engine, opts: Options,
-                   now: datetime | None = None) -> tuple[Window, dict[str, Any], dict[str, Any]]:
+
+def resolve_window(
+    engine: Engine, opts: Options, now: datetime | None = None
+) -> tuple[Window, dict[str, Any], dict[str, Any]]:
     """The report window: --since/--until, else all data (local) or the last 7 days (Athena).
 
     Returns (window for display and the bucket grid, data span, since/until to bind in queries:
@@ -281,8 +414,11 @@ def resolve_window(engine: Engine, opts: Options,
     if end is None:
         last = span.get("last_request")
         # exclusive end just after the last request, on a whole millisecond
-        end = None if last is None else last.replace(microsecond=last.microsecond // 1000 * 1000) + \
-            timedelta(milliseconds=1)
+        end = (
+            None
+            if last is None
+            else last.replace(microsecond=last.microsecond // 1000 * 1000) + timedelta(milliseconds=1)
+        )
         if end is None and since is not None:
             end = max(since + timedelta(milliseconds=1), (now or datetime.now(UTC)).replace(microsecond=0))
     return Window(start, end, source), span, {"since": since, "until": until}
@@ -291,8 +427,12 @@ def resolve_window(engine: Engine, opts: Options,
 def build(engine: Engine, opts: Options | None = None, *, now: datetime | None = None) -> Report:
     """Run the saved queries on ``engine`` and assemble the report."""
     opts = opts or Options()
+    opts.validate()  # fields may have been changed since the Options was made
     window, span, q = resolve_window(engine, opts, now)
     since, until = window.start, window.end
+    sources = engine_sources(engine)
+    if not span.get("requests") and not opts.allow_empty:
+        raise no_data(window, sources, engine.parse_stats())
 
     buckets = engine.query("slo_buckets", bucket="5m", latency_threshold=opts.latency_threshold, **q)
     avail = slo.availability(buckets, opts.slo, count_460=opts.count_460, start=since, end=until)
@@ -326,9 +466,10 @@ def build(engine: Engine, opts: Options | None = None, *, now: datetime | None =
     context = {k: t for k, (name, title) in CONTEXT_TABLES.items() if (t := run(name, title)) is not None}
     slow = run(*SLOW_PATHS)
 
-    findings = security.findings(engine, since=q["since"], until=q["until"], examples=opts.examples,
-                                 min_client_4xx=opts.min_client_4xx)
-    dq = data_quality(engine.parse_stats(), span, window)
+    findings = security.findings(
+        engine, since=q["since"], until=q["until"], examples=opts.examples, min_client_4xx=opts.min_client_4xx
+    )
+    dq = data_quality(engine.parse_stats(), span, window, sources)
 
     frames = {"buckets": buckets, "latency_over_time": lat_time, "burn_down": burn, "plot_bucket": pbucket}
     if _has_query(STATUS_QUERY):
@@ -338,12 +479,20 @@ def build(engine: Engine, opts: Options | None = None, *, now: datetime | None =
         total = int(mix["requests"].sum())
         mix["share"] = mix["requests"] / total if total else 0.0
         frames["status_mix"] = mix
-        context = {"status_mix": table(mix, STATUS_QUERY, "Status mix (elb_status_code) over the window"),
-                   **context}
+        context = {"status_mix": table(mix, STATUS_QUERY, "Status mix (elb_status_code) over the window"), **context}
     return Report(
-        engine=engine.name, generated_at=(now or datetime.now(UTC)).replace(microsecond=0), options=opts,
-        window=window, availability=avail,
+        engine=engine.name,
+        generated_at=(now or datetime.now(UTC)).replace(microsecond=0),
+        options=opts,
+        window=window,
+        availability=avail,
         latency=Latency(lat_slo, metrics, slow),
-        failures=Failures(avail.errors_5xx, avail.elb_5xx, avail.target_5xx, tables, incidents,
-                          None if thr != thr else thr),
-        findings=findings, data_quality=dq, context=context, frames=frames)
+        failures=Failures(
+            avail.errors_5xx, avail.elb_5xx, avail.target_5xx, tables, incidents, None if thr != thr else thr
+        ),
+        findings=findings,
+        data_quality=dq,
+        context=context,
+        frames=frames,
+        sources=sources,
+    )

@@ -85,8 +85,16 @@ def test_outputs_written(run):
     res, out = run
     assert res.exit_code == 0, res.output
     names = {p.name for p in out.iterdir()}
-    assert {"report.md", "report.html", "report.json", "error_rate.png", "latency.png", "latency_breakdown.png",
-            "burn_down.png", "status_mix.png"} <= names
+    assert {
+        "report.md",
+        "report.html",
+        "report.json",
+        "error_rate.png",
+        "latency.png",
+        "latency_breakdown.png",
+        "burn_down.png",
+        "status_mix.png",
+    } <= names
     assert not [n for n in names if n.endswith(".part")]
     assert not list(out.parent.glob(".out.*"))  # the temporary directory is gone
     assert "SLO" in res.output and "requests" in res.output
@@ -114,7 +122,8 @@ def test_counts_recomputed(report, logs):
 def test_window(report, logs):
     t = logs["time"]
     assert report["window"]["start"] == t.min().strftime("%Y-%m-%dT%H:%M:%S") + (
-        t.min().strftime(".%fZ") if t.min().microsecond else "Z")
+        t.min().strftime(".%fZ") if t.min().microsecond else "Z"
+    )
     end = datetime.fromisoformat(report["window"]["end"].replace("Z", "+00:00"))
     assert t.max().to_pydatetime() < end <= t.max().to_pydatetime() + pd.Timedelta(milliseconds=1)
     assert report["window"]["source"] == "data"
@@ -187,10 +196,25 @@ def test_every_key_documented(report):
     paths = key_paths(report)
     undocumented = sorted(p for p in paths if p not in KEYS)
     assert not undocumented, undocumented
-    for must in ("window.start", "window.end", "requests", "bad_requests", "success_rate", "slo.target", "slo.met",
-                 "error_budget.allowed", "error_budget.used", "error_budget.remaining_fraction", "elb_5xx",
-                 "target_5xx", "latency.<metric>.p50", "latency.<metric>.p90", "latency.<metric>.p99",
-                 "malformed_lines", "security.findings"):
+    for must in (
+        "window.start",
+        "window.end",
+        "requests",
+        "bad_requests",
+        "success_rate",
+        "slo.target",
+        "slo.met",
+        "error_budget.allowed",
+        "error_budget.used",
+        "error_budget.remaining_fraction",
+        "elb_5xx",
+        "target_5xx",
+        "latency.<metric>.p50",
+        "latency.<metric>.p90",
+        "latency.<metric>.p99",
+        "malformed_lines",
+        "security.findings",
+    ):
         assert must in paths, must
 
 
@@ -250,8 +274,9 @@ def test_fail_on_breach_exit_code(tmp_path, run):
     ok = CliRunner().invoke(app, ["report", str(log), "--quiet", "--fail-on-breach", "--db", db])
     assert ok.exit_code == 0, ok.output
     # the latency SLO: 0.051 s total per request, so 10ms@99 is missed -> exit 3 only when asked
-    bad = CliRunner().invoke(app, ["report", str(log), "--quiet", "--fail-on-breach", "--latency-slo", "10ms@99",
-                                   "--db", db])
+    bad = CliRunner().invoke(
+        app, ["report", str(log), "--quiet", "--fail-on-breach", "--latency-slo", "10ms@99", "--db", db]
+    )
     assert bad.exit_code == 3, bad.output
     assert "latency SLO missed" in bad.output
     info = CliRunner().invoke(app, ["report", str(log), "--quiet", "--latency-slo", "10ms@99", "--db", db])
@@ -260,13 +285,40 @@ def test_fail_on_breach_exit_code(tmp_path, run):
 
 def test_json_format_to_stdout(tmp_path):
     log = FIXTURES / "security" / "security-log.txt"
-    res = CliRunner().invoke(app, ["report", str(log), "--format", "json", "--db", str(tmp_path / "c.duckdb"),
-                                   "--since", "2026-03-02T10:00:10Z", "--until", "2026-03-02T10:00:20Z"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "report",
+            str(log),
+            "--format",
+            "json",
+            "--db",
+            str(tmp_path / "c.duckdb"),
+            "--since",
+            "2026-03-02T10:00:10Z",
+            "--until",
+            "2026-03-02T10:00:20Z",
+        ],
+    )
     assert res.exit_code == 0, res.output
     d = json.loads(res.output)
     # --quiet drops the progress and the terminal summary, never the format asked for (cron pipes it)
-    quiet = CliRunner().invoke(app, ["report", str(log), "--format", "json", "-q", "--db", str(tmp_path / "c.duckdb"),
-                                     "--since", "2026-03-02T10:00:10Z", "--until", "2026-03-02T10:00:20Z"])
+    quiet = CliRunner().invoke(
+        app,
+        [
+            "report",
+            str(log),
+            "--format",
+            "json",
+            "-q",
+            "--db",
+            str(tmp_path / "c.duckdb"),
+            "--since",
+            "2026-03-02T10:00:10Z",
+            "--until",
+            "2026-03-02T10:00:20Z",
+        ],
+    )
     assert quiet.exit_code == 0
     assert {**json.loads(quiet.stdout), "generated_at": None} == {**d, "generated_at": None}
     assert d["requests"] == 10 and d["window"]["source"] == "given"
@@ -274,12 +326,15 @@ def test_json_format_to_stdout(tmp_path):
     assert {f["name"] for f in d["security"]["findings"]} >= {"path_traversal", "sql_injection"}
 
 
-@pytest.mark.parametrize("args,msg", [
-    (["--slo", "0.99"], "--slo"),
-    (["--latency-slo", "1s"], "--latency-slo"),
-    (["--format", "pdf"], "--format"),
-    (["--since", "2026-03-03", "--until", "2026-03-02"], "not before"),
-])
+@pytest.mark.parametrize(
+    "args,msg",
+    [
+        (["--slo", "0.99"], "--slo"),
+        (["--latency-slo", "1s"], "--latency-slo"),
+        (["--format", "pdf"], "--format"),
+        (["--since", "2026-03-03", "--until", "2026-03-02"], "not before"),
+    ],
+)
 def test_usage_errors(tmp_path, args, msg):
     log = FIXTURES / "security" / "security-log.txt"
     res = CliRunner().invoke(app, ["report", str(log), "--db", str(tmp_path / "c.duckdb"), *args])
@@ -307,22 +362,37 @@ def test_generated_at_is_utc(report):
 
 
 def test_readme_documents_every_report_key():
+    """Every key in the README's report section or, for keys added since, in docs/report.md."""
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text[text.index("<!-- section: report -->"):text.index("<!-- /section: report -->")]
-    missing = [k for k in KEYS if f"| `{k}` |" not in section]
+    section = text[text.index("<!-- section: report -->") : text.index("<!-- /section: report -->")]
+    docs = (ROOT / "docs" / "report.md").read_text(encoding="utf-8")
+    missing = [k for k in KEYS if f"| `{k}` |" not in section and f"| `{k}` |" not in docs]
     assert not missing, missing
     assert "OnCalendar=" in section and "0 6 * * 1" in section
 
 
-def test_empty_window_warns_and_still_writes(tmp_path):
+def test_empty_window_with_allow_empty_still_writes(tmp_path):
     log = FIXTURES / "security" / "security-log.txt"
     out = tmp_path / "o"
-    res = CliRunner().invoke(app, ["report", str(log), "--since", "2027-01-01T00:00:00Z", "-o", str(out),
-                                   "--fail-on-breach", "--db", str(tmp_path / "c.duckdb")])
+    res = CliRunner().invoke(
+        app,
+        [
+            "report",
+            str(log),
+            "--since",
+            "2027-01-01T00:00:00Z",
+            "-o",
+            str(out),
+            "--fail-on-breach",
+            "--allow-empty",
+            "--db",
+            str(tmp_path / "c.duckdb"),
+        ],
+    )
     assert res.exit_code == 0, res.output
-    assert "warning: no requests between 2027-01-01T00:00:00Z" in res.output
+    assert "warning: NO DATA: no requests between 2027-01-01T00:00:00Z and " in res.output
     d = json.loads((out / "report.json").read_text())
-    assert d["requests"] == 0 and d["success_rate"] is None and d["slo"]["met"] is True
+    assert d["requests"] == 0 and d["success_rate"] is None and d["slo"]["met"] is None
     assert d["error_budget"]["remaining_fraction"] is None and d["window"]["end"] is not None
     for p in out.glob("*.png"):
         assert p.read_bytes()[:8] == PNG_SIG

@@ -54,6 +54,10 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"albstats: {stats.summary()}", err=True)
             for ex in stats.bad_examples():
                 typer.echo(f"  malformed: {ex}", err=True)
+        from albstats.inputs import no_log_files
+
+        if (nothing := no_log_files(paths, stats)) is not None:  # said even with --quiet: empty output is not fine
+            typer.echo(f"albstats: warning: {nothing}", err=True)
         for err in stats.errors:
             typer.echo(f"albstats: error: {err}", err=True)
         if stats.errors:

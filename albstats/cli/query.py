@@ -24,8 +24,7 @@ Format = Literal["table", "csv", "json", "parquet"]
 Engine = Literal["local", "athena"]
 
 
-def _engine(paths: list[str], engine: str, db: str | None, no_cache: bool, quiet: bool,
-            athena: dict[str, Any]) -> Any:
+def _engine(paths: list[str], engine: str, db: str | None, no_cache: bool, quiet: bool, athena: dict[str, Any]) -> Any:
     from albstats.engines import connect
 
     if engine == "athena":
@@ -73,8 +72,10 @@ def render(columns: list[str], rows: list[tuple[Any, ...]], fmt: str, out: str |
     if fmt == "table":
         cells = [[_text(v) for v in r] for r in rows]
         widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
-        numeric = [all(isinstance(_cell(r[i]), int | float) or _cell(r[i]) is None for r in rows) and bool(rows)
-                   for i in range(len(columns))]
+        numeric = [
+            all(isinstance(_cell(r[i]), int | float) or _cell(r[i]) is None for r in rows) and bool(rows)
+            for i in range(len(columns))
+        ]
 
         def line(vals: list[str]) -> str:
             return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(vals, widths, numeric)).rstrip()
@@ -91,8 +92,12 @@ def render(columns: list[str], rows: list[tuple[Any, ...]], fmt: str, out: str |
         w.writerows([[_cell(v) for v in r] for r in rows])
         text = buf.getvalue()
     else:
-        text = json.dumps([{c: _cell(v) for c, v in zip(columns, r)} for r in rows], ensure_ascii=False,
-                          default=str, indent=1) + "\n"
+        text = (
+            json.dumps(
+                [{c: _cell(v) for c, v in zip(columns, r)} for r in rows], ensure_ascii=False, default=str, indent=1
+            )
+            + "\n"
+        )
     if out in (None, "-"):
         sys.stdout.write(text)
         sys.stdout.flush()
@@ -126,6 +131,23 @@ def _summary(eng: Any) -> None:
         typer.echo(f"  malformed: {ex}", err=True)
     for err in errors:
         typer.echo(f"albstats: warning: {err}", err=True)
+
+
+def _nothing_read(eng: Any, paths: list[str], since: Any = None, until: Any = None) -> None:
+    """A stderr warning when the local engine read no log file from ``paths`` (even with --quiet).
+
+    Why: an empty table from a folder without logs looks exactly like a quiet hour; only the rows
+    being empty makes it worth asking the engine (so a warm query never imports the parser for it).
+    """
+    stats = eng.parse_stats()
+    if stats is None:  # Athena: the table is the source, and an empty result is an answer
+        return
+    from albstats.engines.base import parse_time
+    from albstats.inputs import no_log_files
+
+    t = [parse_time(v, name=n) if v is not None else None for n, v in (("since", since), ("until", until))]
+    if (msg := no_log_files(paths, stats, t[0], t[1])) is not None:
+        typer.echo(f"albstats: warning: {msg}", err=True)
 
 
 def _check_output(output: str | None) -> None:
@@ -198,18 +220,31 @@ def register(app: typer.Typer) -> None:
         get(name)  # unknown names fail before any file is read
         _check_output(output)
         kw = _query_values(param, since=since, until=until, bucket=bucket, limit=limit)
-        with _engine(paths or [], engine, db, no_cache, quiet,
-                     options.athena_settings(database, table, workgroup, output_location, region, profile)) as eng:
+        with _engine(
+            paths or [],
+            engine,
+            db,
+            no_cache,
+            quiet,
+            options.athena_settings(database, table, workgroup, output_location, region, profile),
+        ) as eng:
             if format == "parquet":
-                _write_parquet(eng.query(name, **kw), output)
+                df = eng.query(name, **kw)
+                _write_parquet(df, output)
+                empty = len(df) == 0
             else:
                 res = eng.query_rows(name, **kw)
                 render(res.columns, res.rows, format, output)
+                empty = not res.rows
             if not quiet:
                 _summary(eng)
+            if empty:
+                _nothing_read(eng, paths or [], kw.get("since"), kw.get("until"))
 
-    sql_app = typer.Typer(help="The saved Athena SQL: list, show (to paste into the Athena console), run ad-hoc SQL.",
-                          no_args_is_help=True)
+    sql_app = typer.Typer(
+        help="The saved Athena SQL: list, show (to paste into the Athena console), run ad-hoc SQL.",
+        no_args_is_help=True,
+    )
     app.add_typer(sql_app, name="sql")
 
     @sql_app.command("list", cls=options.Command)
@@ -221,8 +256,9 @@ def register(app: typer.Typer) -> None:
         width = max((len(n) for n in qs), default=0)
         for q in qs.values():
             params = " ".join(f"[--{p.name}]" for p in q.params if p.name in ("since", "until", "bucket", "limit"))
-            extra = " ".join(f"[--param {p.name}=...]" for p in q.params
-                             if p.name not in ("since", "until", "bucket", "limit"))
+            extra = " ".join(
+                f"[--param {p.name}=...]" for p in q.params if p.name not in ("since", "until", "bucket", "limit")
+            )
             typer.echo(f"{q.name.ljust(width)}  {q.summary}")
             typer.echo(f"{'':{width}}    {' '.join(x for x in (params, extra) if x)}")
 
@@ -292,12 +328,24 @@ def register(app: typer.Typer) -> None:
             raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {format!r}")
         params = parse_param_args(param)
         _check_output(output)
-        with _engine(paths or [], engine, db, no_cache, quiet,
-                     options.athena_settings(database, table, workgroup, output_location, region, profile)) as eng:
+        with _engine(
+            paths or [],
+            engine,
+            db,
+            no_cache,
+            quiet,
+            options.athena_settings(database, table, workgroup, output_location, region, profile),
+        ) as eng:
             if format == "parquet":
-                _write_parquet(eng.sql(text, params), output)
+                df = eng.sql(text, params)
+                _write_parquet(df, output)
+                empty = len(df) == 0
             else:
                 res = eng.sql_rows(text, params)
                 render(res.columns, res.rows, format, output)
+                empty = not res.rows
             if not quiet:
                 _summary(eng)
+            # an aggregate over nothing still gives a row (count 0): ask the engine whether it read any file
+            if empty or getattr(getattr(eng, "last_ingest", None), "files", None) == 0:
+                _nothing_read(eng, paths or [])

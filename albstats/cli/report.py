@@ -12,13 +12,21 @@ from typing import Any, Literal
 import typer
 
 from albstats.cli import options
-from albstats.errors import SloBreached, UsageError
+from albstats.errors import InputError, SloBreached, UsageError
 
 FORMATS = ("terminal", "md", "html", "json")
 
 
-def _options(slo: str, latency_slo: str | None, count_460: bool, since: str | None = None,
-             until: str | None = None, min_client_4xx: int = 100, now: datetime | None = None) -> Any:
+def _options(
+    slo: str,
+    latency_slo: str | None,
+    count_460: bool,
+    since: str | None = None,
+    until: str | None = None,
+    min_client_4xx: int = 100,
+    now: datetime | None = None,
+    allow_empty: bool = False,
+) -> Any:
     from albstats import slo as slo_mod
     from albstats.engines.base import parse_time
     from albstats.report import Options
@@ -31,13 +39,33 @@ def _options(slo: str, latency_slo: str | None, count_460: bool, since: str | No
         raise UsageError(f"--since {since} is not before --until {until}")
     if min_client_4xx < 1:
         raise UsageError("--min-client-4xx must be at least 1")
-    return Options(slo=target, latency_threshold=thr, latency_target=lat_target,
-                   latency_slo_given=latency_slo is not None, count_460=count_460, since=t_since, until=t_until,
-                   min_client_4xx=min_client_4xx)
+    return Options(
+        slo=target,
+        latency_threshold=thr,
+        latency_target=lat_target,
+        latency_slo_given=latency_slo is not None,
+        count_460=count_460,
+        since=t_since,
+        until=t_until,
+        min_client_4xx=min_client_4xx,
+        allow_empty=allow_empty,
+    )
 
 
-def _connector(paths: list[str], engine: str, db: str | None, no_cache: bool, quiet: bool,
-               athena: dict[str, Any]) -> Any:
+def _warn(r: Any, strict: bool) -> None:
+    """No data (with --allow-empty) and damaged input on stderr, --quiet or not: cron mails must carry them."""
+    if r.no_data:
+        from albstats.render.headline import headline
+
+        typer.echo(f"albstats: warning: {headline(r)}", err=True)
+    problems = r.data_quality.problems
+    if problems and not strict:  # with --strict the error line says it
+        typer.echo(f"albstats: warning: {problems.short()}", err=True)
+
+
+def _connector(
+    paths: list[str], engine: str, db: str | None, no_cache: bool, quiet: bool, athena: dict[str, Any]
+) -> Any:
     from albstats.cli.query import _engine
 
     if engine == "local" and not paths:
@@ -75,6 +103,12 @@ def register(app: typer.Typer) -> None:
                                    help="No progress bar and no terminal summary (md, html or json asked for "
                                         "with --format are still printed)."),
         fail_on_breach: bool = typer.Option(False, "--fail-on-breach", help="Exit 3 when the SLO was breached."),
+        allow_empty: bool = typer.Option(False, "--allow-empty",
+                                         help="A window without requests gives a 'no data' report (exit 0) instead "
+                                              "of an error (exit 1)."),
+        strict: bool = typer.Option(False, "--strict",
+                                    help="Exit 1 (after writing the report) when any input was damaged, skipped "
+                                         "or malformed."),
         min_client_4xx: int = typer.Option(100, "--min-client-4xx", metavar="N",
                                            help="4XX answers that flag a client."),
         db: str = options.DB,
@@ -89,14 +123,16 @@ def register(app: typer.Typer) -> None:
         """The SLO report: availability and error budget, latency, where 5XX come from, security, data quality.
 
         Prints a summary; with -o DIR also writes report.md, report.html (self-contained),
-        report.json and PNG charts, all or nothing. Exit 3 with --fail-on-breach when the SLO was missed.
+        report.json and PNG charts, all or nothing. Exit 3 with --fail-on-breach when the SLO was missed;
+        exit 1 when the window holds no request (unless --allow-empty), or with --strict when input was
+        damaged, skipped or malformed.
         """
         from albstats.render import render_text, write
-        from albstats.report import build
+        from albstats.report import NoData, build
 
         if format not in FORMATS:
             raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {format!r}")
-        opts = _options(slo, latency_slo, count_460, since, until, min_client_4xx)
+        opts = _options(slo, latency_slo, count_460, since, until, min_client_4xx, allow_empty=allow_empty)
         if out:
             from albstats.output import check_target
 
@@ -104,12 +140,11 @@ def register(app: typer.Typer) -> None:
         athena = options.athena_settings(database, table, workgroup, output_location, region, profile)
         connect = _connector(list(paths or []), engine, db, no_cache, quiet, athena)
         with connect() as eng:
-            r = build(eng, opts)
-        if r.availability.requests == 0:
-            from albstats.render.data import iso
-
-            typer.echo(f"albstats: warning: no requests between {iso(r.window.start)} and {iso(r.window.end)}",
-                       err=True)
+            try:
+                r = build(eng, opts)
+            except NoData as e:
+                raise NoData(f"{e} (--allow-empty reports this as no data)") from None
+        _warn(r, strict)
         if out:
             write(r, out)
         if format != "terminal":
@@ -120,11 +155,21 @@ def register(app: typer.Typer) -> None:
             from albstats.render import terminal
 
             terminal.render(r, Console(), plots_dir=out)
+        if strict and (reason := r.strict_failure()):
+            shown = (
+                f" (report written to {out})"
+                if out
+                else " (report printed)"
+                if format != "terminal" or not quiet
+                else ""
+            )
+            raise InputError(reason + shown)
         if fail_on_breach and r.breached:
             raise SloBreached(_breach_message(r))
 
     @app.command("weekly", cls=options.Command)
     def weekly_cmd(
+        ctx: typer.Context,
         paths: list[str] = typer.Argument(None, metavar="PATH...",
                                           help="Log files, folders or s3:// prefixes (local engine)."),
         engine: Literal["local", "athena"] = typer.Option("local", "--engine", help="Query engine: local or athena."),
@@ -159,27 +204,44 @@ def register(app: typer.Typer) -> None:
 
         Writes DIR/YYYY-Www/ (report files plus weekly.json with the deltas), posts a short summary
         to the webhook (retried on 5XX and connection errors), and exits 0 when the SLO was met,
-        3 when it was breached, 1 on an error. No progress bars without a terminal.
+        3 when it was breached, 1 on an error (a week without requests included), after posting a
+        short failure notice to the webhook. No progress bars without a terminal.
         """
         from datetime import UTC
 
         from albstats import weekly
         from albstats.engines.base import parse_time
 
-        t_now = parse_time(now, name="now") if now else datetime.now(UTC)
-        opts = _options(slo, latency_slo, count_460, now=t_now)
-        athena = options.athena_settings(database, table, workgroup, output_location, region, profile)
-        connect = _connector(list(paths or []), engine, db, no_cache, quiet, athena)
-        if out:
-            from albstats.output import check_target
+        # the enum is click's (or Typer's copy of click): compare by name
+        from_env = getattr(ctx.get_parameter_source("webhook"), "name", None) == "ENVIRONMENT"
+        hook_name = weekly.WEBHOOK_ENV if from_env else weekly.WEBHOOK_OPTION
+        if webhook:
+            weekly.check_webhook_url(webhook, hook_name)  # a bad URL cannot carry a failure notice: exit 2 now
+        retries_ok = 0 <= webhook_retries <= weekly.MAX_ATTEMPTS - 1
+        timeout_ok = 0 < webhook_timeout <= weekly.MAX_TIMEOUT
+        # bad options: cron's webhook hears it too (with safe retry settings when those are the bad ones)
+        notice = weekly.FailureNotice(
+            webhook,
+            attempts=webhook_retries + 1 if retries_ok else 1,
+            timeout=webhook_timeout if timeout_ok else 10.0,
+            name=hook_name,
+        )
+        with notice:
+            t_now = parse_time(now, name="now") if now else datetime.now(UTC)
+            notice.week = weekly.previous_week(t_now)
+            if not retries_ok:
+                raise UsageError(f"--webhook-retries must be between 0 and {weekly.MAX_ATTEMPTS - 1}")
+            if not timeout_ok:
+                raise UsageError(f"--webhook-timeout must be above 0 and at most {weekly.MAX_TIMEOUT:g} seconds")
+            opts = _options(slo, latency_slo, count_460, now=t_now)
+            athena = options.athena_settings(database, table, workgroup, output_location, region, profile)
+            connect = _connector(list(paths or []), engine, db, no_cache, quiet, athena)
+            if out:
+                from albstats.output import check_target
 
-            check_target(out, "-o", folder=True)
-        if not 0 <= webhook_retries <= 10:
-            raise UsageError("--webhook-retries must be between 0 and 10")
-        if not 0 < webhook_timeout <= 300:
-            raise UsageError("--webhook-timeout must be between 0 and 300 seconds")
+                check_target(out, "-o", folder=True)
         res = weekly.run(connect, opts, now=t_now, out=out, webhook=webhook, webhook_attempts=webhook_retries + 1,
-                         webhook_timeout=webhook_timeout)
+                         webhook_timeout=webhook_timeout, webhook_name=hook_name)
         if not quiet:
             typer.echo(res.text)
             if res.directory is not None:
@@ -190,11 +252,17 @@ def register(app: typer.Typer) -> None:
 
 def _breach_message(r: Any) -> str:
     a = r.availability
-    msg = f"SLO breached: success rate {a.success_rate * 100 if a.success_rate is not None else 0:.3f} % " \
-          f"< {a.target * 100:g} %" if not a.met else ""
+    msg = (
+        f"SLO breached: success rate {a.success_rate * 100 if a.success_rate is not None else 0:.3f} % "
+        f"< {a.target * 100:g} %"
+        if not a.met
+        else ""
+    )
     ls = r.latency.slo
     if r.options.latency_slo_given and not ls.met:
-        lat = f"latency SLO missed: {ls.share * 100 if ls.share is not None else 0:.2f} % under " \
-              f"{ls.threshold_seconds:g} s < {ls.target * 100:g} %"
+        lat = (
+            f"latency SLO missed: {ls.share * 100 if ls.share is not None else 0:.2f} % under "
+            f"{ls.threshold_seconds:g} s < {ls.target * 100:g} %"
+        )
         msg = f"{msg}; {lat}" if msg else lat
     return msg

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from albstats import __version__
+from albstats.render.headline import headline_lines
 from albstats.report import Report, Table
 
 #: Version of the report.json layout; bumped only for incompatible changes.
@@ -24,6 +25,9 @@ KEYS: dict[str, str] = {
     "albstats_version": "albstats version that wrote the report",
     "generated_at": "when the report was made, UTC",
     "engine": "local or athena",
+    "sources": "what was read, as given: paths and s3:// prefixes (local engine) or the Athena table",
+    "headline": "the report's headline as lines of text: the verdict, then damaged, skipped and malformed "
+    "input when there was any (counts and the first few files)",
     "window.start": "start of the report window, UTC, inclusive",
     "window.end": "end of the report window, UTC, exclusive",
     "window.source": "given (--since/--until), data (first to last request in the data), default (last 7 days)",
@@ -35,9 +39,12 @@ KEYS: dict[str, str] = {
     "target_5xx": "5XX returned by a target (target_status_code 500-599)",
     "status_460": "requests with elb_status_code 460 (client closed the connection)",
     "malformed_lines": "log lines that could not be parsed (local engine; null on Athena)",
-    "breached": "true when the availability SLO was missed, or the latency SLO when --latency-slo was given",
+    "breached": "true when the availability SLO was missed, or the latency SLO when --latency-slo was given; "
+    "null when there were no requests",
     "slo.target": "availability SLO target (fraction, --slo 99.0 -> 0.99)",
-    "slo.met": "success_rate >= slo.target (true when there were no requests)",
+    "slo.met": "success_rate >= slo.target; null when there were no requests (never true without data)",
+    "slo.status": "the availability SLO: met, breached, or no_data (no request in the window: only with "
+    "--allow-empty, otherwise the report is an error); see breached for the latency SLO too",
     "slo.count_460": "whether 460 counts as bad (--count-460)",
     "error_budget.allowed": "bad requests the SLO allows in the window: (1 - slo.target) x requests",
     "error_budget.used": "bad requests in the window (= bad_requests)",
@@ -71,10 +78,10 @@ KEYS: dict[str, str] = {
     "latency.slo.requests": "requests with all three processing times valid (none -1)",
     "latency.slo.good": "of those, requests whose total time is under the threshold",
     "latency.slo.share": "good / requests (fraction)",
-    "latency.slo.met": "share >= target",
+    "latency.slo.met": "share >= target; null when no request had valid times",
     "latency.slo.given": "whether --latency-slo was given (only then can it breach)",
     "latency.<metric>": "metric is request_processing_time, target_processing_time, response_processing_time "
-                        "or total_time (the sum of the three when none is -1)",
+    "or total_time (the sum of the three when none is -1)",
     "latency.<metric>.requests": "requests with a valid (not -1) value",
     "latency.<metric>.p50": "median, seconds",
     "latency.<metric>.p90": "90th percentile, seconds",
@@ -83,7 +90,7 @@ KEYS: dict[str, str] = {
     "latency.<metric>.max": "slowest, seconds",
     "latency.slowest_paths": "table (see tables) of the slowest normalised paths, or null if the query is absent",
     "failures.tables": "object of tables (see tables): by_status, by_target, by_path; a key is absent when its "
-                       "saved query is not installed",
+    "saved query is not installed",
     "failures.incidents": "runs of 5-minute buckets with a bad-request rate far above the baseline",
     "failures.incidents[].start": "start of the first hot bucket, UTC",
     "failures.incidents[].end": "end of the last hot bucket, UTC",
@@ -96,14 +103,14 @@ KEYS: dict[str, str] = {
     "failures.incidents[].target_5xx": "target 5XX during the incident",
     "failures.incidents[].budget_fraction": "share of the window's error budget the incident spent",
     "failures.incident_threshold_rate": "bad-request rate above which a bucket is hot: max(3 x median, "
-                                        "median + 5 x 1.4826 x MAD, 1 - slo.target)",
+    "median + 5 x 1.4826 x MAD, 1 - slo.target)",
     "tables": "every table has: query (the saved query), title, columns (names), rows (objects keyed by "
-              "column, as the saved query documents them; `albstats sql show NAME`)",
+    "column, as the saved query documents them; `albstats sql show NAME`)",
     "context": "object of tables (see tables): status_mix, slowest_requests, top_clients, tls_mix",
     "security.findings": "list of findings, most severe first; empty when nothing was found",
     "security.findings[].name": "finding id: path_traversal, sql_injection, shell_injection, desync_severe, "
-                                "dotfile_probe, scanner_user_agent, desync_ambiguous, weak_tls, plain_http, "
-                                "admin_probe, many_4xx_client, waf_block",
+    "dotfile_probe, scanner_user_agent, desync_ambiguous, weak_tls, plain_http, "
+    "admin_probe, many_4xx_client, waf_block",
     "security.findings[].title": "human title",
     "security.findings[].severity": "high, medium, low or info",
     "security.findings[].count": "matching requests",
@@ -128,6 +135,7 @@ KEYS: dict[str, str] = {
     "data_quality.malformed_examples": "first malformed lines as file:line: reason",
     "data_quality.damaged_files": "files that stopped early (e.g. truncated gzip), with what was kept",
     "data_quality.skipped_files": "files skipped as another log kind, with the reason",
+    "data_quality.malformed_files": "files with malformed lines, each with its count",
     "data_quality.first_request": "earliest request time in the window, UTC",
     "data_quality.last_request": "latest request time in the window, UTC",
     "data_quality.missing_intervals": "5-minute intervals without a file, summed over nodes",
@@ -138,7 +146,7 @@ KEYS: dict[str, str] = {
     "data_quality.delivery[].first_interval_end": "first interval end seen, UTC",
     "data_quality.delivery[].last_interval_end": "last interval end seen, UTC",
     "data_quality.delivery[].missing": "interval ends between first and last with no file (a delivery gap, or "
-                                       "no traffic on that node)",
+    "no traffic on that node)",
     "data_quality.delivery[].missing_examples": "the first missing interval ends, UTC",
     "plots": "object: chart name -> PNG file name beside report.json (empty without -o)",
 }
@@ -177,15 +185,23 @@ def _table(t: Table | None) -> dict[str, Any] | None:
 
 
 def _window(w: Any) -> dict[str, Any]:
-    return {"burn_rate": w.burn_rate, "start": iso(w.start), "end": iso(w.end), "requests": w.requests,
-            "bad_requests": w.bad_requests}
+    return {
+        "burn_rate": w.burn_rate,
+        "start": iso(w.start),
+        "end": iso(w.end),
+        "requests": w.requests,
+        "bad_requests": w.bad_requests,
+    }
 
 
 def to_dict(r: Report, plots: dict[str, str] | None = None) -> dict[str, Any]:
     """The report as the documented report.json structure."""
     a = r.availability
     dq = r.data_quality
-    lat: dict[str, Any] = {"slo": {**plain(r.latency.slo), "given": r.options.latency_slo_given}}
+    ls = r.latency.slo
+    lat: dict[str, Any] = {
+        "slo": {**plain(ls), "met": ls.met if ls.requests else None, "given": r.options.latency_slo_given}
+    }
     for m, p in r.latency.metrics.items():
         lat[m] = plain(p)
     lat["slowest_paths"] = _table(r.latency.slowest_paths)
@@ -194,6 +210,8 @@ def to_dict(r: Report, plots: dict[str, str] | None = None) -> dict[str, Any]:
         "albstats_version": __version__,
         "generated_at": iso(r.generated_at),
         "engine": r.engine,
+        "sources": list(r.sources),
+        "headline": headline_lines(r),
         "window": {"start": iso(r.window.start), "end": iso(r.window.end), "source": r.window.source},
         "requests": a.requests,
         "bad_requests": a.bad_requests,
@@ -203,17 +221,33 @@ def to_dict(r: Report, plots: dict[str, str] | None = None) -> dict[str, Any]:
         "target_5xx": a.target_5xx,
         "status_460": a.status_460,
         "malformed_lines": dq.malformed_lines if dq.available else None,
-        "breached": r.breached,
-        "slo": {"target": a.target, "met": a.met, "count_460": a.count_460},
+        "breached": None if r.no_data else r.breached,
+        "slo": {
+            "target": a.target,
+            "met": r.slo_met,
+            "status": "no_data" if r.slo_met is None else "met" if r.slo_met else "breached",
+            "count_460": a.count_460,
+        },
         "error_budget": plain(a.error_budget),
         "burn_rate": {
             "window": a.burn_rate,
             "worst_1h": _window(a.worst_1h),
             "worst_6h": _window(a.worst_6h),
-            "alerts": [{"name": p.name, "long_window_seconds": p.long_seconds, "short_window_seconds": p.short_seconds,
-                        "threshold": p.threshold, "severity": p.severity, "evaluated": p.evaluated, "fired": p.fired,
-                        "first_fired": iso(p.first_fired), "minutes_firing": p.minutes_firing,
-                        "max_long_burn_rate": p.max_long_burn_rate} for p in a.alerts],
+            "alerts": [
+                {
+                    "name": p.name,
+                    "long_window_seconds": p.long_seconds,
+                    "short_window_seconds": p.short_seconds,
+                    "threshold": p.threshold,
+                    "severity": p.severity,
+                    "evaluated": p.evaluated,
+                    "fired": p.fired,
+                    "first_fired": iso(p.first_fired),
+                    "minutes_firing": p.minutes_firing,
+                    "max_long_burn_rate": p.max_long_burn_rate,
+                }
+                for p in a.alerts
+            ],
         },
         "latency": lat,
         "failures": {
@@ -224,11 +258,19 @@ def to_dict(r: Report, plots: dict[str, str] | None = None) -> dict[str, Any]:
         "context": {k: _table(t) for k, t in r.context.items()},
         "security": {"findings": plain(r.findings)},
         "data_quality": {
-            "available": dq.available, "files": dq.files, "lines": dq.lines, "rows": dq.rows,
-            "malformed_lines": dq.malformed_lines, "malformed_examples": dq.malformed_examples,
-            "damaged_files": dq.damaged_files, "skipped_files": dq.skipped_files,
-            "first_request": iso(dq.first_request), "last_request": iso(dq.last_request),
-            "missing_intervals": dq.missing_intervals, "delivery": plain(dq.delivery),
+            "available": dq.available,
+            "files": dq.files,
+            "lines": dq.lines,
+            "rows": dq.rows,
+            "malformed_lines": dq.malformed_lines,
+            "malformed_examples": dq.malformed_examples,
+            "damaged_files": dq.damaged_files,
+            "skipped_files": dq.skipped_files,
+            "malformed_files": dq.malformed_files,
+            "first_request": iso(dq.first_request),
+            "last_request": iso(dq.last_request),
+            "missing_intervals": dq.missing_intervals,
+            "delivery": plain(dq.delivery),
         },
         "plots": dict(plots or {}),
     }
@@ -245,8 +287,12 @@ def key_paths(d: Any, prefix: str = "") -> set[str]:
     if isinstance(d, dict):
         for k, v in d.items():
             p = f"{prefix}.{k}" if prefix else k
-            if prefix == "latency" and k in ("request_processing_time", "target_processing_time",
-                                             "response_processing_time", "total_time"):
+            if prefix == "latency" and k in (
+                "request_processing_time",
+                "target_processing_time",
+                "response_processing_time",
+                "total_time",
+            ):
                 p = "latency.<metric>"
             if p in ("failures.tables", "context", "latency.slowest_paths", "plots", "latency.<metric>"):
                 out.add(p)  # tables: documented once under "tables"; metrics under latency.<metric>
