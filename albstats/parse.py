@@ -1310,11 +1310,12 @@ def _process_context() -> Any:
         return None
 
 
-def _worker_init() -> None:
-    """Ctrl-C is the parent's to handle (it stops the pool and cleans up); workers do not print tracebacks."""
-    import signal
+def _worker_init(watch_fd: int, spill: str, prefix: str) -> None:
+    """Ctrl-C is the parent's to handle (it stops the pool and cleans up); workers do not print tracebacks,
+    and exit by themselves when the parent is gone (albstats.workers)."""
+    from albstats import workers
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    workers.start_worker(watch_fd, spill, prefix)
     _tune_malloc()
     # the parent's objects, inherited by fork, never become garbage here: keep the collector off them
     gc.freeze()
@@ -1335,6 +1336,7 @@ def _worker_group(items: list[tuple[str, str, int | None]], o: _Opts, spill: str
     the CPU of a Parquet parse; here it runs on every core, and the parent only copies bytes)."""
     import tempfile
 
+    from albstats import workers
     from albstats.sources import Source as _Source
 
     group = [(_Source(name, (lambda p=path: open(p, "rb")), size, local_path=path), FileStats(name, kind=o.schema.kind))
@@ -1347,11 +1349,12 @@ def _worker_group(items: list[tuple[str, str, int | None]], o: _Opts, spill: str
         return stats, _fragment(batches, o, spill, prefix)
     path = None
     try:
-        fd, path = tempfile.mkstemp(prefix=prefix, suffix=".arrows", dir=spill)
-        os.close(fd)
-        with pa.OSFile(path, "wb") as f, pa.ipc.new_stream(f, batches[0].schema) as w:
-            for b in batches:
-                w.write_batch(b)
+        with workers.handover():  # never deleted half-written by a worker exiting with its parent
+            fd, path = tempfile.mkstemp(prefix=prefix, suffix=".arrows", dir=spill)
+            os.close(fd)
+            with pa.OSFile(path, "wb") as f, pa.ipc.new_stream(f, batches[0].schema) as w:
+                for b in batches:
+                    w.write_batch(b)
         return stats, path
     except OSError:  # shared memory full or not writable: send the batches through the pipe instead
         if path:
@@ -1408,6 +1411,8 @@ def _iter_fast(todo: list[tuple[Source, FileStats]], o: _Opts, stats: ParseStats
                processes: bool = True, encode: bool = False) -> Iterator[Any]:
     from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 
+    from albstats.workers import ParentWatch, remove_handover_files
+
     def done(group: list[tuple[Source, FileStats]]) -> None:
         for _, fs in group:
             stats.files.append(fs)
@@ -1431,10 +1436,13 @@ def _iter_fast(todo: list[tuple[Source, FileStats]], o: _Opts, stats: ParseStats
              and os.environ.get("ALBSTATS_WORKERS_KIND", "process") == "process")
     spill = _spill_dir()
     prefix = f"albstats-{os.getpid()}-{os.urandom(4).hex()}-"  # this run's hand-over files
-    ex: Executor = (ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init) if local
+    watch = ParentWatch() if local else None  # workers exit when it closes: the parent stopped or died
+    ex: Executor = (ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
+                                        initargs=(watch.read_fd, spill, prefix)) if watch is not None
                     else ThreadPoolExecutor(workers, thread_name_prefix="albstats-parse"))
     ahead = workers + 1  # groups read ahead: memory stays bounded whatever the input size
     window: deque[tuple[str, list, list, Future | None]] = deque()
+    finished = False
     try:
         for how, live, group in plan:
             fut = None
@@ -1449,17 +1457,23 @@ def _iter_fast(todo: list[tuple[Source, FileStats]], o: _Opts, stats: ParseStats
                 yield from _drain(window.popleft(), o, done, arrow, encode)
         while window:
             yield from _drain(window.popleft(), o, done, arrow, encode)
+        finished = True
     finally:
-        for *_, fut in window:
-            if fut is not None:
-                fut.cancel()
-        ex.shutdown(wait=True, cancel_futures=True)
-        if local:  # hand-over files nobody will read (an error or Ctrl-C stopped the run)
-            import glob
-
-            for leftover in glob.glob(os.path.join(glob.escape(spill), prefix + "*")):
-                with contextlib.suppress(OSError):
-                    os.unlink(leftover)
+        # Nested so that each step runs even if a signal interrupts the one before (albstats.shutdown
+        # raises once): stop the workers, wait for them, then delete what they handed over.
+        try:
+            try:
+                for *_, fut in window:
+                    if fut is not None:
+                        fut.cancel()
+                if watch is not None and not finished:  # an error, a signal or an abandoned generator:
+                    watch.stop()  # the workers stop now, not after the groups they are parsing
+            finally:
+                ex.shutdown(wait=True, cancel_futures=True)
+        finally:
+            if watch is not None:  # hand-over files nobody will read (an error or a signal stopped the run)
+                watch.close()
+                remove_handover_files(spill, prefix)
 
 
 def _drain(item: tuple[str, list, list, Any], o: _Opts, done: Callable[[list], None], arrow: pa.Schema,

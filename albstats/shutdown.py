@@ -1,0 +1,83 @@
+"""SIGTERM and SIGHUP take the same path as Ctrl-C: an exception, so every ``finally`` and context manager runs.
+
+``timeout``, ``kill`` and a systemd stop send SIGTERM; a closed terminal or SSH session sends SIGHUP. Python
+handles only SIGINT (as :class:`KeyboardInterrupt`); left at their default, the other two end the process
+at once, and its parse workers, shared-memory hand-over files, ``.part`` outputs and DuckDB temporary
+folders stay behind. :func:`install` (called by the ``albstats`` entry point, never at import: a library
+must not change its host's signal handling) makes them raise :class:`Terminated`, a subclass of
+:class:`KeyboardInterrupt`, so the cleanup written for Ctrl-C is the cleanup for all three.
+
+Only the first signal raises. A second one while the first is being cleaned up is noted and ignored, so
+that a clean-up (stopping workers, deleting temporary files: well under a second) is never cut short
+half-way; SIGKILL stops the process at once, and its workers then exit by themselves
+(:mod:`albstats.workers`).
+"""
+
+from __future__ import annotations
+
+import signal
+from types import FrameType
+
+#: The signals handled like SIGINT. SIGINT itself keeps Python's own handler.
+SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+_received: int | None = None
+
+
+class Terminated(KeyboardInterrupt):
+    """The process was asked to stop by ``signum`` (SIGTERM or SIGHUP)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's convention for "ended by signal N": 128 + N (143 for SIGTERM, 129 for SIGHUP)."""
+        return 128 + self.signum
+
+
+def _raise(signum: int, frame: FrameType | None) -> None:
+    global _received
+    if _received is not None:
+        return  # already stopping: let the clean-up finish
+    _received = signum
+    raise Terminated(signum)
+
+
+def install() -> None:
+    """Handle SIGTERM and SIGHUP like SIGINT, in the main thread of a command-line process.
+
+    A signal that was ignored when the process started stays ignored: ``nohup albstats ...`` must survive
+    the hang-up it asked to survive (and Python does the same for SIGINT).
+    """
+    for sig in SIGNALS:
+        if signal.getsignal(sig) == signal.SIG_DFL:
+            signal.signal(sig, _raise)
+
+
+def received() -> int | None:
+    """The number of the SIGTERM or SIGHUP that was caught, if one was (the first, if several)."""
+    return _received
+
+
+def exit_code(exc: BaseException | None = None) -> int | None:
+    """The exit code a stop by signal calls for: 128 + the signal caught, 130 for a bare KeyboardInterrupt
+    (Ctrl-C), None when no signal stopped the process. Whatever exception the signal turned into on its way
+    out (DuckDB reports an interrupted query as a RuntimeError), the signal decides the code."""
+    if _received is not None:
+        return 128 + _received
+    if isinstance(exc, KeyboardInterrupt):
+        return 128 + signal.SIGINT
+    return None
+
+
+def describe(code: int) -> str:
+    """The one line printed when a signal stopped a command."""
+    if code == 128 + signal.SIGINT:
+        return "albstats: interrupted"
+    try:
+        name = signal.Signals(code - 128).name
+    except ValueError:
+        name = f"signal {code - 128}"
+    return f"albstats: stopped by {name}; workers stopped and temporary files removed"
