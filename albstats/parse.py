@@ -1321,6 +1321,18 @@ def _worker_init(watch_fd: int, spill: str, prefix: str) -> None:
     gc.freeze()
 
 
+def _worker_task(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """albstats.workers.task, imported when a worker first runs one (parse is imported by every command)."""
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        from albstats.workers import task
+
+        return task(fn)(*args, **kwargs)
+
+    return run
+
+
 def _spill_dir() -> str:
     import tempfile
 
@@ -1328,6 +1340,7 @@ def _spill_dir() -> str:
     return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else tempfile.gettempdir()
 
 
+@_worker_task
 def _worker_group(items: list[tuple[str, str, int | None]], o: _Opts, spill: str, prefix: str = "albstats-",
                   encode: bool = False) -> tuple[list[FileStats], Any]:
     """In a worker process: parse local files by path; the batches go to an Arrow IPC file in ``spill``
@@ -1482,7 +1495,7 @@ def _drain(item: tuple[str, list, list, Any], o: _Opts, done: Callable[[list], N
     if how == "stream" and live:
         yield from _encoded(_parse_stream(*live[0], o), arrow, encode)
     elif fut is not None:
-        res = fut.result()
+        res = _result(fut)
         if isinstance(res, tuple):  # from a worker process: its statistics, and the batches in a spill file
             got, path = res
             for (_, fs), new in zip(live, got):
@@ -1496,6 +1509,19 @@ def _drain(item: tuple[str, list, list, Any], o: _Opts, done: Callable[[list], N
         else:
             yield from res
     done(group)
+
+
+def _result(fut: Any) -> Any:
+    """A group's result; a worker that died (the OOM killer, a kill of the worker alone) is one line, not a
+    traceback of the pool's internals."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        return fut.result()
+    except BrokenProcessPool:
+        from albstats.errors import AlbstatsError
+
+        raise AlbstatsError("a parse worker process ended unexpectedly (killed, or out of memory?)") from None
 
 
 def read_table(paths: Iterable[str], **kw: Any) -> pa.Table:
@@ -1567,5 +1593,6 @@ def parse_files(paths: list[str], *, fmt: str = "jsonl", output: str | None = No
         else:
             batches = iter_batches(sources, kind=kind, fields=fields, strict=strict, stats=stats, processes=True,
                                    on_file=on_file, explicit=names)
-            write_batches(batches, schema.arrow_schema(fields), fmt, output)
+            with contextlib.closing(batches):  # on an error, the workers stop now, not when the process exits
+                write_batches(batches, schema.arrow_schema(fields), fmt, output)
     return stats

@@ -21,11 +21,16 @@ before deleting it; the pipe needs only ``os`` and gives the worker a moment to 
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob
 import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import ParamSpec, TypeVar
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 #: Write ends of the watch pipes this (parent) process holds: a worker forked later inherits them all and
 #: closes them, so no worker keeps another pool's workers alive.
@@ -33,6 +38,13 @@ _WRITE_ENDS: set[int] = set()
 #: In a worker: held while a hand-over file is created and written, and by the watch thread before it
 #: deletes them, so a file is never half-written after the sweep nor created after it.
 _HANDOVER = threading.Lock()
+#: In a worker: held by its main thread except while it runs a task (:func:`task`). The pool's own code
+#: (sending a result back, taking the next task) must not be cut short while the parent lives: a result
+#: half-written to the pool's pipe would leave the parent's pool waiting for its end forever.
+_OUTSIDE_TASK = threading.Lock()
+#: Seconds a worker told to stop waits for a point where stopping is safe: a worker waiting for its next
+#: task never reaches one, and exits at this bound instead (safe too: it is only reading).
+STOP_WAIT = 2.0
 
 
 class ParentWatch:
@@ -63,35 +75,53 @@ class ParentWatch:
 def start_worker(read_fd: int, spill: str, prefix: str) -> None:
     """In a newly forked worker: signals for the parent only, and exit when the parent is gone.
 
-    SIGINT and SIGHUP come from the terminal to the whole process group; the parent handles them and stops
-    the pool (a worker printing its own traceback would only add noise). SIGTERM keeps its default: the
-    pool itself uses it to end workers of a broken pool.
+    SIGINT and SIGHUP (from the terminal) and SIGTERM (``timeout``, systemd) reach the whole process group;
+    the parent handles them and stops the pool through the watch pipe, at points where a worker can stop
+    without leaving the pool's pipes half-written. A worker ended by the signal itself could do just that.
     """
-    global _HANDOVER
-    _HANDOVER = threading.Lock()  # the parent's copy might have been held by another of its threads
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler (albstats.shutdown), inherited by fork
+    global _HANDOVER, _OUTSIDE_TASK
+    _HANDOVER = threading.Lock()  # fresh: the parent's copies might have been held by one of its threads
+    _OUTSIDE_TASK = threading.Lock()
+    _OUTSIDE_TASK.acquire()
+    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
     for fd in _WRITE_ENDS:  # inherited by fork: only the parent may hold them
         with contextlib.suppress(OSError):
             os.close(fd)
     _WRITE_ENDS.clear()
-    threading.Thread(target=_watch, args=(read_fd, spill, prefix), name="albstats-parent-watch", daemon=True).start()
+    watcher = threading.Thread(
+        target=_watch, args=(read_fd, os.getppid(), spill, prefix), name="albstats-parent-watch", daemon=True
+    )
+    watcher.start()
 
 
-def _watch(read_fd: int, spill: str, prefix: str) -> None:
+def _watch(read_fd: int, parent: int, spill: str, prefix: str) -> None:
     """Wait for end-of-file on the watch pipe, then remove the run's hand-over files and exit."""
     while True:
         try:
             if not os.read(read_fd, 1):
                 break
-        except InterruptedError:  # pragma: no cover - retried by Python itself since PEP 475
-            continue
         except OSError:
             break
-    _HANDOVER.acquire()  # never released: no new hand-over file from now on
+    if os.getppid() == parent:  # the parent stopped the pool: at a safe point (or after STOP_WAIT)
+        _OUTSIDE_TASK.acquire(timeout=STOP_WAIT)
+    _HANDOVER.acquire(timeout=STOP_WAIT)  # a hand-over file being written is finished, then none is begun
     remove_handover_files(spill, prefix)
     os._exit(1)
+
+
+def task(fn: Callable[P, R]) -> Callable[P, R]:
+    """Decorates the function a worker runs for the parent: only inside it may the worker be stopped at once."""
+
+    @functools.wraps(fn)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        _OUTSIDE_TASK.release()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _OUTSIDE_TASK.acquire()
+
+    return run
 
 
 @contextlib.contextmanager
