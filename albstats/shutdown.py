@@ -15,13 +15,21 @@ half-way; SIGKILL stops the process at once, and its workers then exit by themse
 
 from __future__ import annotations
 
+import _thread
+import os
 import signal
+import sys
+import time
 from types import FrameType
+from typing import Any
 
 #: The signals handled like SIGINT. SIGINT itself keeps Python's own handler.
 SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 _received: int | None = None
+#: Set when the exception was swallowed before it could propagate (see :func:`_unraisable`).
+_again = False
+_previous_hook = sys.unraisablehook
 
 
 class Terminated(KeyboardInterrupt):
@@ -38,11 +46,32 @@ class Terminated(KeyboardInterrupt):
 
 
 def _raise(signum: int, frame: FrameType | None) -> None:
-    global _received
-    if _received is not None:
+    global _received, _again
+    if _received is None:
+        _received = signum
+    elif not _again:
         return  # already stopping: let the clean-up finish
-    _received = signum
-    raise Terminated(signum)
+    _again = False
+    raise Terminated(_received)
+
+
+def _unraisable(info: Any) -> None:
+    """Python swallows an exception raised where it cannot propagate: in a ``__del__``, a weakref callback,
+    or the hooks ``os.fork`` runs in the parent (a signal during a worker's start landed there). Such a
+    Terminated is delivered again, at the next point where it can propagate."""
+    global _again
+    if isinstance(info.exc_value, Terminated) and _received is not None:
+        _again = True
+        # a moment later, from another thread (a signal raised here would be handled, and swallowed, right here;
+        # threading.Thread.start would wait for the thread, and be interrupted the same way)
+        _thread.start_new_thread(_resignal, (_received,))
+        return
+    _previous_hook(info)
+
+
+def _resignal(signum: int) -> None:
+    time.sleep(0.01)
+    os.kill(os.getpid(), signum)
 
 
 def install() -> None:
@@ -51,9 +80,14 @@ def install() -> None:
     A signal that was ignored when the process started stays ignored: ``nohup albstats ...`` must survive
     the hang-up it asked to survive (and Python does the same for SIGINT).
     """
+    global _previous_hook
+    installed = False
     for sig in SIGNALS:
         if signal.getsignal(sig) == signal.SIG_DFL:
             signal.signal(sig, _raise)
+            installed = True
+    if installed and sys.unraisablehook is not _unraisable:
+        _previous_hook, sys.unraisablehook = sys.unraisablehook, _unraisable
 
 
 def received() -> int | None:
