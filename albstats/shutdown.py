@@ -51,8 +51,27 @@ def _raise(signum: int, frame: FrameType | None) -> None:
         _received = signum
     elif not _again:
         return  # already stopping: let the clean-up finish
+    if _fragile(frame):  # a moment later, once out of there
+        _again = True
+        _thread.start_new_thread(_resignal, (_received,))
+        return
     _again = False
     raise Terminated(_received)
+
+
+#: Modules whose code an exception must not cut through half-way: process start and stop, finalizers and
+#: fork hooks. Cut there, they leave pools and registries inconsistent, and say so with tracebacks.
+_FRAGILE = ("multiprocessing", "concurrent.futures.process", "logging", "weakref", "atexit")
+
+
+def _fragile(frame: FrameType | None) -> bool:
+    """Whether the main thread is running (or was called from) code of :data:`_FRAGILE`. Waiting for a
+    result (``Future.result``) is not: that is where a signal should stop a parse."""
+    while frame is not None:
+        if str(frame.f_globals.get("__name__", "")).startswith(_FRAGILE):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _unraisable(info: Any) -> None:

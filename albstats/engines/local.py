@@ -236,9 +236,14 @@ def _translate_keyed(sql: str, key: str) -> Translated:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"key": key, "sql": t.sql, "params": list(t.params),
-                                   "columns": None if t.columns is None else list(t.columns), "uses_ts": t.uses_ts}))
-        os.replace(tmp, path)
+        try:
+            tmp.write_text(json.dumps({"key": key, "sql": t.sql, "params": list(t.params),
+                                       "columns": None if t.columns is None else list(t.columns),
+                                       "uses_ts": t.uses_ts}))
+            os.replace(tmp, path)
+        except BaseException:  # a full disk, or a signal (albstats.shutdown): no .tmp left in the cache
+            tmp.unlink(missing_ok=True)
+            raise
     except OSError:
         pass  # a read-only home is fine: translate again next time
     return t
