@@ -28,7 +28,7 @@ import sys
 import tempfile
 import zlib
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -482,8 +482,13 @@ class LocalEngine(Engine):
         self.last_ingest = IngestStats(files=len(want), parsed=len(todo), cached=len(want) - len(todo))
         if not todo:
             return list(want.values())  # type: ignore[arg-type]
-        with self._ingest_settings(con):
-            self._parse_into_cache(con, todo)
+        try:
+            with self._ingest_settings(con):
+                self._parse_into_cache(con, todo)
+        except duckdb_engine().Error as e:  # a full disk, mostly: one line; the files committed stay cached
+            while isinstance(e.__context__, duckdb_engine().Error):  # the first failure, not its aftermath
+                e = e.__context__
+            raise AlbstatsError(f"the cache {self.db_path} could not be written: {str(e).splitlines()[0]}") from None
         manifest = {r[1]: r for r in con.execute(f"SELECT {self._MANIFEST} FROM files").fetchall()}
         self._cache_files = len(manifest)
         return [row if row is not None else manifest[key] for key, row in want.items()]
@@ -600,7 +605,8 @@ class LocalEngine(Engine):
                 flush(final=True)
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            with suppress(duckdb_engine().Error):  # a failed COMMIT ended the transaction already
+                con.execute("ROLLBACK")
             raise
         # Compress the rows still only in the WAL now, under the ingest memory limit: the query that
         # follows would otherwise read them uncompressed into its larger memory limit.
@@ -693,7 +699,8 @@ class LocalEngine(Engine):
                     flush()
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            with suppress(duckdb_engine().Error):  # a failed COMMIT ended the transaction already
+                con.execute("ROLLBACK")
             raise
         self.last_ingest.rows = stats.rows
         self._file_stats = list(stats.files)
