@@ -11,6 +11,12 @@ Only the first signal raises. A second one while the first is being cleaned up i
 that a clean-up (stopping workers, deleting temporary files: well under a second) is never cut short
 half-way; SIGKILL stops the process at once, and its workers then exit by themselves
 (:mod:`albstats.workers`).
+
+An exception raised at an arbitrary point is only as safe as the code it lands in. Two places are avoided:
+code that cannot let it propagate (``os.fork``'s hooks, finalizers: Python prints "Exception ignored" and
+carries on), where the signal is delivered again a moment later; and the standard library's process-pool,
+multiprocessing, logging and weakref code, where it would leave registries half-updated: there it waits
+(10 ms at a time) until the main thread is back in albstats or in a blocking wait.
 """
 
 from __future__ import annotations

@@ -55,8 +55,7 @@ def test_parse_output_on_a_full_disk(logs: Path, tmp_path: Path, fmt: str) -> No
     small = run(["parse", str(logs), "-f", fmt, "-o", str(out), "-q"], env=env, cwd=tmp_path, preexec=None)
     assert small.returncode == 0, small.stderr
     before = tree(out)
-    res = run(["parse", str(logs), "-f", fmt, "-o", str(out), "-q"], env=env, cwd=tmp_path,
-              preexec=_disk_full())
+    res = run(["parse", str(logs), "-f", fmt, "-o", str(out), "-q"], env=env, cwd=tmp_path, preexec=_disk_full())
     assert res.returncode == 1
     line = _one_error(res.stderr, out.name, "File too large")
     if fmt != "parquet":  # (the Parquet output's message is its writer's)
@@ -79,8 +78,12 @@ def test_query_output_on_a_full_disk(logs: Path, tmp_path: Path) -> None:
     assert warm.returncode == 0, warm.stderr
     out = tmp_path / "rows.csv"
     out.write_text("previous\n")
-    res = run(["sql", "run", "SELECT * FROM alb_logs", str(logs), "-f", "csv", "-o", str(out), "-q"], env=env,
-              cwd=tmp_path, preexec=_disk_full())
+    res = run(
+        ["sql", "run", "SELECT * FROM alb_logs", str(logs), "-f", "csv", "-o", str(out), "-q"],
+        env=env,
+        cwd=tmp_path,
+        preexec=_disk_full(),
+    )
     assert res.returncode == 1
     _one_error(res.stderr, "rows.csv", "File too large")
     assert out.read_text() == "previous\n"
