@@ -1423,6 +1423,7 @@ def _iter_fast(todo: list[tuple[Source, FileStats]], o: _Opts, stats: ParseStats
                on_file: Callable[[FileStats], None] | None, workers: int,
                processes: bool = True, encode: bool = False) -> Iterator[Any]:
     from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     from albstats.workers import ParentWatch, remove_handover_files
 
@@ -1471,6 +1472,10 @@ def _iter_fast(todo: list[tuple[Source, FileStats]], o: _Opts, stats: ParseStats
         while window:
             yield from _drain(window.popleft(), o, done, arrow, encode)
         finished = True
+    except BrokenProcessPool:  # a worker died (the OOM killer, a kill of the worker alone): one line
+        from albstats.errors import AlbstatsError
+
+        raise AlbstatsError("a parse worker process ended unexpectedly (killed, or out of memory?)") from None
     finally:
         # Nested so that each step runs even if a signal interrupts the one before (albstats.shutdown
         # raises once): stop the workers, wait for them, then delete what they handed over.
@@ -1495,7 +1500,7 @@ def _drain(item: tuple[str, list, list, Any], o: _Opts, done: Callable[[list], N
     if how == "stream" and live:
         yield from _encoded(_parse_stream(*live[0], o), arrow, encode)
     elif fut is not None:
-        res = _result(fut)
+        res = fut.result()
         if isinstance(res, tuple):  # from a worker process: its statistics, and the batches in a spill file
             got, path = res
             for (_, fs), new in zip(live, got):
@@ -1509,19 +1514,6 @@ def _drain(item: tuple[str, list, list, Any], o: _Opts, done: Callable[[list], N
         else:
             yield from res
     done(group)
-
-
-def _result(fut: Any) -> Any:
-    """A group's result; a worker that died (the OOM killer, a kill of the worker alone) is one line, not a
-    traceback of the pool's internals."""
-    from concurrent.futures.process import BrokenProcessPool
-
-    try:
-        return fut.result()
-    except BrokenProcessPool:
-        from albstats.errors import AlbstatsError
-
-        raise AlbstatsError("a parse worker process ended unexpectedly (killed, or out of memory?)") from None
 
 
 def read_table(paths: Iterable[str], **kw: Any) -> pa.Table:

@@ -42,6 +42,8 @@ _HANDOVER = threading.Lock()
 #: (sending a result back, taking the next task) must not be cut short while the parent lives: a result
 #: half-written to the pool's pipe would leave the parent's pool waiting for its end forever.
 _OUTSIDE_TASK = threading.Lock()
+#: Whether this process is a worker (:func:`start_worker` ran in it).
+_IN_WORKER = False
 #: Seconds a worker told to stop waits for a point where stopping is safe: a worker waiting for its next
 #: task never reaches one, and exits at this bound instead (safe too: it is only reading).
 STOP_WAIT = 2.0
@@ -79,7 +81,8 @@ def start_worker(read_fd: int, spill: str, prefix: str) -> None:
     the parent handles them and stops the pool through the watch pipe, at points where a worker can stop
     without leaving the pool's pipes half-written. A worker ended by the signal itself could do just that.
     """
-    global _HANDOVER, _OUTSIDE_TASK
+    global _HANDOVER, _OUTSIDE_TASK, _IN_WORKER
+    _IN_WORKER = True
     _HANDOVER = threading.Lock()  # fresh: the parent's copies might have been held by one of its threads
     _OUTSIDE_TASK = threading.Lock()
     _OUTSIDE_TASK.acquire()
@@ -115,6 +118,8 @@ def task(fn: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(fn)
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        if not _IN_WORKER:  # called in the parent itself: nothing to guard
+            return fn(*args, **kwargs)
         _OUTSIDE_TASK.release()
         try:
             return fn(*args, **kwargs)
