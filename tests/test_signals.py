@@ -21,6 +21,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from _procs import (
+    ALBSTATS,
     Stopped,
     alive,
     children,
@@ -40,6 +41,8 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="si
 
 #: Lines of generated logs: enough that parsing takes a while on a fast machine, little for a loaded one.
 LINES = 100_000
+#: Columns written by the parse tests: all the parsing work, a tenth of the bytes of a full output.
+_NARROW = ["--fields", "time,elb_status_code,request_url"]
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +100,8 @@ def test_parse_stopped_by_signal(logs: Path, tmp_path: Path, sig: int, fmt: str)
     work = tmp_path / "work"
     (work / "out").mkdir(parents=True)
     out = work / "out" / f"result.{fmt}"
-    first = run(["parse", str(logs), "-f", fmt, "-o", str(out), "-q"], env=env, cwd=work)  # the previous output
+    args = ["parse", str(logs), "-f", fmt, "-o", str(out), "-q", *_NARROW]
+    first = run(args, env=env, cwd=work)  # the previous output
     assert first.returncode == 0, first.stderr
     before = tree(out)
     known = set(everything(out.parent))
@@ -108,12 +112,12 @@ def test_parse_stopped_by_signal(logs: Path, tmp_path: Path, sig: int, fmt: str)
     if fmt == "jsonl":  # batches handed over through /dev/shm (the Parquet path writes its own files)
         moments["hand-over files written"] = _handover
     for name, moment in moments.items():
-        stopped = run_until(["parse", str(logs), "-f", fmt, "-o", str(out), "-q"], sig, moment, env=env, cwd=work)
+        stopped = run_until(args, sig, moment, env=env, cwd=work)
         try:
             _clean_after(stopped, tmp_path, sig=sig, out=out, before=before)
         except AssertionError as e:
             raise AssertionError(f"stopped when {name}: {e}") from e
-    again = run(["parse", str(logs), "-f", fmt, "-o", str(out), "-q"], env=env, cwd=work)
+    again = run(args, env=env, cwd=work)
     assert again.returncode == 0, again.stderr
     assert _rows(out, fmt) == LINES
 
@@ -125,7 +129,7 @@ def test_nohup_keeps_sighup_ignored(logs: Path, tmp_path: Path) -> None:
     work.mkdir()
     out = work / "all.jsonl"
     p = subprocess.Popen(
-        [sys.executable, "-c", "from albstats.cli import main; main()", "parse", str(logs), "-o", str(out), "-q"],
+        [*ALBSTATS, "parse", str(logs), "-o", str(out), "-q", *_NARROW],
         env=env,
         cwd=work,
         start_new_session=True,
@@ -140,6 +144,33 @@ def test_nohup_keeps_sighup_ignored(logs: Path, tmp_path: Path) -> None:
         reap(p.pid)
     assert p.returncode == 0, err
     assert _rows(out, "jsonl") == LINES
+
+
+def test_a_worker_killed_alone_is_one_line(logs: Path, tmp_path: Path) -> None:
+    """The OOM killer picks a worker: the run fails with one line, exit 1, and leaves nothing behind."""
+    env = env_for(tmp_path)
+    work = tmp_path / "work"
+    (work / "out").mkdir(parents=True)
+    out = work / "out" / "all.jsonl"
+    p = subprocess.Popen(
+        [*ALBSTATS, "parse", str(logs), "-o", str(out), "-q", *_NARROW],
+        env=env,
+        cwd=work,
+        start_new_session=True,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert wait_until(lambda: p.poll() is not None or _workers(p.pid), 90)
+        os.kill(children(p.pid)[0], signal.SIGKILL)
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 1, err
+        assert err.strip() == "albstats: error: a parse worker process ended unexpectedly (killed, or out of memory?)"
+        assert wait_until(lambda: not processes_with(str(tmp_path)), 15)
+        assert shm_files(p.pid) == []
+        assert everything(work / "out") == []
+    finally:
+        reap(p.pid)
 
 
 _SLOW_SPILLING_SQL = "SELECT count(DISTINCT a.request_url || b.trace_id) AS n FROM alb_logs a, alb_logs b"
