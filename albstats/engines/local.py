@@ -365,6 +365,7 @@ class LocalEngine(Engine):
             raise AlbstatsError(f"--db {path}: not a usable DuckDB cache ({reason}); delete it or choose "
                                 "another --db") from None
         con.execute("SET TimeZone = 'UTC'")  # buckets and TIMESTAMPTZ results in UTC
+        con.execute("SET enable_progress_bar = false")  # DuckDB draws it on stdout: into `query > out.csv`
         self._con = con
         if self.cache:
             self._init_cache(con)
