@@ -6,6 +6,7 @@ an error or Ctrl-C never leaves a half-written file behind.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -79,8 +80,10 @@ def atomic_path(target: str | os.PathLike[str], option: str = "-o") -> Iterator[
             mode = 0o666 & ~umask
         os.chmod(tmp, mode)
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as e:  # an error, Ctrl-C, SIGTERM or SIGHUP (albstats.shutdown): the target as it was
         Path(tmp).unlink(missing_ok=True)
+        if _disk_full(e):
+            raise _named(e, target, existed=st is not None) from None
         raise
 
 
@@ -94,8 +97,28 @@ def _via_temp_copy(target: Path) -> Iterator[Path]:
         yield Path(tmp)
         with open(tmp, "rb") as src, open(target, "wb") as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
+    except OSError as e:
+        if _disk_full(e):  # the temporary file (TMPDIR) or the device itself (/dev/full) is full
+            raise _named(e, target, existed=False) from None
+        raise
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+#: "The disk is full", in its forms: no space, a quota, a file size limit (RLIMIT_FSIZE, a FAT volume).
+_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def _disk_full(e: BaseException) -> bool:
+    """An error writing the output because there is no room for it. Python's and pyarrow's write errors carry
+    the errno but no file name, so the message would not say which file."""
+    return isinstance(e, OSError) and e.errno in _FULL and e.filename is None
+
+
+def _named(e: OSError, target: Path, *, existed: bool) -> OSError:
+    """``e`` naming the output, in the OS's words, and saying what was left (the CLI prints it on one line)."""
+    left = f"the previous {target.name} is unchanged" if existed else "nothing was written"
+    return OSError(e.errno, f"{os.strerror(e.errno or 0)} ({left})", str(target))
 
 
 def _json_default(v: Any) -> Any:

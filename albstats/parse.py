@@ -1333,14 +1333,27 @@ def _process_context() -> Any:
         return None
 
 
-def _worker_init() -> None:
-    """Ctrl-C is the parent's to handle (it stops the pool and cleans up); workers do not print tracebacks."""
-    import signal
+def _worker_init(watch_fd: int, spill: str, prefix: str) -> None:
+    """Ctrl-C is the parent's to handle (it stops the pool and cleans up); workers do not print tracebacks,
+    and exit by themselves when the parent is gone (albstats.workers)."""
+    from albstats import workers
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    workers.start_worker(watch_fd, spill, prefix)
     _tune_malloc()
     # the parent's objects, inherited by fork, never become garbage here: keep the collector off them
     gc.freeze()
+
+
+def _worker_task(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """albstats.workers.task, imported when a worker first runs one (parse is imported by every command)."""
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        from albstats.workers import task
+
+        return task(fn)(*args, **kwargs)
+
+    return run
 
 
 def _spill_dir() -> str:
@@ -1350,6 +1363,7 @@ def _spill_dir() -> str:
     return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else tempfile.gettempdir()
 
 
+@_worker_task
 def _worker_group(items: list[tuple[str, str, int | None]], o: _Opts, spill: str, prefix: str = "albstats-",
                   encode: bool = False) -> tuple[list[FileStats], Any]:
     """In a worker process: parse local files by path; the batches go to an Arrow IPC file in ``spill``
@@ -1358,6 +1372,7 @@ def _worker_group(items: list[tuple[str, str, int | None]], o: _Opts, spill: str
     the CPU of a Parquet parse; here it runs on every core, and the parent only copies bytes)."""
     import tempfile
 
+    from albstats import workers
     from albstats.sources import Source as _Source
 
     group = [(_Source(name, (lambda p=path: open(p, "rb")), size, local_path=path), FileStats(name, kind=o.schema.kind))
@@ -1370,11 +1385,12 @@ def _worker_group(items: list[tuple[str, str, int | None]], o: _Opts, spill: str
         return stats, _fragment(batches, o, spill, prefix)
     path = None
     try:
-        fd, path = tempfile.mkstemp(prefix=prefix, suffix=".arrows", dir=spill)
-        os.close(fd)
-        with pa.OSFile(path, "wb") as f, pa.ipc.new_stream(f, batches[0].schema) as w:
-            for b in batches:
-                w.write_batch(b)
+        with workers.handover():  # never deleted half-written by a worker exiting with its parent
+            fd, path = tempfile.mkstemp(prefix=prefix, suffix=".arrows", dir=spill)
+            os.close(fd)
+            with pa.OSFile(path, "wb") as f, pa.ipc.new_stream(f, batches[0].schema) as w:
+                for b in batches:
+                    w.write_batch(b)
         return stats, path
     except OSError:  # shared memory full or not writable: send the batches through the pipe instead
         if path:
@@ -1430,6 +1446,9 @@ def _iter_fast(todo: list[tuple[Source, FileStats]], o: _Opts, stats: ParseStats
                on_file: Callable[[FileStats], None] | None, workers: int,
                processes: bool = True, encode: bool = False) -> Iterator[Any]:
     from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    from albstats.workers import ParentWatch, remove_handover_files
 
     def done(group: list[tuple[Source, FileStats]]) -> None:
         for _, fs in group:
@@ -1454,10 +1473,13 @@ def _iter_fast(todo: list[tuple[Source, FileStats]], o: _Opts, stats: ParseStats
              and os.environ.get("ALBSTATS_WORKERS_KIND", "process") == "process")
     spill = _spill_dir()
     prefix = f"albstats-{os.getpid()}-{os.urandom(4).hex()}-"  # this run's hand-over files
-    ex: Executor = (ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init) if local
+    watch = ParentWatch() if local else None  # workers exit when it closes: the parent stopped or died
+    ex: Executor = (ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
+                                        initargs=(watch.read_fd, spill, prefix)) if watch is not None
                     else ThreadPoolExecutor(workers, thread_name_prefix="albstats-parse"))
     ahead = workers + 1  # groups read ahead: memory stays bounded whatever the input size
     window: deque[tuple[str, list, list, Future | None]] = deque()
+    finished = False
     try:
         for how, live, group in plan:
             fut = None
@@ -1472,17 +1494,27 @@ def _iter_fast(todo: list[tuple[Source, FileStats]], o: _Opts, stats: ParseStats
                 yield from _drain(window.popleft(), o, done, arrow, encode)
         while window:
             yield from _drain(window.popleft(), o, done, arrow, encode)
-    finally:
-        for *_, fut in window:
-            if fut is not None:
-                fut.cancel()
-        ex.shutdown(wait=True, cancel_futures=True)
-        if local:  # hand-over files nobody will read (an error or Ctrl-C stopped the run)
-            import glob
+        finished = True
+    except BrokenProcessPool:  # a worker died (the OOM killer, a kill of the worker alone): one line
+        from albstats.errors import AlbstatsError
 
-            for leftover in glob.glob(os.path.join(glob.escape(spill), prefix + "*")):
-                with contextlib.suppress(OSError):
-                    os.unlink(leftover)
+        raise AlbstatsError("a parse worker process ended unexpectedly (killed, or out of memory?)") from None
+    finally:
+        # Nested so that each step runs even if a signal interrupts the one before (albstats.shutdown
+        # raises once): stop the workers, wait for them, then delete what they handed over.
+        try:
+            try:
+                for *_, fut in window:
+                    if fut is not None:
+                        fut.cancel()
+                if watch is not None and not finished:  # an error, a signal or an abandoned generator:
+                    watch.stop()  # the workers stop now, not after the groups they are parsing
+            finally:
+                ex.shutdown(wait=True, cancel_futures=True)
+        finally:
+            if watch is not None:  # hand-over files nobody will read (an error or a signal stopped the run)
+                watch.close()
+                remove_handover_files(spill, prefix)
 
 
 def _drain(item: tuple[str, list, list, Any], o: _Opts, done: Callable[[list], None], arrow: pa.Schema,
@@ -1577,5 +1609,6 @@ def parse_files(paths: list[str], *, fmt: str = "jsonl", output: str | None = No
         else:
             batches = iter_batches(sources, kind=kind, fields=fields, strict=strict, stats=stats, processes=True,
                                    on_file=on_file, explicit=names)
-            write_batches(batches, schema.arrow_schema(fields), fmt, output)
+            with contextlib.closing(batches):  # on an error, the workers stop now, not when the process exits
+                write_batches(batches, schema.arrow_schema(fields), fmt, output)
     return stats

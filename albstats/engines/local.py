@@ -28,7 +28,7 @@ import sys
 import tempfile
 import zlib
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -236,9 +236,14 @@ def _translate_keyed(sql: str, key: str) -> Translated:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"key": key, "sql": t.sql, "params": list(t.params),
-                                   "columns": None if t.columns is None else list(t.columns), "uses_ts": t.uses_ts}))
-        os.replace(tmp, path)
+        try:
+            tmp.write_text(json.dumps({"key": key, "sql": t.sql, "params": list(t.params),
+                                       "columns": None if t.columns is None else list(t.columns),
+                                       "uses_ts": t.uses_ts}))
+            os.replace(tmp, path)
+        except BaseException:  # a full disk, or a signal (albstats.shutdown): no .tmp left in the cache
+            tmp.unlink(missing_ok=True)
+            raise
     except OSError:
         pass  # a read-only home is fine: translate again next time
     return t
@@ -360,6 +365,7 @@ class LocalEngine(Engine):
             raise AlbstatsError(f"--db {path}: not a usable DuckDB cache ({reason}); delete it or choose "
                                 "another --db") from None
         con.execute("SET TimeZone = 'UTC'")  # buckets and TIMESTAMPTZ results in UTC
+        con.execute("SET enable_progress_bar = false")  # DuckDB draws it on stdout: into `query > out.csv`
         self._con = con
         if self.cache:
             self._init_cache(con)
@@ -477,8 +483,13 @@ class LocalEngine(Engine):
         self.last_ingest = IngestStats(files=len(want), parsed=len(todo), cached=len(want) - len(todo))
         if not todo:
             return list(want.values())  # type: ignore[arg-type]
-        with self._ingest_settings(con):
-            self._parse_into_cache(con, todo)
+        try:
+            with self._ingest_settings(con):
+                self._parse_into_cache(con, todo)
+        except duckdb_engine().Error as e:  # a full disk, mostly: one line; the files committed stay cached
+            while isinstance(e.__context__, duckdb_engine().Error):  # the first failure, not its aftermath
+                e = e.__context__
+            raise AlbstatsError(f"the cache {self.db_path} could not be written: {str(e).splitlines()[0]}") from None
         manifest = {r[1]: r for r in con.execute(f"SELECT {self._MANIFEST} FROM files").fetchall()}
         self._cache_files = len(manifest)
         return [row if row is not None else manifest[key] for key, row in want.items()]
@@ -595,7 +606,8 @@ class LocalEngine(Engine):
                 flush(final=True)
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            with suppress(duckdb_engine().Error):  # a failed COMMIT ended the transaction already
+                con.execute("ROLLBACK")
             raise
         # Compress the rows still only in the WAL now, under the ingest memory limit: the query that
         # follows would otherwise read them uncompressed into its larger memory limit.
@@ -688,7 +700,8 @@ class LocalEngine(Engine):
                     flush()
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            with suppress(duckdb_engine().Error):  # a failed COMMIT ended the transaction already
+                con.execute("ROLLBACK")
             raise
         self.last_ingest.rows = stats.rows
         self._file_stats = list(stats.files)
