@@ -220,13 +220,13 @@ def test_report_stopped_by_signal(logs: Path, tmp_path: Path) -> None:
     work = root / "work"
     (work / "reports").mkdir(parents=True)
     out = work / "reports" / "weekly"
-    ref = run(["report", str(logs), "--out", str(out), "-q"], env=env_for(tmp_path / "ref"), cwd=work)
+    ref = run(["report", str(logs), "-o", str(out), "-q"], env=env_for(tmp_path / "ref"), cwd=work)
     assert ref.returncode == 0, ref.stderr
     expected = _report_numbers(out)
     before = tree(out)
     for sig, moment in ((signal.SIGTERM, _workers), (signal.SIGHUP, _workers)):
         _clean_after(
-            run_until(["report", str(logs), "--out", str(out), "-q"], sig, moment, env=env, cwd=work),
+            run_until(["report", str(logs), "-o", str(out), "-q"], sig, moment, env=env, cwd=work),
             root,
             sig=sig,
             out=out,
@@ -235,14 +235,14 @@ def test_report_stopped_by_signal(logs: Path, tmp_path: Path) -> None:
     # later: the report folder is being written (charts, pages) beside the previous one
     known = set(everything(out.parent))
     stopped = run_until(
-        ["report", str(logs), "--out", str(out), "-q"],
+        ["report", str(logs), "-o", str(out), "-q"],
         signal.SIGTERM,
         _appears_in(out.parent, known),
         env=env,
         cwd=work,
     )
     _clean_after(stopped, root, sig=signal.SIGTERM, out=out, before=before)
-    again = run(["report", str(logs), "--out", str(out), "-q"], env=env, cwd=work)
+    again = run(["report", str(logs), "-o", str(out), "-q"], env=env, cwd=work)
     assert again.returncode == 0, again.stderr
     assert _report_numbers(out) == expected
 
