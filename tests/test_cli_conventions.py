@@ -305,6 +305,25 @@ def test_a_named_file_that_is_no_log_names_what_it_is(tmp_path: Path) -> None:
         assert res.exit_code == 1 and f"{tmp_path / name}: this is {found} (line 1: " in res.stderr, res.output
 
 
+@pytest.mark.parametrize("engine", ["c", "arrow", "python"])
+def test_a_log_cut_mid_line_is_still_a_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: str) -> None:
+    """`tail -c 2000 x.log > cut.log`: its first line is a fragment, the next ones are ALB lines, so it is a
+    log with one malformed line, not "no log" (every engine decides alike). A text file still is not."""
+    monkeypatch.setenv("ALBSTATS_PARSER", engine)
+    text = gzip.decompress(LOG.read_bytes())
+    cut = tmp_path / "cut.log"
+    cut.write_bytes(text[-2000:])
+    lines = cut.read_text().splitlines()
+    res = runner.invoke(app, ["parse", str(cut)], prog_name="albstats")
+    assert res.exit_code == 0, res.output
+    assert f"{len(lines)} lines, {len(lines) - 1} rows, 1 malformed lines" in res.stderr, res.stderr
+    assert f"{cut}:1: " in res.stderr
+    notes = tmp_path / "notes.txt"
+    notes.write_text("\n".join(f"note {i}" for i in range(20)) + "\n" + lines[-1] + "\n")  # a log line, too late
+    res = runner.invoke(app, ["parse", str(notes)], prog_name="albstats")
+    assert res.exit_code == 1 and f"{notes}: this is text (line 1: 'note 0'), not an ALB access log" in res.stderr
+
+
 def test_no_log_inside_a_folder_is_not_an_error_of_its_own(tmp_path: Path) -> None:
     """Only a file named on purpose is refused; one found in a folder is counted as before."""
     (tmp_path / "logs").mkdir()
