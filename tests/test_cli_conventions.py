@@ -142,7 +142,7 @@ def test_an_old_name_with_a_new_meaning_is_an_error_naming_the_new_option(tmp_pa
 def test_whatif_profile_on_local_logs_points_to_policy() -> None:
     res = runner.invoke(app, ["whatif", str(LOG), "--profile", "seed"], prog_name="albstats")
     assert res.exit_code == 2
-    assert res.stderr == ("albstats: error: --profile is the AWS profile, for s3:// logs only; "
+    assert res.stderr == ("albstats: error: --profile is the AWS profile, for s3:// paths only; "
                           "the retry policy is --policy\n")
 
 
