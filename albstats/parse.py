@@ -20,6 +20,7 @@ import contextlib
 import dataclasses
 import functools
 import gc
+import itertools
 import os
 import re
 import sys
@@ -355,8 +356,17 @@ def _schema_for(fmt: str) -> LogSchema | None:
     return {"alb-access": ACCESS, "alb-connection": CONNECTION}.get(fmt)
 
 
-def _check_format(line: str, src_name: str, schema: LogSchema, fs: FileStats, explicit: bool) -> bool:
-    """False (and ``fs.skipped`` set) when the first line shows another format; an error if the file was named."""
+#: Lines after an unrecognised first line that are looked at before a named file is called no log at all.
+LOOKAHEAD_LINES = 8
+
+
+def _check_format(line: str, src_name: str, schema: LogSchema, fs: FileStats, explicit: bool,
+                  later: Iterable[str] = ()) -> bool:
+    """False (and ``fs.skipped`` set) when the first line shows another format; an error if the file was named.
+
+    A named file whose first line is no log line is an error too, unless one of the ``later`` lines (the next
+    LOOKAHEAD_LINES) is an ALB line: then it is a log cut mid-line (``tail -c``, ``split -b``), and the first
+    line is counted as malformed like any other."""
     fmt = detect_format(line)
     if fmt in ("classic-elb", "nlb", "elb-control") or (_schema_for(fmt) not in (None, schema)):
         msg = f"{src_name}: this is {FORMAT_NAMES[fmt]}, not an ALB {schema.kind} log"
@@ -364,7 +374,7 @@ def _check_format(line: str, src_name: str, schema: LogSchema, fs: FileStats, ex
             raise InputError(msg)
         fs.skipped = FORMAT_NAMES[fmt]
         return False
-    if fmt == "unknown" and explicit:  # a file named on purpose that is no log: not a file of malformed lines
+    if fmt == "unknown" and explicit and not any(_schema_for(detect_format(x)) for x in later if x.strip()):
         raise InputError(f"{src_name}: this is {describe_other(line)}, not an ALB {schema.kind} log")
     return True
 
@@ -390,12 +400,16 @@ def _python_line(n: int, line: str, schema: LogSchema, fs: FileStats, strict: bo
 def iter_file_rows(src: Source, schema: LogSchema, fs: FileStats, *, strict: bool = False,
                    explicit: bool = True) -> Iterator[list[Any]]:
     """Rows of one file, line by line in Python (the reference engine). Rejects another format if named."""
-    first = True
-    for n, line in _lines(src, fs):
-        if first and line.strip():
-            first = False
-            if not _check_format(line, src.name, schema, fs, explicit):
+    lines: Iterator[tuple[int, str]] = _lines(src, fs)
+    for n, line in lines:
+        if line.strip():
+            ahead = list(itertools.islice(lines, LOOKAHEAD_LINES)) if explicit and detect_format(line) == "unknown" \
+                else []
+            if not _check_format(line, src.name, schema, fs, explicit, [x for _, x in ahead]):
                 return
+            lines = itertools.chain([(n, line)], ahead, lines)
+            break
+    for n, line in lines:
         row = _python_line(n, line, schema, fs, strict, src.name)
         if row is not None:
             yield row
@@ -1125,6 +1139,21 @@ def _first_line(data: bytes) -> str | None:
     return None
 
 
+def _lines_after_first(data: bytes) -> list[str]:
+    """The LOOKAHEAD_LINES lines after the first non-blank one, for :func:`_check_format`."""
+    start = len(data) - len(data.lstrip(b"\r\n\t "))
+    pos = data.find(b"\n", start)
+    if pos < 0:
+        return []
+    ends = pos + 1
+    for _ in range(LOOKAHEAD_LINES):
+        nxt = data.find(b"\n", ends)
+        ends = len(data) if nxt < 0 else nxt + 1
+        if nxt < 0:
+            break
+    return data[pos + 1:ends].decode("utf-8", "replace").splitlines()
+
+
 @dataclass
 class _Opts:
     schema: LogSchema
@@ -1155,7 +1184,8 @@ def _parse_group(group: list[tuple[Source, FileStats]], o: _Opts) -> list[pa.Rec
     for src, fs in group:
         data = _read_whole(src, fs)
         first = _first_line(data)
-        if first is None or not _check_format(first, src.name, o.schema, fs, src.name in o.explicit):
+        if first is None or not _check_format(first, src.name, o.schema, fs, src.name in o.explicit,
+                                              _lines_after_first(data)):
             continue
         segs.append(_Seg(fs, src.name, size, 1))
         parts.append(data)
@@ -1175,7 +1205,7 @@ def _parse_stream(src: Source, fs: FileStats, o: _Opts) -> Iterator[pa.RecordBat
             if first is None:
                 continue
             checked = True
-            if not _check_format(first, src.name, o.schema, fs, src.name in o.explicit):
+            if not _check_format(first, src.name, o.schema, fs, src.name in o.explicit, _lines_after_first(data)):
                 return
         yield from _Block(data, [_Seg(fs, src.name, 0, line_no)], o.schema, o.fields, o.strict, o.engine).run()
 

@@ -211,7 +211,7 @@ def register(app: typer.Typer) -> None:
             raise UsageError("--simulations must be between 100 and 1,000,000")
         aws = {k: v for k, v in (("profile", profile), ("region", region)) if v is not None}
         if aws and not any(p.startswith("s3://") for p in logs):
-            raise UsageError(f"--{next(iter(aws))} is the AWS {next(iter(aws))}, for s3:// logs only"
+            raise UsageError(f"--{next(iter(aws))} is the AWS {next(iter(aws))}, for s3:// paths only"
                              + ("; the retry policy is --policy" if profile is not None else ""))
         pol = _policy(policy, tries, per_try_timeout, deadline, retry_budget, backoff, None, retry_500)
         result = run_whatif(logs, pol, simulations=simulations, seed=seed,  # type: ignore[arg-type]
