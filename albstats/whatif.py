@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -36,7 +37,8 @@ ASSUMPTIONS = [
     "(outages) make retries help less than predicted",
     "retries do not raise the upstream's failure rate or latency (no overload feedback)",
     "logs do not carry Idempotency-Key, so non-idempotent methods are counted as not retryable",
-    "the retry budget is applied over the whole period, not a sliding window; Retry-After is not modelled",
+    "the retry budget's floor is spread over the logged period (one floor per budget window it spans) "
+    "instead of a sliding window; Retry-After is not modelled",
 ]
 
 OK, RETRY, FATAL = 0, 1, 2
@@ -99,10 +101,19 @@ def whatif(paths: list[str] | str, policy: RetryPolicy, *, simulations: int = 20
     keys = np.empty(0)
     krng = np.random.default_rng(seed + 1)
     n = 0
+    first_seen: str | None = None  # earliest request_creation_time / latest time (ISO strings sort as times)
+    last_seen: str | None = None
     observed_attempts = 0
     observed_good = 0
     for batch in iter_batches(paths, fields=COLUMNS, stats=stats):
         n += batch.num_rows
+        for col, pick in (("request_creation_time", "min"), ("time", "max")):
+            v = pc.min_max(batch.column(col))[pick].as_py()
+            if v and v != "-":
+                if pick == "min":
+                    first_seen = v if first_seen is None else min(first_seen, v)
+                else:
+                    last_seen = v if last_seen is None else max(last_seen, v)
         observed_attempts += int(_attempts(batch).sum())
         elb = np.nan_to_num(batch.column("elb_status_code").to_numpy(zero_copy_only=False).astype(float), nan=0)
         observed_good += int(((elb > 0) & (elb < 500)).sum())
@@ -123,6 +134,17 @@ def whatif(paths: list[str] | str, policy: RetryPolicy, *, simulations: int = 20
     rng = random.Random(seed)
     nprng = np.random.default_rng(seed)
     sims = max(1, simulations)
+    # The proxy allows floor + ratio * requests retries per budget window. Over a logged period spanning
+    # W windows that is ratio * n + floor * W retries for n requests. Scaled to the simulated requests:
+    # one window's floor is there from the start, the rest accrues as the period goes on.
+    windows = 1.0
+    if first_seen and last_seen and policy.budget_window > 0:
+        try:
+            span = (datetime.fromisoformat(last_seen) - datetime.fromisoformat(first_seen)).total_seconds()
+            windows = max(1.0, span / policy.budget_window)
+        except ValueError:
+            pass
+    floor_total = policy.budget_floor * windows * sims / n
     m = len(out)  # rows in the sample (all rows unless there were more than max_rows)
     starts = nprng.integers(0, m, size=sims)
     budget_used = 0
@@ -152,8 +174,8 @@ def whatif(paths: list[str] | str, policy: RetryPolicy, *, simulations: int = 20
             wait = policy.backoff(attempts, rng)
             if elapsed + wait >= policy.deadline:
                 break
-            if policy.budget_ratio is not None and \
-                    budget_used + 1 > policy.budget_floor + policy.budget_ratio * (s + 1):
+            if policy.budget_ratio is not None and budget_used + 1 > \
+                    policy.budget_ratio * (s + 1) + floor_total * max(1 / windows, (s + 1) / sims):
                 break
             budget_used += 1
             elapsed += wait

@@ -463,3 +463,39 @@ def test_head_empty_bodies_cookies_and_client_gone(tmp_path):
     rows, _ = albstats_parse(tmp_path / "misc.log")
     gone = [r for r in rows if r["request_url"].endswith("/g")]
     assert len(gone) == 1 and gone[0]["elb_status_code"] == 460 and gone[0]["target_status_code_list"] == "503"
+
+
+def test_access_log_template_writes_what_format_line_writes():
+    """The fast line writer and the schema-driven one agree on every kind of record (and timestamp)."""
+    from albstats.logformat import format_line
+    from albstats.proxy.accesslog import LineWriter, RequestRecord, _IsoClock, iso_time, to_values
+
+    rng = random.Random(5)
+    clock = _IsoClock()
+    for i in range(20_000):  # whole seconds, half-microsecond edges, and random instants
+        t = rng.uniform(0, 2e9) if i % 2 else 1.7e9 + rng.randrange(5) + rng.choice([0.0, 0.9999995, 5e-7, 0.25])
+        assert clock(t) == iso_time(t), t
+    w = LineWriter("app/x/1", "10.0.0.9")
+    for _ in range(2000):
+        rec = RequestRecord(
+            client_ip=rng.choice(["1.2.3.4", "-", "::1"]), client_port=rng.choice([None, 5]),
+            method=rng.choice(["GET", 'P"O\\ST']), url='http://h:1/a"b\\c', proto="HTTP/1.1",
+            user_agent=rng.choice([None, "", 'x"y', "u" * 9000]), trace_id=rng.choice(["", "Root=1-x"]),
+            received_at=1.7e9 + rng.random(), received_bytes=rng.randint(0, 100), sent_bytes=5,
+            elb_status=rng.choice([200, 502, 460]), dispatched_at=rng.choice([None, 1.7e9 + 1]),
+            headers_at=rng.choice([None, 1.7e9 + 1.5]), first_byte_at=rng.choice([None, 1.7e9 + 1.6]),
+            done_at=1.7e9 + 2, targets=rng.choice([[], ["1.2.3.4:80"], ["a:1", "b:x"]]),
+            statuses=rng.choice([[], ["200"], ["-", "503"]]), error_reason=rng.choice([None, "X"]))
+        assert w(rec) == format_line(to_values(rec, "app/x/1", "10.0.0.9"))
+
+
+def test_soak_30s_rss_fds_log_and_posts(tmp_path):
+    """The soak benchmark's checks over 30 s at 200 req/s (bench/bench_proxy_soak.py runs 10 minutes):
+    RSS flat within 10 %, fds bounded by requests in flight and back down afterwards, one log line per
+    request, every POST upstream once; and the client kept its schedule (else the run proves nothing)."""
+    from albstats.proxy.soak import run
+
+    res = run(30, 200, tmp_path, warmup=10)
+    assert res.sent == 6000 and res.posts == 1200
+    assert res.upstream_resets > 0 and res.statuses.get("200", 0) > 5000  # the flaky upstream was flaky
+    assert all(res.checks().values()), res.render()
