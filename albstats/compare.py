@@ -15,6 +15,19 @@ Definitions (the same as :mod:`albstats.slo`):
   ``target:port_list`` (proxy logs list every attempt; ALB logs have one, or ``-`` for none; logs from
   before 2020 without the field count 1). Mean with a normal-approximation interval.
 
+Harm, next to the help (a retry policy that raises the success rate can still do damage):
+
+- Non-idempotent requests repeated: the share of requests whose method is not idempotent (POST,
+  PATCH, ... -- anything but GET, HEAD, OPTIONS, PUT, DELETE) that were sent upstream more than once;
+  each repeat may have done its side effect again (a second booking, a second charge). Wilson interval.
+- Upstream requests per failed request: the mean attempts behind each request that failed anyway. With
+  the upstream down this is the retry storm: a policy of 5 tries multiplies the load on a dead service
+  by 5, a retry budget keeps it near 1.
+- Retry wait per success: the mean ``request_processing_time`` of successful requests -- the time spent
+  on earlier attempts and the waits between them before the attempt that answered (about zero without
+  retries). Normal-approximation interval. The harm section lists, per side, the successes that needed
+  a retry and their wait (p50, p90, max): what a fixed 3 s spacing costs the requests it rescues.
+
 Verdict: the success rate decides when its change is significant; otherwise latency does (better when
 some percentile improved and none got worse). Significant changes in the other direction are listed
 as trade-offs, so a retry policy that buys success with load or tail latency says so.
@@ -39,7 +52,9 @@ from albstats.parse import ParseStats, iter_batches
 
 Z95 = 1.959963984540054
 COLUMNS = ["elb_status_code", "request_processing_time", "target_processing_time", "response_processing_time",
-           "time", "request_creation_time", "target_port_list"]
+           "time", "request_creation_time", "target_port_list", "request_verb"]
+#: Methods a repeat cannot do twice (RFC 9110 9.2.2), as the proxy's policy defines them.
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 PERCENTILES = (50, 90, 99)
 
 
@@ -119,6 +134,15 @@ class Side:
     latencies: np.ndarray = field(default_factory=lambda: np.empty(0))
     latency_count: int = 0
     parse: ParseStats = field(default_factory=ParseStats)
+    non_idempotent: int = 0  # requests with a non-idempotent method
+    non_idempotent_repeated: int = 0  # ... sent upstream more than once
+    non_idempotent_extra: int = 0  # ... extra upstream attempts (each a possible second execution)
+    failed: int = 0
+    failed_attempts: int = 0
+    failed_attempts_sq: int = 0
+    wait_sum: float = 0.0  # request_processing_time over successful requests (retries' cost)
+    wait_sq: float = 0.0
+    waits_retried: list[float] = field(default_factory=list)  # that time, for successes after a retry
 
 
 def row_latency(batch: pa.RecordBatch) -> np.ndarray:
@@ -155,6 +179,28 @@ def _attempts(batch: pa.RecordBatch) -> np.ndarray:
     return lengths
 
 
+def _harm(batch: pa.RecordBatch, status: np.ndarray, att: np.ndarray, side: Side) -> None:
+    """Accumulate the harm counts of one batch into ``side``."""
+    verbs = pc.utf8_upper(pc.fill_null(batch.column("request_verb"), "-"))
+    unsafe = ~np.asarray(pc.is_in(verbs, value_set=pa.array(sorted(IDEMPOTENT))).to_numpy(zero_copy_only=False),
+                         dtype=bool)
+    side.non_idempotent += int(unsafe.sum())
+    side.non_idempotent_repeated += int((unsafe & (att > 1)).sum())
+    side.non_idempotent_extra += int(np.where(unsafe & (att > 1), att - 1, 0).sum())
+    bad = status >= 500
+    side.failed += int(bad.sum())
+    side.failed_attempts += int(att[bad].sum())
+    side.failed_attempts_sq += int((att[bad] * att[bad]).sum())
+    ok = (status > 0) & (status < 500)
+    rpt = np.nan_to_num(batch.column("request_processing_time").to_numpy(zero_copy_only=False).astype(float),
+                        nan=-1.0)
+    wait = np.where(ok & (rpt >= 0), rpt, 0.0)
+    side.wait_sum += float(wait.sum())
+    side.wait_sq += float((wait * wait).sum())
+    if len(side.waits_retried) < 1_000_000:  # bounded; the count and mean stay exact
+        side.waits_retried.extend(rpt[ok & (att > 1) & (rpt >= 0)].tolist())
+
+
 def load_side(paths: list[str], *, max_samples: int = 200_000, seed: int = 1) -> Side:
     """Stream one log set into counts, a histogram and a bounded latency sample."""
     side = Side(paths=list(paths))
@@ -172,6 +218,7 @@ def load_side(paths: list[str], *, max_samples: int = 200_000, seed: int = 1) ->
         vals, counts = np.unique(att, return_counts=True)
         for v, c in zip(vals.tolist(), counts.tolist()):
             side.histogram[v] = side.histogram.get(v, 0) + c
+        _harm(batch, status, att, side)
         lat = _latency(batch)
         side.latency_count += len(lat)
         kept = np.concatenate([kept, lat])
@@ -209,6 +256,7 @@ class CompareResult:
     after_requests: int
     metrics: list[Metric]
     histogram: dict[str, dict[str, Any]]  # attempts -> {"before": [count, share, lo, hi], "after": ...}
+    harm: dict[str, dict[str, float]]  # "before"/"after" -> counts behind the harm metrics
     verdict: str
     tradeoffs: list[str]
     malformed_lines: dict[str, int]
@@ -275,6 +323,24 @@ def compare(before_paths: list[str] | str, after_paths: list[str] | str, *, slo:
     metrics.append(Metric("upstream_requests_per_request", "x", mb, (mb - Z95 * seb, mb + Z95 * seb), ma,
                           (ma - Z95 * sea, ma + Z95 * sea), dm, (dm - Z95 * sed, dm + Z95 * sed),
                           _verdict(dm - Z95 * sed, dm + Z95 * sed, False)))
+    # harm: repeats of non-idempotent requests, attempts behind failures (storms), retry waits of successes
+    def share(k1: int, n1: int, k2: int, n2: int) -> tuple[tuple[float, float, float], ...]:
+        if n1 and n2:
+            d2, l2, h2 = newcombe(k1, n1, k2, n2)
+        else:
+            d2, l2, h2 = math.nan, math.nan, math.nan
+        return ((k1 / n1 if n1 else math.nan, *wilson(k1, n1)), (k2 / n2 if n2 else math.nan, *wilson(k2, n2)),
+                (d2, l2, h2))
+
+    (vb, *cb), (va, *ca), (dv, *cd) = share(b.non_idempotent_repeated, b.non_idempotent, a.non_idempotent_repeated,
+                                            a.non_idempotent)
+    metrics.append(Metric("non_idempotent_repeated", "ratio", vb, tuple(cb), va, tuple(ca), dv, tuple(cd),
+                          _verdict(cd[0], cd[1], False) if b.non_idempotent and a.non_idempotent else "n/a"))
+    metrics.append(_mean_metric("upstream_requests_per_failed_request", "x", b.failed_attempts,
+                                b.failed_attempts_sq, b.failed, a.failed_attempts, a.failed_attempts_sq, a.failed))
+    metrics.append(_mean_metric("retry_wait_per_success", "s", b.wait_sum, b.wait_sq, b.good, a.wait_sum, a.wait_sq,
+                                a.good))
+    harm = {label: _harm_summary(side) for side, label in ((b, "before"), (a, "after"))}
     # attempts histogram with Wilson intervals per share
     hist: dict[str, dict[str, Any]] = {}
     for k in sorted(set(b.histogram) | set(a.histogram)):
@@ -295,6 +361,8 @@ def compare(before_paths: list[str] | str, after_paths: list[str] | str, *, slo:
     else:
         verdict = "no significant change"
     opposite = {"better": "worse", "worse": "better"}.get(verdict)
+    if verdict == "no significant change":  # harm with no gain to show for it is still harm
+        opposite = "worse"
     tradeoffs = [f"{m.name} {m.verdict} ({_fmt(m.change, m.unit, signed=True)})" for m in metrics
                  if opposite and m.verdict == opposite]
     if b.latency_count > len(b.latencies) or a.latency_count > len(a.latencies):
@@ -304,8 +372,37 @@ def compare(before_paths: list[str] | str, after_paths: list[str] | str, *, slo:
             notes.append(f"{label}: {side.parse.bad_lines} malformed lines not counted: "
                          + "; ".join(side.parse.bad_examples(3)))
     return CompareResult(slo=slo, before_requests=b.requests, after_requests=a.requests, metrics=metrics,
-                         histogram=hist, verdict=verdict, tradeoffs=tradeoffs,
+                         histogram=hist, harm=harm, verdict=verdict, tradeoffs=tradeoffs,
                          malformed_lines={"before": b.parse.bad_lines, "after": a.parse.bad_lines}, notes=notes)
+
+
+def _mean_metric(name: str, unit: str, s1: float, sq1: float, n1: int, s2: float, sq2: float, n2: int) -> Metric:
+    """A mean on each side (sum, sum of squares, count) with normal-approximation intervals."""
+
+    def stats(total: float, sq: float, n: int) -> tuple[float, float]:
+        if n == 0:
+            return math.nan, math.nan
+        mean = total / n
+        var = max(0.0, sq / n - mean * mean) * n / max(1, n - 1)
+        return mean, math.sqrt(var / n)
+
+    mb, seb = stats(s1, sq1, n1)
+    ma, sea = stats(s2, sq2, n2)
+    d, sed = ma - mb, math.hypot(seb, sea)
+    lo, hi = d - Z95 * sed, d + Z95 * sed
+    verdict = _verdict(lo, hi, False) if n1 and n2 else "n/a"
+    return Metric(name, unit, mb, (mb - Z95 * seb, mb + Z95 * seb), ma, (ma - Z95 * sea, ma + Z95 * sea), d,
+                  (lo, hi), verdict)
+
+
+def _harm_summary(side: Side) -> dict[str, float]:
+    w = np.asarray(side.waits_retried)
+    return {"non_idempotent_requests": side.non_idempotent, "non_idempotent_repeated": side.non_idempotent_repeated,
+            "non_idempotent_extra_attempts": side.non_idempotent_extra, "failed_requests": side.failed,
+            "failed_request_attempts": side.failed_attempts, "successes_after_retry": len(w),
+            "retry_wait_p50": float(np.percentile(w, 50)) if len(w) else math.nan,
+            "retry_wait_p90": float(np.percentile(w, 90)) if len(w) else math.nan,
+            "retry_wait_max": float(w.max()) if len(w) else math.nan}
 
 
 # --- rendering ------------------------------------------------------------------------------------
@@ -319,6 +416,15 @@ def _fmt(v: float, unit: str, signed: bool = False) -> str:
     if unit == "s":
         return f"{s}{v * 1000:.1f} ms"
     return f"{s}{v:.3f}{'x' if unit.startswith('x') else ''}"
+
+
+def _harm_line(h: dict[str, float]) -> str:
+    wait = (f"waited p50 {h['retry_wait_p50']:.3f} s, p90 {h['retry_wait_p90']:.3f} s, max {h['retry_wait_max']:.3f} s "
+            "before the attempt that answered" if h["successes_after_retry"] else "none")
+    return (f"{h['non_idempotent_repeated']:.0f} of {h['non_idempotent_requests']:.0f} non-idempotent requests sent "
+            f"more than once ({h['non_idempotent_extra_attempts']:.0f} extra attempts, each a possible second "
+            f"execution); {h['failed_requests']:.0f} failed requests took {h['failed_request_attempts']:.0f} upstream "
+            f"attempts; {h['successes_after_retry']:.0f} successes needed a retry: {wait}")
 
 
 def render_table(r: CompareResult) -> str:
@@ -342,8 +448,43 @@ def render_table(r: CompareResult) -> str:
         ac, as_, al, ah = row["after"]
         lines.append(f"  {k:>2}: before {bc:>7} {bs * 100:6.2f}% [{bl * 100:.2f}, {bh * 100:.2f}]   "
                      f"after {ac:>7} {as_ * 100:6.2f}% [{al * 100:.2f}, {ah * 100:.2f}]")
+    lines += ["", "harm (counted in the logs):"]
+    for label in ("before", "after"):
+        h = r.harm[label]
+        lines.append(f"  {label}: {_harm_line(h)}")
     lines += ["", f"verdict: {r.verdict}"]
     if r.tradeoffs:
         lines.append("trade-offs: " + "; ".join(r.tradeoffs))
     lines += [f"note: {n}" for n in r.notes]
+    return "\n".join(lines)
+
+
+def render_side_by_side(results: dict[str, CompareResult]) -> str:
+    """Several "after" log sets (e.g. two retry policies) against the same "before", one column each:
+    the help and the harm of each next to the other's."""
+    labels = list(results)
+    first = results[labels[0]]
+    rows = [("metric", "before [95% CI]", *(f"{k} [95% CI]: change, verdict" for k in labels))]
+    for m0 in first.metrics:
+        row = [m0.name, f"{_fmt(m0.before, m0.unit)} [{_fmt(m0.before_ci[0], m0.unit)}, "
+                        f"{_fmt(m0.before_ci[1], m0.unit)}]"]
+        for k in labels:
+            m = results[k].metric(m0.name)
+            row.append(f"{_fmt(m.after, m.unit)} [{_fmt(m.after_ci[0], m.unit)}, {_fmt(m.after_ci[1], m.unit)}]: "
+                       f"{_fmt(m.change, m.unit, True)}, {m.verdict}")
+        rows.append(tuple(row))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [f"requests: before {first.before_requests}, "
+             + ", ".join(f"{k} {results[k].after_requests}" for k in labels) + f"; SLO {first.slo * 100:g}%", ""]
+    for i, row in enumerate(rows):
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    lines += ["", "harm (counted in the logs):", f"  before: {_harm_line(first.harm['before'])}"]
+    lines += [f"  {k}: {_harm_line(results[k].harm['after'])}" for k in labels]
+    lines.append("")
+    for k in labels:
+        r = results[k]
+        lines.append(f"{k}: verdict {r.verdict}" + (f"; trade-offs: {'; '.join(r.tradeoffs)}" if r.tradeoffs else ""))
+        lines += [f"  note: {n}" for n in r.notes]
     return "\n".join(lines)

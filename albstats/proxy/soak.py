@@ -252,8 +252,8 @@ async def soak(duration: float, rate: float, workdir: Path, *, warmup: float | N
         if progress:
             print(file=sys.stderr)
         # the client's connections are closed: the proxy's client-side sockets go; its pooled upstream
-        # connections stay until their keep-alive expires (aiohttp: 15 s), so wait for that
-        deadline = time.monotonic() + 20
+        # connections stay until their keep-alive expires (aiohttp: 15 s), so wait for that (at most 60 s)
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline and open_fds(proc.pid) > res.baseline_fds + 2:
             await asyncio.sleep(0.5)
         res.drained_fds = open_fds(proc.pid)
