@@ -25,11 +25,14 @@ from albstats.proxy.scenarios import CHECK_POLICIES, SCENARIOS, check_whatif
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    ap.add_argument("scenarios", nargs="*", default=list(SCENARIOS), choices=[*SCENARIOS, []])
+    ap.add_argument("scenarios", nargs="*", metavar="SCENARIO", help=f"any of {', '.join(SCENARIOS)} (default: all)")
     ap.add_argument("--requests", type=int, default=1500, help="client requests per run (before and after)")
     a = ap.parse_args()
     if not 100 <= a.requests <= 20_000:
         raise SystemExit("--requests 100..20000")
+    unknown = [s for s in a.scenarios if s not in SCENARIOS]
+    if unknown:
+        raise SystemExit(f"unknown scenario {unknown[0]!r}; choose from {', '.join(SCENARIOS)}")
     print(f"load average {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
     ok = True
     for name in a.scenarios or list(SCENARIOS):
