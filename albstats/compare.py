@@ -51,14 +51,23 @@ from albstats.errors import InputError
 from albstats.parse import ParseStats, iter_batches
 
 Z95 = 1.959963984540054
-COLUMNS = ["elb_status_code", "request_processing_time", "target_processing_time", "response_processing_time",
-           "time", "request_creation_time", "target_port_list", "request_verb"]
+COLUMNS = [
+    "elb_status_code",
+    "request_processing_time",
+    "target_processing_time",
+    "response_processing_time",
+    "time",
+    "request_creation_time",
+    "target_port_list",
+    "request_verb",
+]
 #: Methods a repeat cannot do twice (RFC 9110 9.2.2), as the proxy's policy defines them.
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 PERCENTILES = (50, 90, 99)
 
 
 # --- interval arithmetic --------------------------------------------------------------------------
+
 
 def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
     """Wilson score interval for a proportion k/n."""
@@ -80,9 +89,15 @@ def newcombe(k1: int, n1: int, k2: int, n2: int, z: float = Z95) -> tuple[float,
     return d, d - math.sqrt((p2 - l2) ** 2 + (u1 - p1) ** 2), d + math.sqrt((u2 - p2) ** 2 + (p1 - l1) ** 2)
 
 
-def bootstrap_percentiles(a: np.ndarray, b: np.ndarray, qs: tuple[int, ...] = PERCENTILES, *,
-                          resamples: int = 1000, max_n: int = 10_000, seed: int = 20240611
-                          ) -> dict[int, dict[str, tuple[float, float, float]]]:
+def bootstrap_percentiles(
+    a: np.ndarray,
+    b: np.ndarray,
+    qs: tuple[int, ...] = PERCENTILES,
+    *,
+    resamples: int = 1000,
+    max_n: int = 10_000,
+    seed: int = 20240611,
+) -> dict[int, dict[str, tuple[float, float, float]]]:
     """For each q: (estimate, lo, hi) for a, for b, and for b - a, by percentile bootstrap."""
     rng = np.random.default_rng(seed)
 
@@ -93,7 +108,7 @@ def bootstrap_percentiles(a: np.ndarray, b: np.ndarray, qs: tuple[int, ...] = PE
         for i in range(0, resamples, step):
             k = min(step, resamples - i)
             idx = rng.integers(0, len(x), size=(k, m))
-            out[i:i + k] = np.percentile(x[idx], qs, axis=1).T
+            out[i : i + k] = np.percentile(x[idx], qs, axis=1).T
         return out
 
     da, db = draws(a), draws(b)
@@ -101,8 +116,11 @@ def bootstrap_percentiles(a: np.ndarray, b: np.ndarray, qs: tuple[int, ...] = PE
     for j, q in enumerate(qs):
         ea, eb = float(np.percentile(a, q)), float(np.percentile(b, q))
         diff = db[:, j] - da[:, j]
-        res[q] = {"before": (ea, *_pct_ci(da[:, j])), "after": (eb, *_pct_ci(db[:, j])),
-                  "change": (eb - ea, *_pct_ci(diff))}
+        res[q] = {
+            "before": (ea, *_pct_ci(da[:, j])),
+            "after": (eb, *_pct_ci(db[:, j])),
+            "change": (eb - ea, *_pct_ci(diff)),
+        }
     return res
 
 
@@ -120,6 +138,7 @@ def _verdict(lo: float, hi: float, higher_is_better: bool) -> str:
 
 
 # --- reading one side -----------------------------------------------------------------------------
+
 
 @dataclass
 class Side:
@@ -147,8 +166,10 @@ class Side:
 
 def row_latency(batch: pa.RecordBatch) -> np.ndarray:
     """Total seconds per row (NaN where unknown): the three processing times, or time - creation time."""
-    t = [np.nan_to_num(batch.column(c).to_numpy(zero_copy_only=False).astype(float), nan=-1.0) for c in
-         ("request_processing_time", "target_processing_time", "response_processing_time")]
+    t = [
+        np.nan_to_num(batch.column(c).to_numpy(zero_copy_only=False).astype(float), nan=-1.0)
+        for c in ("request_processing_time", "target_processing_time", "response_processing_time")
+    ]
     out = np.full(batch.num_rows, np.nan)
     ok = (t[0] >= 0) & (t[1] >= 0) & (t[2] >= 0)
     out[ok] = (t[0] + t[1] + t[2])[ok]
@@ -157,8 +178,9 @@ def row_latency(batch: pa.RecordBatch) -> np.ndarray:
 
         sub = batch.take(pa.array(np.flatnonzero(~ok)))
         end = pd.to_datetime(sub.column("time").to_pandas(), utc=True, errors="coerce", format="ISO8601")
-        start = pd.to_datetime(sub.column("request_creation_time").to_pandas(), utc=True, errors="coerce",
-                               format="ISO8601")
+        start = pd.to_datetime(
+            sub.column("request_creation_time").to_pandas(), utc=True, errors="coerce", format="ISO8601"
+        )
         out[~ok] = (end - start).dt.total_seconds().to_numpy(dtype=float, na_value=np.nan)
     return out
 
@@ -182,8 +204,9 @@ def _attempts(batch: pa.RecordBatch) -> np.ndarray:
 def _harm(batch: pa.RecordBatch, status: np.ndarray, att: np.ndarray, side: Side) -> None:
     """Accumulate the harm counts of one batch into ``side``."""
     verbs = pc.utf8_upper(pc.fill_null(batch.column("request_verb"), "-"))
-    unsafe = ~np.asarray(pc.is_in(verbs, value_set=pa.array(sorted(IDEMPOTENT))).to_numpy(zero_copy_only=False),
-                         dtype=bool)
+    unsafe = ~np.asarray(
+        pc.is_in(verbs, value_set=pa.array(sorted(IDEMPOTENT))).to_numpy(zero_copy_only=False), dtype=bool
+    )
     side.non_idempotent += int(unsafe.sum())
     side.non_idempotent_repeated += int((unsafe & (att > 1)).sum())
     side.non_idempotent_extra += int(np.where(unsafe & (att > 1), att - 1, 0).sum())
@@ -192,8 +215,7 @@ def _harm(batch: pa.RecordBatch, status: np.ndarray, att: np.ndarray, side: Side
     side.failed_attempts += int(att[bad].sum())
     side.failed_attempts_sq += int((att[bad] * att[bad]).sum())
     ok = (status > 0) & (status < 500)
-    rpt = np.nan_to_num(batch.column("request_processing_time").to_numpy(zero_copy_only=False).astype(float),
-                        nan=-1.0)
+    rpt = np.nan_to_num(batch.column("request_processing_time").to_numpy(zero_copy_only=False).astype(float), nan=-1.0)
     wait = np.where(ok & (rpt >= 0), rpt, 0.0)
     side.wait_sum += float(wait.sum())
     side.wait_sq += float((wait * wait).sum())
@@ -231,6 +253,7 @@ def load_side(paths: list[str], *, max_samples: int = 200_000, seed: int = 1) ->
 
 
 # --- the comparison -------------------------------------------------------------------------------
+
 
 @dataclass
 class Metric:
@@ -275,39 +298,78 @@ class CompareResult:
         return json.dumps(self.to_dict(), indent=2, default=float)
 
 
-def compare(before_paths: list[str] | str, after_paths: list[str] | str, *, slo: float = 0.99,
-            resamples: int = 1000, seed: int = 20240611) -> CompareResult:
+def compare(
+    before_paths: list[str] | str,
+    after_paths: list[str] | str,
+    *,
+    slo: float = 0.99,
+    resamples: int = 1000,
+    seed: int = 20240611,
+) -> CompareResult:
     """Compare two log sets (files, folders, globs, s3:// prefixes; ALB or albstats proxy logs)."""
     bp = [before_paths] if isinstance(before_paths, str) else list(before_paths)
     ap = [after_paths] if isinstance(after_paths, str) else list(after_paths)
     b, a = load_side(bp), load_side(ap)
     for side, label in ((b, "BEFORE"), (a, "AFTER")):
         if side.requests == 0:
-            raise InputError(f"{label} ({', '.join(side.paths)}): no ALB access-log lines found "
-                             f"({side.parse.summary()})")
+            raise InputError(
+                f"{label} ({', '.join(side.paths)}): no ALB access-log lines found ({side.parse.summary()})"
+            )
     metrics: list[Metric] = []
     # success rate
     d, lo, hi = newcombe(b.good, b.requests, a.good, a.requests)
     sb, sa = b.good / b.requests, a.good / a.requests
-    metrics.append(Metric("success_rate", "ratio", sb, wilson(b.good, b.requests), sa, wilson(a.good, a.requests),
-                          d, (lo, hi), _verdict(lo, hi, True)))
+    metrics.append(
+        Metric(
+            "success_rate",
+            "ratio",
+            sb,
+            wilson(b.good, b.requests),
+            sa,
+            wilson(a.good, a.requests),
+            d,
+            (lo, hi),
+            _verdict(lo, hi, True),
+        )
+    )
     # error-budget burn: (1 - success) / (1 - slo)
     budget = 1.0 - slo
 
     def burn(ci: tuple[float, float]) -> tuple[float, float]:
         return ((1 - ci[1]) / budget, (1 - ci[0]) / budget)
 
-    metrics.append(Metric("error_budget_burn", "x budget", (1 - sb) / budget, burn(metrics[0].before_ci),
-                          (1 - sa) / budget, burn(metrics[0].after_ci), -d / budget, (-hi / budget, -lo / budget),
-                          _verdict(-hi, -lo, False)))
+    metrics.append(
+        Metric(
+            "error_budget_burn",
+            "x budget",
+            (1 - sb) / budget,
+            burn(metrics[0].before_ci),
+            (1 - sa) / budget,
+            burn(metrics[0].after_ci),
+            -d / budget,
+            (-hi / budget, -lo / budget),
+            _verdict(-hi, -lo, False),
+        )
+    )
     # latency percentiles
     notes: list[str] = []
     if len(b.latencies) and len(a.latencies):
         boot = bootstrap_percentiles(b.latencies, a.latencies, resamples=resamples, seed=seed)
         for q, r in boot.items():
             ch = r["change"]
-            metrics.append(Metric(f"latency_p{q}", "s", r["before"][0], r["before"][1:], r["after"][0],
-                                  r["after"][1:], ch[0], ch[1:], _verdict(ch[1], ch[2], False)))
+            metrics.append(
+                Metric(
+                    f"latency_p{q}",
+                    "s",
+                    r["before"][0],
+                    r["before"][1:],
+                    r["after"][0],
+                    r["after"][1:],
+                    ch[0],
+                    ch[1:],
+                    _verdict(ch[1], ch[2], False),
+                )
+            )
     else:
         notes.append("no latency: one side has no request with known timings")
     # load amplification
@@ -320,26 +382,63 @@ def compare(before_paths: list[str] | str, after_paths: list[str] | str, *, slo:
     seb, sea = se(b, mb), se(a, ma)
     sed = math.hypot(seb, sea)
     dm = ma - mb
-    metrics.append(Metric("upstream_requests_per_request", "x", mb, (mb - Z95 * seb, mb + Z95 * seb), ma,
-                          (ma - Z95 * sea, ma + Z95 * sea), dm, (dm - Z95 * sed, dm + Z95 * sed),
-                          _verdict(dm - Z95 * sed, dm + Z95 * sed, False)))
+    metrics.append(
+        Metric(
+            "upstream_requests_per_request",
+            "x",
+            mb,
+            (mb - Z95 * seb, mb + Z95 * seb),
+            ma,
+            (ma - Z95 * sea, ma + Z95 * sea),
+            dm,
+            (dm - Z95 * sed, dm + Z95 * sed),
+            _verdict(dm - Z95 * sed, dm + Z95 * sed, False),
+        )
+    )
+
     # harm: repeats of non-idempotent requests, attempts behind failures (storms), retry waits of successes
     def share(k1: int, n1: int, k2: int, n2: int) -> tuple[tuple[float, float, float], ...]:
         if n1 and n2:
             d2, l2, h2 = newcombe(k1, n1, k2, n2)
         else:
             d2, l2, h2 = math.nan, math.nan, math.nan
-        return ((k1 / n1 if n1 else math.nan, *wilson(k1, n1)), (k2 / n2 if n2 else math.nan, *wilson(k2, n2)),
-                (d2, l2, h2))
+        return (
+            (k1 / n1 if n1 else math.nan, *wilson(k1, n1)),
+            (k2 / n2 if n2 else math.nan, *wilson(k2, n2)),
+            (d2, l2, h2),
+        )
 
-    (vb, *cb), (va, *ca), (dv, *cd) = share(b.non_idempotent_repeated, b.non_idempotent, a.non_idempotent_repeated,
-                                            a.non_idempotent)
-    metrics.append(Metric("non_idempotent_repeated", "ratio", vb, tuple(cb), va, tuple(ca), dv, tuple(cd),
-                          _verdict(cd[0], cd[1], False) if b.non_idempotent and a.non_idempotent else "n/a"))
-    metrics.append(_mean_metric("upstream_requests_per_failed_request", "x", b.failed_attempts,
-                                b.failed_attempts_sq, b.failed, a.failed_attempts, a.failed_attempts_sq, a.failed))
-    metrics.append(_mean_metric("retry_wait_per_success", "s", b.wait_sum, b.wait_sq, b.good, a.wait_sum, a.wait_sq,
-                                a.good))
+    (vb, *cb), (va, *ca), (dv, *cd) = share(
+        b.non_idempotent_repeated, b.non_idempotent, a.non_idempotent_repeated, a.non_idempotent
+    )
+    metrics.append(
+        Metric(
+            "non_idempotent_repeated",
+            "ratio",
+            vb,
+            tuple(cb),
+            va,
+            tuple(ca),
+            dv,
+            tuple(cd),
+            _verdict(cd[0], cd[1], False) if b.non_idempotent and a.non_idempotent else "n/a",
+        )
+    )
+    metrics.append(
+        _mean_metric(
+            "upstream_requests_per_failed_request",
+            "x",
+            b.failed_attempts,
+            b.failed_attempts_sq,
+            b.failed,
+            a.failed_attempts,
+            a.failed_attempts_sq,
+            a.failed,
+        )
+    )
+    metrics.append(
+        _mean_metric("retry_wait_per_success", "s", b.wait_sum, b.wait_sq, b.good, a.wait_sum, a.wait_sq, a.good)
+    )
     harm = {label: _harm_summary(side) for side, label in ((b, "before"), (a, "after"))}
     # attempts histogram with Wilson intervals per share
     hist: dict[str, dict[str, Any]] = {}
@@ -363,17 +462,30 @@ def compare(before_paths: list[str] | str, after_paths: list[str] | str, *, slo:
     opposite = {"better": "worse", "worse": "better"}.get(verdict)
     if verdict == "no significant change":  # harm with no gain to show for it is still harm
         opposite = "worse"
-    tradeoffs = [f"{m.name} {m.verdict} ({_fmt(m.change, m.unit, signed=True)})" for m in metrics
-                 if opposite and m.verdict == opposite]
+    tradeoffs = [
+        f"{m.name} {m.verdict} ({_fmt(m.change, m.unit, signed=True)})"
+        for m in metrics
+        if opposite and m.verdict == opposite
+    ]
     if b.latency_count > len(b.latencies) or a.latency_count > len(a.latencies):
         notes.append("latency percentiles from a uniform random sample of each side")
     for side, label in ((b, "before"), (a, "after")):
         if side.parse.bad_lines:
-            notes.append(f"{label}: {side.parse.bad_lines} malformed lines not counted: "
-                         + "; ".join(side.parse.bad_examples(3)))
-    return CompareResult(slo=slo, before_requests=b.requests, after_requests=a.requests, metrics=metrics,
-                         histogram=hist, harm=harm, verdict=verdict, tradeoffs=tradeoffs,
-                         malformed_lines={"before": b.parse.bad_lines, "after": a.parse.bad_lines}, notes=notes)
+            notes.append(
+                f"{label}: {side.parse.bad_lines} malformed lines not counted: " + "; ".join(side.parse.bad_examples(3))
+            )
+    return CompareResult(
+        slo=slo,
+        before_requests=b.requests,
+        after_requests=a.requests,
+        metrics=metrics,
+        histogram=hist,
+        harm=harm,
+        verdict=verdict,
+        tradeoffs=tradeoffs,
+        malformed_lines={"before": b.parse.bad_lines, "after": a.parse.bad_lines},
+        notes=notes,
+    )
 
 
 def _mean_metric(name: str, unit: str, s1: float, sq1: float, n1: int, s2: float, sq2: float, n2: int) -> Metric:
@@ -391,21 +503,28 @@ def _mean_metric(name: str, unit: str, s1: float, sq1: float, n1: int, s2: float
     d, sed = ma - mb, math.hypot(seb, sea)
     lo, hi = d - Z95 * sed, d + Z95 * sed
     verdict = _verdict(lo, hi, False) if n1 and n2 else "n/a"
-    return Metric(name, unit, mb, (mb - Z95 * seb, mb + Z95 * seb), ma, (ma - Z95 * sea, ma + Z95 * sea), d,
-                  (lo, hi), verdict)
+    return Metric(
+        name, unit, mb, (mb - Z95 * seb, mb + Z95 * seb), ma, (ma - Z95 * sea, ma + Z95 * sea), d, (lo, hi), verdict
+    )
 
 
 def _harm_summary(side: Side) -> dict[str, float]:
     w = np.asarray(side.waits_retried)
-    return {"non_idempotent_requests": side.non_idempotent, "non_idempotent_repeated": side.non_idempotent_repeated,
-            "non_idempotent_extra_attempts": side.non_idempotent_extra, "failed_requests": side.failed,
-            "failed_request_attempts": side.failed_attempts, "successes_after_retry": len(w),
-            "retry_wait_p50": float(np.percentile(w, 50)) if len(w) else math.nan,
-            "retry_wait_p90": float(np.percentile(w, 90)) if len(w) else math.nan,
-            "retry_wait_max": float(w.max()) if len(w) else math.nan}
+    return {
+        "non_idempotent_requests": side.non_idempotent,
+        "non_idempotent_repeated": side.non_idempotent_repeated,
+        "non_idempotent_extra_attempts": side.non_idempotent_extra,
+        "failed_requests": side.failed,
+        "failed_request_attempts": side.failed_attempts,
+        "successes_after_retry": len(w),
+        "retry_wait_p50": float(np.percentile(w, 50)) if len(w) else math.nan,
+        "retry_wait_p90": float(np.percentile(w, 90)) if len(w) else math.nan,
+        "retry_wait_max": float(w.max()) if len(w) else math.nan,
+    }
 
 
 # --- rendering ------------------------------------------------------------------------------------
+
 
 def _fmt(v: float, unit: str, signed: bool = False) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
@@ -419,23 +538,34 @@ def _fmt(v: float, unit: str, signed: bool = False) -> str:
 
 
 def _harm_line(h: dict[str, float]) -> str:
-    wait = (f"waited p50 {h['retry_wait_p50']:.3f} s, p90 {h['retry_wait_p90']:.3f} s, max {h['retry_wait_max']:.3f} s "
-            "before the attempt that answered" if h["successes_after_retry"] else "none")
-    return (f"{h['non_idempotent_repeated']:.0f} of {h['non_idempotent_requests']:.0f} non-idempotent requests sent "
-            f"more than once ({h['non_idempotent_extra_attempts']:.0f} extra attempts, each a possible second "
-            f"execution); {h['failed_requests']:.0f} failed requests took {h['failed_request_attempts']:.0f} upstream "
-            f"attempts; {h['successes_after_retry']:.0f} successes needed a retry: {wait}")
+    wait = (
+        f"waited p50 {h['retry_wait_p50']:.3f} s, p90 {h['retry_wait_p90']:.3f} s, max {h['retry_wait_max']:.3f} s "
+        "before the attempt that answered"
+        if h["successes_after_retry"]
+        else "none"
+    )
+    return (
+        f"{h['non_idempotent_repeated']:.0f} of {h['non_idempotent_requests']:.0f} non-idempotent requests sent "
+        f"more than once ({h['non_idempotent_extra_attempts']:.0f} extra attempts, each a possible second "
+        f"execution); {h['failed_requests']:.0f} failed requests took {h['failed_request_attempts']:.0f} upstream "
+        f"attempts; {h['successes_after_retry']:.0f} successes needed a retry: {wait}"
+    )
 
 
 def render_table(r: CompareResult) -> str:
     """A plain-text table for the terminal."""
     rows = [("metric", "before [95% CI]", "after [95% CI]", "change [95% CI]", "verdict")]
     for m in r.metrics:
-        rows.append((m.name,
-                     f"{_fmt(m.before, m.unit)} [{_fmt(m.before_ci[0], m.unit)}, {_fmt(m.before_ci[1], m.unit)}]",
-                     f"{_fmt(m.after, m.unit)} [{_fmt(m.after_ci[0], m.unit)}, {_fmt(m.after_ci[1], m.unit)}]",
-                     f"{_fmt(m.change, m.unit, True)} [{_fmt(m.change_ci[0], m.unit, True)}, "
-                     f"{_fmt(m.change_ci[1], m.unit, True)}]", m.verdict))
+        rows.append(
+            (
+                m.name,
+                f"{_fmt(m.before, m.unit)} [{_fmt(m.before_ci[0], m.unit)}, {_fmt(m.before_ci[1], m.unit)}]",
+                f"{_fmt(m.after, m.unit)} [{_fmt(m.after_ci[0], m.unit)}, {_fmt(m.after_ci[1], m.unit)}]",
+                f"{_fmt(m.change, m.unit, True)} [{_fmt(m.change_ci[0], m.unit, True)}, "
+                f"{_fmt(m.change_ci[1], m.unit, True)}]",
+                m.verdict,
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     lines = [f"requests: before {r.before_requests}, after {r.after_requests}; SLO {r.slo * 100:g}%", ""]
     for i, row in enumerate(rows):
@@ -446,8 +576,10 @@ def render_table(r: CompareResult) -> str:
     for k, row in r.histogram.items():
         bc, bs, bl, bh = row["before"]
         ac, as_, al, ah = row["after"]
-        lines.append(f"  {k:>2}: before {bc:>7} {bs * 100:6.2f}% [{bl * 100:.2f}, {bh * 100:.2f}]   "
-                     f"after {ac:>7} {as_ * 100:6.2f}% [{al * 100:.2f}, {ah * 100:.2f}]")
+        lines.append(
+            f"  {k:>2}: before {bc:>7} {bs * 100:6.2f}% [{bl * 100:.2f}, {bh * 100:.2f}]   "
+            f"after {ac:>7} {as_ * 100:6.2f}% [{al * 100:.2f}, {ah * 100:.2f}]"
+        )
     lines += ["", "harm (counted in the logs):"]
     for label in ("before", "after"):
         h = r.harm[label]
@@ -466,16 +598,24 @@ def render_side_by_side(results: dict[str, CompareResult]) -> str:
     first = results[labels[0]]
     rows = [("metric", "before [95% CI]", *(f"{k} [95% CI]: change, verdict" for k in labels))]
     for m0 in first.metrics:
-        row = [m0.name, f"{_fmt(m0.before, m0.unit)} [{_fmt(m0.before_ci[0], m0.unit)}, "
-                        f"{_fmt(m0.before_ci[1], m0.unit)}]"]
+        row = [
+            m0.name,
+            f"{_fmt(m0.before, m0.unit)} [{_fmt(m0.before_ci[0], m0.unit)}, {_fmt(m0.before_ci[1], m0.unit)}]",
+        ]
         for k in labels:
             m = results[k].metric(m0.name)
-            row.append(f"{_fmt(m.after, m.unit)} [{_fmt(m.after_ci[0], m.unit)}, {_fmt(m.after_ci[1], m.unit)}]: "
-                       f"{_fmt(m.change, m.unit, True)}, {m.verdict}")
+            row.append(
+                f"{_fmt(m.after, m.unit)} [{_fmt(m.after_ci[0], m.unit)}, {_fmt(m.after_ci[1], m.unit)}]: "
+                f"{_fmt(m.change, m.unit, True)}, {m.verdict}"
+            )
         rows.append(tuple(row))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = [f"requests: before {first.before_requests}, "
-             + ", ".join(f"{k} {results[k].after_requests}" for k in labels) + f"; SLO {first.slo * 100:g}%", ""]
+    lines = [
+        f"requests: before {first.before_requests}, "
+        + ", ".join(f"{k} {results[k].after_requests}" for k in labels)
+        + f"; SLO {first.slo * 100:g}%",
+        "",
+    ]
     for i, row in enumerate(rows):
         lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
         if i == 0:

@@ -28,9 +28,18 @@ from albstats.errors import InputError, UsageError
 from albstats.parse import ParseStats, iter_batches
 from albstats.proxy.policy import RetryPolicy
 
-COLUMNS = ["elb_status_code", "target_status_code", "target_status_code_list", "target_port_list", "request_verb",
-           "request_processing_time",
-           "target_processing_time", "response_processing_time", "time", "request_creation_time"]
+COLUMNS = [
+    "elb_status_code",
+    "target_status_code",
+    "target_status_code_list",
+    "target_port_list",
+    "request_verb",
+    "request_processing_time",
+    "target_processing_time",
+    "response_processing_time",
+    "time",
+    "request_creation_time",
+]
 
 ASSUMPTIONS = [
     "attempts fail independently, each with the observed per-attempt failure rate; correlated failures "
@@ -87,8 +96,9 @@ def _outcomes(batch: Any, policy: RetryPolicy) -> np.ndarray:
     return out
 
 
-def whatif(paths: list[str] | str, policy: RetryPolicy, *, simulations: int = 20_000, seed: int = 7,
-           max_rows: int = 500_000) -> WhatIfResult:
+def whatif(
+    paths: list[str] | str, policy: RetryPolicy, *, simulations: int = 20_000, seed: int = 7, max_rows: int = 500_000
+) -> WhatIfResult:
     """Predict success rate, latency and upstream load under ``policy`` from the logged outcomes."""
     if not 0 <= seed < 2**63:
         raise UsageError(f"--seed: {seed} must be a non-negative integer below 2**63")
@@ -174,8 +184,9 @@ def whatif(paths: list[str] | str, policy: RetryPolicy, *, simulations: int = 20
             wait = policy.backoff(attempts, rng)
             if elapsed + wait >= policy.deadline:
                 break
-            if policy.budget_ratio is not None and budget_used + 1 > \
-                    policy.budget_ratio * (s + 1) + floor_total * max(1 / windows, (s + 1) / sims):
+            if policy.budget_ratio is not None and budget_used + 1 > policy.budget_ratio * (s + 1) + floor_total * max(
+                1 / windows, (s + 1) / sims
+            ):
                 break
             budget_used += 1
             elapsed += wait
@@ -185,10 +196,14 @@ def whatif(paths: list[str] | str, policy: RetryPolicy, *, simulations: int = 20
         good += result == OK
         times[s] = elapsed
     obs_ok = float((out == OK).mean())
-    observed = {"success_rate": observed_good / n, "attempt_success_rate": obs_ok,
-                "retryable_failure_rate": float((out == RETRY).mean()),
-                "other_failure_rate": float((out == FATAL).mean()), "retryable_method_share": float(eligible.mean()),
-                "upstream_requests_per_request": observed_attempts / n}
+    observed = {
+        "success_rate": observed_good / n,
+        "attempt_success_rate": obs_ok,
+        "retryable_failure_rate": float((out == RETRY).mean()),
+        "other_failure_rate": float((out == FATAL).mean()),
+        "retryable_method_share": float(eligible.mean()),
+        "upstream_requests_per_request": observed_attempts / n,
+    }
     predicted = {"success_rate": good / sims, "upstream_requests_per_request": total_attempts / sims}
     for q in (50, 90, 99):
         observed[f"latency_p{q}"] = float(np.percentile(lat, q))
@@ -200,25 +215,49 @@ def whatif(paths: list[str] | str, policy: RetryPolicy, *, simulations: int = 20
         notes.append(f"{stats.bad_lines} malformed lines not counted")
     if (~known).any():
         notes.append(f"{int((~known).sum())} requests without timings took the median latency")
-    return WhatIfResult(policy=policy.describe(), requests_observed=n, simulated=sims, observed=observed,
-                        predicted=predicted,
-                        attempts_histogram={str(k): v / sims for k, v in sorted(hist.items())}, notes=notes)
+    return WhatIfResult(
+        policy=policy.describe(),
+        requests_observed=n,
+        simulated=sims,
+        observed=observed,
+        predicted=predicted,
+        attempts_histogram={str(k): v / sims for k, v in sorted(hist.items())},
+        notes=notes,
+    )
 
 
 def render(r: WhatIfResult) -> str:
     """Plain text for the terminal."""
-    lines = [f"policy: {r.policy}", f"observed requests: {r.requests_observed}; simulated: {r.simulated}", "",
-             f"{'':32}{'observed':>12}{'predicted':>12}"]
-    for key, label, unit in (("success_rate", "success rate", "%"), ("latency_p50", "latency p50", "s"),
-                             ("latency_p90", "latency p90", "s"), ("latency_p99", "latency p99", "s"),
-                             ("upstream_requests_per_request", "upstream requests / request", "x")):
+    lines = [
+        f"policy: {r.policy}",
+        f"observed requests: {r.requests_observed}; simulated: {r.simulated}",
+        "",
+        f"{'':32}{'observed':>12}{'predicted':>12}",
+    ]
+    for key, label, unit in (
+        ("success_rate", "success rate", "%"),
+        ("latency_p50", "latency p50", "s"),
+        ("latency_p90", "latency p90", "s"),
+        ("latency_p99", "latency p99", "s"),
+        ("upstream_requests_per_request", "upstream requests / request", "x"),
+    ):
         o, p = r.observed[key], r.predicted[key]
-        f = (lambda v: f"{v * 100:.2f}%") if unit == "%" else (lambda v: f"{v:.3f} s") if unit == "s" else \
-            (lambda v: f"{v:.2f}x")
+        f = (
+            (lambda v: f"{v * 100:.2f}%")
+            if unit == "%"
+            else (lambda v: f"{v:.3f} s")
+            if unit == "s"
+            else (lambda v: f"{v:.2f}x")
+        )
         lines.append(f"{label:32}{f(o):>12}{f(p):>12}")
     lines.append(f"{'one attempt succeeds':32}{r.observed['attempt_success_rate'] * 100:>11.2f}%")
-    lines += ["", "attempts per request (predicted share): " +
-              ", ".join(f"{k}: {v * 100:.1f}%" for k, v in r.attempts_histogram.items()), "", "assumptions:"]
+    lines += [
+        "",
+        "attempts per request (predicted share): "
+        + ", ".join(f"{k}: {v * 100:.1f}%" for k, v in r.attempts_histogram.items()),
+        "",
+        "assumptions:",
+    ]
     lines += [f"  - {a}" for a in r.assumptions]
     lines += [f"note: {n}" for n in r.notes]
     return "\n".join(lines)

@@ -57,8 +57,20 @@ end
 
 # --- the two helper servers (run as subprocesses of this file) -------------------------------------
 
-HOP = frozenset({"connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade",
-                 "proxy-connection", "proxy-authenticate", "proxy-authorization", "content-length"})
+HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "proxy-connection",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "content-length",
+    }
+)
 
 
 async def _serve(kind: str, upstream: str | None) -> None:
@@ -67,23 +79,29 @@ async def _serve(kind: str, upstream: str | None) -> None:
     from multidict import CIMultiDict
 
     if kind == "upstream":
+
         async def handler(request: web.BaseRequest) -> web.StreamResponse:
             await request.read()
             return web.Response(body=b'{"ok": true}\n', content_type="application/json")
+
         session = None
     else:
         # the same client settings as albstats.proxy.server.RetryProxy.start
         session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=1000, ttl_dns_cache=60), auto_decompress=False,
-            cookie_jar=aiohttp.DummyCookieJar(), skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=5.0, sock_read=25.0))
+            connector=aiohttp.TCPConnector(limit=1000, ttl_dns_cache=60),
+            auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=5.0, sock_read=25.0),
+        )
         base = upstream.rstrip("/") if upstream else ""
 
         async def handler(request: web.BaseRequest) -> web.StreamResponse:
             body = await request.read() if request.body_exists else None
             headers = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in HOP)
-            async with session.request(request.method, base + request.raw_path, headers=headers, data=body,
-                                       allow_redirects=False) as r:
+            async with session.request(
+                request.method, base + request.raw_path, headers=headers, data=body, allow_redirects=False
+            ) as r:
                 data = await r.read()
                 out = CIMultiDict((k, v) for k, v in r.headers.items() if k.lower() not in HOP)
                 return web.Response(status=r.status, reason=r.reason, body=data, headers=out)
@@ -106,6 +124,7 @@ async def _serve(kind: str, upstream: str | None) -> None:
 
 
 # --- measuring -------------------------------------------------------------------------------------
+
 
 def start(cmd: list[str]) -> tuple[subprocess.Popen, int]:
     p = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
@@ -142,9 +161,22 @@ def cpu_seconds(pid: int) -> float:
 
 
 def wrk(url: str, conc: int, seconds: float, script: Path) -> dict[str, float]:
-    out = subprocess.run(["wrk", "-t1", f"-c{conc}", f"-d{seconds:g}s", "--timeout", "10s", "-s", str(script),
-                          f"{url}/owners/7/pets?page=2"], capture_output=True, text=True,
-                         timeout=seconds + 30)
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            f"-c{conc}",
+            f"-d{seconds:g}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script),
+            f"{url}/owners/7/pets?page=2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 30,
+    )
     m = re.search(r"WRKJSON (\{.*\})", out.stdout)
     if not m:
         raise SystemExit(f"wrk failed: {out.stdout}{out.stderr}")
@@ -188,19 +220,59 @@ def main() -> None:
         upstream = f"http://127.0.0.1:{uport}"
         bare, bport = start([sys.executable, str(HERE), "--serve", "bare", "--upstream", upstream])
         procs.append(bare)
-        prox, pport = start([str(BIN), "proxy", "--upstream", upstream, "--listen", "127.0.0.1:0",
-                             "--access-log", str(tmp / "proxy.log")])
+        prox, pport = start(
+            [
+                str(BIN),
+                "proxy",
+                "--upstream",
+                upstream,
+                "--listen",
+                "127.0.0.1:0",
+                "--access-log",
+                str(tmp / "proxy.log"),
+            ]
+        )
         procs.append(prox)
-        targets = {"direct": (upstream, None), "bare forwarder": (f"http://127.0.0.1:{bport}", bare.pid),
-                   "albstats proxy": (f"http://127.0.0.1:{pport}", prox.pid)}
+        targets = {
+            "direct": (upstream, None),
+            "bare forwarder": (f"http://127.0.0.1:{bport}", bare.pid),
+            "albstats proxy": (f"http://127.0.0.1:{pport}", prox.pid),
+        }
         if use_nginx:
             nport = free_port()
-            conf = subprocess.run([str(BIN), "proxy", "nginx-config", "--upstream", f"127.0.0.1:{uport}",
-                                   "--listen", f"127.0.0.1:{nport}", "--prefix", str(tmp), "--workers", "1"],
-                                  capture_output=True, text=True, check=True).stdout
+            conf = subprocess.run(
+                [
+                    str(BIN),
+                    "proxy",
+                    "nginx-config",
+                    "--upstream",
+                    f"127.0.0.1:{uport}",
+                    "--listen",
+                    f"127.0.0.1:{nport}",
+                    "--prefix",
+                    str(tmp),
+                    "--workers",
+                    "1",
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
             (tmp / "nginx.conf").write_text(conf)
-            ng = subprocess.Popen([nginx, "-p", str(tmp), "-e", str(tmp / "error.log"), "-c",
-                                   str(tmp / "nginx.conf"), "-g", "daemon off;"], env={**os.environ, "TZ": "UTC"})
+            ng = subprocess.Popen(
+                [
+                    nginx,
+                    "-p",
+                    str(tmp),
+                    "-e",
+                    str(tmp / "error.log"),
+                    "-c",
+                    str(tmp / "nginx.conf"),
+                    "-g",
+                    "daemon off;",
+                ],
+                env={**os.environ, "TZ": "UTC"},
+            )
             procs.append(ng)
             time.sleep(0.5)
             targets["nginx (1 worker)"] = (f"http://127.0.0.1:{nport}", ng.pid)
@@ -224,11 +296,15 @@ def main() -> None:
                         proxy_requests += int(r["requests"])
                         in_flight_bound += c
         load_after = load_average()
-        print(f"wrk -t1, {a.seconds:g} s per run, {a.rounds} rounds alternating targets; 127.0.0.1, "
-              f"{os.cpu_count()} CPUs; python {sys.version.split()[0]}; load average {load_before} (start), "
-              f"{load_after} (end)")
-        print(f"{'target':18}{'conc':>5}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'+p50 ms':>9}{'+p99 ms':>9}"
-              f"{'CPU ms/req':>12}{'errors':>8}")
+        print(
+            f"wrk -t1, {a.seconds:g} s per run, {a.rounds} rounds alternating targets; 127.0.0.1, "
+            f"{os.cpu_count()} CPUs; python {sys.version.split()[0]}; load average {load_before} (start), "
+            f"{load_after} (end)"
+        )
+        print(
+            f"{'target':18}{'conc':>5}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'+p50 ms':>9}{'+p99 ms':>9}"
+            f"{'CPU ms/req':>12}{'errors':>8}"
+        )
         summary: dict[tuple[str, int], dict[str, float]] = {}
         for c in concs:
             for name in targets:
@@ -239,13 +315,16 @@ def main() -> None:
                     "p50": statistics.median(r["p50_us"] for r in rs) / 1000,
                     "p99": statistics.median(r["p99_us"] for r in rs) / 1000,
                     "cpu": sum(r["cpu_s"] for r in rs) * 1000 / req if req else float("nan"),
-                    "errors": sum(r["errors"] + r["non2xx"] for r in rs)}
+                    "errors": sum(r["errors"] + r["non2xx"] for r in rs),
+                }
             d = summary[("direct", c)]
             for name in targets:
                 s = summary[(name, c)]
                 cpu = "-" if name == "direct" else f"{s['cpu']:.3f}"
-                print(f"{name:18}{c:5}{s['rps']:9.0f}{s['p50']:9.3f}{s['p99']:9.3f}{s['p50'] - d['p50']:9.3f}"
-                      f"{s['p99'] - d['p99']:9.3f}{cpu:>12}{int(s['errors']):8}")
+                print(
+                    f"{name:18}{c:5}{s['rps']:9.0f}{s['p50']:9.3f}{s['p99']:9.3f}{s['p50'] - d['p50']:9.3f}"
+                    f"{s['p99'] - d['p99']:9.3f}{cpu:>12}{int(s['errors']):8}"
+                )
         p32, b32 = summary[("albstats proxy", 32)], summary[("bare forwarder", 32)]
         p1, b1 = summary[("albstats proxy", 1)], summary[("bare forwarder", 1)]
         # CPU per request over all runs at both concurrencies, as well as at 32 alone
@@ -253,12 +332,18 @@ def main() -> None:
         added = p1["p50"] - b1["p50"]
         thr = p32["rps"] / b32["rps"]
         print()
-        print(f"proxy CPU/request vs bare forwarder (conc 32): {cpu_ratio:.2f}x (target <= 1.2x): "
-              f"{'MET' if cpu_ratio <= 1.2 else 'MISSED'}")
-        print(f"proxy added p50 over bare forwarder (conc 1): {added:+.3f} ms (target <= 0.5 ms): "
-              f"{'MET' if added <= 0.5 else 'MISSED'}")
-        print(f"proxy throughput vs bare forwarder (conc 32): {thr:.0%} (target >= 80 %): "
-              f"{'MET' if thr >= 0.8 else 'MISSED'}")
+        print(
+            f"proxy CPU/request vs bare forwarder (conc 32): {cpu_ratio:.2f}x (target <= 1.2x): "
+            f"{'MET' if cpu_ratio <= 1.2 else 'MISSED'}"
+        )
+        print(
+            f"proxy added p50 over bare forwarder (conc 1): {added:+.3f} ms (target <= 0.5 ms): "
+            f"{'MET' if added <= 0.5 else 'MISSED'}"
+        )
+        print(
+            f"proxy throughput vs bare forwarder (conc 32): {thr:.0%} (target >= 80 %): "
+            f"{'MET' if thr >= 0.8 else 'MISSED'}"
+        )
     finally:
         for p in reversed(procs):
             p.send_signal(signal.SIGQUIT if p.args[0] == nginx else signal.SIGINT)
@@ -277,9 +362,11 @@ def main() -> None:
         lines = sum(codes.values())
         extra = lines - proxy_requests
         ok = stats.bad_lines == 0 and 0 <= extra <= in_flight_bound
-        print(f"access log: {lines} lines parsed by albstats ({stats.bad_lines} malformed), statuses {codes}; "
-              f"wrk completed {proxy_requests} requests through the proxy; {extra} more lines, at most "
-              f"{in_flight_bound} allowed (in flight when a wrk run stopped): {'COMPLETE' if ok else 'INCOMPLETE'}")
+        print(
+            f"access log: {lines} lines parsed by albstats ({stats.bad_lines} malformed), statuses {codes}; "
+            f"wrk completed {proxy_requests} requests through the proxy; {extra} more lines, at most "
+            f"{in_flight_bound} allowed (in flight when a wrk run stopped): {'COMPLETE' if ok else 'INCOMPLETE'}"
+        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -35,8 +35,10 @@ def main() -> None:
     try:
         load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
         res = run(a.minutes * 60, a.rate, work, progress=sys.stderr.isatty())
-        print(f"{os.cpu_count()} CPUs; python {sys.version.split()[0]}; load average at start {load}, at end "
-              f"{' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
+        print(
+            f"{os.cpu_count()} CPUs; python {sys.version.split()[0]}; load average at start {load}, at end "
+            f"{' '.join(Path('/proc/loadavg').read_text().split()[:3])}"
+        )
         print(res.render())
         if a.keep:
             print(f"access log kept: {work / 'soak-proxy.log'}")

@@ -42,19 +42,23 @@ def test_bootstrap_is_seeded_and_covers_the_truth():
 
 
 async def _run(tmp_path, name: str, tries: int, n: int = 1000):
-    sim = UpstreamSim(make_config(listen_port=0, error_rate=0.1, error_statuses=(502, 503), seed=2,
-                                  latency="0.002"))
+    sim = UpstreamSim(make_config(listen_port=0, error_rate=0.1, error_statuses=(502, 503), seed=2, latency="0.002"))
     sport = await sim.start()
     pol = make_policy(max_attempts=tries, backoff_base=0.005, backoff_cap=0.02)
-    proxy = RetryProxy(ProxyConfig(upstream=f"http://127.0.0.1:{sport}", listen_port=0, policy=pol,
-                                   access_log=str(tmp_path / name), seed=1))
+    proxy = RetryProxy(
+        ProxyConfig(
+            upstream=f"http://127.0.0.1:{sport}", listen_port=0, policy=pol, access_log=str(tmp_path / name), seed=1
+        )
+    )
     port = await proxy.start()
     sem = asyncio.Semaphore(30)
     try:
         async with aiohttp.ClientSession() as cs:
+
             async def one(i):
                 async with sem, cs.get(f"http://127.0.0.1:{port}/c?i={i}") as r:
                     await r.read()
+
             await asyncio.gather(*(one(i) for i in range(n)))
     finally:
         await proxy.close()
@@ -87,13 +91,14 @@ def test_direct_vs_proxied_is_better_with_intervals(tmp_path):
     # the CLI, both formats
     res = CliRunner().invoke(app, ["compare", str(tmp_path / "direct.log"), str(tmp_path / "proxied.log")])
     assert res.exit_code == 0 and "verdict: better" in res.output
-    js = CliRunner().invoke(app, ["compare", str(tmp_path / "direct.log"), str(tmp_path / "proxied.log"),
-                                  "--format", "json", "--slo", "99.9"])
+    js = CliRunner().invoke(
+        app,
+        ["compare", str(tmp_path / "direct.log"), str(tmp_path / "proxied.log"), "--format", "json", "--slo", "99.9"],
+    )
     data = json.loads(js.output)
     assert data["verdict"] == "better" and data["slo"] == 0.999
     # whatif on the "before" logs predicts what the proxy then measured (the failures here are independent)
-    pred = whatif([str(tmp_path / "direct.log")], make_policy(backoff_base=0.005, backoff_cap=0.02),
-                  simulations=20_000)
+    pred = whatif([str(tmp_path / "direct.log")], make_policy(backoff_base=0.005, backoff_cap=0.02), simulations=20_000)
     assert abs(pred.predicted["success_rate"] - sr.after) < 0.01
     assert abs(pred.predicted["upstream_requests_per_request"] - amp.after) < 0.03
     # the same logs on both sides: nothing changed
@@ -160,8 +165,11 @@ def test_harm_of_the_seed_policy_next_to_the_recommended_one(tmp_path):
     header = res.output.splitlines()[2]
     assert f"{logs['seed']} [95% CI]" in header and f"{logs['rec']} [95% CI]" in header
     assert f"{logs['seed']}: {_harm_of(dup)}" in res.output and f"{logs['rec']}: 0 of 150" in res.output
-    js = json.loads(CliRunner().invoke(app, ["compare", str(logs["before"]), str(logs["seed"]), str(logs["rec"]),
-                                             "-f", "json"]).output)
+    js = json.loads(
+        CliRunner()
+        .invoke(app, ["compare", str(logs["before"]), str(logs["seed"]), str(logs["rec"]), "-f", "json"])
+        .output
+    )
     assert js[str(logs["seed"])]["harm"]["after"]["non_idempotent_repeated"] == dup
 
 

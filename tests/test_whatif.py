@@ -18,16 +18,35 @@ def write_log(path, n=2000, fail=0.1, verb="GET", seed=3, status=503):
     lines = []
     for i in range(n):
         bad = rng.random() < fail
-        lines.append(format_line({
-            "type": "http", "time": "2026-11-27T10:00:00.000000Z", "elb": "app/x/1", "client_ip": "10.0.0.1",
-            "client_port": 1000 + i, "target_ip": "10.0.1.1", "target_port": 80,
-            "request_processing_time": 0.001, "target_processing_time": 0.5 if bad else rng.uniform(0.04, 0.06),
-            "response_processing_time": 0.0, "elb_status_code": status if bad else 200,
-            "target_status_code": str(status) if bad else "200", "received_bytes": 100, "sent_bytes": 200,
-            "request_verb": verb, "request_url": "http://x:80/a", "request_proto": "HTTP/1.1",
-            "user_agent": "t", "trace_id": "-", "request_creation_time": "2026-11-27T10:00:00.000000Z",
-            "actions_executed": "forward", "target_port_list": "10.0.1.1:80",
-            "target_status_code_list": str(status) if bad else "200"}))
+        lines.append(
+            format_line(
+                {
+                    "type": "http",
+                    "time": "2026-11-27T10:00:00.000000Z",
+                    "elb": "app/x/1",
+                    "client_ip": "10.0.0.1",
+                    "client_port": 1000 + i,
+                    "target_ip": "10.0.1.1",
+                    "target_port": 80,
+                    "request_processing_time": 0.001,
+                    "target_processing_time": 0.5 if bad else rng.uniform(0.04, 0.06),
+                    "response_processing_time": 0.0,
+                    "elb_status_code": status if bad else 200,
+                    "target_status_code": str(status) if bad else "200",
+                    "received_bytes": 100,
+                    "sent_bytes": 200,
+                    "request_verb": verb,
+                    "request_url": "http://x:80/a",
+                    "request_proto": "HTTP/1.1",
+                    "user_agent": "t",
+                    "trace_id": "-",
+                    "request_creation_time": "2026-11-27T10:00:00.000000Z",
+                    "actions_executed": "forward",
+                    "target_port_list": "10.0.1.1:80",
+                    "target_status_code_list": str(status) if bad else "200",
+                }
+            )
+        )
     path.write_text("\n".join(lines) + "\n")
     return path
 

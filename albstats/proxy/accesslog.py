@@ -167,30 +167,64 @@ class ProxyStats:
     def summary(self) -> str:
         amp = self.attempts / self.completed if self.completed else 0.0
         codes = ", ".join(f"{k}: {v}" for k, v in sorted(self.statuses.items()))
-        return (f"{self.requests} requests, {self.attempts} upstream attempts ({amp:.2f} per request), "
-                f"{self.retries} retries, {self.budget_refusals} refused by the retry budget, "
-                f"{self.not_retried_unsafe} not retried (unsafe method or large body), "
-                f"{self.proxy_errors} proxy 502/504; success rate "
-                + (f"{self.success_rate:.2%}" if self.completed else "n/a")
-                + (f"; statuses {codes}" if codes else ""))
+        return (
+            f"{self.requests} requests, {self.attempts} upstream attempts ({amp:.2f} per request), "
+            f"{self.retries} retries, {self.budget_refusals} refused by the retry budget, "
+            f"{self.not_retried_unsafe} not retried (unsafe method or large body), "
+            f"{self.proxy_errors} proxy 502/504; success rate "
+            + (f"{self.success_rate:.2%}" if self.completed else "n/a")
+            + (f"; statuses {codes}" if codes else "")
+        )
 
 
 #: The per-request columns of the template, in line order; every other column is constant per log.
-_FIELDS = ("time", "client", "target", "request_processing_time", "target_processing_time",
-           "response_processing_time", "elb_status_code", "target_status_code", "received_bytes", "sent_bytes",
-           "request", "user_agent", "trace_id", "request_creation_time", "lambda_error_reason",
-           "target_port_list", "target_status_code_list")
+_FIELDS = (
+    "time",
+    "client",
+    "target",
+    "request_processing_time",
+    "target_processing_time",
+    "response_processing_time",
+    "elb_status_code",
+    "target_status_code",
+    "received_bytes",
+    "sent_bytes",
+    "request",
+    "user_agent",
+    "trace_id",
+    "request_creation_time",
+    "lambda_error_reason",
+    "target_port_list",
+    "target_status_code_list",
+)
 _MARK = re.compile("\x00([a-z_]+)\x00")
 
 
 def line_template(elb: str, node_ip: str) -> str:
     """A ``%s`` template of one log line, rendered by ``format_line`` from marker values."""
     vals: dict[str, Any] = {name: f"\x00{name}\x00" for name in _FIELDS}
-    vals.update(type="http", elb=elb, client_ip="\x00client\x00", target_ip="\x00target\x00",
-                request_verb="\x00request\x00", ssl_cipher="-", ssl_protocol="-", target_group_arn="-",
-                domain_name="-", chosen_cert_arn="-", matched_rule_priority="0", actions_executed="forward",
-                redirect_url="-", classification="-", classification_reason="-", conn_trace_id="-",
-                transformed_host="-", transformed_uri="-", request_transform_status="-", ip_address=node_ip)
+    vals.update(
+        type="http",
+        elb=elb,
+        client_ip="\x00client\x00",
+        target_ip="\x00target\x00",
+        request_verb="\x00request\x00",
+        ssl_cipher="-",
+        ssl_protocol="-",
+        target_group_arn="-",
+        domain_name="-",
+        chosen_cert_arn="-",
+        matched_rule_priority="0",
+        actions_executed="forward",
+        redirect_url="-",
+        classification="-",
+        classification_reason="-",
+        conn_trace_id="-",
+        transformed_host="-",
+        transformed_uri="-",
+        request_transform_status="-",
+        ip_address=node_ip,
+    )
     for k in ("client_port", "target_port", "request_url", "request_proto"):
         vals.pop(k, None)
     text = format_line(vals).replace("%", "%%")
@@ -237,21 +271,28 @@ class LineWriter:
             f"{rec.client_ip}:{'' if rec.client_port is None else rec.client_port}" if rec.client_ip else "-",
             target,
             _secs(_span(rec.received_at, disp)) if disp else "-1",
-            tpt, rspt, rec.elb_status, statuses[-1] if statuses else "-", rec.received_bytes, rec.sent_bytes,
+            tpt,
+            rspt,
+            rec.elb_status,
+            statuses[-1] if statuses else "-",
+            rec.received_bytes,
+            rec.sent_bytes,
             f"{escape(rec.method)} {escape(rec.url)} {escape(rec.proto)}",
             escape(ua[:MAX_USER_AGENT]) if ua else "-",
             escape(rec.trace_id) if rec.trace_id else "-",
             iso(rec.received_at),
             rec.error_reason or "-",
             tlist,
-            " ".join(statuses) if statuses else "-")
+            " ".join(statuses) if statuses else "-",
+        )
 
 
 class AccessLog:
     """Appends ALB lines to a file (or stdout for ``-``); buffered, flushed by :meth:`flush` and on close."""
 
-    def __init__(self, path: str | None, *, elb: str = "app/albstats-proxy/0000000000000000",
-                 node_ip: str = "127.0.0.1") -> None:
+    def __init__(
+        self, path: str | None, *, elb: str = "app/albstats-proxy/0000000000000000", node_ip: str = "127.0.0.1"
+    ) -> None:
         self.path = path
         self.elb = elb
         self.node_ip = node_ip

@@ -56,8 +56,16 @@ def _closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def run_scenario(scenario: str, policy: RetryPolicy, log_path: str | Path, requests: int, *,
-                       concurrency: int = 25, post_share: float = 0.0, seed: int = 3) -> dict[str, Any]:
+async def run_scenario(
+    scenario: str,
+    policy: RetryPolicy,
+    log_path: str | Path,
+    requests: int,
+    *,
+    concurrency: int = 25,
+    post_share: float = 0.0,
+    seed: int = 3,
+) -> dict[str, Any]:
     """``requests`` client requests (``post_share`` of them POSTs with a body) through the proxy with
     ``policy`` to a fresh scenario upstream; returns the upstream's snapshot with per-request detail
     (empty counts for ``down``). Bounded: each client request has a 120 s timeout."""
@@ -68,20 +76,25 @@ async def run_scenario(scenario: str, policy: RetryPolicy, log_path: str | Path,
     knobs = SCENARIOS[scenario]
     sim = UpstreamSim(make_config(listen_port=0, seed=seed, **knobs)) if knobs is not None else None
     port = await sim.start() if sim is not None else _closed_port()
-    proxy = RetryProxy(ProxyConfig(upstream=f"http://127.0.0.1:{port}", listen_port=0, policy=policy,
-                                   access_log=str(log_path), seed=seed))
+    proxy = RetryProxy(
+        ProxyConfig(
+            upstream=f"http://127.0.0.1:{port}", listen_port=0, policy=policy, access_log=str(log_path), seed=seed
+        )
+    )
     pport = await proxy.start()
     gate = asyncio.Semaphore(concurrency)
     post_every = round(1 / post_share) if post_share > 0 else 0
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as client:
+
             async def one(i: int) -> None:
                 post = bool(post_every) and i % post_every == 0
                 hdrs = {"X-Request-Id": f"{scenario}-{i}"}
                 url = f"http://127.0.0.1:{pport}/owners/{i % 50}/" + ("visits" if post else "pets")
                 async with gate:
-                    req = client.post(url, data=b'{"visit": 1}', headers=hdrs) if post else \
-                        client.get(url, headers=hdrs)
+                    req = (
+                        client.post(url, data=b'{"visit": 1}', headers=hdrs) if post else client.get(url, headers=hdrs)
+                    )
                     async with req as r:
                         await r.read()
 
@@ -128,16 +141,26 @@ class WhatIfCheck:
         def mark(ok: bool) -> str:
             return "inside" if ok else "OUTSIDE"
 
-        return (f"{self.scenario:6} success rate: predicted {self.predicted_success:.2%}, measured "
-                f"{self.measured_success:.2%} [{self.success_ci[0]:.2%}, {self.success_ci[1]:.2%}] "
-                f"{mark(self.success_inside)}; attempts/request: predicted {self.predicted_attempts:.3f}, measured "
-                f"{self.measured_attempts:.3f} [{self.attempts_ci[0]:.3f}, {self.attempts_ci[1]:.3f}] "
-                f"{mark(self.attempts_inside)}  ({self.before_requests} before, {self.after_requests} after)")
+        return (
+            f"{self.scenario:6} success rate: predicted {self.predicted_success:.2%}, measured "
+            f"{self.measured_success:.2%} [{self.success_ci[0]:.2%}, {self.success_ci[1]:.2%}] "
+            f"{mark(self.success_inside)}; attempts/request: predicted {self.predicted_attempts:.3f}, measured "
+            f"{self.measured_attempts:.3f} [{self.attempts_ci[0]:.3f}, {self.attempts_ci[1]:.3f}] "
+            f"{mark(self.attempts_inside)}  ({self.before_requests} before, {self.after_requests} after)"
+        )
 
 
-async def check_whatif(scenario: str, workdir: Path, *, before: int = 1500, after: int = 1500,
-                       policy: RetryPolicy | None = None, simulations: int = 40_000, seed: int = 3,
-                       concurrency: int | None = None) -> WhatIfCheck:
+async def check_whatif(
+    scenario: str,
+    workdir: Path,
+    *,
+    before: int = 1500,
+    after: int = 1500,
+    policy: RetryPolicy | None = None,
+    simulations: int = 40_000,
+    seed: int = 3,
+    concurrency: int | None = None,
+) -> WhatIfCheck:
     """Run ``scenario`` before (one try) and after (``policy``), predict the after from the before log
     with ``whatif``, and measure the after log with ``compare``'s intervals (Wilson; mean +- 1.96 SE).
 
@@ -159,8 +182,15 @@ async def check_whatif(scenario: str, workdir: Path, *, before: int = 1500, afte
     mean = side.attempts / n
     var = max(0.0, side.attempts_sq / n - mean * mean) * n / max(1, n - 1)
     half = Z95 * math.sqrt(var / n)
-    return WhatIfCheck(scenario=scenario, policy=pol.describe(), before_requests=pred.requests_observed,
-                       after_requests=n, predicted_success=pred.predicted["success_rate"],
-                       measured_success=side.good / n, success_ci=wilson(side.good, n),
-                       predicted_attempts=pred.predicted["upstream_requests_per_request"],
-                       measured_attempts=mean, attempts_ci=(mean - half, mean + half))
+    return WhatIfCheck(
+        scenario=scenario,
+        policy=pol.describe(),
+        before_requests=pred.requests_observed,
+        after_requests=n,
+        predicted_success=pred.predicted["success_rate"],
+        measured_success=side.good / n,
+        success_ci=wilson(side.good, n),
+        predicted_attempts=pred.predicted["upstream_requests_per_request"],
+        measured_attempts=mean,
+        attempts_ci=(mean - half, mean + half),
+    )

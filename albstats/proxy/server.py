@@ -33,11 +33,21 @@ from albstats.proxy.accesslog import AccessLog, ProxyStats, RequestRecord
 from albstats.proxy.policy import RetryBudget, RetryPolicy, make_policy, parse_retry_after
 
 #: RFC 9110 7.6.1 hop-by-hop headers (plus Proxy-*, handled by prefix) never forwarded in either direction.
-HOP_BY_HOP = frozenset({"connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade",
-                        "proxy-connection", "proxy-authenticate", "proxy-authorization"})
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "proxy-connection",
+        "proxy-authenticate",
+        "proxy-authorization",
+    }
+)
 _TRACE_ROOT = re.compile(r"(?:^|;)\s*Root=1-[0-9a-fA-F]{8}-[0-9a-fA-F]{24}(?:;|$)")
-_DROP_UPSTREAM = HOP_BY_HOP | {"x-amzn-trace-id", "expect", "x-forwarded-for", "x-forwarded-proto",
-                               "x-forwarded-port"}
+_DROP_UPSTREAM = HOP_BY_HOP | {"x-amzn-trace-id", "expect", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-port"}
 _DROP_UPSTREAM_LENGTH = _DROP_UPSTREAM | {"content-length"}
 _CHUNK = 1 << 16
 _SMALL = 1 << 16  # responses up to this size (with a Content-Length) are sent in one write
@@ -150,17 +160,27 @@ class RetryProxy:
         """Bind and start serving; returns the port (useful with port 0)."""
         connector = aiohttp.TCPConnector(limit=self.config.max_connections, ttl_dns_cache=60)
         self._session = aiohttp.ClientSession(
-            connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
+            connector=connector,
+            auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
             skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.config.connect_timeout,
-                                          sock_read=self.policy.per_try_timeout))
+            timeout=aiohttp.ClientTimeout(
+                total=None, sock_connect=self.config.connect_timeout, sock_read=self.policy.per_try_timeout
+            ),
+        )
         # aiohttp silently resends an idempotent request once when a reused connection drops: an attempt
         # outside the policy, the budget and the log. Off, as aiohttp's own test client does.
         self._session._retry_connection = False
         # the low-level server: every request line reaches handle(), none is answered by a router;
         # parser limits above ours, so an oversized header gets our 431 rather than the parser's 400
-        server = web.Server(self.handle, access_log=None, auto_decompress=False, max_line_size=64 << 10,
-                            max_field_size=64 << 10, max_headers=256)
+        server = web.Server(
+            self.handle,
+            access_log=None,
+            auto_decompress=False,
+            max_line_size=64 << 10,
+            max_field_size=64 << 10,
+            max_headers=256,
+        )
         self._runner = web.ServerRunner(server, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.listen_host, self.config.listen_port, backlog=1024)
@@ -200,11 +220,16 @@ class RetryProxy:
         v = request.version
         method = request.method
         return RequestRecord(
-            client_ip=peer[0] if peer else "-", client_port=peer[1] if peer else None,
-            method=method, url=f"http://{host}{path}",
+            client_ip=peer[0] if peer else "-",
+            client_port=peer[1] if peer else None,
+            method=method,
+            url=f"http://{host}{path}",
             proto="HTTP/1.1" if v == (1, 1) else f"HTTP/{v.major}.{v.minor}",
-            user_agent=h.get("User-Agent"), trace_id=trace, received_at=time.time(),
-            received_bytes=len(method) + len(raw_path) + 12 + head_bytes + 2)
+            user_agent=h.get("User-Agent"),
+            trace_id=trace,
+            received_at=time.time(),
+            received_bytes=len(method) + len(raw_path) + 12 + head_bytes + 2,
+        )
 
     def _upstream_headers(self, request: web.BaseRequest, rec: RequestRecord, keep_length: bool) -> CIMultiDict[str]:
         """The request's headers minus hop-by-hop ones, plus X-Forwarded-* and the trace id. One pass
@@ -214,7 +239,8 @@ class RetryProxy:
         if "Connection" in h:
             drop = drop | connection_tokens(h)
         out: CIMultiDict[str] = CIMultiDict(
-            [(k, v) for k, v in h.items() if (lk := k.lower()) not in drop and not lk.startswith("proxy-")])
+            [(k, v) for k, v in h.items() if (lk := k.lower()) not in drop and not lk.startswith("proxy-")]
+        )
         xff = h.getall("X-Forwarded-For", None)
         client = rec.client_ip if rec.client_ip != "-" else "unknown"
         out["X-Forwarded-For"] = f"{', '.join(xff)}, {client}" if xff else client
@@ -224,8 +250,9 @@ class RetryProxy:
         out["X-Amzn-Trace-Id"] = rec.trace_id
         return out
 
-    async def _local(self, request: web.BaseRequest, rec: RequestRecord, status: int, text: str,
-                     close: bool = False) -> web.Response:
+    async def _local(
+        self, request: web.BaseRequest, rec: RequestRecord, status: int, text: str, close: bool = False
+    ) -> web.Response:
         """A response generated by the proxy itself (no upstream response to forward)."""
         resp = web.Response(status=status, text=f"albstats-proxy: {text}\n")
         if close:
@@ -301,8 +328,9 @@ class RetryProxy:
             self.stats.record(rec)
             self.log.write(rec)
 
-    async def _handle(self, request: web.BaseRequest, rec: RequestRecord, t0: float, head_bytes: int,
-                      longest_header: int) -> web.StreamResponse:
+    async def _handle(
+        self, request: web.BaseRequest, rec: RequestRecord, t0: float, head_bytes: int, longest_header: int
+    ) -> web.StreamResponse:
         cfg, pol = self.config, self.policy
         if request.method == "CONNECT":
             return await self._local(request, rec, 405, "CONNECT is not supported", close=True)
@@ -347,8 +375,15 @@ class RetryProxy:
             outcome = "response"
             try:
                 sending = self._session.request(  # type: ignore[union-attr]
-                    request.method, url, headers=headers, data=body, allow_redirects=False, compress=None,
-                    chunked=None, read_until_eof=True)
+                    request.method,
+                    url,
+                    headers=headers,
+                    data=body,
+                    allow_redirects=False,
+                    compress=None,
+                    chunked=None,
+                    read_until_eof=True,
+                )
                 if body is None and remaining >= slack:
                     # no body to send: the session's own timeouts bound the attempt (sock_connect, then
                     # sock_read = the per-try timeout until the first response byte), and the deadline is
@@ -362,8 +397,7 @@ class RetryProxy:
                 return await self._local(request, rec, 413, "request body too large", close=True)
             except TimeoutError:
                 outcome, resp, timed_out = "timeout", None, True
-            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, aiohttp.ClientResponseError,
-                    OSError):
+            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, aiohttp.ClientResponseError, OSError):
                 outcome, resp, timed_out = "connection", None, False
             if resp is not None:
                 rec.headers_at = time.time()
@@ -380,7 +414,8 @@ class RetryProxy:
                 self.stats.not_retried_unsafe += 1
                 break
             if (outcome == "timeout" and not pol.retry_timeouts) or (
-                    outcome == "connection" and not pol.retry_connect_errors):
+                outcome == "connection" and not pol.retry_connect_errors
+            ):
                 break
             wait = pol.backoff(attempt, self.rng)
             if resp is not None and pol.honour_retry_after:
@@ -404,13 +439,15 @@ class RetryProxy:
             return await self._local(request, rec, status, f"upstream {what} after {attempt} attempt(s)")
         return await self._forward(request, rec, resp)
 
-    async def _forward(self, request: web.BaseRequest, rec: RequestRecord,
-                       resp: aiohttp.ClientResponse) -> web.StreamResponse:
+    async def _forward(
+        self, request: web.BaseRequest, rec: RequestRecord, resp: aiohttp.ClientResponse
+    ) -> web.StreamResponse:
         """Stream the chosen upstream response to the client; from the first byte on there is no retry."""
         rh = resp.headers
         drop = HOP_BY_HOP | connection_tokens(rh) if "Connection" in rh else HOP_BY_HOP
         headers: CIMultiDict[str] = CIMultiDict(
-            [(k, v) for k, v in rh.items() if (lk := k.lower()) not in drop and not lk.startswith("proxy-")])
+            [(k, v) for k, v in rh.items() if (lk := k.lower()) not in drop and not lk.startswith("proxy-")]
+        )
         head = 17 + len(resp.reason or "") + sum(len(k) + len(v) + 4 for k, v in headers.items())
         rec.elb_status = resp.status
         length = resp.content_length
@@ -458,8 +495,9 @@ class RetryProxy:
             resp.release()
 
 
-async def serve(config: ProxyConfig, ready: asyncio.Event | None = None,
-                stop: asyncio.Event | None = None) -> ProxyStats:
+async def serve(
+    config: ProxyConfig, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None
+) -> ProxyStats:
     """Run until ``stop`` is set (or SIGINT/SIGTERM); returns the counters for the summary."""
     proxy = RetryProxy(config)
     await proxy.start()
@@ -470,8 +508,12 @@ async def serve(config: ProxyConfig, ready: asyncio.Event | None = None,
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):  # pragma: no cover - non-main thread / Windows
             pass
-    print(f"albstats proxy: listening on http://{config.listen_host}:{proxy.port} -> {proxy.upstream}; "
-          f"{proxy.policy.describe()}", file=sys.stderr, flush=True)
+    print(
+        f"albstats proxy: listening on http://{config.listen_host}:{proxy.port} -> {proxy.upstream}; "
+        f"{proxy.policy.describe()}",
+        file=sys.stderr,
+        flush=True,
+    )
     if ready:
         ready.set()
     try:

@@ -95,8 +95,7 @@ class SoakResult:
             and all(fds <= self.baseline_fds + 2 * peak + 8 for _, _, fds, peak in self.samples),
             "open fds back down after the load": self.drained_fds <= self.baseline_fds + 2,
             "access-log lines == requests": self.log_lines == self.sent and self.log_bad_lines == 0,
-            "every POST reached the upstream exactly once": self.posts > 0
-            and self.post_attempts == {1: self.posts},
+            "every POST reached the upstream exactly once": self.posts > 0 and self.post_attempts == {1: self.posts},
         }
 
     def render(self) -> str:
@@ -125,9 +124,17 @@ class SoakResult:
 
 
 def _sim_config(seed: int) -> Any:
-    return make_config(listen_port=0, error_rate=0.10, error_statuses=(500, 502, 503, 504), reset_rate=0.01,
-                       slow_rate=0.05, slow_latency="uniform:0.2,2", latency="lognormal:0.003,0.5", seed=seed,
-                       max_tracked=50_000_000)
+    return make_config(
+        listen_port=0,
+        error_rate=0.10,
+        error_statuses=(500, 502, 503, 504),
+        reset_rate=0.01,
+        slow_rate=0.05,
+        slow_latency="uniform:0.2,2",
+        latency="lognormal:0.003,0.5",
+        seed=seed,
+        max_tracked=50_000_000,
+    )
 
 
 def serve_sim(seed: int) -> None:
@@ -166,13 +173,31 @@ async def _stop(proc: asyncio.subprocess.Process) -> str:
 
 def _proxy_cmd(upstream_port: int, log: Path) -> list[str]:
     code = "from albstats.cli import main; main()"
-    return [sys.executable, "-c", code, "proxy", "--upstream", f"http://127.0.0.1:{upstream_port}",
-            "--listen", "127.0.0.1:0", "--access-log", str(log)]
+    return [
+        sys.executable,
+        "-c",
+        code,
+        "proxy",
+        "--upstream",
+        f"http://127.0.0.1:{upstream_port}",
+        "--listen",
+        "127.0.0.1:0",
+        "--access-log",
+        str(log),
+    ]
 
 
-async def soak(duration: float, rate: float, workdir: Path, *, warmup: float | None = None,
-               sample_every: float = 2.0, post_share: float = 0.2, seed: int = 11,
-               progress: bool = False) -> SoakResult:
+async def soak(
+    duration: float,
+    rate: float,
+    workdir: Path,
+    *,
+    warmup: float | None = None,
+    sample_every: float = 2.0,
+    post_share: float = 0.2,
+    seed: int = 11,
+    progress: bool = False,
+) -> SoakResult:
     """Run one soak (bounded: ``duration * rate`` requests, then at most 60 s to drain)."""
     if not 1 <= duration <= 24 * 3600 or not 1 <= rate <= 5000:
         raise ValueError("duration 1 s .. 24 h, rate 1 .. 5000 req/s")
@@ -240,9 +265,13 @@ async def soak(duration: float, rate: float, workdir: Path, *, warmup: float | N
                     res.samples.append((elapsed, rss_kib(proc.pid), open_fds(proc.pid), res.max_in_flight))
                     next_sample += sample_every
                     if progress:
-                        print(f"\r{elapsed:6.0f}/{duration:g} s  {res.sent} sent  RSS "
-                              f"{res.samples[-1][1] / 1024:.1f} MiB  fds {res.samples[-1][2]}  in flight {in_flight}",
-                              end="", file=sys.stderr, flush=True)
+                        print(
+                            f"\r{elapsed:6.0f}/{duration:g} s  {res.sent} sent  RSS "
+                            f"{res.samples[-1][1] / 1024:.1f} MiB  fds {res.samples[-1][2]}  in flight {in_flight}",
+                            end="",
+                            file=sys.stderr,
+                            flush=True,
+                        )
             if tasks:
                 await asyncio.wait(tasks, timeout=60)
             res.samples.append((time.monotonic() - t0, rss_kib(proc.pid), open_fds(proc.pid), res.max_in_flight))
