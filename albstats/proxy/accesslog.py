@@ -237,8 +237,12 @@ def line_template(elb: str, node_ip: str) -> str:
     return _MARK.sub("%s", text)
 
 
-def _secs(v: float) -> str:
-    return "-1" if v == -1 else f"{v:.3f}"
+def _gap(a: float | None, b: float | None) -> str:
+    """``_num(_span(a, b))`` in one step: seconds from a to b (never negative), ``-1`` if either is unknown."""
+    if a is None or b is None:
+        return "-1"
+    d = b - a
+    return f"{d:.3f}" if d > 0 else "0.000"
 
 
 class LineWriter:
@@ -261,23 +265,23 @@ class LineWriter:
         statuses = rec.statuses
         disp, head = rec.dispatched_at, rec.headers_at
         if head is not None:
-            tpt = _secs(_span(disp, head))
-            rspt = _secs(_span(head, rec.first_byte_at))
+            tpt = _gap(disp, head)
+            rspt = _gap(head, rec.first_byte_at)
         else:
             tpt = rspt = "-1"
         ua = rec.user_agent
-        return self.template % (
+        values = (
             iso(rec.done_at),
             f"{rec.client_ip}:{'' if rec.client_port is None else rec.client_port}" if rec.client_ip else "-",
             target,
-            _secs(_span(rec.received_at, disp)) if disp else "-1",
+            _gap(rec.received_at, disp) if disp else "-1",
             tpt,
             rspt,
             rec.elb_status,
             statuses[-1] if statuses else "-",
             rec.received_bytes,
             rec.sent_bytes,
-            f"{escape(rec.method)} {escape(rec.url)} {escape(rec.proto)}",
+            escape(f"{rec.method} {rec.url} {rec.proto}"),  # one call: escaping is per character
             escape(ua[:MAX_USER_AGENT]) if ua else "-",
             escape(rec.trace_id) if rec.trace_id else "-",
             iso(rec.received_at),
@@ -285,6 +289,7 @@ class LineWriter:
             tlist,
             " ".join(statuses) if statuses else "-",
         )
+        return self.template % values
 
 
 class AccessLog:

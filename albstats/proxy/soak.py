@@ -49,6 +49,12 @@ def rss_kib(pid: int) -> int:
     return int(m.group(1)) if m else 0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def open_fds(pid: int) -> int:
     """Open file descriptors of a process (Linux /proc)."""
     return len(os.listdir(f"/proc/{pid}/fd"))
@@ -77,6 +83,7 @@ class SoakResult:
     proxy_summary: str = ""
     elapsed: float = 0.0
     max_lag: float = 0.0  # how late the client started a request, worst case (seconds)
+    proxy_cpu: float = 0.0  # CPU seconds the proxy process used under load
     fell_behind: bool = False  # the client could not keep the rate: the run says nothing about the proxy
 
     def _steady(self) -> list[tuple[float, int, int, int]]:
@@ -112,6 +119,8 @@ class SoakResult:
             f"upstream: {self.upstream_attempts} attempts, {self.upstream_resets} connection resets; "
             f"POSTs by attempts at the upstream: {dict(sorted(self.post_attempts.items()))}",
             f"proxy: {self.proxy_summary}",
+            f"proxy CPU: {self.proxy_cpu:.1f} s for {self.sent} requests "
+            f"({self.proxy_cpu * 1000 / max(1, self.sent):.3f} ms per request)",
             f"RSS after warm-up: first {rss[0] / 1024:.1f} MiB, last {rss[-1] / 1024:.1f} MiB, "
             f"min {min(rss) / 1024:.1f}, max {max(rss) / 1024:.1f}, median {statistics.median(rss) / 1024:.1f} MiB "
             f"(spread {self.rss_spread():.1%}, {len(rss)} samples)",
@@ -215,6 +224,7 @@ async def soak(
     try:
         url = f"http://127.0.0.1:{pport}"
         res.baseline_fds = open_fds(proc.pid)
+        cpu0 = cpu_seconds(proc.pid)
         in_flight = 0
         body = b'{"visit": "vaccination", "pet": 7}'
 
@@ -275,6 +285,7 @@ async def soak(
             if tasks:
                 await asyncio.wait(tasks, timeout=60)
             res.samples.append((time.monotonic() - t0, rss_kib(proc.pid), open_fds(proc.pid), res.max_in_flight))
+            res.proxy_cpu = cpu_seconds(proc.pid) - cpu0
             async with client.get(f"http://127.0.0.1:{sport}/__sim/stats?detail=1") as r:
                 snapshot = await r.json()
         res.elapsed = time.monotonic() - t0
