@@ -34,6 +34,7 @@ import signal
 import statistics
 import sys
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,8 @@ class SoakResult:
     elapsed: float = 0.0
     max_lag: float = 0.0  # how late the client started a request, worst case (seconds)
     proxy_cpu: float = 0.0  # CPU seconds the proxy process used under load
+    stderr_lines: int = 0  # lines the proxy wrote to stderr besides its start and summary lines
+    sim_stderr_lines: int = 0  # the same for the simulator
     fell_behind: bool = False  # the client could not keep the rate: the run says nothing about the proxy
 
     def _steady(self) -> list[tuple[float, int, int, int]]:
@@ -118,7 +121,8 @@ class SoakResult:
             f"client saw: {codes}",
             f"upstream: {self.upstream_attempts} attempts, {self.upstream_resets} connection resets; "
             f"POSTs by attempts at the upstream: {dict(sorted(self.post_attempts.items()))}",
-            f"proxy: {self.proxy_summary}",
+            f"proxy: {self.proxy_summary} ({self.stderr_lines} other lines on stderr; the simulator "
+            f"{self.sim_stderr_lines})",
             f"proxy CPU: {self.proxy_cpu:.1f} s for {self.sent} requests "
             f"({self.proxy_cpu * 1000 / max(1, self.sent):.3f} ms per request)",
             f"RSS after warm-up: first {rss[0] / 1024:.1f} MiB, last {rss[-1] / 1024:.1f} MiB, "
@@ -154,8 +158,28 @@ def serve_sim(seed: int) -> None:
     run_sim(_sim_config(seed))
 
 
-async def _start(cmd: list[str]) -> tuple[asyncio.subprocess.Process, int]:
-    proc = await asyncio.create_subprocess_exec(*cmd, stderr=asyncio.subprocess.PIPE)
+@dataclass
+class _Child:
+    """A child server whose stderr is read all the time: a pipe nobody reads fills up (64 KiB) and then
+    blocks the child on its next log line, which would look exactly like a proxy that stalls."""
+
+    proc: asyncio.subprocess.Process
+    port: int
+    tail: deque[str]
+    lines: int = 0
+    drain: asyncio.Task[None] | None = None
+
+    async def _read(self) -> None:
+        assert self.proc.stderr is not None
+        while line := await self.proc.stderr.readline():
+            self.lines += 1
+            self.tail.append(line.decode(errors="replace").rstrip())
+
+
+async def _start(cmd: list[str]) -> _Child:
+    # A session of its own: with the kernel's autogroup scheduling, CPU is shared fairly between
+    # sessions first, so children left in the caller's session would share one slice with the client.
+    proc = await asyncio.create_subprocess_exec(*cmd, stderr=asyncio.subprocess.PIPE, start_new_session=True)
     assert proc.stderr is not None
     first = (await asyncio.wait_for(proc.stderr.readline(), 60)).decode()
     m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", first)
@@ -163,21 +187,24 @@ async def _start(cmd: list[str]) -> tuple[asyncio.subprocess.Process, int]:
         proc.kill()
         await proc.wait()
         raise RuntimeError(f"{cmd[3] if len(cmd) > 3 else cmd}: did not start: {first.strip()}")
-    return proc, int(m.group(1))
+    child = _Child(proc, int(m.group(1)), deque(maxlen=20))
+    child.drain = asyncio.ensure_future(child._read())
+    return child
 
 
-async def _stop(proc: asyncio.subprocess.Process) -> str:
+async def _stop(child: _Child) -> str:
     """SIGINT, then the last line of its stderr (the shutdown summary)."""
+    proc = child.proc
     if proc.returncode is None:
         proc.send_signal(signal.SIGINT)
     try:
-        _, err = await asyncio.wait_for(proc.communicate(), 30)
+        await asyncio.wait_for(proc.wait(), 30)
     except TimeoutError:
         proc.kill()
         await proc.wait()
-        return ""
-    text = err.decode().strip()
-    return text.splitlines()[-1] if text else ""
+    if child.drain is not None:
+        await asyncio.wait([child.drain], timeout=5)
+    return child.tail[-1] if child.tail else ""
 
 
 def _proxy_cmd(upstream_port: int, log: Path) -> list[str]:
@@ -213,10 +240,12 @@ async def soak(
     warmup = min(60.0, duration / 3) if warmup is None else warmup
     res = SoakResult(duration=duration, rate=rate, warmup=warmup)
     sim_code = f"from albstats.proxy.soak import serve_sim; serve_sim({int(seed)})"
-    sim, sport = await _start([sys.executable, "-c", sim_code])
+    sim = await _start([sys.executable, "-c", sim_code])
+    sport = sim.port
     log = workdir / "soak-proxy.log"
     try:
-        proc, pport = await _start(_proxy_cmd(sport, log))
+        child = await _start(_proxy_cmd(sport, log))
+        proc, pport = child.proc, child.port
     except BaseException:
         await _stop(sim)
         raise
@@ -298,8 +327,10 @@ async def soak(
             await asyncio.sleep(0.5)
         res.drained_fds = open_fds(proc.pid)
     finally:
-        res.proxy_summary = await _stop(proc)
+        res.proxy_summary = await _stop(child)
+        res.stderr_lines = child.lines - 1  # less the summary
         await _stop(sim)
+        res.sim_stderr_lines = max(0, sim.lines - 2)  # less its start and summary lines
     res.upstream_attempts, res.upstream_resets = snapshot.get("attempts", 0), snapshot.get("resets", 0)
     for key, entry in snapshot.get("by_request", {}).items():
         if entry["method"] == "POST" and key.startswith("soak-"):
