@@ -39,6 +39,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -127,12 +128,16 @@ async def _serve(kind: str, upstream: str | None) -> None:
 
 
 def start(cmd: list[str]) -> tuple[subprocess.Popen, int]:
-    p = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    """A server in a session of its own (the kernel's autogroup scheduling shares CPU between sessions
+    first, so every target gets the same kind of slice), and the port it prints when listening."""
+    p = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, start_new_session=True)
     line = p.stderr.readline()  # type: ignore[union-attr]
     m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
     if not m:
         p.kill()
         raise SystemExit(f"could not start {cmd}: {line}")
+    # keep reading its stderr: a full pipe would block the server on its next log line
+    threading.Thread(target=p.stderr.read, daemon=True).start()  # type: ignore[union-attr]
     return p, int(m.group(1))
 
 
@@ -272,6 +277,7 @@ def main() -> None:
                     "daemon off;",
                 ],
                 env={**os.environ, "TZ": "UTC"},
+                start_new_session=True,
             )
             procs.append(ng)
             time.sleep(0.5)
