@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -27,16 +28,26 @@ from albstats.errors import InputError, UsageError
 from albstats.parse import ParseStats, iter_batches
 from albstats.proxy.policy import RetryPolicy
 
-COLUMNS = ["elb_status_code", "target_status_code", "target_status_code_list", "target_port_list", "request_verb",
-           "request_processing_time",
-           "target_processing_time", "response_processing_time", "time", "request_creation_time"]
+COLUMNS = [
+    "elb_status_code",
+    "target_status_code",
+    "target_status_code_list",
+    "target_port_list",
+    "request_verb",
+    "request_processing_time",
+    "target_processing_time",
+    "response_processing_time",
+    "time",
+    "request_creation_time",
+]
 
 ASSUMPTIONS = [
     "attempts fail independently, each with the observed per-attempt failure rate; correlated failures "
     "(outages) make retries help less than predicted",
     "retries do not raise the upstream's failure rate or latency (no overload feedback)",
     "logs do not carry Idempotency-Key, so non-idempotent methods are counted as not retryable",
-    "the retry budget is applied over the whole period, not a sliding window; Retry-After is not modelled",
+    "the retry budget's floor is spread over the logged period (one floor per budget window it spans) "
+    "instead of a sliding window; Retry-After is not modelled",
 ]
 
 OK, RETRY, FATAL = 0, 1, 2
@@ -85,8 +96,15 @@ def _outcomes(batch: Any, policy: RetryPolicy) -> np.ndarray:
     return out
 
 
-def whatif(paths: list[str] | str, policy: RetryPolicy, *, simulations: int = 20_000, seed: int = 7,
-           max_rows: int = 500_000, s3_options: dict[str, Any] | None = None) -> WhatIfResult:
+def whatif(
+    paths: list[str] | str,
+    policy: RetryPolicy,
+    *,
+    simulations: int = 20_000,
+    seed: int = 7,
+    max_rows: int = 500_000,
+    s3_options: dict[str, Any] | None = None,
+) -> WhatIfResult:
     """Predict success rate, latency and upstream load under ``policy`` from the logged outcomes.
 
     ``s3_options`` (``profile``, ``region``) are for ``s3://`` paths, as in :func:`albstats.sources.expand`."""
@@ -101,10 +119,19 @@ def whatif(paths: list[str] | str, policy: RetryPolicy, *, simulations: int = 20
     keys = np.empty(0)
     krng = np.random.default_rng(seed + 1)
     n = 0
+    first_seen: str | None = None  # earliest request_creation_time / latest time (ISO strings sort as times)
+    last_seen: str | None = None
     observed_attempts = 0
     observed_good = 0
     for batch in iter_batches(paths, fields=COLUMNS, stats=stats, s3_options=s3_options):
         n += batch.num_rows
+        for col, pick in (("request_creation_time", "min"), ("time", "max")):
+            v = pc.min_max(batch.column(col))[pick].as_py()
+            if v and v != "-":
+                if pick == "min":
+                    first_seen = v if first_seen is None else min(first_seen, v)
+                else:
+                    last_seen = v if last_seen is None else max(last_seen, v)
         observed_attempts += int(_attempts(batch).sum())
         elb = np.nan_to_num(batch.column("elb_status_code").to_numpy(zero_copy_only=False).astype(float), nan=0)
         observed_good += int(((elb > 0) & (elb < 500)).sum())
@@ -125,6 +152,17 @@ def whatif(paths: list[str] | str, policy: RetryPolicy, *, simulations: int = 20
     rng = random.Random(seed)
     nprng = np.random.default_rng(seed)
     sims = max(1, simulations)
+    # The proxy allows floor + ratio * requests retries per budget window. Over a logged period spanning
+    # W windows that is ratio * n + floor * W retries for n requests. Scaled to the simulated requests:
+    # one window's floor is there from the start, the rest accrues as the period goes on.
+    windows = 1.0
+    if first_seen and last_seen and policy.budget_window > 0:
+        try:
+            span = (datetime.fromisoformat(last_seen) - datetime.fromisoformat(first_seen)).total_seconds()
+            windows = max(1.0, span / policy.budget_window)
+        except ValueError:
+            pass
+    floor_total = policy.budget_floor * windows * sims / n
     m = len(out)  # rows in the sample (all rows unless there were more than max_rows)
     starts = nprng.integers(0, m, size=sims)
     budget_used = 0
@@ -154,8 +192,9 @@ def whatif(paths: list[str] | str, policy: RetryPolicy, *, simulations: int = 20
             wait = policy.backoff(attempts, rng)
             if elapsed + wait >= policy.deadline:
                 break
-            if policy.budget_ratio is not None and \
-                    budget_used + 1 > policy.budget_floor + policy.budget_ratio * (s + 1):
+            if policy.budget_ratio is not None and budget_used + 1 > policy.budget_ratio * (s + 1) + floor_total * max(
+                1 / windows, (s + 1) / sims
+            ):
                 break
             budget_used += 1
             elapsed += wait
@@ -165,10 +204,14 @@ def whatif(paths: list[str] | str, policy: RetryPolicy, *, simulations: int = 20
         good += result == OK
         times[s] = elapsed
     obs_ok = float((out == OK).mean())
-    observed = {"success_rate": observed_good / n, "attempt_success_rate": obs_ok,
-                "retryable_failure_rate": float((out == RETRY).mean()),
-                "other_failure_rate": float((out == FATAL).mean()), "retryable_method_share": float(eligible.mean()),
-                "upstream_requests_per_request": observed_attempts / n}
+    observed = {
+        "success_rate": observed_good / n,
+        "attempt_success_rate": obs_ok,
+        "retryable_failure_rate": float((out == RETRY).mean()),
+        "other_failure_rate": float((out == FATAL).mean()),
+        "retryable_method_share": float(eligible.mean()),
+        "upstream_requests_per_request": observed_attempts / n,
+    }
     predicted = {"success_rate": good / sims, "upstream_requests_per_request": total_attempts / sims}
     for q in (50, 90, 99):
         observed[f"latency_p{q}"] = float(np.percentile(lat, q))
@@ -180,25 +223,49 @@ def whatif(paths: list[str] | str, policy: RetryPolicy, *, simulations: int = 20
         notes.append(f"{stats.bad_lines} malformed lines not counted")
     if (~known).any():
         notes.append(f"{int((~known).sum())} requests without timings took the median latency")
-    return WhatIfResult(policy=policy.describe(), requests_observed=n, simulated=sims, observed=observed,
-                        predicted=predicted,
-                        attempts_histogram={str(k): v / sims for k, v in sorted(hist.items())}, notes=notes)
+    return WhatIfResult(
+        policy=policy.describe(),
+        requests_observed=n,
+        simulated=sims,
+        observed=observed,
+        predicted=predicted,
+        attempts_histogram={str(k): v / sims for k, v in sorted(hist.items())},
+        notes=notes,
+    )
 
 
 def render(r: WhatIfResult) -> str:
     """Plain text for the terminal."""
-    lines = [f"policy: {r.policy}", f"observed requests: {r.requests_observed}; simulated: {r.simulated}", "",
-             f"{'':32}{'observed':>12}{'predicted':>12}"]
-    for key, label, unit in (("success_rate", "success rate", "%"), ("latency_p50", "latency p50", "s"),
-                             ("latency_p90", "latency p90", "s"), ("latency_p99", "latency p99", "s"),
-                             ("upstream_requests_per_request", "upstream requests / request", "x")):
+    lines = [
+        f"policy: {r.policy}",
+        f"observed requests: {r.requests_observed}; simulated: {r.simulated}",
+        "",
+        f"{'':32}{'observed':>12}{'predicted':>12}",
+    ]
+    for key, label, unit in (
+        ("success_rate", "success rate", "%"),
+        ("latency_p50", "latency p50", "s"),
+        ("latency_p90", "latency p90", "s"),
+        ("latency_p99", "latency p99", "s"),
+        ("upstream_requests_per_request", "upstream requests / request", "x"),
+    ):
         o, p = r.observed[key], r.predicted[key]
-        f = (lambda v: f"{v * 100:.2f}%") if unit == "%" else (lambda v: f"{v:.3f} s") if unit == "s" else \
-            (lambda v: f"{v:.2f}x")
+        f = (
+            (lambda v: f"{v * 100:.2f}%")
+            if unit == "%"
+            else (lambda v: f"{v:.3f} s")
+            if unit == "s"
+            else (lambda v: f"{v:.2f}x")
+        )
         lines.append(f"{label:32}{f(o):>12}{f(p):>12}")
     lines.append(f"{'one attempt succeeds':32}{r.observed['attempt_success_rate'] * 100:>11.2f}%")
-    lines += ["", "attempts per request (predicted share): " +
-              ", ".join(f"{k}: {v * 100:.1f}%" for k, v in r.attempts_histogram.items()), "", "assumptions:"]
+    lines += [
+        "",
+        "attempts per request (predicted share): "
+        + ", ".join(f"{k}: {v * 100:.1f}%" for k, v in r.attempts_histogram.items()),
+        "",
+        "assumptions:",
+    ]
     lines += [f"  - {a}" for a in r.assumptions]
     lines += [f"note: {n}" for n in r.notes]
     return "\n".join(lines)

@@ -601,28 +601,32 @@ NB03[-1] = code("import math\n\n" + NB03[-1][1])
 
 NB04: list[Cell] = [
     md('''
-        # 04 · Did the retry proxy help? Before and after, with confidence intervals
+        # 04 · Did the retry proxy help? Help and harm, before and after, with confidence intervals
 
-        The original fix for the flaky vet-hospital system was a retrying reverse proxy. Retries can raise the
-        success rate a client sees, at a price: more load on the upstream (each retry is another request)
-        and a longer tail (a retried request waits for two answers). Done carelessly (retrying POSTs,
-        retrying forever against a dead upstream) they make outages worse.
+        The original fix for the flaky vet-hospital system was a retrying reverse proxy: 5 tries, 3 s apart,
+        whatever the method (the **seed** policy). Retries raise the success rate a client sees, at a price:
+        a POST that failed may already have done its work upstream, so repeating it can book a visit twice;
+        against a dead upstream every request becomes 5 requests (a retry storm); and a request rescued by
+        the third try has waited 6 s for it. This notebook measures the help *and* the harm of the seed
+        policy side by side with the **recommended** one (at most 3 attempts, idempotent methods only,
+        jittered backoff, a retry budget).
 
-        `albstats compare BEFORE AFTER` measures a change from two log sets: success rate (Wilson intervals,
-        Newcombe for the difference), error-budget burn, latency percentiles (bootstrap intervals),
-        upstream requests per client request, and a verdict: *better*, *no significant change* or *worse*.
-        It only says "better" when the 95 % interval of the change excludes zero.
+        `albstats compare BEFORE AFTER [AFTER ...]` measures a change from log sets: success rate (Wilson
+        intervals, Newcombe for the difference), error-budget burn, latency percentiles (bootstrap intervals),
+        upstream requests per client request, and the harm: non-idempotent requests sent more than once,
+        upstream requests per failed request, and the wait retries add to successful requests. It only says
+        "better" when the 95 % interval of the change excludes zero, and lists every significant harm as a
+        trade-off.
 
-        By default this notebook makes both log sets itself, on 127.0.0.1: albstats' flaky-upstream simulator
-        (10 % 502/503/504, a few slow answers), reached once **directly** through the proxy with one try (a
-        pass-through that logs like an ALB) and once through the proxy's **recommended** retry policy (at
-        most 3 attempts, idempotent methods only, jittered backoff, a retry budget). To compare your own
-        periods instead, point `ALBSTATS_BEFORE` and `ALBSTATS_AFTER` at two log sets (folders, files or
-        `s3://` prefixes: `compare` streams the files itself, on either engine setting).
+        By default this notebook makes the log sets itself, on 127.0.0.1: albstats' flaky-upstream simulator
+        (10 % 502/503/504) behind the proxy with one try (**before**: a pass-through that logs like an ALB),
+        with the seed policy and with the recommended policy; a quarter of the requests are POSTs. To compare
+        your own periods instead, point `ALBSTATS_BEFORE` and `ALBSTATS_AFTER` at two log sets (folders, files
+        or `s3://` prefixes: `compare` streams the files itself, on either engine setting).
     '''),
     params('''
         # Parameters: everything that points this notebook at data. Set the environment variables (or edit
-        # here) to run it on your own logs or on Athena; the defaults simulate both log sets locally.
+        # here) to run it on your own logs or on Athena; the defaults simulate the log sets locally.
         import os
 
         ENGINE = os.environ.get("ALBSTATS_ENGINE", "local")  # "local" or "athena": engine for the per-period reports
@@ -633,7 +637,7 @@ NB04: list[Cell] = [
         BEFORE_WINDOW = (os.environ.get("ALBSTATS_BEFORE_SINCE"), os.environ.get("ALBSTATS_BEFORE_UNTIL"))
         AFTER_WINDOW = (os.environ.get("ALBSTATS_AFTER_SINCE"), os.environ.get("ALBSTATS_AFTER_UNTIL"))
         SLO = float(os.environ.get("ALBSTATS_SLO", "99.0")) / 100
-        REQUESTS = int(os.environ.get("ALBSTATS_SIM_REQUESTS", "800"))  # simulated client requests per side
+        REQUESTS = int(os.environ.get("ALBSTATS_SIM_REQUESTS", "800"))  # simulated client requests per run
 
         ATHENA = {
             "database": os.environ.get("ALBSTATS_ATHENA_DATABASE", "albstats"),
@@ -644,87 +648,76 @@ NB04: list[Cell] = [
         }
     '''),
     md('''
-        ## Making the two log sets (simulator + proxy on 127.0.0.1)
+        ## Making the log sets (simulator + proxy on 127.0.0.1)
 
-        Both runs send the same number of GETs at the same concurrency to the same kind of upstream. The
+        Every run sends the same requests (GETs, and every fourth one a POST with a body) to a fresh
+        simulator with the same seed, so the upstream fails the same sequence of attempts in each run. The
         proxy writes one ALB-format access-log line per client request; `target:port_list` and
-        `target_status_code_list` list every upstream attempt, so the logs show the retries. Latencies are
-        scaled down (milliseconds instead of the original 2 to 20 s) so the notebook runs in seconds.
+        `target_status_code_list` list every upstream attempt, so the logs show the retries. The simulator
+        also counts, per request id, every attempt that *arrived*: the ground truth for duplicated POSTs.
 
-        The simulator fails with 502, 503 and 504: failures the recommended policy retries because they
-        are safe to repeat (so are connection errors). A 500 is not retried by default: the request may
-        already have had its effect (add it with `retry_statuses` only for endpoints you know are safe).
+        The seed policy keeps its real 3 s spacing here (that wait is one of the harms being measured);
+        the recommended policy's backoff is shortened to milliseconds so the notebook runs in seconds.
     '''),
     code('''
         %matplotlib inline
-        import asyncio
         import tempfile
         from pathlib import Path
 
-        import aiohttp
         import pandas as pd
 
         import albstats
         from albstats.proxy.policy import make_policy
-        from albstats.proxy.server import ProxyConfig, RetryProxy
-        from albstats.proxy.upstream_sim import UpstreamSim, make_config
+        from albstats.proxy.scenarios import duplicated_posts, run_scenario
 
-
-        async def run_through_proxy(log_path, policy, n, concurrency=25, seed=3):
-            """n GETs through the proxy (with `policy`) in front of a fresh flaky simulator; returns its counts."""
-            sim = UpstreamSim(make_config(listen_port=0, error_rate=0.10, error_statuses=(502, 503, 504),
-                                          reset_rate=0.0, latency="lognormal:0.003,0.5", slow_rate=0.02,
-                                          slow_latency="uniform:0.05,0.2", seed=seed))
-            upstream_port = await sim.start()
-            proxy = RetryProxy(ProxyConfig(upstream=f"http://127.0.0.1:{upstream_port}", listen_port=0,
-                                           policy=policy, access_log=str(log_path), seed=seed))
-            port = await proxy.start()
-            gate = asyncio.Semaphore(concurrency)
-            timeout = aiohttp.ClientTimeout(total=30)
-            try:
-                async with aiohttp.ClientSession(timeout=timeout) as client:
-                    async def one(i):
-                        async with gate, client.get(f"http://127.0.0.1:{port}/owners/{i % 50}/pets") as r:
-                            await r.read()
-                    await asyncio.gather(*(one(i) for i in range(n)))
-            finally:
-                await proxy.close()
-                await sim.close()
-            return sim.snapshot()
-
+        seed_policy = make_policy("seed")  # 5 tries, 3 s apart, any 5XX, every method, no budget
+        recommended = make_policy("recommended", backoff_base=0.01, backoff_cap=0.05)  # faster backoff for the demo
+        one_try = make_policy("recommended", max_attempts=1)  # a logging pass-through
+        for pol in (seed_policy, recommended):
+            print(pol.describe())
 
         simulated = BEFORE is None or AFTER is None
         if simulated:
             work = Path(tempfile.mkdtemp(prefix="albstats-retry-"))
-            BEFORE, AFTER = str(work / "before.log"), str(work / "after.log")
-            direct = make_policy("recommended", max_attempts=1)  # one try: a logging pass-through
-            retrying = make_policy("recommended", backoff_base=0.01, backoff_cap=0.05)  # faster backoff for the demo
-            print(retrying.describe())
-            upstream = {"before": await run_through_proxy(BEFORE, direct, REQUESTS),
-                        "after": await run_through_proxy(AFTER, retrying, REQUESTS)}
+            BEFORE, AFTER, SEED = (str(work / f"{k}.log") for k in ("before", "recommended", "seed"))
+            upstream = {}
+            for name, log, pol in (("before", BEFORE, one_try), ("recommended", AFTER, recommended),
+                                   ("seed", SEED, seed_policy)):
+                # the seed's 3 s waits hold a client slot each: more in parallel keeps the run short
+                upstream[name] = await run_scenario("flaky", pol, log, REQUESTS, post_share=0.25,
+                                                    concurrency=100 if name == "seed" else 25)
             print({k: (v["requests"], v["attempts"]) for k, v in upstream.items()}, "(requests, upstream attempts)")
     '''),
     md('''
-        ## Compare
+        ## Compare: help and harm side by side
 
-        Read the table as: the estimate, its 95 % interval, the change with its interval, and what the
-        change means. Trade-offs (a metric that got significantly worse while the verdict is "better")
-        are listed, because retries always cost upstream load.
+        Read each cell as: the estimate, its 95 % interval, the change against *before* and what it means.
+        The harm rows: `non_idempotent_repeated` (share of POSTs sent upstream more than once),
+        `upstream_requests_per_failed_request` (what a failure costs the upstream) and
+        `retry_wait_per_success` (mean time successful requests spent on earlier attempts and waits).
     '''),
     code('''
-        from albstats.compare import compare, render_table
+        from albstats.compare import compare, render_side_by_side, render_table
 
-        result = compare(BEFORE, AFTER, slo=SLO)
-        print(render_table(result))
+        if simulated:
+            results = {"seed": compare(BEFORE, SEED, slo=SLO), "recommended": compare(BEFORE, AFTER, slo=SLO)}
+            print(render_side_by_side(results))
+            result = results["recommended"]
+        else:
+            result = compare(BEFORE, AFTER, slo=SLO)
+            results = {"after": result}
+            print(render_table(result))
     '''),
     code('''
-        metrics = pd.DataFrame([{"metric": m.name, "before": m.before, "after": m.after, "change": m.change,
-                                 "change_lo": m.change_ci[0], "change_hi": m.change_ci[1], "verdict": m.verdict}
-                                for m in result.metrics]).set_index("metric")
+        metrics = pd.concat({name: pd.DataFrame([{"metric": m.name, "before": m.before, "after": m.after,
+                                                   "change": m.change, "change_lo": m.change_ci[0],
+                                                   "change_hi": m.change_ci[1], "verdict": m.verdict}
+                                                  for m in r.metrics]).set_index("metric")
+                             for name, r in results.items()}, axis=1)
         metrics
     '''),
     md('''
-        The success rate on each side with its interval, and how many upstream attempts a client request
+        The success rate of each log set with its interval, and how many upstream attempts a client request
         took (the retry histogram):
     '''),
     code('''
@@ -734,23 +727,82 @@ NB04: list[Cell] = [
         fig = Figure(figsize=(11, 3.8), layout="constrained")
         left, right = fig.subplots(1, 2)
         sr = result.metric("success_rate")
-        for x, (label, value, (lo, hi)) in enumerate((("before", sr.before, sr.before_ci),
-                                                      ("after", sr.after, sr.after_ci))):
+        points = [("before", sr.before, sr.before_ci)]
+        points += [(k, r.metric("success_rate").after, r.metric("success_rate").after_ci) for k, r in results.items()]
+        for x, (label, value, (lo, hi)) in enumerate(points):
             left.errorbar([x], [value], yerr=[[value - lo], [hi - value]], fmt="o", capsize=6, ms=7, label=label)
         left.axhline(SLO, ls="--", color="grey", label=f"SLO {SLO:.0%}")
-        left.set_xticks([0, 1], ["before", "after"])
-        left.set_xlim(-0.5, 1.5)
+        left.set_xticks(range(len(points)), [p[0] for p in points])
+        left.set_xlim(-0.5, len(points) - 0.5)
         left.yaxis.set_major_formatter(PercentFormatter(1.0))
         left.set_title("success rate, 95 % interval")
         left.legend()
-        hist = pd.DataFrame({k: {"before": v["before"][1], "after": v["after"][1]}
-                             for k, v in result.histogram.items()}).T
-        hist.plot.bar(ax=right, rot=0)
+        attempts = sorted({int(k) for r in results.values() for k in r.histogram})
+        share = {"before": {k: result.histogram.get(str(k), {"before": [0, 0.0]})["before"][1] for k in attempts}}
+        share.update({name: {k: r.histogram.get(str(k), {"after": [0, 0.0]})["after"][1] for k in attempts}
+                      for name, r in results.items()})
+        pd.DataFrame(share).plot.bar(ax=right, rot=0)
         right.set_xlabel("upstream attempts per client request")
         right.set_ylabel("share of requests")
         right.set_yscale("log")
         right.set_title("retries")
         fig
+    '''),
+    md('''
+        ## Harm 1: duplicated POSTs, counted at the upstream
+
+        The seed policy retries a POST after a 5XX. The upstream may well have done the work before it
+        failed (a timeout in the answer path, a crash after the commit), so every repeat is a possible second
+        visit booked. The simulator counts what actually arrived, per request id; the proxy's log gives the
+        same count, so `compare` finds it from logs alone. The recommended policy does not repeat a request
+        without an `Idempotency-Key`.
+    '''),
+    code('''
+        if simulated:
+            dup = pd.DataFrame({name: dict(zip(("POSTs", "POSTs arriving more than once", "extra POST executions"),
+                                               duplicated_posts(upstream[name]))) for name in upstream}).T
+            dup["repeated in the log (compare)"] = [
+                0 if name == "before" else results[name].harm["after"]["non_idempotent_repeated"] for name in dup.index]
+            display(dup)
+    '''),
+    md('''
+        ## Harm 2: the retry storm, with the upstream down
+
+        Nothing listens at the upstream address: every attempt is refused. Each policy gets the same
+        requests. The seed policy turns each into 5 attempts: the load on the recovering service is five
+        times the real traffic, exactly when it can least take it. The recommended policy's budget allows
+        retries of at most 20 % of requests (plus a floor of 10 per 10 s), so the load stays near 1.2x. The
+        seed's spacing is shortened to 50 ms here: the wait changes how long each request takes, not how many
+        attempts it makes.
+    '''),
+    code('''
+        storm = {}
+        if simulated:
+            down_logs = {k: str(work / f"down-{k}.log") for k in ("before", "seed", "recommended")}
+            for name, pol in (("before", one_try), ("seed", make_policy("seed", fixed_interval=0.05)),
+                              ("recommended", recommended)):
+                await run_scenario("down", pol, down_logs[name], 300, concurrency=50)
+            storm = {k: compare(down_logs["before"], down_logs[k], slo=SLO) for k in ("seed", "recommended")}
+            display(pd.DataFrame({k: {"success rate": r.metric("success_rate").after,
+                                      "upstream attempts per request": r.metric("upstream_requests_per_request").after,
+                                      "95 % CI low": r.metric("upstream_requests_per_request").after_ci[0],
+                                      "95 % CI high": r.metric("upstream_requests_per_request").after_ci[1]}
+                                  for k, r in storm.items()}).T)
+    '''),
+    md('''
+        ## Harm 3: what the spacing costs the requests it rescues
+
+        A request that succeeds on its second try under the seed policy has waited 3 s before that try; on its
+        third, 6 s. `retry_wait_per_success` averages that over all successes; the harm summary gives the wait
+        of the rescued ones. The recommended policy's jittered backoff starts at milliseconds.
+    '''),
+    code('''
+        if simulated:
+            waits = pd.DataFrame({name: {k: r.harm["after"][k] for k in ("successes_after_retry", "retry_wait_p50",
+                                                                          "retry_wait_p90", "retry_wait_max")}
+                                  for name, r in results.items()}).T
+            waits["p99 latency of all requests (s)"] = [r.metric("latency_p99").after for r in results.values()]
+            display(waits)
     '''),
     md('''
         ## The SLO view of each period
@@ -784,12 +836,12 @@ NB04: list[Cell] = [
 
         `whatif` replays the *before* log's outcomes under a policy to predict the *after*, assuming attempts
         fail independently (real outages cluster, so real retries help less). Here the prediction can be
-        checked against what the proxy actually did.
+        checked against what the proxy actually did (`bench/bench_whatif.py` checks three scenarios).
     '''),
     code('''
         from albstats.whatif import whatif
 
-        predicted = whatif(BEFORE, retrying if simulated else make_policy("recommended"), simulations=5000)
+        predicted = whatif(BEFORE, recommended if simulated else make_policy("recommended"), simulations=5000)
         pd.DataFrame({"observed before": predicted.observed, "predicted after": predicted.predicted,
                       "measured after": {"success_rate": sr.after,
                                          "upstream_requests_per_request":
@@ -798,8 +850,9 @@ NB04: list[Cell] = [
     md('''
         ## Verdict
 
-        The change is *better* only if the success rate's 95 % interval of the change lies above zero; the
-        success rates `compare` reports are the same ones `albstats report` gives each period.
+        The recommended policy is *better* only if the success rate's 95 % interval of the change lies above
+        zero; the success rates `compare` reports are the same ones `albstats report` gives each period. The
+        seed policy may be "better" on success rate too: its harm is what the other rows show.
     '''),
     code('''
         import math
@@ -815,11 +868,23 @@ NB04: list[Cell] = [
             assert result.before_requests == result.after_requests == REQUESTS
             assert amp.before == 1.0 and 1.0 < amp.after <= 1.2 + 10 / REQUESTS  # within the retry budget
             # the upstream's own count of attempts equals what the proxy logged
-            assert upstream["after"]["attempts"] == round(amp.after * REQUESTS)
+            assert upstream["recommended"]["attempts"] == round(amp.after * REQUESTS)
             assert not periods["before"]["slo"]["met"] and periods["after"]["success_rate"] > sr.before
+            # the harm: duplicated POSTs (as the upstream counted them), the storm, the spacing
+            posts, dup_seed, _ = duplicated_posts(upstream["seed"])
+            assert dup_seed > 0 and duplicated_posts(upstream["recommended"])[1] == 0
+            assert results["seed"].harm["after"]["non_idempotent_repeated"] == dup_seed
+            assert results["seed"].metric("non_idempotent_repeated").verdict == "worse"
+            assert storm["seed"].metric("upstream_requests_per_request").after == 5.0
+            assert storm["recommended"].metric("upstream_requests_per_request").after <= 1.2 + 10 / 300 + 0.05
+            wait = results["seed"].harm["after"]["retry_wait_p50"]
+            assert wait >= 3.0
         lo, hi = sr.change_ci
         print(f"OK: verdict {result.verdict}: success rate {sr.before:.2%} -> {sr.after:.2%} "
               f"(change {sr.change * 100:+.2f} pp, 95 % CI {lo * 100:+.2f} to {hi * 100:+.2f})")
+        if simulated:
+            print(f"seed policy: {dup_seed} of {posts} POSTs executed more than once; 5.0 upstream attempts per "
+                  f"request with the upstream down; rescued requests waited {wait:.1f} s (median) before the answer")
     '''),
 ]
 

@@ -6,6 +6,7 @@ nginx-config` prints the equivalent nginx configuration instead. Both take the s
 
 from __future__ import annotations
 
+import json
 from typing import Literal
 
 import typer
@@ -165,20 +166,26 @@ def register(app: typer.Typer) -> None:
     def compare(
         before: str = typer.Argument(..., metavar="BEFORE",
                                      help="Logs before the change: file, folder, glob or s3:// prefix."),
-        after: str = typer.Argument(..., metavar="AFTER", help="Logs after the change."),
+        after: list[str] = typer.Argument(..., metavar="AFTER...",
+                                          help="Logs after the change; several: one column each."),
         format: Literal["table", "json"] = typer.Option("table", "--format", "-f", help="Output format."),
         slo: str = typer.Option("99", "--slo", metavar="PERCENT",
                                 help="Availability SLO in percent, for the error-budget burn."),
     ) -> None:
         """Success rate, error-budget burn, latency percentiles and upstream load, before vs after, with 95 % CIs."""
         from albstats.compare import compare as run_compare
-        from albstats.compare import render_table
+        from albstats.compare import render_side_by_side, render_table
         from albstats.slo import parse_slo
 
         if format not in ("table", "json"):
             raise UsageError(f"--format {format!r}: choose table or json")
-        result = run_compare([before], [after], slo=parse_slo(slo))
-        typer.echo(result.to_json() if format == "json" else render_table(result))
+        results = {path: run_compare([before], [path], slo=parse_slo(slo)) for path in after}
+        if len(results) == 1:
+            (result,) = results.values()
+            typer.echo(result.to_json() if format == "json" else render_table(result))
+        else:
+            typer.echo(json.dumps({k: r.to_dict() for k, r in results.items()}, indent=2, default=float)
+                       if format == "json" else render_side_by_side(results))
 
     @app.command("whatif", cls=options.Command)
     def whatif(

@@ -1,7 +1,10 @@
 """The proxy's access log, in the ALB access-log format, and its shutdown summary.
 
-One line per client request, written with :func:`albstats.logformat.format_line`, so every albstats
-command (parse, report, compare, whatif) reads proxy logs exactly like ALB logs. What differs from a
+One line per client request, in the layout :func:`albstats.logformat.format_line` writes, so every
+albstats command (parse, report, compare, whatif) reads proxy logs exactly like ALB logs. The line is
+a ``%`` template rendered once by ``format_line`` (token order, quoting and the constant columns come
+from the one writer) and filled per request: the schema-driven writer cost about an eighth of the
+proxy's CPU per request, and a test checks the two give the same line for the same record. What differs from a
 real ALB is only what ALB cannot do: ``target:port_list`` and ``target_status_code_list`` list every
 attempt the proxy made, space separated, ``-`` for an attempt that got no response.
 
@@ -15,7 +18,10 @@ still gives the total.
 
 from __future__ import annotations
 
+import math
+import re
 import sys
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any
@@ -30,7 +36,31 @@ def iso_time(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-@dataclass
+class _IsoClock:
+    """:func:`iso_time` with the ``YYYY-MM-DDTHH:MM:SS`` part formatted once per second (the log's
+    two timestamps are nearly always within the same second as the previous request's)."""
+
+    __slots__ = ("_sec", "_text")
+
+    def __init__(self) -> None:
+        self._sec = -1
+        self._text = ""
+
+    def __call__(self, epoch: float) -> str:
+        frac, whole = math.modf(epoch)
+        us = round(frac * 1e6)  # datetime.fromtimestamp rounds half to even, as round() does
+        sec = int(whole)
+        if us >= 1_000_000:
+            sec, us = sec + 1, us - 1_000_000
+        elif us < 0:  # before 1970: modf keeps the sign
+            sec, us = sec - 1, us + 1_000_000
+        if sec != self._sec:
+            self._sec = sec
+            self._text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+        return f"{self._text}.{us:06d}Z"
+
+
+@dataclass(slots=True)
 class RequestRecord:
     """What the proxy knows about one client request when it is done with it."""
 
@@ -137,23 +167,142 @@ class ProxyStats:
     def summary(self) -> str:
         amp = self.attempts / self.completed if self.completed else 0.0
         codes = ", ".join(f"{k}: {v}" for k, v in sorted(self.statuses.items()))
-        return (f"{self.requests} requests, {self.attempts} upstream attempts ({amp:.2f} per request), "
-                f"{self.retries} retries, {self.budget_refusals} refused by the retry budget, "
-                f"{self.not_retried_unsafe} not retried (unsafe method or large body), "
-                f"{self.proxy_errors} proxy 502/504; success rate "
-                + (f"{self.success_rate:.2%}" if self.completed else "n/a")
-                + (f"; statuses {codes}" if codes else ""))
+        return (
+            f"{self.requests} requests, {self.attempts} upstream attempts ({amp:.2f} per request), "
+            f"{self.retries} retries, {self.budget_refusals} refused by the retry budget, "
+            f"{self.not_retried_unsafe} not retried (unsafe method or large body), "
+            f"{self.proxy_errors} proxy 502/504; success rate "
+            + (f"{self.success_rate:.2%}" if self.completed else "n/a")
+            + (f"; statuses {codes}" if codes else "")
+        )
+
+
+#: The per-request columns of the template, in line order; every other column is constant per log.
+_FIELDS = (
+    "time",
+    "client",
+    "target",
+    "request_processing_time",
+    "target_processing_time",
+    "response_processing_time",
+    "elb_status_code",
+    "target_status_code",
+    "received_bytes",
+    "sent_bytes",
+    "request",
+    "user_agent",
+    "trace_id",
+    "request_creation_time",
+    "lambda_error_reason",
+    "target_port_list",
+    "target_status_code_list",
+)
+_MARK = re.compile("\x00([a-z_]+)\x00")
+
+
+def line_template(elb: str, node_ip: str) -> str:
+    """A ``%s`` template of one log line, rendered by ``format_line`` from marker values."""
+    vals: dict[str, Any] = {name: f"\x00{name}\x00" for name in _FIELDS}
+    vals.update(
+        type="http",
+        elb=elb,
+        client_ip="\x00client\x00",
+        target_ip="\x00target\x00",
+        request_verb="\x00request\x00",
+        ssl_cipher="-",
+        ssl_protocol="-",
+        target_group_arn="-",
+        domain_name="-",
+        chosen_cert_arn="-",
+        matched_rule_priority="0",
+        actions_executed="forward",
+        redirect_url="-",
+        classification="-",
+        classification_reason="-",
+        conn_trace_id="-",
+        transformed_host="-",
+        transformed_uri="-",
+        request_transform_status="-",
+        ip_address=node_ip,
+    )
+    for k in ("client_port", "target_port", "request_url", "request_proto"):
+        vals.pop(k, None)
+    text = format_line(vals).replace("%", "%%")
+    # the host:port tokens and the request token are one value each here
+    text = text.replace("\x00client\x00:", "\x00client\x00").replace("\x00target\x00:", "\x00target\x00")
+    text = text.replace("\x00request\x00 - -", "\x00request\x00")
+    order = tuple(_MARK.findall(text))
+    if order != _FIELDS:  # pragma: no cover - guards against a schema reorder
+        raise RuntimeError(f"access-log template out of order: {order}")
+    return _MARK.sub("%s", text)
+
+
+def _gap(a: float | None, b: float | None) -> str:
+    """``_num(_span(a, b))`` in one step: seconds from a to b (never negative), ``-1`` if either is unknown."""
+    if a is None or b is None:
+        return "-1"
+    d = b - a
+    return f"{d:.3f}" if d > 0 else "0.000"
+
+
+class LineWriter:
+    """One record -> one log line, the same text as ``format_line(to_values(rec, elb, node_ip))``."""
+
+    def __init__(self, elb: str, node_ip: str) -> None:
+        self.template = line_template(elb, node_ip)
+        self.iso = _IsoClock()
+
+    def __call__(self, rec: RequestRecord) -> str:
+        iso = self.iso
+        targets = rec.targets
+        if targets:
+            last = targets[-1]
+            ip, _, port = last.rpartition(":")
+            target = f"{ip}:{port}" if port.isdigit() else f"{ip}:"
+            tlist = " ".join(targets)
+        else:
+            target = tlist = "-"
+        statuses = rec.statuses
+        disp, head = rec.dispatched_at, rec.headers_at
+        if head is not None:
+            tpt = _gap(disp, head)
+            rspt = _gap(head, rec.first_byte_at)
+        else:
+            tpt = rspt = "-1"
+        ua = rec.user_agent
+        values = (
+            iso(rec.done_at),
+            f"{rec.client_ip}:{'' if rec.client_port is None else rec.client_port}" if rec.client_ip else "-",
+            target,
+            _gap(rec.received_at, disp) if disp else "-1",
+            tpt,
+            rspt,
+            rec.elb_status,
+            statuses[-1] if statuses else "-",
+            rec.received_bytes,
+            rec.sent_bytes,
+            escape(f"{rec.method} {rec.url} {rec.proto}"),  # one call: escaping is per character
+            escape(ua[:MAX_USER_AGENT]) if ua else "-",
+            escape(rec.trace_id) if rec.trace_id else "-",
+            iso(rec.received_at),
+            rec.error_reason or "-",
+            tlist,
+            " ".join(statuses) if statuses else "-",
+        )
+        return self.template % values
 
 
 class AccessLog:
     """Appends ALB lines to a file (or stdout for ``-``); buffered, flushed by :meth:`flush` and on close."""
 
-    def __init__(self, path: str | None, *, elb: str = "app/albstats-proxy/0000000000000000",
-                 node_ip: str = "127.0.0.1") -> None:
+    def __init__(
+        self, path: str | None, *, elb: str = "app/albstats-proxy/0000000000000000", node_ip: str = "127.0.0.1"
+    ) -> None:
         self.path = path
         self.elb = elb
         self.node_ip = node_ip
         self._fh: IO[str] | None = None
+        self._line = LineWriter(elb, node_ip)
         if path == "-":
             self._fh = sys.stdout
         elif path:
@@ -161,7 +310,7 @@ class AccessLog:
 
     def write(self, rec: RequestRecord) -> None:
         if self._fh is not None:
-            self._fh.write(format_line(to_values(rec, self.elb, self.node_ip)) + "\n")
+            self._fh.write(self._line(rec) + "\n")
 
     def flush(self) -> None:
         if self._fh is not None:
