@@ -120,9 +120,11 @@ def register(app: typer.Typer) -> None:
 
     @athena.command("compact", cls=options.Command)
     def compact(
-        since: str = typer.Option(..., "--since", metavar="TIME", help="Window start: first day to copy, UTC: ISO-8601 or 7d."),
+        since: str = typer.Option(..., "--since", metavar="TIME",
+                                  help="Window start: first day to copy, UTC: ISO-8601 or 7d."),
         until: str = typer.Option(None, "--until", metavar="TIME",
-                                  help="Window end (exclusive), UTC; default now (today's day is copied as far as it goes)."),
+                                  help="Window end (exclusive), UTC; default now (today's day is copied as far as "
+                                       "it goes)."),
         database: str = options.DATABASE,
         table: str = typer.Option(None, "--table", metavar="NAME",
                                   help="Athena table: the Parquet one (default alb_logs_parquet)."),
