@@ -365,7 +365,10 @@ class LocalEngine(Engine):
             raise AlbstatsError(f"--db {path}: not a usable DuckDB cache ({reason}); delete it or choose "
                                 "another --db") from None
         con.execute("SET TimeZone = 'UTC'")  # buckets and TIMESTAMPTZ results in UTC
-        con.execute("SET enable_progress_bar = false")  # DuckDB draws it on stdout: into `query > out.csv`
+        try:  # DuckDB draws it on stdout: into `query > out.csv`
+            con.execute("SET enable_progress_bar = false")
+        except duckdb.Error:  # in Jupyter without ipywidgets DuckDB refuses any change to it (and draws nothing)
+            pass
         self._con = con
         if self.cache:
             self._init_cache(con)
