@@ -4,7 +4,7 @@ Everything here works on small DataFrames of per-bucket counts (one row per 5-mi
 saved query ``slo_buckets`` returns them), never on raw log rows, so the same code serves the local
 and the Athena engine and an analyst's notebook.
 
-Definitions (documented in the README's report section):
+Definitions (documented in docs/guide/report.md):
 
 - A request is *good* when ``elb_status_code`` is below 500: 4XX answers are the client's problem.
   With ``count_460`` the ELB code 460 (the client gave up, usually on a slow target) is bad as well.

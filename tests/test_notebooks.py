@@ -151,18 +151,18 @@ def test_parameters_come_from_the_environment(kernel_env: KernelSpecManager, mon
     strict = [o for c in nb.cells if c.cell_type == "code" and c.source.startswith("STRICT") for o in c.outputs]
     assert "True" in strict[0]["data"]["text/plain"]  # the incident pages at 99.9 %: the check compared firings
 
-def test_readme_api_example_runs(tmp_path, monkeypatch, warm_cache):
-    """The README's API example (section `api`) runs as written, from the repository root."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+def test_docs_api_example_runs(tmp_path, monkeypatch, warm_cache):
+    """The API guide's example (docs/guide/python-api.md) runs as written, from the repository root."""
+    text = (ROOT / "docs" / "guide" / "python-api.md").read_text(encoding="utf-8")
     section = text.split("<!-- section: api -->", 1)[1].split("<!-- /section: api -->", 1)[0]
     blocks = re.findall(r"```python\n(.*?)```", section, re.S)
-    assert blocks, "README section api has no python example"
+    assert blocks, "the API guide has no python example"
     monkeypatch.chdir(ROOT)
     shutil.copyfile(warm_cache, tmp_path / "cache.duckdb")
     monkeypatch.setenv("ALBSTATS_CACHE_DB", str(tmp_path / "cache.duckdb"))
     code = blocks[0].replace('"overview.png"', repr(str(tmp_path / "overview.png")))
     namespace: dict = {}
-    exec(compile(code, "README.md[api]", "exec"), namespace)  # our own README, run as written
+    exec(compile(code, "python-api.md", "exec"), namespace)  # our own docs, run as written
     assert (tmp_path / "overview.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert namespace["rep"]["requests"] == int(namespace["err"]["requests"].sum()) > 0
 

@@ -308,7 +308,7 @@ def key_paths(d: Any, prefix: str = "") -> set[str]:
 
 
 def markdown_reference() -> str:
-    """The report.json key reference as a Markdown table (for the README)."""
+    """The report.json key reference as a Markdown table (for the docs site's reference page)."""
     lines = ["| key | meaning |", "|---|---|"]
     lines += [f"| `{k}` | {v} |" for k, v in KEYS.items()]
     return "\n".join(lines)
