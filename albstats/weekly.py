@@ -125,21 +125,22 @@ def summary_text(week: Week, cur: Report, prev_week: Week, prev: Report | None) 
 # --- the webhook ----------------------------------------------------------------------------------
 
 def post_webhook(url: str, text: str, *, timeout: float = 10.0, attempts: int = 4, backoff: float = 1.0,
-                 sleep: Any = time.sleep) -> int:
+                 sleep: Any = time.sleep, payload: dict[str, Any] | None = None,
+                 user_agent: str = "albstats-weekly") -> int:
     """POST ``{"text": text}`` as JSON; returns the attempts used.
 
     Retries (bounded: ``attempts`` in total, waiting ``backoff`` x 1, 2, 4 ... seconds) on 5XX, 429,
     timeouts and connection errors; any other 4XX fails at once (retrying will not fix a bad URL).
-    The URL never appears in a message.
+    The URL never appears in a message. ``payload`` (with a ``text`` key) replaces ``{"text": text}``.
     """
     if not url.startswith(("https://", "http://")):
         raise WebhookError("--webhook must be an http:// or https:// URL")
-    body = json.dumps({"text": text}).encode("utf-8")
+    body = json.dumps(payload if payload is not None else {"text": text}).encode("utf-8")
     last = ""
     for i in range(1, attempts + 1):
         try:
             req = urllib.request.Request(url, data=body, method="POST",
-                                         headers={"Content-Type": "application/json", "User-Agent": "albstats-weekly"})
+                                         headers={"Content-Type": "application/json", "User-Agent": user_agent})
             with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - scheme checked above
                 resp.read()
                 return i
