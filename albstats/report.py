@@ -62,6 +62,7 @@ class Options:
     examples: int = 5
     top: int = 10
     min_client_4xx: int = 100
+    slo_file: Any = None  # an albstats.objectives.SloFile (--slo-file); None: --slo/--latency-slo as one service
 
 
 @dataclass
@@ -151,10 +152,14 @@ class Report:
     context: dict[str, Table]
     #: DataFrames for the plots (not serialised)
     frames: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: per-service SLOs (albstats.service_slo.SloResult), one per objective of the SLO file
+    slos: list[Any] = field(default_factory=list)
 
     @property
     def breached(self) -> bool:
-        """The availability SLO was missed, or the latency SLO when one was asked for."""
+        """The availability SLO was missed, the latency SLO when one was asked for, or any SLO of --slo-file."""
+        if self.options.slo_file is not None:
+            return any(not s.met for s in self.slos)
         return (not self.availability.met) or (self.options.latency_slo_given and not self.latency.slo.met)
 
 
@@ -255,6 +260,16 @@ def data_quality(stats: ParseStats | None, span: dict[str, Any], window: Window)
 
 # --- building -------------------------------------------------------------------------------------
 
+def service_slo_results(engine: Engine, opts: Options, since: datetime | None, until: datetime | None) -> list[Any]:
+    """Every SLO of --slo-file (or of --slo/--latency-slo as a one-service file) over the window."""
+    from albstats import objectives, service_slo
+
+    spec = opts.slo_file or objectives.one_service(
+        opts.slo, count_460=opts.count_460,
+        latency=(opts.latency_threshold, opts.latency_target) if opts.latency_slo_given else None)
+    return service_slo.evaluate_file(engine, spec, since, until)
+
+
 def resolve_window(engine: Engine, opts: Options,
                    now: datetime | None = None) -> tuple[Window, dict[str, Any], dict[str, Any]]:
     """The report window: --since/--until, else all data (local) or the last 7 days (Athena).
@@ -340,8 +355,9 @@ def build(engine: Engine, opts: Options | None = None, *, now: datetime | None =
         frames["status_mix"] = mix
         context = {"status_mix": table(mix, STATUS_QUERY, "Status mix (elb_status_code) over the window"),
                    **context}
+    slos = service_slo_results(engine, opts, since, until)
     return Report(
-        engine=engine.name, generated_at=(now or datetime.now(UTC)).replace(microsecond=0), options=opts,
+        slos=slos, engine=engine.name, generated_at=(now or datetime.now(UTC)).replace(microsecond=0), options=opts,
         window=window, availability=avail,
         latency=Latency(lat_slo, metrics, slow),
         failures=Failures(avail.errors_5xx, avail.elb_5xx, avail.target_5xx, tables, incidents,

@@ -119,6 +119,12 @@ def summary_text(week: Week, cur: Report, prev_week: Week, prev: Report | None) 
         f"{_pct(cur.latency.slo.share, 2)} under {cur.latency.slo.threshold_seconds:g} s",
         "security findings: " + (", ".join(f"{n} {s}" for s, n in sev.items()) if sev else "none"),
     ]
+    if cur.options.slo_file is not None:
+        from albstats.render.slos import summary_lines
+
+        lines[0] = lines[0].split(": SLO ")[0] + f": {sum(not s.met for s in cur.slos)} of {len(cur.slos)} SLOs " \
+            + ("BREACHED" if cur.breached else "met")
+        lines += summary_lines(cur.slos)
     return "\n".join(lines)
 
 

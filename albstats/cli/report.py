@@ -18,7 +18,8 @@ FORMATS = ("terminal", "md", "html", "json")
 
 
 def _options(slo: str, latency_slo: str | None, count_460: bool, since: str | None = None,
-             until: str | None = None, min_client_4xx: int = 100, now: datetime | None = None) -> Any:
+             until: str | None = None, min_client_4xx: int = 100, now: datetime | None = None,
+             slo_file: str | None = None) -> Any:
     from albstats import slo as slo_mod
     from albstats.engines.base import parse_time
     from albstats.report import Options
@@ -33,7 +34,20 @@ def _options(slo: str, latency_slo: str | None, count_460: bool, since: str | No
         raise UsageError("--min-client-4xx must be at least 1")
     return Options(slo=target, latency_threshold=thr, latency_target=lat_target,
                    latency_slo_given=latency_slo is not None, count_460=count_460, since=t_since, until=t_until,
-                   min_client_4xx=min_client_4xx)
+                   min_client_4xx=min_client_4xx, slo_file=_slo_file(slo_file))
+
+
+def _slo_file(path: str | None) -> Any:
+    """--slo-file read and checked before any work (every mistake with its line)."""
+    if path is None:
+        return None
+    from albstats.objectives import load
+
+    return load(path)
+
+
+SLO_FILE_HELP = ("Per-service SLOs (YAML; see docs/slo.md): an overview row and a section per SLO, and the "
+                 "breach verdict over all of them.")
 
 
 def _connector(paths: list[str], engine: str, db: str | None, no_cache: bool, quiet: bool,
@@ -61,6 +75,7 @@ def register(app: typer.Typer) -> None:
                                         "95 % of requests under 1 s total time. Without it, 1s@95 is shown "
                                         "for information only."),
         count_460: bool = typer.Option(False, "--count-460", help="Count 460 (client gave up) as bad too."),
+        slo_file: str = typer.Option(None, "--slo-file", metavar="FILE", help=SLO_FILE_HELP),
         out: str = typer.Option(None, "--out", help="Write report.md, report.html, report.json and PNGs here."),
         format: str = typer.Option("terminal", "--format", "-f", help="What to print: terminal, md, html, json."),
         quiet: bool = typer.Option(False, "--quiet", "-q",
@@ -87,7 +102,7 @@ def register(app: typer.Typer) -> None:
 
         if format not in FORMATS:
             raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {format!r}")
-        opts = _options(slo, latency_slo, count_460, since, until, min_client_4xx)
+        opts = _options(slo, latency_slo, count_460, since, until, min_client_4xx, slo_file=slo_file)
         if out:
             from albstats.output import check_target
 
@@ -125,6 +140,7 @@ def register(app: typer.Typer) -> None:
         slo: str = typer.Option("99.0", "--slo", help="Availability SLO in percent."),
         latency_slo: str = typer.Option(None, "--latency-slo", help="Latency SLO, e.g. 1s@95."),
         count_460: bool = typer.Option(False, "--count-460", help="Count 460 as bad too."),
+        slo_file: str = typer.Option(None, "--slo-file", metavar="FILE", help=SLO_FILE_HELP),
         now: str = typer.Option(None, "--now", help="Pretend it is this time (UTC, ISO-8601): the report covers "
                                 "the last full ISO week before it."),
         webhook_retries: int = typer.Option(3, "--webhook-retries", help="Retries after a 5XX, 429, timeout or "
@@ -152,7 +168,7 @@ def register(app: typer.Typer) -> None:
         from albstats.engines.base import parse_time
 
         t_now = parse_time(now, name="now") if now else datetime.now(UTC)
-        opts = _options(slo, latency_slo, count_460, now=t_now)
+        opts = _options(slo, latency_slo, count_460, now=t_now, slo_file=slo_file)
         athena = options.athena_settings(database, table, workgroup, output_location, region, profile)
         connect = _connector(list(paths or []), engine, db, no_cache, quiet, athena)
         if out:
@@ -174,6 +190,10 @@ def register(app: typer.Typer) -> None:
 
 
 def _breach_message(r: Any) -> str:
+    if r.options.slo_file is not None:
+        bad = [f"{s.service}/{s.objective} {s.achieved * 100 if s.achieved is not None else 0:.3f} % < "
+               f"{s.target * 100:g} %" for s in r.slos if not s.met]
+        return "SLO breached: " + ", ".join(bad)
     a = r.availability
     msg = f"SLO breached: success rate {a.success_rate * 100 if a.success_rate is not None else 0:.3f} % " \
           f"< {a.target * 100:g} %" if not a.met else ""

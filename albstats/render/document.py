@@ -96,6 +96,10 @@ def table_block(t: Table, limit: int = 15) -> Tbl:
 
 def headline(r: Report) -> str:
     a = r.availability
+    if r.options.slo_file is not None and a.requests:
+        from albstats.render.slos import headline as slo_headline
+
+        return slo_headline(r.slos)
     if a.requests == 0:
         return "No requests in the window: nothing to measure (check the window and the paths)"
     verdict = "SLO met" if a.met else "SLO BREACHED"
@@ -113,6 +117,10 @@ def build(r: Report, plots: dict[str, str] | None = None) -> Document:
     add(Para(headline(r), "ok" if not r.breached else "bad"))
     add(Para(f"Window {iso(r.window.start)} to {iso(r.window.end)} ({r.window.source}), engine {r.engine}, "
              f"generated {iso(r.generated_at)}."))
+    if r.options.slo_file is not None:
+        from albstats.render import slos
+
+        doc.blocks += slos.blocks(r.slos)
 
     add(Heading("Availability"))
     add(Tbl(["measure", "value"], [
