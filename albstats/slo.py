@@ -554,6 +554,9 @@ def incidents_from(
         s = idx[i].to_pydatetime()
         e = (idx[j] + BUCKET).to_pydatetime()
         nsl = req.to_numpy()[sl].astype("float64")
+        if b < min_bad:  # a run of quiet buckets with a failure or two is not an incident
+            i = j + 1
+            continue
         incidents.append(
             Incident(
                 start=s,

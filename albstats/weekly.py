@@ -163,7 +163,7 @@ def post_webhook(url: str, text: str, *, timeout: float = 10.0, attempts: int = 
             last = f"{type(reason).__name__}: {reason}".replace(url, "<webhook>")
         if i < attempts:
             sleep(backoff * 2 ** (i - 1))
-    raise WebhookError(f"webhook failed after {attempts} attempts: {last}")
+    raise WebhookError(f"webhook failed after {attempts} attempt{'' if attempts == 1 else 's'}: {last}")
 
 
 # --- the run --------------------------------------------------------------------------------------

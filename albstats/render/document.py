@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from albstats.render.data import iso
+from albstats.render.readable import iso, value  # to the second: a report is read by people
 from albstats.report import Report, Table
 
 
@@ -91,7 +91,9 @@ def cell(v: Any) -> str:
 
 
 def table_block(t: Table, limit: int = 15) -> Tbl:
-    return Tbl(t.columns, [[cell(r.get(c)) for c in t.columns] for r in t.rows[:limit]], t.title)
+    from albstats.render.readable import table_block as readable_table
+
+    return readable_table(t, limit)
 
 
 def headline(r: Report) -> str:
@@ -129,16 +131,16 @@ def build(r: Report, plots: dict[str, str] | None = None) -> Document:
         ["success rate", pct(a.success_rate)],
         ["SLO target", pct(a.target, 2)],
         ["SLO met", "yes" if a.met else "NO"],
-        ["error budget allowed", num(b.allowed)],
-        ["error budget used", num(b.used)],
-        ["error budget remaining", f"{num(b.remaining)} ({pct(b.remaining_fraction, 1)})"],
-        ["burn rate over the window", num(a.burn_rate, 2)],
-        ["worst 1 h burn rate", f"{num(a.worst_1h.burn_rate, 2)} from {iso(a.worst_1h.start) or 'n/a'}"],
-        ["worst 6 h burn rate", f"{num(a.worst_6h.burn_rate, 2)} from {iso(a.worst_6h.start) or 'n/a'}"],
+        ["error budget allowed (bad requests)", num(b.allowed)],
+        ["error budget used (bad requests)", num(b.used)],
+        ["error budget remaining (bad requests)", f"{num(b.remaining)} ({pct(b.remaining_fraction, 1)})"],
+        ["burn rate over the window (x budget rate)", num(a.burn_rate, 2)],
+        ["worst 1 h burn rate (x)", f"{num(a.worst_1h.burn_rate, 2)} from {iso(a.worst_1h.start) or 'n/a'}"],
+        ["worst 6 h burn rate (x)", f"{num(a.worst_6h.burn_rate, 2)} from {iso(a.worst_6h.start) or 'n/a'}"],
         ["460 (client closed)", num(a.status_460)],
     ]))
-    add(Tbl(["alert (long/short)", "threshold", "severity", "fired", "first fired", "minutes firing",
-             "max long-window burn"],
+    add(Tbl(["alert (long/short)", "threshold (x)", "severity", "fired", "first fired (UTC)", "firing (min)",
+             "max long-window burn (x)"],
             [[p.name, f"{p.threshold:g}", p.severity,
               "n/a (window too short)" if not p.evaluated else ("YES" if p.fired else "no"),
               iso(p.first_fired) or "", str(p.minutes_firing), num(p.max_long_burn_rate, 2)] for p in a.alerts],
@@ -153,8 +155,8 @@ def build(r: Report, plots: dict[str, str] | None = None) -> Document:
              f"in total (target {pct(ls.target, 1)}): {'met' if ls.met else 'missed'}"
              + ("" if r.options.latency_slo_given else " (informational; pass --latency-slo to make it an SLO)")
              + ".", "ok" if ls.met else "bad"))
-    add(Tbl(["metric", "requests", "p50", "p90", "p95", "p99", "max"],
-            [[m, num(p.requests), secs(p.p50), secs(p.p90), secs(p.p95), secs(p.p99), secs(p.max)]
+    add(Tbl(["metric", "requests", "p50 (s)", "p90 (s)", "p95 (s)", "p99 (s)", "max (s)"],
+            [[m, num(p.requests), *(value(v, "s") or "n/a" for v in (p.p50, p.p90, p.p95, p.p99, p.max))]
              for m, p in r.latency.metrics.items()], "Percentiles over the window (seconds)"))
     for name in ("latency", "latency_breakdown"):
         if name in plots:
@@ -169,8 +171,8 @@ def build(r: Report, plots: dict[str, str] | None = None) -> Document:
         add(table_block(t))
     inc = r.failures.incidents
     if inc:
-        add(Tbl(["start", "end", "minutes", "requests", "bad", "error rate", "peak rate", "ELB 5XX", "target 5XX",
-                 "budget spent"],
+        add(Tbl(["start (UTC)", "end (UTC)", "duration (min)", "requests", "bad", "error rate", "peak rate",
+                 "ELB 5XX", "target 5XX", "budget spent"],
                 [[iso(i.start) or "", iso(i.end) or "", str(i.duration_seconds // 60), num(i.requests),
                   num(i.bad_requests), pct(i.error_rate, 1), pct(i.peak_rate, 1), num(i.elb_5xx), num(i.target_5xx),
                   pct(i.budget_fraction, 1)] for i in inc],
@@ -182,11 +184,11 @@ def build(r: Report, plots: dict[str, str] | None = None) -> Document:
     if not r.findings:
         add(Para("No findings."))
     else:
-        add(Tbl(["severity", "finding", "requests", "clients", "answered 2XX", "first seen", "last seen"],
+        add(Tbl(["severity", "finding", "requests", "clients", "answered 2XX", "first seen (UTC)", "last seen (UTC)"],
                 [[f.severity, f.title, num(f.count), num(f.clients), num(f.ok_responses), iso(f.first_seen) or "",
                   iso(f.last_seen) or ""] for f in r.findings]))
         for f in r.findings:
-            add(Tbl(["client", "requests", "time", "status", "request", "user agent"],
+            add(Tbl(["client", "requests", "first time (UTC)", "status", "request", "user agent"],
                     [[e.client_ip, num(e.requests), iso(e.time) or "", "" if e.status is None else str(e.status),
                       f"{e.verb} {e.url}", e.user_agent] for e in f.examples],
                     f"{f.title} ({f.severity}): {f.rule}"))
@@ -214,8 +216,8 @@ def build(r: Report, plots: dict[str, str] | None = None) -> Document:
         if dq.damaged_files or dq.skipped_files:
             add(Bullets([f"damaged: {x}" for x in dq.damaged_files] + [f"skipped: {x}" for x in dq.skipped_files]))
         if dq.delivery:
-            add(Tbl(["load balancer", "node", "files", "first interval end", "last interval end", "missing",
-                     "first missing"],
+            add(Tbl(["load balancer", "node", "files", "first interval end (UTC)", "last interval end (UTC)",
+                     "missing (intervals)", "first missing (UTC)"],
                     [[d.load_balancer, d.node_ip, num(d.files), iso(d.first_interval_end) or "",
                       iso(d.last_interval_end) or "", num(d.missing),
                       ", ".join(iso(x) or "" for x in d.missing_examples)] for d in dq.delivery],

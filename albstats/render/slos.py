@@ -45,7 +45,7 @@ KEYS: dict[str, str] = {
     "slos[].alerts[].minutes_firing": "minutes during which it held",
     "slos[].alerts[].max_long_burn_rate": "highest burn rate over the long window",
     "slos[].incidents": "runs of 5-minute buckets significantly above the service's own baseline (as "
-                        "failures.incidents, for this SLI)",
+    "failures.incidents, for this SLI)",
     "slos[].incidents[].start": "start, UTC",
     "slos[].incidents[].end": "end, UTC",
     "slos[].incidents[].requests": "events during the incident",
@@ -76,36 +76,84 @@ def to_json(results: list[SloResult]) -> list[dict[str, Any]]:
     """report.json's ``slos``."""
     out = []
     for r in results:
-        out.append({
-            "service": r.service, "objective": r.objective, "sli": r.kind, "description": r.description,
-            "selector": r.selector, "window": r.window, "start": iso(r.start), "end": iso(r.end), "target": r.target,
-            "requests": r.requests, "bad": r.bad, "achieved": r.achieved, "met": r.met,
-            "error_budget_allowed": r.budget_allowed,
-            "error_budget_remaining_fraction": r.budget_remaining_fraction, "burn_rate": r.burn_rate,
-            "worst_burn_rate": r.worst_burn, "worst_burn_window_seconds": r.worst_burn_window_seconds,
-            "worst_burn_start": iso(r.worst_burn_start),
-            "alerts": [{"name": a.name, "severity": a.severity, "threshold": a.threshold, "evaluated": a.evaluated,
-                        "fired": a.fired, "first_fired": iso(a.first_fired), "minutes_firing": a.minutes_firing,
-                        "max_long_burn_rate": a.long_burn} for a in r.alerts],
-            "incidents": [{"start": iso(i.start), "end": iso(i.end), "requests": i.requests, "bad": i.bad_requests,
-                           "error_rate": i.error_rate, "baseline_rate": i.baseline_rate} for i in r.incidents],
-        })
+        out.append(
+            {
+                "service": r.service,
+                "objective": r.objective,
+                "sli": r.kind,
+                "description": r.description,
+                "selector": r.selector,
+                "window": r.window,
+                "start": iso(r.start),
+                "end": iso(r.end),
+                "target": r.target,
+                "requests": r.requests,
+                "bad": r.bad,
+                "achieved": r.achieved,
+                "met": r.met,
+                "error_budget_allowed": r.budget_allowed,
+                "error_budget_remaining_fraction": r.budget_remaining_fraction,
+                "burn_rate": r.burn_rate,
+                "worst_burn_rate": r.worst_burn,
+                "worst_burn_window_seconds": r.worst_burn_window_seconds,
+                "worst_burn_start": iso(r.worst_burn_start),
+                "alerts": [
+                    {
+                        "name": a.name,
+                        "severity": a.severity,
+                        "threshold": a.threshold,
+                        "evaluated": a.evaluated,
+                        "fired": a.fired,
+                        "first_fired": iso(a.first_fired),
+                        "minutes_firing": a.minutes_firing,
+                        "max_long_burn_rate": a.long_burn,
+                    }
+                    for a in r.alerts
+                ],
+                "incidents": [
+                    {
+                        "start": iso(i.start),
+                        "end": iso(i.end),
+                        "requests": i.requests,
+                        "bad": i.bad_requests,
+                        "error_rate": i.error_rate,
+                        "baseline_rate": i.baseline_rate,
+                    }
+                    for i in r.incidents
+                ],
+            }
+        )
     return out
 
 
-OVERVIEW_COLUMNS = ["service", "objective", "window", "target (%)", "achieved (%)", "budget left (%)",
-                    "worst burn (x budget rate)", "alerts fired"]
+OVERVIEW_COLUMNS = [
+    "service",
+    "objective",
+    "window",
+    "target (%)",
+    "achieved (%)",
+    "budget left (%)",
+    "worst burn (x budget rate)",
+    "alerts fired",
+]
 
 
 def overview_rows(results: list[SloResult]) -> list[list[str]]:
     rows = []
     for r in results:
         fired = ", ".join(r.alerts_fired) or "none"
-        rows.append([r.service, f"{r.objective}: {r.description}", r.window, f"{r.target * 100:g}",
-                     "n/a" if r.achieved is None else f"{r.achieved * 100:.3f}" + ("" if r.met else " (missed)"),
-                     "n/a" if r.budget_remaining_fraction is None else f"{r.budget_remaining_fraction * 100:.1f}",
-                     _num(r.worst_burn, 2) + (f" from {iso(r.worst_burn_start)}" if r.worst_burn_start else ""),
-                     fired])
+        rows.append(
+            [
+                r.service,
+                f"{r.objective}: {r.description}",
+                r.window,
+                f"{r.target * 100:g}",
+                "n/a" if r.achieved is None else f"{r.achieved * 100:.3f}" + ("" if r.met else " (missed)"),
+                "n/a" if r.budget_remaining_fraction is None else f"{r.budget_remaining_fraction * 100:.1f}",
+                _num(r.worst_burn, 2) + (f" from {iso(r.worst_burn_start)}" if r.worst_burn_start else ""),
+                fired,
+            ]
+        )
     return rows
 
 
@@ -115,9 +163,14 @@ def blocks(results: list[SloResult]) -> list[Any]:
 
     if not results:
         return []
-    out: list[Any] = [Heading("Service level objectives"),
-                      Tbl(OVERVIEW_COLUMNS, overview_rows(results),
-                          "One row per SLO; burn rate 1 spends the budget exactly over the window")]
+    out: list[Any] = [
+        Heading("Service level objectives"),
+        Tbl(
+            OVERVIEW_COLUMNS,
+            overview_rows(results),
+            "One row per SLO; burn rate 1 spends the budget exactly over the window",
+        ),
+    ]
     by_service: dict[str, list[SloResult]] = {}
     for r in results:
         by_service.setdefault(r.service, []).append(r)
@@ -126,23 +179,60 @@ def blocks(results: list[SloResult]) -> list[Any]:
     for name, rs in by_service.items():
         out.append(Heading(f"Service {name}", 3))
         first = rs[0]
-        out.append(Para(f"Requests: {first.selector}. Window: {first.window}, {iso(first.start)} to "
-                        f"{iso(first.end)}."))
+        out.append(Para(f"Requests: {first.selector}. Window: {first.window}, {iso(first.start)} to {iso(first.end)}."))
         for r in rs:
-            out.append(Para(f"{r.objective}: {_pct(r.achieved, 3)} of {r.requests:,} events good "
-                            f"(objective {r.target * 100:g} %): {'met' if r.met else 'MISSED'}; error budget "
-                            f"{_pct(r.budget_remaining_fraction, 1)} left.", "ok" if r.met else "bad"))
-            out.append(Tbl(["alert (long/short)", "severity", "threshold (x)", "fired", "first fired (UTC)",
-                            "minutes firing (min)", "max long-window burn (x)"],
-                           [[a.name, a.severity, f"{a.threshold:g}",
-                             "n/a (window too short)" if not a.evaluated else ("YES" if a.fired else "no"),
-                             iso(a.first_fired) or "", str(a.minutes_firing), _num(a.long_burn, 2)]
-                            for a in r.alerts], f"{name} {r.objective}: burn-rate alerts"))
+            out.append(
+                Para(
+                    f"{r.objective}: {_pct(r.achieved, 3)} of {r.requests:,} events good "
+                    f"(objective {r.target * 100:g} %): {'met' if r.met else 'MISSED'}; error budget "
+                    f"{_pct(r.budget_remaining_fraction, 1)} left.",
+                    "ok" if r.met else "bad",
+                )
+            )
+            out.append(
+                Tbl(
+                    [
+                        "alert (long/short)",
+                        "severity",
+                        "threshold (x)",
+                        "fired",
+                        "first fired (UTC)",
+                        "firing (min)",
+                        "max long-window burn (x)",
+                    ],
+                    [
+                        [
+                            a.name,
+                            a.severity,
+                            f"{a.threshold:g}",
+                            "n/a (window too short)" if not a.evaluated else ("YES" if a.fired else "no"),
+                            iso(a.first_fired) or "",
+                            str(a.minutes_firing),
+                            _num(a.long_burn, 2),
+                        ]
+                        for a in r.alerts
+                    ],
+                    f"{name} {r.objective}: burn-rate alerts",
+                )
+            )
             if r.incidents:
-                out.append(Tbl(["start (UTC)", "end (UTC)", "events", "bad", "bad rate (%)", "baseline rate (%)"],
-                               [[iso(i.start) or "", iso(i.end) or "", f"{i.requests:,}", f"{i.bad_requests:,}",
-                                 _pct(i.error_rate), _pct(i.baseline_rate)] for i in r.incidents],
-                               f"{name} {r.objective}: incidents above the service's own baseline"))
+                out.append(
+                    Tbl(
+                        ["start (UTC)", "end (UTC)", "events", "bad", "bad rate (%)", "baseline rate (%)"],
+                        [
+                            [
+                                iso(i.start) or "",
+                                iso(i.end) or "",
+                                f"{i.requests:,}",
+                                f"{i.bad_requests:,}",
+                                _pct(i.error_rate)[:-2],
+                                _pct(i.baseline_rate)[:-2],
+                            ]
+                            for i in r.incidents
+                        ],
+                        f"{name} {r.objective}: incidents above the service's own baseline",
+                    )
+                )
     return out
 
 
@@ -152,9 +242,11 @@ def summary_lines(results: list[SloResult]) -> list[str]:
     for r in results:
         verdict = "met" if r.met else "BREACHED"
         fired = ", ".join(r.alerts_fired) or "no alerts"
-        lines.append(f"{r.service}/{r.objective} {r.target * 100:g} % {verdict}: {_pct(r.achieved, 3)} achieved, "
-                     f"budget left {_pct(r.budget_remaining_fraction, 1)}, worst burn {_num(r.worst_burn, 2)}, "
-                     f"{fired}")
+        lines.append(
+            f"{r.service}/{r.objective} {r.target * 100:g} % {verdict}: {_pct(r.achieved, 3)} achieved, "
+            f"budget left {_pct(r.budget_remaining_fraction, 1)}, worst burn {_num(r.worst_burn, 2)}, "
+            f"{fired}"
+        )
     return lines
 
 

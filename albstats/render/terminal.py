@@ -5,8 +5,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from albstats.render.data import iso
 from albstats.render.document import headline, num, pct, secs
+from albstats.render.readable import iso
 from albstats.report import Report
 
 
