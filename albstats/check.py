@@ -87,7 +87,12 @@ def evaluate(
     ``no-data`` fires when the newest request before ``now`` (or before the wall clock when ``now`` is
     not given) is older than the file's ``noData`` limit.
     """
-    span = engine.query("data_span", until=now)
+    longest = max((a.long for s in spec.services for a in s.alerts), default=timedelta(hours=1))
+    # Athena bills by bytes scanned: look for the newest request only as far back as an alert can see
+    reach = None
+    if engine.name == "athena":
+        reach = (now or wall_clock or datetime.now(UTC)) - longest - spec.no_data - timedelta(days=1)
+    span = engine.query("data_span", since=reach, until=now)
     last = span["last_request"].iloc[0] if len(span) else None
     newest = None if last is None or last != last else last.to_pydatetime()
     reference = now or wall_clock or datetime.now(UTC)
@@ -110,7 +115,6 @@ def evaluate(
             f"({int(age.total_seconds() // 60) if age is not None else '?'} minutes before {_iso(reference)})",
         )
     )
-    longest = max((a.long for s in spec.services for a in s.alerts), default=timedelta(hours=1))
     since = at - longest - service_slo.BUCKET
     for s in spec.services:
         frames = service_slo.fetch(engine, s, since, at)
