@@ -260,14 +260,21 @@ def data_quality(stats: ParseStats | None, span: dict[str, Any], window: Window)
 
 # --- building -------------------------------------------------------------------------------------
 
-def service_slo_results(engine: Engine, opts: Options, since: datetime | None, until: datetime | None) -> list[Any]:
-    """Every SLO of --slo-file (or of --slo/--latency-slo as a one-service file) over the window."""
+def service_slo_results(engine: Engine, opts: Options, since: datetime | None, until: datetime | None,
+                        buckets: Any = None) -> list[Any]:
+    """Every SLO of --slo-file (or of --slo/--latency-slo as a one-service file) over the window.
+
+    The one-service file covers every request, so the ``slo_buckets`` rows already fetched are its
+    counts: no extra query for the default report.
+    """
     from albstats import objectives, service_slo
 
-    spec = opts.slo_file or objectives.one_service(
-        opts.slo, count_460=opts.count_460,
-        latency=(opts.latency_threshold, opts.latency_target) if opts.latency_slo_given else None)
-    return service_slo.evaluate_file(engine, spec, since, until)
+    if opts.slo_file is None and buckets is not None:
+        s = objectives.one_service(
+            opts.slo, count_460=opts.count_460,
+            latency=(opts.latency_threshold, opts.latency_target) if opts.latency_slo_given else None).services[0]
+        return [service_slo.evaluate({opts.latency_threshold: buckets}, s, o, since, until) for o in s.objectives]
+    return service_slo.evaluate_file(engine, opts.slo_file, since, until)
 
 
 def resolve_window(engine: Engine, opts: Options,
@@ -355,7 +362,7 @@ def build(engine: Engine, opts: Options | None = None, *, now: datetime | None =
         frames["status_mix"] = mix
         context = {"status_mix": table(mix, STATUS_QUERY, "Status mix (elb_status_code) over the window"),
                    **context}
-    slos = service_slo_results(engine, opts, since, until)
+    slos = service_slo_results(engine, opts, since, until, buckets)
     return Report(
         slos=slos, engine=engine.name, generated_at=(now or datetime.now(UTC)).replace(microsecond=0), options=opts,
         window=window, availability=avail,
