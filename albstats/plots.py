@@ -104,8 +104,9 @@ def _empty(ax: Axes, title: str) -> None:
     ax.set_yticks([])
 
 
-def error_rate(buckets: pd.DataFrame, slo: float | None = None, *, ax: Axes | None = None,
-               bad_column: str = "errors_5xx") -> Figure:
+def error_rate(
+    buckets: pd.DataFrame, slo: float | None = None, *, ax: Axes | None = None, bad_column: str = "errors_5xx"
+) -> Figure:
     """Share of bad requests per bucket, with the SLO's allowed error rate (1 - SLO) as a dashed line.
 
     ``buckets``: ``bucket_start``, ``requests`` and ``bad_column`` (``error_rate`` or ``slo_buckets`` rows).
@@ -117,12 +118,20 @@ def error_rate(buckets: pd.DataFrame, slo: float | None = None, *, ax: Axes | No
         return fig
     df = buckets[buckets["requests"] > 0]
     rate = df[bad_column] / df["requests"]
-    ax.plot(df["bucket_start"], rate, color="#c0392b", lw=1.2, marker=_marker(len(df)), ms=3,
-            label="bad requests / requests")
+    ax.plot(
+        df["bucket_start"],
+        rate,
+        color="#c0392b",
+        lw=1.2,
+        marker=_marker(len(df)),
+        ms=3,
+        label="bad requests / requests",
+    )
     _time_axis(ax, df["bucket_start"])
     if slo is not None:
-        ax.axhline(1.0 - slo, color="#2c3e50", ls="--", lw=1,
-                   label=f"SLO {slo * 100:g} %\n(allowed {(1 - slo) * 100:g} %)")
+        ax.axhline(
+            1.0 - slo, color="#2c3e50", ls="--", lw=1, label=f"SLO {slo * 100:g} %\n(allowed {(1 - slo) * 100:g} %)"
+        )
     ax.yaxis.set_major_formatter(FuncFormatter(_percent_label))
     ax.set_ylim(bottom=0)
     _title(ax, title)
@@ -133,8 +142,9 @@ def error_rate(buckets: pd.DataFrame, slo: float | None = None, *, ax: Axes | No
     return fig
 
 
-def latency(percentiles: pd.DataFrame, *, metric: str = "total_time", ax: Axes | None = None,
-            threshold: float | None = None) -> Figure:
+def latency(
+    percentiles: pd.DataFrame, *, metric: str = "total_time", ax: Axes | None = None, threshold: float | None = None
+) -> Figure:
     """p50/p90/p99 of one metric per bucket (rows of ``latency_percentiles``), log scale, seconds."""
     fig, ax = _axes(ax)
     title = f"{metric.replace('_', ' ')} percentiles over time"
@@ -144,8 +154,15 @@ def latency(percentiles: pd.DataFrame, *, metric: str = "total_time", ax: Axes |
         return fig
     df = df.sort_values("bucket_start")
     for col, color in (("p50", "#27ae60"), ("p90", "#f39c12"), ("p99", "#c0392b")):
-        ax.plot(df["bucket_start"], df[col].clip(lower=FLOOR_SECONDS), label=col, color=color, lw=1.2,
-                marker=_marker(len(df)), ms=3)
+        ax.plot(
+            df["bucket_start"],
+            df[col].clip(lower=FLOOR_SECONDS),
+            label=col,
+            color=color,
+            lw=1.2,
+            marker=_marker(len(df)),
+            ms=3,
+        )
     _time_axis(ax, df["bucket_start"])
     if threshold is not None:
         ax.axhline(threshold, color="#2c3e50", ls="--", lw=1, label=f"latency SLO {threshold:g} s")
@@ -161,12 +178,25 @@ def burn_down(burn: pd.DataFrame, *, ax: Axes | None = None) -> Figure:
     if burn is None or not len(burn) or burn["remaining_fraction"].isna().all():
         _empty(ax, title)
         return fig
-    ax.plot(burn["bucket_end"], burn["remaining_fraction"], color="#2980b9", lw=1.5, marker=_marker(len(burn)),
-            ms=3, label="budget remaining")
+    ax.plot(
+        burn["bucket_end"],
+        burn["remaining_fraction"],
+        color="#2980b9",
+        lw=1.5,
+        marker=_marker(len(burn)),
+        ms=3,
+        label="budget remaining",
+    )
     _time_axis(ax, burn["bucket_end"])
     ax.axhline(0, color="#c0392b", lw=1, ls="--", label="budget spent")
-    ax.fill_between(burn["bucket_end"], burn["remaining_fraction"], 0,
-                    where=burn["remaining_fraction"] < 0, color="#c0392b", alpha=0.2)
+    ax.fill_between(
+        burn["bucket_end"],
+        burn["remaining_fraction"],
+        0,
+        where=burn["remaining_fraction"] < 0,
+        color="#c0392b",
+        alpha=0.2,
+    )
     ax.yaxis.set_major_formatter(FuncFormatter(_percent_label))
     _title(ax, title)
     ax.set_ylabel("budget left (%)")
@@ -205,8 +235,12 @@ def status_mix(statuses: pd.DataFrame, *, ax: Axes | None = None, top: int = 15)
     return fig
 
 
-COMPONENT_COLORS = {"request_processing_time": "#8e44ad", "target_processing_time": "#c0392b",
-                    "response_processing_time": "#16a085", "total_time": "#2c3e50"}
+COMPONENT_COLORS = {
+    "request_processing_time": "#8e44ad",
+    "target_processing_time": "#c0392b",
+    "response_processing_time": "#16a085",
+    "total_time": "#2c3e50",
+}
 
 
 def latency_breakdown(percentiles: pd.DataFrame, *, stat: str = "p99", ax: Axes | None = None) -> Figure:
@@ -225,8 +259,16 @@ def latency_breakdown(percentiles: pd.DataFrame, *, stat: str = "p99", ax: Axes 
         label = m.replace("_processing_time", "")
         if df[stat].max() <= FLOOR_SECONDS:  # a flat line on the floor: say so instead of hiding it
             label += f" (all under {FLOOR_SECONDS * 1000:g} ms)"
-        ax.plot(df["bucket_start"], df[stat].clip(lower=FLOOR_SECONDS), label=label, color=COMPONENT_COLORS[m],
-                lw=1.6 if styles[m] != "-" else 1.2, ls=styles[m], marker=_marker(len(df)), ms=3)
+        ax.plot(
+            df["bucket_start"],
+            df[stat].clip(lower=FLOOR_SECONDS),
+            label=label,
+            color=COMPONENT_COLORS[m],
+            lw=1.6 if styles[m] != "-" else 1.2,
+            ls=styles[m],
+            marker=_marker(len(df)),
+            ms=3,
+        )
         _time_axis(ax, df["bucket_start"])
         drawn += 1
     if not drawn:
@@ -241,5 +283,11 @@ def _floor(ax: Axes) -> None:
     """Show the 1 ms floor as a band, with some room below it so lines on the floor stay visible."""
     lo, hi = ax.get_ylim()
     ax.set_ylim(FLOOR_SECONDS / 2, max(hi, FLOOR_SECONDS * 10))
-    ax.axhspan(FLOOR_SECONDS / 2, FLOOR_SECONDS, color="#95a5a6", alpha=0.15, lw=0,
-               label=f"under {FLOOR_SECONDS * 1000:g} ms\n(drawn at {FLOOR_SECONDS * 1000:g} ms)")
+    ax.axhspan(
+        FLOOR_SECONDS / 2,
+        FLOOR_SECONDS,
+        color="#95a5a6",
+        alpha=0.15,
+        lw=0,
+        label=f"under {FLOOR_SECONDS * 1000:g} ms\n(drawn at {FLOOR_SECONDS * 1000:g} ms)",
+    )

@@ -59,8 +59,17 @@ class Hook:
 
 
 def check(tmp_path, hook_url: str | None, now: str | None, *extra: str):
-    args = ["check", str(LOGS), "--slo-file", str(SLO_FILE), "--state", str(tmp_path / "state.json"),
-            "--db", str(tmp_path / "cache.duckdb"), "--quiet"]
+    args = [
+        "check",
+        str(LOGS),
+        "--slo-file",
+        str(SLO_FILE),
+        "--state",
+        str(tmp_path / "state.json"),
+        "--db",
+        str(tmp_path / "cache.duckdb"),
+        "--quiet",
+    ]
     if hook_url:
         args += ["--webhook", hook_url]
     if now:
@@ -133,9 +142,23 @@ def test_overlapping_runs_post_once(tmp_path):
     """Two processes at once on one state file: the lock makes the second see the first's state."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with Hook() as hook:
-        args = [sys.executable, "-c", "from albstats.cli import main; main()", "check", str(LOGS),
-                "--slo-file", str(SLO_FILE), "--state", str(tmp_path / "state.json"), "--no-cache", "--quiet",
-                "--webhook", hook.url, "--now", "2026-11-16T11:45:00Z"]
+        args = [
+            sys.executable,
+            "-c",
+            "from albstats.cli import main; main()",
+            "check",
+            str(LOGS),
+            "--slo-file",
+            str(SLO_FILE),
+            "--state",
+            str(tmp_path / "state.json"),
+            "--no-cache",
+            "--quiet",
+            "--webhook",
+            hook.url,
+            "--now",
+            "2026-11-16T11:45:00Z",
+        ]
         procs = [subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
         outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [3, 3], outs
@@ -147,16 +170,21 @@ def test_overlapping_runs_post_once(tmp_path):
 def test_bad_options(tmp_path):
     r = check(tmp_path, None, "yesterday-ish")
     assert r.exit_code == 2 and "--now" in r.output
-    r = CliRunner().invoke(app, ["check", str(LOGS), "--slo-file", str(tmp_path / "none.yaml"), "--state",
-                                 str(tmp_path / "s.json")], prog_name="albstats")
+    r = CliRunner().invoke(
+        app,
+        ["check", str(LOGS), "--slo-file", str(tmp_path / "none.yaml"), "--state", str(tmp_path / "s.json")],
+        prog_name="albstats",
+    )
     assert r.exit_code == 2 and "none.yaml: no such file" in r.output
-    r = CliRunner().invoke(app, ["check", str(LOGS), "--slo-file", str(SLO_FILE), "--state", str(tmp_path)],
-                           prog_name="albstats")
+    r = CliRunner().invoke(
+        app, ["check", str(LOGS), "--slo-file", str(SLO_FILE), "--state", str(tmp_path)], prog_name="albstats"
+    )
     assert r.exit_code == 2 and "is a folder" in r.output
 
 
-@pytest.mark.parametrize("when,firing", [("2026-11-16T11:40:00Z", False), ("2026-11-16T11:45:00Z", True),
-                                         ("2026-11-16T12:05:00Z", False)])
+@pytest.mark.parametrize(
+    "when,firing", [("2026-11-16T11:40:00Z", False), ("2026-11-16T11:45:00Z", True), ("2026-11-16T12:05:00Z", False)]
+)
 def test_evaluate_library(when, firing):
     import albstats
     from albstats import check as chk

@@ -26,7 +26,10 @@ def test_example_file_reads():
     assert api.objectives[0].count_460 and api.objectives[0].target == pytest.approx(0.9965)
     assert api.objectives[1].threshold_seconds == 1.0
     assert [(a.name, a.severity, a.burn_rate) for a in api.alerts] == [
-        ("1h/5m", "page", 14.4), ("6h/30m", "page", 6.0), ("3d/6h", "ticket", 1.0)]
+        ("1h/5m", "page", 14.4),
+        ("6h/30m", "page", 6.0),
+        ("3d/6h", "ticket", 1.0),
+    ]
     assert spec.services[1].window.calendar == "month"
     assert spec.services[2].window.rolling == timedelta(days=7)
     assert spec.no_data == timedelta(minutes=20)
@@ -37,8 +40,9 @@ def test_windows():
     assert objectives.Window(None, "week").start(end) == datetime(2026, 11, 16, tzinfo=UTC)
     assert objectives.Window(None, "month").start(end) == datetime(2026, 11, 1, tzinfo=UTC)
     # the first instant of a month still belongs to the month that just ended
-    assert objectives.Window(None, "month").start(datetime(2026, 12, 1, tzinfo=UTC)) == datetime(2026, 11, 1,
-                                                                                                    tzinfo=UTC)
+    assert objectives.Window(None, "month").start(datetime(2026, 12, 1, tzinfo=UTC)) == datetime(
+        2026, 11, 1, tzinfo=UTC
+    )
     assert objectives.Window(timedelta(days=28)).start(end) == end - timedelta(days=28)
 
 
@@ -85,16 +89,31 @@ def test_every_mistake_has_its_line(tmp_path):
     assert len(lines) == 8
 
 
-@pytest.mark.parametrize("text,line,msg", [
-    ("apiVersion: albstats/v1\nkind: SLOFile\nservices: [\n", 4, "not valid YAML"),
-    ("", 1, "empty"),
-    ("apiVersion: openslo/v1\nkind: SLOFile\nservices:\n  - {name: a, objectives: [{sli: availability, "
-     "objective: 99}]}\n", 1, "this albstats reads apiVersion: albstats/v1"),
-    ("apiVersion: albstats/v1\nkind: SLOFile\nservices:\n  - name: a\n    selector: {pathRegex: '(?<=x)y'}\n"
-     "    objectives: [{sli: availability, objective: 99}]\n", 5, "share"),
-    ("apiVersion: albstats/v1\nkind: SLOFile\nservices:\n  - name: a\n    objectives: [{sli: availability, "
-     "objective: 99}]\n  - name: a\n    objectives: [{sli: availability, objective: 99}]\n", 6, "defined twice"),
-])
+@pytest.mark.parametrize(
+    "text,line,msg",
+    [
+        ("apiVersion: albstats/v1\nkind: SLOFile\nservices: [\n", 4, "not valid YAML"),
+        ("", 1, "empty"),
+        (
+            "apiVersion: openslo/v1\nkind: SLOFile\nservices:\n  - {name: a, objectives: [{sli: availability, "
+            "objective: 99}]}\n",
+            1,
+            "this albstats reads apiVersion: albstats/v1",
+        ),
+        (
+            "apiVersion: albstats/v1\nkind: SLOFile\nservices:\n  - name: a\n    selector: {pathRegex: '(?<=x)y'}\n"
+            "    objectives: [{sli: availability, objective: 99}]\n",
+            5,
+            "share",
+        ),
+        (
+            "apiVersion: albstats/v1\nkind: SLOFile\nservices:\n  - name: a\n    objectives: [{sli: availability, "
+            "objective: 99}]\n  - name: a\n    objectives: [{sli: availability, objective: 99}]\n",
+            6,
+            "defined twice",
+        ),
+    ],
+)
 def test_single_mistakes(text, line, msg):
     with pytest.raises(UsageError, match=msg) as e:
         objectives.loads(text, "f.yaml")
@@ -116,6 +135,7 @@ def test_validate_cli(tmp_path):
 
 
 # --- selection ---------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def engine():
@@ -160,14 +180,19 @@ def pd_true(df):
     return pd.Series(True, index=df.index)
 
 
-@pytest.mark.parametrize("sel,kw", [
-    (objectives.Selector(target_group="petclinic-api"), dict(tg="petclinic-api")),
-    (objectives.Selector(target_group="petclinic-web", listener="HTTPS:443"),
-     dict(tg="petclinic-web", port="443", proto="https")),
-    (objectives.Selector(path_prefix="/api/v1/", listener="80"), dict(prefix="/api/v1/", port="80")),
-    (objectives.Selector(path_regex=r"^/hospital\.v1\.[A-Z]"), dict(regex=r"^/hospital\.v1\.[A-Z]")),
-    (objectives.Selector(host="PetClinic.Example.com".lower()), dict(host="petclinic.example.com")),
-])
+@pytest.mark.parametrize(
+    "sel,kw",
+    [
+        (objectives.Selector(target_group="petclinic-api"), dict(tg="petclinic-api")),
+        (
+            objectives.Selector(target_group="petclinic-web", listener="HTTPS:443"),
+            dict(tg="petclinic-web", port="443", proto="https"),
+        ),
+        (objectives.Selector(path_prefix="/api/v1/", listener="80"), dict(prefix="/api/v1/", port="80")),
+        (objectives.Selector(path_regex=r"^/hospital\.v1\.[A-Z]"), dict(regex=r"^/hospital\.v1\.[A-Z]")),
+        (objectives.Selector(host="PetClinic.Example.com".lower()), dict(host="petclinic.example.com")),
+    ],
+)
 def test_selection_matches_a_direct_filter(engine, rows, sel, kw):
     b = engine.query("service_buckets", **sel.params())
     exp = _expected(rows, **kw)
