@@ -73,6 +73,7 @@ class Options:
     top: int = 10
     min_client_4xx: int = 100
     allow_empty: bool = False  # a window without requests gives a "no data" report instead of NoData
+    slo_file: Any = None  # an albstats.objectives.SloFile (--slo-file); None: --slo/--latency-slo as one service
 
     def __post_init__(self) -> None:
         self.validate()
@@ -213,6 +214,8 @@ class Report:
     frames: dict[str, Any] = field(default_factory=dict, repr=False)
     #: what was read, as the user named it (paths, s3:// prefixes, or the Athena table)
     sources: list[str] = field(default_factory=list)
+    #: per-service SLOs (albstats.service_slo.SloResult), one per objective of the SLO file
+    slos: list[Any] = field(default_factory=list)
 
     @property
     def no_data(self) -> bool:
@@ -231,9 +234,12 @@ class Report:
 
     @property
     def breached(self) -> bool:
-        """The availability SLO was missed, or the latency SLO when one was asked for (False without data)."""
+        """The availability SLO was missed, the latency SLO when one was asked for, or any SLO of --slo-file
+        (False without data)."""
         if self.no_data:
             return False
+        if self.options.slo_file is not None:
+            return any(not s.met for s in self.slos)
         return (not self.availability.met) or (self.options.latency_slo_given and not self.latency.slo.met)
 
     @property
@@ -386,6 +392,22 @@ def no_data(window: Window, sources: list[str], stats: ParseStats | None) -> NoD
 
 # --- building -------------------------------------------------------------------------------------
 
+def service_slo_results(engine: Engine, opts: Options, since: datetime | None, until: datetime | None,
+                        buckets: Any = None) -> list[Any]:
+    """Every SLO of --slo-file (or of --slo/--latency-slo as a one-service file) over the window.
+
+    The one-service file covers every request, so the ``slo_buckets`` rows already fetched are its
+    counts: no extra query for the default report.
+    """
+    from albstats import objectives, service_slo
+
+    if opts.slo_file is None and buckets is not None:
+        s = objectives.one_service(
+            opts.slo, count_460=opts.count_460,
+            latency=(opts.latency_threshold, opts.latency_target) if opts.latency_slo_given else None).services[0]
+        return [service_slo.evaluate({opts.latency_threshold: buckets}, s, o, since, until) for o in s.objectives]
+    return service_slo.evaluate_file(engine, opts.slo_file, since, until)
+
 
 def resolve_window(
     engine: Engine, opts: Options, now: datetime | None = None
@@ -480,7 +502,9 @@ def build(engine: Engine, opts: Options | None = None, *, now: datetime | None =
         mix["share"] = mix["requests"] / total if total else 0.0
         frames["status_mix"] = mix
         context = {"status_mix": table(mix, STATUS_QUERY, "Status mix (elb_status_code) over the window"), **context}
+    slos = service_slo_results(engine, opts, since, until, buckets)
     return Report(
+        slos=slos,
         engine=engine.name,
         generated_at=(now or datetime.now(UTC)).replace(microsecond=0),
         options=opts,

@@ -18,8 +18,8 @@ Definitions (documented in docs/guide/report.md):
   Pairs used: 1 h / 5 min at 14.4 (page), 6 h / 30 min at 6 (page), 3 d / 6 h at 1 (ticket).
 - Latency SLI: among requests that reached a target (none of the three processing times is -1), the
   share whose total time (the sum of the three) is strictly under the threshold.
-- Incidents: runs of 5-minute buckets whose bad-request rate is far above the baseline (see
-  :func:`find_incidents`).
+- Incidents: runs of 5-minute buckets whose bad-request counts are significantly above the service's
+  own recent baseline and above the allowed rate (see :func:`hot_buckets`).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import numpy as np
 import pandas as pd
 
 from albstats.errors import UsageError
@@ -44,6 +45,7 @@ ALERT_PAIRS: tuple[tuple[str, timedelta, timedelta, float, str], ...] = (
 
 
 # --- option parsing -------------------------------------------------------------------------------
+
 
 def parse_slo(text: str | float) -> float:
     """``"99.0"``, ``"99.9%"`` -> 0.99, 0.999. Percent only, so ``0.99`` is refused rather than guessed."""
@@ -88,6 +90,7 @@ def parse_latency_slo(text: str) -> tuple[float, float]:
 
 
 # --- results --------------------------------------------------------------------------------------
+
 
 @dataclass
 class ErrorBudget:
@@ -175,12 +178,13 @@ class Incident:
     elb_5xx: int
     target_5xx: int
     budget_fraction: float | None  # share of the window's error budget this incident spent
+    baseline_rate: float | None = None  # the service's own recent rate the buckets were tested against
+    max_z: float | None = None  # strongest evidence: the highest z score of its buckets
 
 
 # --- computing ------------------------------------------------------------------------------------
 
-COUNT_COLUMNS = ("requests", "errors_5xx", "status_460", "elb_5xx", "target_5xx", "latency_requests",
-                 "latency_good")
+COUNT_COLUMNS = ("requests", "errors_5xx", "status_460", "elb_5xx", "target_5xx", "latency_requests", "latency_good")
 
 
 def bad_column(buckets: pd.DataFrame, count_460: bool) -> pd.Series:
@@ -206,8 +210,11 @@ def regular(buckets: pd.DataFrame, start: datetime | None = None, end: datetime 
     lo = df.index.min() if len(df) else None
     hi = df.index.max() if len(df) else None
     if start is not None:
-        s = pd.Timestamp(start).tz_convert("UTC").floor("5min") if pd.Timestamp(start).tzinfo else \
-            pd.Timestamp(start, tz="UTC").floor("5min")
+        s = (
+            pd.Timestamp(start).tz_convert("UTC").floor("5min")
+            if pd.Timestamp(start).tzinfo
+            else pd.Timestamp(start, tz="UTC").floor("5min")
+        )
         lo = s if lo is None else min(lo, s)
     if end is not None:
         e = pd.Timestamp(end)
@@ -238,8 +245,11 @@ def worst_window(grid: pd.DataFrame, bad: pd.Series, length: timedelta, target: 
     if rate.notna().sum() == 0:
         return BurnWindow(secs, None, None, None, 0, 0)
     # highest burn; ties broken by more bad requests, then the earliest
-    order = pd.DataFrame({"rate": rate, "bad": b}).dropna().sort_values(["rate", "bad"], ascending=[False, False],
-                                                                         kind="stable")
+    order = (
+        pd.DataFrame({"rate": rate, "bad": b})
+        .dropna()
+        .sort_values(["rate", "bad"], ascending=[False, False], kind="stable")
+    )
     end_label = order.index[0]
     end = (end_label + BUCKET).to_pydatetime()
     return BurnWindow(secs, float(order["rate"].iloc[0]), end - length, end, int(req[end_label]), int(b[end_label]))
@@ -251,8 +261,11 @@ def evaluate_alerts(grid: pd.DataFrame, bad: pd.Series, target: float) -> list[A
     for name, long, short, thr, sev in ALERT_PAIRS:
         nl, ns = int(long / BUCKET), int(short / BUCKET)
         if len(grid) < nl:
-            out.append(AlertPair(name, int(long.total_seconds()), int(short.total_seconds()), thr, sev,
-                                 False, False, None, 0, None))
+            out.append(
+                AlertPair(
+                    name, int(long.total_seconds()), int(short.total_seconds()), thr, sev, False, False, None, 0, None
+                )
+            )
             continue
         err = 1.0 - target
         lr = grid["requests"].rolling(nl).sum()
@@ -261,15 +274,31 @@ def evaluate_alerts(grid: pd.DataFrame, bad: pd.Series, target: float) -> list[A
         sb = (bad.rolling(ns).sum() / sr.where(sr > 0)) / err
         firing = (lb > thr) & (sb > thr)
         first = firing[firing].index.min() if firing.any() else None
-        out.append(AlertPair(
-            name, int(long.total_seconds()), int(short.total_seconds()), thr, sev, True, bool(firing.any()),
-            None if first is None else (first + BUCKET).to_pydatetime(), int(firing.sum()) * 5,
-            None if lb.notna().sum() == 0 else float(lb.max())))
+        out.append(
+            AlertPair(
+                name,
+                int(long.total_seconds()),
+                int(short.total_seconds()),
+                thr,
+                sev,
+                True,
+                bool(firing.any()),
+                None if first is None else (first + BUCKET).to_pydatetime(),
+                int(firing.sum()) * 5,
+                None if lb.notna().sum() == 0 else float(lb.max()),
+            )
+        )
     return out
 
 
-def availability(buckets: pd.DataFrame, target: float, *, count_460: bool = False,
-                 start: datetime | None = None, end: datetime | None = None) -> Availability:
+def availability(
+    buckets: pd.DataFrame,
+    target: float,
+    *,
+    count_460: bool = False,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> Availability:
     """The availability SLI, error budget, burn rates and alerts from per-bucket counts."""
     grid = regular(buckets, start, end)
     bad = bad_column(grid, count_460) if len(grid) else pd.Series(dtype="int64")
@@ -279,21 +308,33 @@ def availability(buckets: pd.DataFrame, target: float, *, count_460: bool = Fals
     allowed = (1.0 - target) * requests
     remaining = allowed - bad_total
     budget = ErrorBudget(
-        allowed=allowed, used=bad_total, remaining=remaining,
+        allowed=allowed,
+        used=bad_total,
+        remaining=remaining,
         remaining_fraction=None if allowed <= 0 else remaining / allowed,
-        consumed_fraction=None if allowed <= 0 else bad_total / allowed)
+        consumed_fraction=None if allowed <= 0 else bad_total / allowed,
+    )
 
     def total(col: str) -> int:
         return int(grid[col].sum()) if len(grid) else 0
 
     return Availability(
-        requests=requests, bad_requests=bad_total, success_rate=success, target=target,
-        met=requests == 0 or (success is not None and success >= target), count_460=count_460,
-        errors_5xx=total("errors_5xx"), elb_5xx=total("elb_5xx"), target_5xx=total("target_5xx"),
-        status_460=total("status_460"), error_budget=budget, burn_rate=_burn(bad_total, requests, target),
+        requests=requests,
+        bad_requests=bad_total,
+        success_rate=success,
+        target=target,
+        met=requests == 0 or (success is not None and success >= target),
+        count_460=count_460,
+        errors_5xx=total("errors_5xx"),
+        elb_5xx=total("elb_5xx"),
+        target_5xx=total("target_5xx"),
+        status_460=total("status_460"),
+        error_budget=budget,
+        burn_rate=_burn(bad_total, requests, target),
         worst_1h=worst_window(grid, bad, timedelta(hours=1), target),
         worst_6h=worst_window(grid, bad, timedelta(hours=6), target),
-        alerts=evaluate_alerts(grid, bad, target) if len(grid) else [])
+        alerts=evaluate_alerts(grid, bad, target) if len(grid) else [],
+    )
 
 
 def latency_slo(buckets: pd.DataFrame, threshold_seconds: float, target: float) -> LatencySlo:
@@ -304,76 +345,234 @@ def latency_slo(buckets: pd.DataFrame, threshold_seconds: float, target: float) 
     return LatencySlo(threshold_seconds, target, n, good, share, n == 0 or (share is not None and share >= target))
 
 
-def burn_down(buckets: pd.DataFrame, target: float, *, count_460: bool = False,
-              start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
+def burn_down(
+    buckets: pd.DataFrame,
+    target: float,
+    *,
+    count_460: bool = False,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> pd.DataFrame:
     """Error budget left over time: columns bucket_end, used (cumulative), remaining_fraction.
 
     The budget is that of the whole window (``(1 - target) x all requests``), spent bucket by bucket.
     """
     grid = regular(buckets, start, end)
     if not len(grid):
-        return pd.DataFrame({"bucket_end": pd.Series([], dtype="datetime64[ns, UTC]"), "used": [],
-                             "remaining_fraction": []})
+        return pd.DataFrame(
+            {"bucket_end": pd.Series([], dtype="datetime64[ns, UTC]"), "used": [], "remaining_fraction": []}
+        )
     bad = bad_column(grid, count_460)
     allowed = (1.0 - target) * float(grid["requests"].sum())
     used = bad.cumsum()
-    return pd.DataFrame({
-        "bucket_end": grid.index + BUCKET,
-        "used": used.to_numpy(),
-        "remaining_fraction": ((allowed - used) / allowed).to_numpy() if allowed > 0 else float("nan"),
-    })
+    return pd.DataFrame(
+        {
+            "bucket_end": grid.index + BUCKET,
+            "used": used.to_numpy(),
+            "remaining_fraction": ((allowed - used) / allowed).to_numpy() if allowed > 0 else float("nan"),
+        }
+    )
 
 
-def find_incidents(buckets: pd.DataFrame, target: float, *, count_460: bool = False, k: float = 5.0,
-                   min_bad: int = 5, merge_gap: int = 1, start: datetime | None = None,
-                   end: datetime | None = None) -> tuple[list[Incident], float]:
-    """Runs of 5-minute buckets far above the baseline; returns (incidents, threshold rate).
+def _window_sums(values: np.ndarray, half: int, trailing: bool) -> np.ndarray:
+    """Sum of the ``half`` buckets before each bucket (trailing) or on both sides (centred), the bucket excluded."""
+    c = np.concatenate(([0.0], np.cumsum(values)))
+    idx = np.arange(len(values))
+    lo = np.clip(idx - half, 0, len(values))
+    hi = idx if trailing else np.clip(idx + half + 1, 0, len(values))
+    return c[hi] - c[lo] - (0.0 if trailing else values)
 
-    A bucket is *hot* when its bad-request rate exceeds all of: 3 x the median bucket rate,
-    the median + ``k`` x the scaled MAD (1.4826 x median absolute deviation, a robust standard deviation),
-    and the SLO's allowed error rate (1 - target), and it has at least ``min_bad`` bad requests (so a
-    quiet bucket with one failure is not an incident). Hot buckets separated by at most ``merge_gap``
-    quiet buckets form one incident. The median and MAD are over buckets that have requests, so one
-    long outage cannot hide itself by raising the baseline unless it covers half the window.
+
+def _run_sums(values: np.ndarray, k: int) -> np.ndarray:
+    """Sum of the ``k`` buckets ending at each bucket (0 where fewer than ``k`` precede)."""
+    c = np.concatenate(([0.0], np.cumsum(values)))
+    out = np.zeros(len(values))
+    out[k - 1 :] = c[k:] - c[: len(values) - k + 1]
+    return out
+
+
+def hot_buckets(
+    requests: np.ndarray,
+    bad: np.ndarray,
+    allowed_rate: float,
+    *,
+    z_crit: float = 4.5,
+    half_window: int = 72,
+    min_bad: int = 5,
+    min_baseline_requests: float = 200.0,
+    iterations: int = 4,
+    scales: tuple[int, ...] = (3, 6, 12),
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Which buckets fail significantly more often than the service's own recent baseline.
+
+    Returns (hot, baseline rate, z score, rate a bucket of that size must exceed), one value per bucket.
+
+    The test: a bucket with ``n`` requests and ``x`` bad ones, against a baseline rate ``p`` from the
+    ``half_window`` buckets before it (6 h), is hot when its quasi-binomial z score
+    ``(x - n p) / sqrt(phi n p (1 - p))`` exceeds ``z_crit`` (4.5: one chance in 300,000 per bucket under
+    the baseline, about one false bucket a decade of 5-minute buckets), its rate is above the SLO's
+    allowed rate, and it has at least ``min_bad`` bad requests. ``phi`` (at least 1) is the dispersion
+    the baseline buckets show beyond binomial noise, estimated from their median Pearson residual, so a
+    service whose error rate wanders by itself (a flaky target) needs a larger excess. Hot buckets
+    are left out of every baseline and the test repeats until nothing changes, so an incident neither
+    raises its own baseline nor hides a neighbour. Where the trailing window holds too few requests
+    (the start of the data) the baseline is the whole series' rate without the hot buckets.
+
+    A long moderate excess (a failing target group behind a busy load balancer: every 5-minute bucket
+    a little high, none alone significant) is caught by testing runs of 3, 6 and 12 buckets (15 min
+    to 1 h) the same way on their summed counts; in a significant run, the buckets that are above
+    both the baseline (z > 1) and the allowed rate are hot.
+    """
+    n = requests.astype("float64")
+    x = bad.astype("float64")
+    hot = np.zeros(len(n), dtype=bool)
+    p = np.zeros(len(n))
+    z = np.zeros(len(n))
+    need = np.full(len(n), np.nan)
+    for _ in range(iterations):
+        xn, nn = np.where(hot, 0.0, x), np.where(hot, 0.0, n)
+        cx, cn = _window_sums(xn, half_window, True), _window_sums(nn, half_window, True)
+        pooled = xn.sum() / nn.sum() if nn.sum() > 0 else 0.0
+        p = np.where(cn >= min_baseline_requests, cx / np.maximum(cn, 1.0), pooled)
+        p = np.clip(p, 1e-6, 1 - 1e-6)
+        var = n * p * (1 - p)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            resid = np.where(var > 0, (x - n * p) ** 2 / var, np.nan)
+        use = (~hot) & (n * p >= 5)
+        # the median Pearson residual of a binomial count is 0.455 (chi-square, 1 degree of freedom):
+        # a median, not a mean, so buckets of an incident not yet flagged cannot inflate it
+        phi = float(np.clip(np.nanmedian(resid[use]) / 0.455, 1.0, 50.0)) if use.any() else 1.0
+        sd = np.sqrt(phi * var)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = np.where(sd > 0, (x - n * p) / sd, 0.0)
+            rate = np.where(n > 0, x / n, 0.0)
+            need = np.where(n > 0, np.maximum(p + z_crit * sd / n, allowed_rate), np.nan)
+        single = (z > z_crit) & (rate > allowed_rate) & (x >= min_bad)
+        new = single.copy()
+        # a sustained moderate excess: runs of `k` buckets tested as one (same z_crit on the summed
+        # counts); inside a significant run, the buckets that are themselves above baseline and allowed rate
+        for k in scales:
+            if k > len(n):
+                break
+            # only the evidence single buckets did not already give: an incident's hot buckets must
+            # not make a window of ordinary neighbours look significant
+            keep = ~single
+            sx, se = _run_sums(np.where(keep, x, 0.0), k), _run_sums(np.where(keep, n * p, 0.0), k)
+            sv, sn = _run_sums(np.where(keep, var, 0.0), k), _run_sums(np.where(keep, n, 0.0), k)
+            # dispersion at this scale: a baseline that drifts (the traffic mix changing over the day)
+            # shows as extra variance of k-bucket sums that single buckets do not reveal
+            blocks = np.arange(k - 1, len(n), k)
+            clean = blocks[(_run_sums((hot | single).astype("float64"), k)[blocks] == 0) & (se[blocks] >= 5)]
+            phi_k = phi
+            if len(clean) >= 8:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    rk = (sx[clean] - se[clean]) ** 2 / sv[clean]
+                phi_k = float(np.clip(np.nanmedian(rk) / 0.455, phi, 50.0))
+            sv = phi_k * sv
+            with np.errstate(divide="ignore", invalid="ignore"):
+                zk = np.where(sv > 0, (sx - se) / np.sqrt(sv), 0.0)
+                run_ok = (zk > z_crit) & (sx >= min_bad) & (sx > allowed_rate * sn)
+            ends = np.flatnonzero(run_ok)
+            if len(ends):
+                member = np.zeros(len(n), dtype=bool)
+                for e in ends:
+                    member[e - k + 1 : e + 1] = True
+                new |= member & (z > 1.0) & (rate > allowed_rate)
+        if (new == hot).all():
+            break
+        hot = new
+    return hot, p, z, need
+
+
+def find_incidents(
+    buckets: pd.DataFrame,
+    target: float,
+    *,
+    count_460: bool = False,
+    z_crit: float = 4.5,
+    min_bad: int = 5,
+    merge_gap: int = 1,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> tuple[list[Incident], float]:
+    """Runs of 5-minute buckets significantly above the service's own baseline; returns (incidents, threshold).
+
+    A bucket is hot per :func:`hot_buckets` (a test on its counts against the trailing 6 h baseline,
+    and above the SLO's allowed rate 1 - target). Hot buckets separated by at most ``merge_gap`` quiet
+    buckets form one incident. ``threshold`` is the median over buckets of the rate a bucket had to
+    exceed to be hot (it depends on the bucket's size and baseline; reported as a guide).
     """
     grid = regular(buckets, start, end)
     if not len(grid):
         return [], float("nan")
     bad = bad_column(grid, count_460)
-    req = grid["requests"]
+    return incidents_from(
+        grid["requests"],
+        bad,
+        grid["elb_5xx"],
+        grid["target_5xx"],
+        1.0 - target,
+        z_crit=z_crit,
+        min_bad=min_bad,
+        merge_gap=merge_gap,
+    )
+
+
+def incidents_from(
+    req: pd.Series,
+    bad: pd.Series,
+    elb_5xx: pd.Series,
+    target_5xx: pd.Series,
+    allowed_rate: float,
+    *,
+    z_crit: float = 4.5,
+    min_bad: int = 5,
+    merge_gap: int = 1,
+) -> tuple[list[Incident], float]:
+    """:func:`find_incidents` on per-bucket series indexed by bucket start (a complete 5-minute grid)."""
+    hot, base, z, need = hot_buckets(req.to_numpy(), bad.to_numpy(), allowed_rate, z_crit=z_crit, min_bad=min_bad)
     rate = (bad / req.where(req > 0)).fillna(0.0)
-    live = rate[req > 0]
-    med = float(live.median()) if len(live) else 0.0
-    mad = float((live - med).abs().median()) if len(live) else 0.0
-    threshold = max(3.0 * med, med + k * 1.4826 * mad, 1.0 - target)
-    hot = (rate > threshold) & (bad >= min_bad)
     incidents: list[Incident] = []
-    idx = list(grid.index)
+    idx = list(req.index)
+    total_allowed = allowed_rate * float(req.sum())
     i = 0
-    allowed = (1.0 - target) * float(req.sum())
     while i < len(idx):
-        if not hot.iloc[i]:
+        if not hot[i]:
             i += 1
             continue
-        j = i
-        gap = 0
-        k_ = i + 1
-        while k_ < len(idx):
-            if hot.iloc[k_]:
-                j, gap = k_, 0
+        j, gap, k = i, 0, i + 1
+        while k < len(idx):
+            if hot[k]:
+                j, gap = k, 0
             else:
                 gap += 1
                 if gap > merge_gap:
                     break
-            k_ += 1
+            k += 1
         sl = slice(i, j + 1)
         r, b = int(req.iloc[sl].sum()), int(bad.iloc[sl].sum())
         s = idx[i].to_pydatetime()
         e = (idx[j] + BUCKET).to_pydatetime()
-        incidents.append(Incident(
-            start=s, end=e, duration_seconds=int((e - s).total_seconds()), requests=r, bad_requests=b,
-            error_rate=b / r if r else 0.0, peak_rate=float(rate.iloc[sl].max()),
-            elb_5xx=int(grid["elb_5xx"].iloc[sl].sum()), target_5xx=int(grid["target_5xx"].iloc[sl].sum()),
-            budget_fraction=None if allowed <= 0 else b / allowed))
+        nsl = req.to_numpy()[sl].astype("float64")
+        if b < min_bad:  # a run of quiet buckets with a failure or two is not an incident
+            i = j + 1
+            continue
+        incidents.append(
+            Incident(
+                start=s,
+                end=e,
+                duration_seconds=int((e - s).total_seconds()),
+                requests=r,
+                bad_requests=b,
+                error_rate=b / r if r else 0.0,
+                peak_rate=float(rate.iloc[sl].max()),
+                elb_5xx=int(elb_5xx.iloc[sl].sum()),
+                target_5xx=int(target_5xx.iloc[sl].sum()),
+                budget_fraction=None if total_allowed <= 0 else b / total_allowed,
+                baseline_rate=float((base[sl] * nsl).sum() / nsl.sum()) if nsl.sum() > 0 else None,
+                max_z=float(np.max(z[sl])),
+            )
+        )
         i = j + 1
-    return incidents, threshold
+    finite = need[np.isfinite(need)]
+    return incidents, float(np.median(finite)) if len(finite) else float("nan")

@@ -146,6 +146,12 @@ def summary_text(week: Week, cur: Report, prev_week: Week, prev: Report | None) 
         f"{_pct(cur.latency.slo.share, 2)} under {cur.latency.slo.threshold_seconds:g} s",
         "security findings: " + (", ".join(f"{n} {s}" for s, n in sev.items()) if sev else "none"),
     ]
+    if cur.options.slo_file is not None:
+        from albstats.render.slos import summary_lines
+
+        lines[0] = lines[0].split(": SLO ")[0] + f": {sum(not s.met for s in cur.slos)} of {len(cur.slos)} SLOs " \
+            + ("BREACHED" if cur.breached else "met")
+        lines += summary_lines(cur.slos)
     return "\n".join(lines)
 
 
@@ -189,16 +195,19 @@ def post_webhook(
     backoff: float = 1.0,
     sleep: Any = time.sleep,
     name: str = WEBHOOK_OPTION,
+    payload: dict[str, Any] | None = None,
+    user_agent: str = "albstats-weekly",
 ) -> int:
     """POST ``{"text": text}`` as JSON; returns the attempts used.
 
     Retries (bounded: ``attempts`` in total, waiting ``backoff`` x 1, 2, 4 ... seconds) on 5XX, 429,
     timeouts and connection errors; any other 4XX fails at once (retrying will not fix a bad URL).
     The URL never appears in a message; ``name`` says where it came from (the option or the variable).
+    ``payload`` (with a ``text`` key) replaces ``{"text": text}``.
     """
     check_webhook_options(attempts, timeout, backoff)
     check_webhook_url(url, name)
-    body = json.dumps({"text": text}).encode("utf-8")
+    body = json.dumps(payload if payload is not None else {"text": text}).encode("utf-8")
     last = ""
     for i in range(1, attempts + 1):
         try:
@@ -206,7 +215,7 @@ def post_webhook(
                 url,
                 data=body,
                 method="POST",
-                headers={"Content-Type": "application/json", "User-Agent": "albstats-weekly"},
+                headers={"Content-Type": "application/json", "User-Agent": user_agent},
             )
             with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - scheme checked above
                 resp.read()
@@ -224,7 +233,8 @@ def post_webhook(
             last = f"{type(reason).__name__}: {reason}".replace(url, "<webhook>")
         if i < attempts:
             sleep(backoff * 2 ** (i - 1))
-    raise WebhookError(f"webhook failed after {attempts} attempts: {last} (URL from {name})")
+    attempts_text = f"{attempts} attempt{'' if attempts == 1 else 's'}"
+    raise WebhookError(f"webhook failed after {attempts_text}: {last} (URL from {name})")
 
 
 def failure_text(week: Week | None, what: str) -> str:

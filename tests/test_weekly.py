@@ -205,7 +205,7 @@ def test_connection_refused_redacted(logs, tmp_path):
     url = f"http://127.0.0.1:{port}/services/{SECRET}"
     res = invoke([str(logs), "--now", "2026-03-09T00:00:00Z", "--webhook", url, "--webhook-retries", "0"], tmp_path)
     assert res.exit_code == 1, res.output
-    assert "webhook failed after 1 attempts" in res.output and SECRET not in res.output
+    assert "webhook failed after 1 attempt:" in res.output and SECRET not in res.output
 
 
 def test_webhook_from_environment(logs, tmp_path):

@@ -26,6 +26,7 @@ def _options(
     min_client_4xx: int = 100,
     now: datetime | None = None,
     allow_empty: bool = False,
+    slo_file: str | None = None,
 ) -> Any:
     from albstats import slo as slo_mod
     from albstats.engines.base import parse_time
@@ -39,17 +40,22 @@ def _options(
         raise UsageError(f"--since {since} is not before --until {until}")
     if min_client_4xx < 1:
         raise UsageError("--min-client-4xx must be at least 1")
-    return Options(
-        slo=target,
-        latency_threshold=thr,
-        latency_target=lat_target,
-        latency_slo_given=latency_slo is not None,
-        count_460=count_460,
-        since=t_since,
-        until=t_until,
-        min_client_4xx=min_client_4xx,
-        allow_empty=allow_empty,
-    )
+    return Options(slo=target, latency_threshold=thr, latency_target=lat_target,
+                   latency_slo_given=latency_slo is not None, count_460=count_460, since=t_since, until=t_until,
+                   min_client_4xx=min_client_4xx, allow_empty=allow_empty, slo_file=_slo_file(slo_file))
+
+
+def _slo_file(path: str | None) -> Any:
+    """--slo-file read and checked before any work (every mistake with its line)."""
+    if path is None:
+        return None
+    from albstats.objectives import load
+
+    return load(path)
+
+
+SLO_FILE_HELP = ("Per-service SLOs (YAML; see docs/slo.md): an overview row and a section per SLO, and the "
+                 "breach verdict over all of them.")
 
 
 def _warn(r: Any, strict: bool) -> None:
@@ -95,6 +101,7 @@ def register(app: typer.Typer) -> None:
                                         "95 % of requests under 1 s total time. Without it, 1s@95 is shown "
                                         "for information only."),
         count_460: bool = typer.Option(False, "--count-460", help="Count 460 (client gave up) as bad too."),
+        slo_file: str = typer.Option(None, "--slo-file", metavar="FILE", help=SLO_FILE_HELP),
         out: str = options.output("DIR", "Write report.md, report.html, report.json and PNGs into this folder "
                                          "(created if missing; its parent must exist)."),
         format: Literal["terminal", "md", "html", "json"] = typer.Option(
@@ -132,7 +139,8 @@ def register(app: typer.Typer) -> None:
 
         if format not in FORMATS:
             raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {format!r}")
-        opts = _options(slo, latency_slo, count_460, since, until, min_client_4xx, allow_empty=allow_empty)
+        opts = _options(slo, latency_slo, count_460, since, until, min_client_4xx, allow_empty=allow_empty,
+                        slo_file=slo_file)
         if out:
             from albstats.output import check_target
 
@@ -181,6 +189,7 @@ def register(app: typer.Typer) -> None:
         latency_slo: str = typer.Option(None, "--latency-slo", metavar="DURATION@PERCENT",
                                         help="Latency SLO, e.g. 1s@95."),
         count_460: bool = typer.Option(False, "--count-460", help="Count 460 as bad too."),
+        slo_file: str = typer.Option(None, "--slo-file", metavar="FILE", help=SLO_FILE_HELP),
         now: str = typer.Option(None, "--now", metavar="TIME",
                                 help="Pretend it is this time (UTC, ISO-8601): the report covers "
                                 "the last full ISO week before it."),
@@ -233,7 +242,7 @@ def register(app: typer.Typer) -> None:
                 raise UsageError(f"--webhook-retries must be between 0 and {weekly.MAX_ATTEMPTS - 1}")
             if not timeout_ok:
                 raise UsageError(f"--webhook-timeout must be above 0 and at most {weekly.MAX_TIMEOUT:g} seconds")
-            opts = _options(slo, latency_slo, count_460, now=t_now)
+            opts = _options(slo, latency_slo, count_460, now=t_now, slo_file=slo_file)
             athena = options.athena_settings(database, table, workgroup, output_location, region, profile)
             connect = _connector(list(paths or []), engine, db, no_cache, quiet, athena)
             if out:
@@ -251,6 +260,10 @@ def register(app: typer.Typer) -> None:
 
 
 def _breach_message(r: Any) -> str:
+    if r.options.slo_file is not None:
+        bad = [f"{s.service}/{s.objective} {s.achieved * 100 if s.achieved is not None else 0:.3f} % < "
+               f"{s.target * 100:g} %" for s in r.slos if not s.met]
+        return "SLO breached: " + ", ".join(bad)
     a = r.availability
     msg = (
         f"SLO breached: success rate {a.success_rate * 100 if a.success_rate is not None else 0:.3f} % "

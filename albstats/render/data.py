@@ -14,6 +14,7 @@ from typing import Any
 
 from albstats import __version__
 from albstats.render.headline import headline_lines
+from albstats.render.slos import to_json as slos_json
 from albstats.report import Report, Table
 
 #: Version of the report.json layout; bumped only for incompatible changes.
@@ -102,8 +103,8 @@ KEYS: dict[str, str] = {
     "failures.incidents[].elb_5xx": "load-balancer 5XX during the incident",
     "failures.incidents[].target_5xx": "target 5XX during the incident",
     "failures.incidents[].budget_fraction": "share of the window's error budget the incident spent",
-    "failures.incident_threshold_rate": "bad-request rate above which a bucket is hot: max(3 x median, "
-    "median + 5 x 1.4826 x MAD, 1 - slo.target)",
+    "failures.incident_threshold_rate": "median over buckets of the bad-request rate a bucket had to exceed to "
+                                        "be hot (it depends on its size and baseline)",
     "tables": "every table has: query (the saved query), title, columns (names), rows (objects keyed by "
     "column, as the saved query documents them; `albstats sql show NAME`)",
     "context": "object of tables (see tables): status_mix, slowest_requests, top_clients, tls_mix",
@@ -273,6 +274,7 @@ def to_dict(r: Report, plots: dict[str, str] | None = None) -> dict[str, Any]:
             "delivery": plain(dq.delivery),
         },
         "plots": dict(plots or {}),
+        "slos": slos_json(r.slos),
     }
     return out
 

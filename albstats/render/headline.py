@@ -27,6 +27,10 @@ def headline(r: Report) -> str:
             f"NO DATA: no requests{' ' + when if when else ''} in {first_few(r.sources) or 'the input'}: "
             "the SLO was neither met nor missed"
         )
+    if r.options.slo_file is not None:
+        from albstats.render.slos import headline as slo_headline
+
+        return slo_headline(r.slos)
     verdict = "SLO met" if a.met else "SLO BREACHED"
     return (
         f"{verdict}: {pct(a.success_rate)} of {a.requests:,} requests succeeded "

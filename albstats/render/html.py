@@ -17,12 +17,14 @@ CSS = """
 body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1100px;
        color: #222; padding: 0 1em; }
 h1 { font-size: 1.5em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: .2em; margin-top: 1.8em; }
-table { border-collapse: collapse; margin: .6em 0 1.2em; font-size: .88em; }
+table { border-collapse: collapse; margin: .6em 0 1.2em; font-size: .88em; display: block; max-width: 100%;
+        overflow-x: auto; }  /* a wide table scrolls in place; the page never scrolls sideways */
 th, td { border: 1px solid #ddd; padding: .25em .5em; text-align: left; vertical-align: top;
-         word-break: break-word; max-width: 40em; }
+         overflow-wrap: break-word; max-width: 40em; }  /* words stay whole: a narrow screen scrolls the table */
 th { background: #f4f4f4; } caption { text-align: left; font-style: italic; padding: .3em 0; }
 p.ok { color: #1e7e34; font-weight: bold; } p.bad { color: #b21f2d; font-weight: bold; }
-figure { margin: 1em 0; } figcaption { font-size: .85em; color: #555; } img { max-width: 100%; }
+figure { margin: 1em 0; } figcaption { font-size: .85em; color: #555; } img { max-width: 100%; height: auto; }
+@media (max-width: 600px) { body { margin: 1em auto; padding: 0 .5em; } td, th { min-width: 4em; max-width: 22em; } }
 """
 
 
@@ -34,6 +36,7 @@ def render(doc: Document, images: dict[str, bytes | Path] | None = None) -> str:
     """``images``: chart name -> PNG bytes or a path to one; each is embedded."""
     images = images or {}
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+           '<meta name="viewport" content="width=device-width, initial-scale=1">',
            f"<title>{escape(doc.title)}</title>", f"<style>{CSS}</style></head><body>",
            f"<h1>{escape(doc.title)}</h1>"]
     for b in doc.blocks:

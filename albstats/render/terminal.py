@@ -74,6 +74,11 @@ def render(r: Report, console: Console | None = None, plots_dir: str | None = No
             f"{num(dq.missing_intervals)} 5-minute intervals without a file",
         )
     c.print(t)
+    if r.options.slo_file is not None:
+        from albstats.render.slos import summary_lines
+
+        for line in summary_lines(r.slos):
+            c.print(("[red]" if "BREACHED" in line else "[green]") + line + "[/]", highlight=False)
     if r.findings:
         ft = RichTable(title="security findings", title_justify="left")
         for col in ("severity", "finding", "requests", "clients", "top client"):
