@@ -35,6 +35,7 @@ MEANINGS = {
     "--tries": "attempts per request", "--per-try-timeout": "one attempt", "--deadline": "whole request",
     "--retry-budget": "share of requests", "--backoff": "backoff", "--retry-500": "retry 500",
     "--access-log": "access-log", "--workers": "parallel", "--strict": "malformed", "--dry-run": "print",
+    "--slo-file": "yaml", "--webhook": "slack-compatible webhook", "--now": "utc",
 }
 #: Short options, and the one long option each stands for everywhere.
 SHORT = {"-o": "--output", "-f": "--format", "-q": "--quiet"}

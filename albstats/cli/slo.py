@@ -6,6 +6,8 @@ alerts and keeps the state.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import typer
 
 from albstats.cli import options
@@ -17,10 +19,12 @@ def register(app: typer.Typer) -> None:
     slo_app = typer.Typer(no_args_is_help=True, help="SLO files: per-service objectives as code.")
     app.add_typer(slo_app, name="slo")
 
-    @slo_app.command("validate")
+    @slo_app.command("validate", cls=options.Command)
     def validate_cmd(
         file: str = typer.Argument(..., metavar="FILE", help="The SLO file (YAML) to check."),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing when the file is valid."),
+        quiet: bool = typer.Option(
+            False, "--quiet", "-q", help="Print nothing when the file is valid (no progress, no summary)."
+        ),
     ) -> None:
         """Check an SLO file; every mistake is printed as FILE:LINE: what is wrong (exit 2).
 
@@ -39,9 +43,11 @@ def register(app: typer.Typer) -> None:
             f"{int(spec.no_data.total_seconds() // 60)} minutes"
         )
 
-    @app.command("check")
+    @app.command("check", cls=options.Command)
     def check_cmd(
-        paths: list[str] = typer.Argument(None, help="Log files, folders or s3:// prefixes (local engine)."),
+        paths: list[str] = typer.Argument(
+            None, metavar="PATH...", help="Log files, folders or s3:// prefixes (local engine)."
+        ),
         slo_file: str = typer.Option(..., "--slo-file", metavar="FILE", help="The SLO file (YAML)."),
         state: str = typer.Option(
             ..., "--state", metavar="FILE", help="State file: which alerts fired at the last run (created if missing)."
@@ -58,11 +64,13 @@ def register(app: typer.Typer) -> None:
         now: str = typer.Option(
             None, "--now", metavar="TIME", help="Evaluate at this time (UTC, ISO-8601) instead of at the newest data."
         ),
-        engine: str = typer.Option("local", "--engine", help="local or athena."),
+        engine: Literal["local", "athena"] = typer.Option("local", "--engine", help="Query engine: local or athena."),
         lock_timeout: float = typer.Option(
             120.0, "--lock-timeout", metavar="SECONDS", help="Wait this long for an overlapping run to finish."
         ),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
+        quiet: bool = typer.Option(
+            False, "--quiet", "-q", help="No progress and no summary: print nothing but errors."
+        ),
         db: str = options.DB,
         no_cache: bool = options.NO_CACHE,
         database: str = options.DATABASE,
