@@ -104,7 +104,7 @@ def sweep_dead(folder: str | os.PathLike[str], prefix: str = "") -> None:
     for name in names:
         if not name.startswith(prefix):
             continue
-        pid = name[len(prefix):].split("-", 1)[0]
+        pid = name[len(prefix) :].split("-", 1)[0]
         if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
             p = os.path.join(folder, name)
             if os.path.isdir(p):
@@ -157,8 +157,9 @@ class Cache:
     # files and locks ---------------------------------------------------------------------
     def _ensure(self) -> None:
         if self.root.exists() and not self.root.is_dir():
-            raise UsageError(f"--db {self.root}: is a file; the cache is a folder (delete the file or choose "
-                             "another --db)")
+            raise UsageError(
+                f"--db {self.root}: is a file; the cache is a folder (delete the file or choose another --db)"
+            )
         try:
             self.data.mkdir(parents=True, exist_ok=True)
             (self.root / TMP).mkdir(exist_ok=True)
@@ -173,8 +174,10 @@ class Cache:
         except FileNotFoundError:
             return _empty()
         except (OSError, ValueError) as e:
-            raise UsageError(f"--db {self.root}: the cache manifest is unreadable ({e}); run `albstats cache "
-                             "clear --db ...` or choose another --db") from None
+            raise UsageError(
+                f"--db {self.root}: the cache manifest is unreadable ({e}); run `albstats cache "
+                "clear --db ...` or choose another --db"
+            ) from None
         from albstats import __version__
 
         if not isinstance(m, dict) or m.get("format") != FORMAT or m.get("version") != __version__:
@@ -208,8 +211,7 @@ class Cache:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 if not quiet:
-                    print(f"albstats: waiting for another albstats adding to the cache {self.root}",
-                          file=sys.stderr)
+                    print(f"albstats: waiting for another albstats adding to the cache {self.root}", file=sys.stderr)
                 fcntl.flock(fd, fcntl.LOCK_EX)
             yield
         finally:
@@ -248,8 +250,15 @@ class Cache:
             os.close(fd)
 
     # filling ------------------------------------------------------------------------------
-    def fill(self, sources: list[Source], identities: list[Identity], *, explicit: set[str] | None = None,
-             fields: list[str] | None = None, quiet: bool = True) -> FillStats:
+    def fill(
+        self,
+        sources: list[Source],
+        identities: list[Identity],
+        *,
+        explicit: set[str] | None = None,
+        fields: list[str] | None = None,
+        quiet: bool = True,
+    ) -> FillStats:
         """Parse the ``sources`` the cache lacks (new, changed, or missing days) and commit them.
 
         Call under :meth:`writing`. Commits every :data:`COMMIT_SECONDS` and at the end; on any error
@@ -304,9 +313,16 @@ class Cache:
         self._sweep(m)
         return stats
 
-    def _parse(self, m: dict[str, Any], todo: list[tuple[Source, str, Identity]],
-               keep: dict[str, frozenset[tuple[str, str]]], explicit: set[str], fields: list[str] | None,
-               quiet: bool, stats: FillStats) -> None:
+    def _parse(
+        self,
+        m: dict[str, Any],
+        todo: list[tuple[Source, str, Identity]],
+        keep: dict[str, frozenset[tuple[str, str]]],
+        explicit: set[str],
+        fields: list[str] | None,
+        quiet: bool,
+        stats: FillStats,
+    ) -> None:
         import pyarrow.parquet  # noqa: F401  (once, before the workers fork, not once in each)
 
         from albstats import progress
@@ -336,9 +352,20 @@ class Cache:
 
         try:
             with progress.bar("parsing", total=len(todo), quiet=quiet) as tick:
-                for got in _iter([s for s, _, _ in todo], kind="access", fields=fields, strict=False,
-                                 stats=ParseStats(), batch_size=65536, on_file=on_file, explicit=explicit,
-                                 workers=None, engine=None, processes=None, encode=sink):
+                for got in _iter(
+                    [s for s, _, _ in todo],
+                    kind="access",
+                    fields=fields,
+                    strict=False,
+                    stats=ParseStats(),
+                    batch_size=65536,
+                    on_file=on_file,
+                    explicit=explicit,
+                    workers=None,
+                    engine=None,
+                    processes=None,
+                    encode=sink,
+                ):
                     # the files of earlier batches are finished: their parts can be committed
                     if finished and time.monotonic() - last[0] >= COMMIT_SECONDS:
                         done = {fs.name for fs in finished}
@@ -356,8 +383,13 @@ class Cache:
         stats.parsed = len(todo)
         stats.rows = rows[0]
 
-    def _apply(self, m: dict[str, Any], received: list[Part], finished: list[FileStats],
-               by_name: dict[str, tuple[str, Identity]]) -> None:
+    def _apply(
+        self,
+        m: dict[str, Any],
+        received: list[Part],
+        finished: list[FileStats],
+        by_name: dict[str, tuple[str, Identity]],
+    ) -> None:
         files, parts = m["files"], m["parts"]
         of_file: dict[str, list[str]] = {}
         for p in received:
@@ -376,11 +408,22 @@ class Cache:
                 e["parts"] += of_file.get(fs.name, [])
                 e["missing"] = []
                 continue
-            files[key] = {"name": fs.name, "size": size, "mtime_ns": mtime, "etag": etag, "kind": fs.kind,
-                          "lines": fs.lines, "rows": fs.rows, "bad_lines": fs.bad_lines,
-                          "bad_examples": [list(x) for x in fs.bad_examples], "error": fs.error,
-                          "skipped": fs.skipped, "parts": of_file.get(fs.name, []), "missing": [],
-                          "added": datetime.now(UTC).isoformat(timespec="seconds")}
+            files[key] = {
+                "name": fs.name,
+                "size": size,
+                "mtime_ns": mtime,
+                "etag": etag,
+                "kind": fs.kind,
+                "lines": fs.lines,
+                "rows": fs.rows,
+                "bad_lines": fs.bad_lines,
+                "bad_examples": [list(x) for x in fs.bad_examples],
+                "error": fs.error,
+                "skipped": fs.skipped,
+                "parts": of_file.get(fs.name, []),
+                "missing": [],
+                "added": datetime.now(UTC).isoformat(timespec="seconds"),
+            }
 
     def _named(self, m: dict[str, Any]) -> set[str]:
         return set(m["parts"]) | set(m["retired"])
@@ -468,8 +511,13 @@ class Cache:
                 for r in group_parts:
                     del m["parts"][r]
                     m["retired"].append(r)
-                m["parts"][rel] = {"day": day, "group": group, "rows": t.num_rows,
-                                   "bytes": os.path.getsize(self.data / rel), "files": keys}
+                m["parts"][rel] = {
+                    "day": day,
+                    "group": group,
+                    "rows": t.num_rows,
+                    "bytes": os.path.getsize(self.data / rel),
+                    "files": keys,
+                }
                 for k in keys:
                     e = m["files"].get(k)
                     if e is not None:

@@ -40,12 +40,35 @@ PARTITION = "day"
 #: skip row groups of a day by their ``time`` statistics.
 ROW_GROUP_ROWS = 65536
 #: Columns with mostly distinct values: a Parquet dictionary would only cost time before falling back.
-HIGH_CARDINALITY = frozenset({"time", "request_creation_time", "client_ip", "client_port", "request_url", "trace_id",
-                              "conn_trace_id", "received_bytes", "sent_bytes"})
+HIGH_CARDINALITY = frozenset(
+    {
+        "time",
+        "request_creation_time",
+        "client_ip",
+        "client_port",
+        "request_url",
+        "trace_id",
+        "conn_trace_id",
+        "received_bytes",
+        "sent_bytes",
+    }
+)
 #: Columns that are nearly always one short value ('-' mostly): plain pages of them compress to almost nothing.
-MOSTLY_CONSTANT = frozenset({"elb", "domain_name", "redirect_url", "lambda_error_reason", "classification",
-                             "classification_reason", "transformed_host", "transformed_uri",
-                             "request_transform_status", "ip_address", "extra_fields"})
+MOSTLY_CONSTANT = frozenset(
+    {
+        "elb",
+        "domain_name",
+        "redirect_url",
+        "lambda_error_reason",
+        "classification",
+        "classification_reason",
+        "transformed_host",
+        "transformed_uri",
+        "request_transform_status",
+        "ip_address",
+        "extra_fields",
+    }
+)
 #: String columns with min/max statistics: only the time, which range filters prune on.
 STRING_STATS = frozenset({"time"})
 
@@ -55,9 +78,12 @@ _DAY_RE = re.compile(r"(?:^|/)(\d{4})/(\d{2})/(\d{2})(?:/|$)")
 def parquet_options(schema: pa.Schema) -> dict[str, Any]:
     """The one Parquet writer configuration: zstd level 1, dictionaries and statistics only where they pay."""
     names = schema.names
-    return {"compression": "zstd", "compression_level": 1,
-            "use_dictionary": [n for n in names if n not in HIGH_CARDINALITY | MOSTLY_CONSTANT],
-            "write_statistics": [f.name for f in schema if f.name in STRING_STATS or not pa.types.is_string(f.type)]}
+    return {
+        "compression": "zstd",
+        "compression_level": 1,
+        "use_dictionary": [n for n in names if n not in HIGH_CARDINALITY | MOSTLY_CONSTANT],
+        "write_statistics": [f.name for f in schema if f.name in STRING_STATS or not pa.types.is_string(f.type)],
+    }
 
 
 def day_dir(day: str) -> str:
@@ -180,14 +206,20 @@ def staged_folder(target: str | os.PathLike[str], option: str = "-o") -> Iterato
     if os.path.isdir(path):
         other = [e for e in os.listdir(path) if not e.startswith(f"{PARTITION}=")]
         if other:
-            raise UsageError(f"{option} {target}: the folder holds other files ({other[0]}); give a new or empty "
-                             "folder (--format parquet writes a folder partitioned by day)")
+            raise UsageError(
+                f"{option} {target}: the folder holds other files ({other[0]}); give a new or empty "
+                "folder (--format parquet writes a folder partitioned by day)"
+            )
     elif os.path.exists(path):
-        raise UsageError(f"{option} {target}: is a file; --format parquet writes a folder partitioned by day, "
-                         f"e.g. -o {os.path.splitext(os.fspath(target))[0] or 'out'}/")
+        raise UsageError(
+            f"{option} {target}: is a file; --format parquet writes a folder partitioned by day, "
+            f"e.g. -o {os.path.splitext(os.fspath(target))[0] or 'out'}/"
+        )
     elif name.endswith(".parquet"):
-        raise UsageError(f"{option} {target}: --format parquet writes a folder partitioned by day (one Parquet "
-                         f"file per day), not one file; give a folder, e.g. -o {os.fspath(target)[:-8] or 'out'}/")
+        raise UsageError(
+            f"{option} {target}: --format parquet writes a folder partitioned by day (one Parquet "
+            f"file per day), not one file; give a folder, e.g. -o {os.fspath(target)[:-8] or 'out'}/"
+        )
     if not os.path.isdir(parent):
         raise UsageError(f"{option} {target}: the folder {parent} does not exist")
     tmp = tempfile.mkdtemp(prefix=f".{name}.", suffix=".part", dir=parent)

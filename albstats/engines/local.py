@@ -77,6 +77,7 @@ def default_db_path() -> Path:
 
 # --- SQL translation --------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Translated:
     """Trino SQL turned into DuckDB SQL, with what the engine needs to know about it."""
@@ -112,14 +113,26 @@ def _use_parsed_time(tree: Any) -> None:
     for select in list(tree.find_all(exp.Select)):
         src = select.args.get("from_")
         table = src.this if src is not None else None
-        if (not isinstance(table, exp.Table) or table.name != "alb_logs" or table.db or select.args.get("joins")
-                or any(isinstance(e, exp.Star) or (isinstance(e, exp.Column) and isinstance(e.this, exp.Star))
-                       for e in select.expressions)):
+        if (
+            not isinstance(table, exp.Table)
+            or table.name != "alb_logs"
+            or table.db
+            or select.args.get("joins")
+            or any(
+                isinstance(e, exp.Star) or (isinstance(e, exp.Column) and isinstance(e.this, exp.Star))
+                for e in select.expressions
+            )
+        ):
             continue
         alias = table.alias or "alb_logs"
-        hits = [f for f in select.find_all(exp.FromISO8601Timestamp)
-                if f.find_ancestor(exp.Select) is select and isinstance(f.this, exp.Column)
-                and f.this.name == "time" and f.this.table in ("", alias)]
+        hits = [
+            f
+            for f in select.find_all(exp.FromISO8601Timestamp)
+            if f.find_ancestor(exp.Select) is select
+            and isinstance(f.this, exp.Column)
+            and f.this.name == "time"
+            and f.this.table in ("", alias)
+        ]
         if not hits:
             continue
         for f in hits:
@@ -148,8 +161,11 @@ def _translate_uncached(sql: str) -> Translated:
             raise UsageError("use named :name placeholders, not ?")
         params.setdefault(ph.name)
     known = set(_schema()[0])
-    star = any(isinstance(e, exp.Star) or (isinstance(e, exp.Column) and isinstance(e.this, exp.Star))
-               for sel in tree.find_all(exp.Select) for e in sel.expressions)
+    star = any(
+        isinstance(e, exp.Star) or (isinstance(e, exp.Column) and isinstance(e.this, exp.Star))
+        for sel in tree.find_all(exp.Select)
+        for e in sel.expressions
+    )
     tree = tree.transform(_fixups)
     _use_parsed_time(tree)
     names = {c.name for c in tree.find_all(exp.Column)}
@@ -182,16 +198,26 @@ def _translate_keyed(sql: str, key: str) -> Translated:
     try:
         d = json.loads(path.read_text())
         if d["key"] == key:
-            return Translated(d["sql"], tuple(d["params"]), None if d["columns"] is None else tuple(d["columns"]),
-                              bool(d["uses_ts"]))
+            return Translated(
+                d["sql"], tuple(d["params"]), None if d["columns"] is None else tuple(d["columns"]), bool(d["uses_ts"])
+            )
     except (OSError, ValueError, KeyError):
         pass
     t = _translate_uncached(sql)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"key": key, "sql": t.sql, "params": list(t.params),
-                                   "columns": None if t.columns is None else list(t.columns), "uses_ts": t.uses_ts}))
+        tmp.write_text(
+            json.dumps(
+                {
+                    "key": key,
+                    "sql": t.sql,
+                    "params": list(t.params),
+                    "columns": None if t.columns is None else list(t.columns),
+                    "uses_ts": t.uses_ts,
+                }
+            )
+        )
         os.replace(tmp, path)
     except OSError:
         pass  # a read-only home is fine: translate again next time
@@ -221,6 +247,7 @@ def translate_saved(query: SavedQuery) -> Translated:
 
 
 # --- the engine -------------------------------------------------------------------------------
+
 
 @dataclass
 class IngestStats:
@@ -279,8 +306,11 @@ def _day_range(window: tuple[datetime | None, datetime | None]) -> tuple[str, st
     """The ``day`` partitions that can hold rows of the window (see :mod:`albstats.dataset`)."""
     since, until = window
     first = since.astimezone(UTC).date().strftime("%Y/%m/%d") if since else "0000/00/00"
-    last = ((until.astimezone(UTC) - timedelta(microseconds=1)).date() + timedelta(days=1)).strftime("%Y/%m/%d") \
-        if until else "9999/99/99"
+    last = (
+        ((until.astimezone(UTC) - timedelta(microseconds=1)).date() + timedelta(days=1)).strftime("%Y/%m/%d")
+        if until
+        else "9999/99/99"
+    )
     return first, last
 
 
@@ -293,10 +323,18 @@ class LocalEngine(Engine):
 
     name = "local"
 
-    def __init__(self, paths: Iterable[str] | None = None, *, db: str | os.PathLike[str] | None = None,
-                 cache: bool = True, quiet: bool = True, s3_options: dict[str, Any] | None = None,
-                 memory_limit: str = "256MB", ingest_memory_limit: str | None = None,
-                 threads: int | None = None) -> None:
+    def __init__(
+        self,
+        paths: Iterable[str] | None = None,
+        *,
+        db: str | os.PathLike[str] | None = None,
+        cache: bool = True,
+        quiet: bool = True,
+        s3_options: dict[str, Any] | None = None,
+        memory_limit: str = "256MB",
+        ingest_memory_limit: str | None = None,
+        threads: int | None = None,
+    ) -> None:
         """``db`` is the cache folder; ``ingest_memory_limit`` is accepted for compatibility and unused
         (parsing no longer goes through DuckDB)."""
         self.paths = [os.fspath(p) for p in (paths or [])]
@@ -395,12 +433,17 @@ class LocalEngine(Engine):
         return {s.name for s in sources if s.name in given}
 
     # views --------------------------------------------------------------------------------
-    def _set_view(self, con: duckdb.DuckDBPyConnection, root: Path, rels: list[str], stored: frozenset[str] | None,
-                  window: tuple[datetime | None, datetime | None]) -> None:
+    def _set_view(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        root: Path,
+        rels: list[str],
+        stored: frozenset[str] | None,
+        window: tuple[datetime | None, datetime | None],
+    ) -> None:
         """Point ``alb_logs`` (and :data:`TS_VIEW`) at these parts; columns not ``stored`` read as NULL."""
         names, quoted, _, typed = _schema()
-        cols = ", ".join(f'"{n}"' if stored is None or n in stored else f'CAST(NULL AS {t}) AS "{n}"'
-                         for n, t in typed)
+        cols = ", ".join(f'"{n}"' if stored is None or n in stored else f'CAST(NULL AS {t}) AS "{n}"' for n, t in typed)
         if rels:
             files = ", ".join(_literal(str(root / r)) for r in rels)
             src = f"read_parquet([{files}], hive_partitioning = true)"
@@ -416,18 +459,32 @@ class LocalEngine(Engine):
             src = "(SELECT 1) AS no_rows"
             cols = ", ".join(f'CAST(NULL AS {t}) AS "{n}"' for n, t in typed)
             where = " WHERE false"
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {TS_VIEW} AS SELECT {cols}, "
-                    f"TRY_CAST(time AS TIMESTAMPTZ) AS {TS_COLUMN} FROM {src}{where}")
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {TS_VIEW} AS SELECT {cols}, "
+            f"TRY_CAST(time AS TIMESTAMPTZ) AS {TS_COLUMN} FROM {src}{where}"
+        )
         con.execute(f"CREATE OR REPLACE TEMP VIEW alb_logs AS SELECT {quoted} FROM {TS_VIEW}")
 
     def _keep_stats(self, pairs: list[tuple[Source, dict[str, Any]]]) -> None:
         # kept as tuples: building FileStats imports the parser (and pyarrow), which a warm query does not need
-        self._file_rows = sorted((src.name, e["kind"], e["lines"], e["rows"], e["bad_lines"],
-                                  json.dumps(e["bad_examples"]), e["error"], e["skipped"]) for src, e in pairs)
+        self._file_rows = sorted(
+            (
+                src.name,
+                e["kind"],
+                e["lines"],
+                e["rows"],
+                e["bad_lines"],
+                json.dumps(e["bad_examples"]),
+                e["error"],
+                e["skipped"],
+            )
+            for src, e in pairs
+        )
         self._file_stats = None
 
-    def _view_cached(self, con: duckdb.DuckDBPyConnection, sources: list[Source],
-                     window: tuple[datetime | None, datetime | None]) -> None:
+    def _view_cached(
+        self, con: duckdb.DuckDBPyConnection, sources: list[Source], window: tuple[datetime | None, datetime | None]
+    ) -> None:
         """Fill the cache with what it lacks, then point the views at the parts of exactly ``sources``."""
         store = self._store
         assert store is not None
@@ -456,8 +513,10 @@ class LocalEngine(Engine):
             else:
                 break
         else:
-            raise AlbstatsError(f"--db {store.root}: the cache kept changing under this query (another albstats "
-                                "pruning or clearing it?); try again or use --no-cache")
+            raise AlbstatsError(
+                f"--db {store.root}: the cache kept changing under this query (another albstats "
+                "pruning or clearing it?); try again or use --no-cache"
+            )
         first, last = _day_range(window)
         rels = sorted({r for _, e in pairs.values() for r in e["parts"] if first <= m["parts"][r]["day"] <= last})
         wanted = set(pairs)
@@ -471,9 +530,14 @@ class LocalEngine(Engine):
         self._set_view(con, store.data, rels, None, window)
         self._view_key = key
 
-    def _view_temp(self, con: duckdb.DuckDBPyConnection, sources: list[Source],
-                   window: tuple[datetime | None, datetime | None], columns: frozenset[str] | None,
-                   exact: bool = False) -> None:
+    def _view_temp(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        sources: list[Source],
+        window: tuple[datetime | None, datetime | None],
+        columns: frozenset[str] | None,
+        exact: bool = False,
+    ) -> None:
         """Parse ``sources`` once into a temporary dataset of ``columns`` (None: all), unless the last one
         has them, and point the views at it."""
         from albstats.cache import Cache
@@ -489,8 +553,9 @@ class LocalEngine(Engine):
             ds = Cache(Path(self._tmpdir) / f"ds{self._temp_count}", locking=False)
             fields = None if columns is None else [n for n in _schema()[0] if n in columns]
             with ds.writing():
-                st = ds.fill(sources, _identities(sources), explicit=self._explicit(sources), fields=fields,
-                             quiet=self.quiet)
+                st = ds.fill(
+                    sources, _identities(sources), explicit=self._explicit(sources), fields=fields, quiet=self.quiet
+                )
             self._temp = t = (ds, names, columns)
             self.last_ingest = IngestStats(files=len(set(names)), parsed=st.parsed, rows=st.rows)
         else:
@@ -507,8 +572,13 @@ class LocalEngine(Engine):
         self._view_key = None
 
     # running ------------------------------------------------------------------------------
-    def _prepare(self, sql: str, params: dict[str, Any], query: SavedQuery | None,
-                 window: tuple[datetime | None, datetime | None]) -> tuple[duckdb.DuckDBPyConnection, str, dict]:
+    def _prepare(
+        self,
+        sql: str,
+        params: dict[str, Any],
+        query: SavedQuery | None,
+        window: tuple[datetime | None, datetime | None],
+    ) -> tuple[duckdb.DuckDBPyConnection, str, dict]:
         t = translate_saved(query) if query is not None else translate(sql)
         missing = [p for p in t.params if p not in params]
         if missing:
@@ -532,18 +602,31 @@ class LocalEngine(Engine):
             return con.execute(sql, params)
         except duckdb.PermissionException as e:
             what = str(e).splitlines()[0].removeprefix("Permission Error: ")
-            raise UsageError(f"not allowed: SQL here reads alb_logs only, without file, network or extension "
-                             f"access ({what})") from None
+            raise UsageError(
+                f"not allowed: SQL here reads alb_logs only, without file, network or extension access ({what})"
+            ) from None
         except duckdb.Error as e:
             raise UsageError(f"the query failed in DuckDB: {str(e).splitlines()[0]}") from None
 
-    def _execute(self, sql: str, params: dict[str, Any], *, query: SavedQuery | None,
-                 window: tuple[datetime | None, datetime | None]) -> pd.DataFrame:
+    def _execute(
+        self,
+        sql: str,
+        params: dict[str, Any],
+        *,
+        query: SavedQuery | None,
+        window: tuple[datetime | None, datetime | None],
+    ) -> pd.DataFrame:
         con, dsql, bound = self._prepare(sql, params, query, window)
         return self._run(con, dsql, bound).df()
 
-    def _execute_rows(self, sql: str, params: dict[str, Any], *, query: SavedQuery | None,
-                      window: tuple[datetime | None, datetime | None]) -> QueryRows:
+    def _execute_rows(
+        self,
+        sql: str,
+        params: dict[str, Any],
+        *,
+        query: SavedQuery | None,
+        window: tuple[datetime | None, datetime | None],
+    ) -> QueryRows:
         con, dsql, bound = self._prepare(sql, params, query, window)
         cur = self._run(con, dsql, bound)
         cols = [d[0] for d in cur.description or []]
@@ -554,17 +637,29 @@ class LocalEngine(Engine):
         from albstats.parse import FileStats, ParseStats
 
         if self._file_stats is None:
-            self._file_stats = [FileStats(r[0], kind=r[1], lines=r[2], rows=r[3], bad_lines=r[4],
-                                          bad_examples=[tuple(x) for x in json.loads(r[5] or "[]")],
-                                          error=r[6], skipped=r[7]) for r in self._file_rows]
+            self._file_stats = [
+                FileStats(
+                    r[0],
+                    kind=r[1],
+                    lines=r[2],
+                    rows=r[3],
+                    bad_lines=r[4],
+                    bad_examples=[tuple(x) for x in json.loads(r[5] or "[]")],
+                    error=r[6],
+                    skipped=r[7],
+                )
+                for r in self._file_rows
+            ]
         return ParseStats(files=list(self._file_stats))
 
     def summary(self) -> tuple[str, list[str], list[str]]:
         """(one-line summary, first malformed lines as file:line, damaged files) without importing the parser."""
         rows = self._file_rows
         read = [r for r in rows if not r[7]]
-        text = (f"{len(read)} files, {sum(r[2] for r in rows)} lines, {sum(r[3] for r in rows)} rows, "
-                f"{sum(r[4] for r in rows)} malformed lines")
+        text = (
+            f"{len(read)} files, {sum(r[2] for r in rows)} lines, {sum(r[3] for r in rows)} rows, "
+            f"{sum(r[4] for r in rows)} malformed lines"
+        )
         if len(read) < len(rows):
             text += f", {len(rows) - len(read)} files skipped"
         errors = [f"{r[0]}: {r[6]}" for r in rows if r[6]]
