@@ -164,7 +164,7 @@ class Cache:
             self.data.mkdir(parents=True, exist_ok=True)
             (self.root / TMP).mkdir(exist_ok=True)
         except OSError as e:
-            raise UsageError(f"--db {self.root}: cannot make the cache folder ({e.strerror})") from None
+            raise UsageError(f"--db {self.root}: cannot make its folder {self.root.parent} ({e.strerror})") from None
 
     def load(self) -> dict[str, Any]:
         """The committed manifest (an empty one if there is none, or one of another format)."""

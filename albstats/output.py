@@ -113,14 +113,32 @@ def _write_jsonl(batches: Iterable[pa.RecordBatch], fh: IO[str]) -> None:
             fh.write("\n")
 
 
+#: Rows per Parquet row group: big enough for good compression and few groups, small enough for flat memory.
+ROW_GROUP_ROWS = 32768
+
+
+def _row_groups(batches: Iterable[pa.RecordBatch], schema: pa.Schema) -> Iterator[pa.Table]:
+    """Regroup batches of any size (the parser yields many zero-copy slices) into row-group-sized tables."""
+    buf: list[pa.RecordBatch] = []
+    n = 0
+    for b in batches:
+        buf.append(b)
+        n += b.num_rows
+        if n >= ROW_GROUP_ROWS:
+            yield pa.Table.from_batches(buf, schema=schema)
+            buf, n = [], 0
+    if buf:
+        yield pa.Table.from_batches(buf, schema=schema)
+
+
 def write_batches(batches: Iterable[pa.RecordBatch], schema: pa.Schema, fmt: str,
                   out: str | None) -> None:
     """Write batches in ``fmt`` to ``out`` (a path) or stdout when ``out`` is None or ``-``."""
     if fmt not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     to_stdout = out in (None, "-")
-    if fmt == "parquet":  # one layout for Parquet: albstats.dataset, written by the parse workers
-        raise UsageError("--format parquet writes a dataset folder: use albstats.parse.parse_files with -o DIR")
+    if fmt == "parquet" and to_stdout:
+        raise UsageError("--format parquet needs -o FILE")
     if to_stdout:
         if fmt == "jsonl":
             _write_jsonl(batches, sys.stdout)
@@ -133,6 +151,15 @@ def write_batches(batches: Iterable[pa.RecordBatch], schema: pa.Schema, fmt: str
         sys.stdout.flush()
         return
     assert out is not None
+    if fmt == "parquet":  # one file, for a pipe or a .parquet name (albstats.dataset writes folders)
+        import pyarrow.parquet as pq
+
+        from albstats.dataset import parquet_options
+
+        with atomic_path(out) as tmp, pq.ParquetWriter(str(tmp), schema, **parquet_options(schema)) as w:
+            for t in _row_groups(batches, schema):
+                w.write_table(t)
+        return
     with atomic_path(out) as tmp:
         if fmt == "jsonl":
             with open(tmp, "w", encoding="utf-8") as fh:

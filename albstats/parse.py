@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from albstats.errors import InputError, UsageError
+from albstats.errors import InputError
 from albstats.schema import ACCESS, ALB_TYPES, CONNECTION, LogSchema, Token
 from albstats.sources import Source, expand
 
@@ -1524,6 +1524,18 @@ def _lean_memory_pool() -> None:
         pass
 
 
+def _dataset_target(output: str | None) -> bool:
+    """Whether ``--format parquet -o output`` means the dataset folder: yes unless the target is stdout, a
+    ``.parquet`` name, or an existing file, pipe or device (then one Parquet file, written by pyarrow's
+    ParquetWriter in this process: unsorted, unpartitioned, for a pipe or a quick look)."""
+    if output in (None, "-"):
+        return False
+    assert output is not None
+    if os.path.isdir(output) or output.endswith(("/", os.sep)):
+        return True
+    return not (os.path.exists(output) or output.endswith(".parquet"))
+
+
 def parse_files(paths: list[str], *, fmt: str = "jsonl", output: str | None = None,
                 fields: list[str] | None = None, kind: str = "auto", strict: bool = False,
                 quiet: bool = False) -> ParseStats:
@@ -1550,13 +1562,11 @@ def parse_files(paths: list[str], *, fmt: str = "jsonl", output: str | None = No
         tick.advance(1, lines=lines)
 
     with progress.bar("parsing", total=len(sources), quiet=quiet) as tick:
-        if fmt == "parquet":  # the workers write the dataset's files (albstats.dataset)
+        if fmt == "parquet" and _dataset_target(output):  # the workers write the dataset (albstats.dataset)
             import pyarrow.parquet  # noqa: F401  (once, before the workers fork, not once in each)
 
             from albstats.dataset import DatasetSink, required_fields, staged_folder
 
-            if output in (None, "-"):
-                raise UsageError("--format parquet writes a folder partitioned by day: give it with -o DIR")
             fields = required_fields(fields)
             with staged_folder(output) as tmp:
                 sink = DatasetSink(tmp, schema.arrow_schema(fields))

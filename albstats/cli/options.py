@@ -10,8 +10,8 @@ from typing import Any
 
 import typer
 
-DB = typer.Option(None, "--db", help="Ingest cache file (local engine; default ~/.cache/albstats/cache.duckdb).")
-NO_CACHE = typer.Option(False, "--no-cache", help="Parse the files into a temporary database (local engine).")
+DB = typer.Option(None, "--db", help="Cache folder (local engine; default ~/.cache/albstats/dataset).")
+NO_CACHE = typer.Option(False, "--no-cache", help="Parse the files into a temporary dataset (local engine).")
 DATABASE = typer.Option(None, "--database", help="Athena database.")
 TABLE = typer.Option(None, "--table", help="Athena table.")
 WORKGROUP = typer.Option(None, "--workgroup", help="Athena workgroup.")
