@@ -87,8 +87,9 @@ def main() -> None:
     if not data.exists():
         tmp = data.with_name(data.name + ".part")
         shutil.rmtree(tmp, ignore_errors=True)
-        subprocess.run([*alb, "generate", "-o", str(tmp), "--days", "7", "--lines", str(lines), "--nodes", "1"],
-                       check=True)
+        subprocess.run(
+            [*alb, "generate", "-o", str(tmp), "--days", "7", "--lines", str(lines), "--nodes", "1"], check=True
+        )
         tmp.rename(data)
     files = gz_files(data)
     gz_bytes = sum(f.stat().st_size for f in files)
@@ -146,11 +147,20 @@ def main() -> None:
             print(f"cache size: {part_bytes / 1e6:.1f} MB = {part_bytes / gz_bytes:.2f}x the .gz input")
         # two reports at the same moment on one empty cache
         shared = work / f"shared{r}"
-        procs = [subprocess.Popen([*alb, "report", str(data), "--out", str(out / f"twin{i}"), "--db", str(shared), "-q"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for i in range(2)]
+        procs = [
+            subprocess.Popen(
+                [*alb, "report", str(data), "--out", str(out / f"twin{i}"), "--db", str(shared), "-q"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+            for i in range(2)
+        ]
         codes = [p.wait() for p in procs]
-        if codes != [0, 0] or report_numbers(out / "twin0") != report_numbers(out / "twin1") \
-                or report_numbers(out / "twin0") != report_numbers(out / "cold"):
+        if (
+            codes != [0, 0]
+            or report_numbers(out / "twin0") != report_numbers(out / "twin1")
+            or report_numbers(out / "twin0") != report_numbers(out / "cold")
+        ):
             failures.append(f"round {r}: two reports at once: exit codes {codes} or different numbers")
         else:
             print(f"round {r}: two reports started at once on an empty cache: both exit 0, same numbers")
@@ -162,8 +172,10 @@ def main() -> None:
     for name, got in rows.items():
         walls = [w for w, _ in got]
         ratios = [w / z for w, z in zip(walls, zc)]
-        print(f"{name:34} {statistics.median(walls):9.2f} {' '.join(f'{w:.2f}' for w in walls):>22} "
-              f"{statistics.median(ratios):7.2f} {max(m for _, m in got):12.0f}")
+        print(
+            f"{name:34} {statistics.median(walls):9.2f} {' '.join(f'{w:.2f}' for w in walls):>22} "
+            f"{statistics.median(ratios):7.2f} {max(m for _, m in got):12.0f}"
+        )
     if failures:
         print("\nFAILED:\n  " + "\n  ".join(failures))
         sys.exit(1)

@@ -49,7 +49,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from albstats.sources import Source
 
 #: Bump when :func:`translate` changes, so cached translations are not reused.
-TRANSLATE_VERSION = "3"
+TRANSLATE_VERSION = "4"
 #: The parsed ``time`` beside the rows (not part of ``alb_logs``), computed by DuckDB from ``time``.
 TS_COLUMN = "__time_ts"
 #: ``alb_logs`` plus :data:`TS_COLUMN`; :func:`translate` points SELECTs that parse ``time`` at it.
@@ -161,9 +161,17 @@ def _translate_uncached(sql: str) -> Translated:
             raise UsageError("use named :name placeholders, not ?")
         params.setdefault(ph.name)
     known = set(_schema()[0])
+
+    def reads_logs(sel: Any) -> bool:  # a * here could mean every alb_logs column
+        tables = [sel.args.get("from_")] + list(sel.args.get("joins") or [])
+        return any(
+            t is not None and isinstance(t.this, exp.Table) and t.this.name == "alb_logs" for t in tables
+        ) or any(not isinstance(t.this, exp.Table) for t in tables if t is not None)
+
     star = any(
         isinstance(e, exp.Star) or (isinstance(e, exp.Column) and isinstance(e.this, exp.Star))
         for sel in tree.find_all(exp.Select)
+        if reads_logs(sel)
         for e in sel.expressions
     )
     tree = tree.transform(_fixups)
