@@ -350,22 +350,25 @@ class Cache:
             rows[0] += fs.rows
             tick.advance(1, rows=rows[0])
 
+        parts = _iter(
+            [s for s, _, _ in todo],
+            kind="access",
+            fields=fields,
+            strict=False,
+            stats=ParseStats(),
+            batch_size=65536,
+            on_file=on_file,
+            explicit=explicit,
+            workers=None,
+            engine=None,
+            processes=None,
+            encode=sink,
+        )
         try:
-            with progress.bar("parsing", total=len(todo), quiet=quiet) as tick:
-                for got in _iter(
-                    [s for s, _, _ in todo],
-                    kind="access",
-                    fields=fields,
-                    strict=False,
-                    stats=ParseStats(),
-                    batch_size=65536,
-                    on_file=on_file,
-                    explicit=explicit,
-                    workers=None,
-                    engine=None,
-                    processes=None,
-                    encode=sink,
-                ):
+            # closing: on an error here the workers are stopped (and finish their writes) before the
+            # parts of this run are removed
+            with progress.bar("parsing", total=len(todo), quiet=quiet) as tick, contextlib.closing(parts):
+                for got in parts:
                     # the files of earlier batches are finished: their parts can be committed
                     if finished and time.monotonic() - last[0] >= COMMIT_SECONDS:
                         done = {fs.name for fs in finished}

@@ -1570,10 +1570,11 @@ def parse_files(paths: list[str], *, fmt: str = "jsonl", output: str | None = No
             fields = required_fields(fields)
             with staged_folder(output) as tmp:
                 sink = DatasetSink(tmp, schema.arrow_schema(fields))
-                for _ in _iter(sources, kind=kind, fields=fields, strict=strict, stats=stats, batch_size=65536,
-                               on_file=on_file, explicit=names, workers=None, engine=None, processes=True,
-                               encode=sink):
-                    pass
+                parts = _iter(sources, kind=kind, fields=fields, strict=strict, stats=stats, batch_size=65536,
+                              on_file=on_file, explicit=names, workers=None, engine=None, processes=True, encode=sink)
+                with contextlib.closing(parts):  # workers stopped before the staged folder is removed
+                    for _ in parts:
+                        pass
         else:
             batches = iter_batches(sources, kind=kind, fields=fields, strict=strict, stats=stats, processes=True,
                                    on_file=on_file, explicit=names)
