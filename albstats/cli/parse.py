@@ -17,7 +17,8 @@ def register(app: typer.Typer) -> None:
     def parse(
         paths: list[str] = typer.Argument(..., help="Log files, folders, globs, s3:// prefixes, or - (stdin)."),
         format: str = typer.Option("jsonl", "--format", "-f", help="jsonl, csv or parquet."),
-        output: str = typer.Option(None, "-o", "--output", help="Output file (default: stdout); for parquet a folder, the dataset by day (a .parquet name: one file)."),
+        output: str = typer.Option(None, "-o", "--output", help="Output file (default: stdout); for parquet a "
+                                   "folder, the dataset by day (a .parquet name: one file)."),
         fields: str = typer.Option(None, "--fields", help="Comma-separated columns to keep, in this order."),
         kind: str = typer.Option("auto", "--kind", help="access, connection, or auto (from the first file)."),
         strict: bool = typer.Option(False, "--strict", help="Fail on the first malformed line."),
