@@ -22,7 +22,6 @@ from typing import IO, Any
 import pyarrow as pa
 
 from albstats.errors import UsageError
-from albstats.parquet_join import Fragment
 
 FORMATS = ("jsonl", "csv", "parquet")
 
@@ -139,17 +138,6 @@ def _write_jsonl(batches: Iterable[pa.RecordBatch], fh: IO[str]) -> None:
             fh.write("\n")
 
 
-#: Columns with mostly distinct values: a Parquet dictionary would only cost time before falling back.
-HIGH_CARDINALITY = frozenset({"time", "request_creation_time", "client_ip", "client_port", "request_url", "trace_id",
-                              "conn_trace_id", "received_bytes", "sent_bytes"})
-#: Columns that are nearly always one short value ('-' mostly): plain pages of them compress to almost
-#: nothing, and skip a hash lookup per value (15% less encoding work, files 0.3% bigger; callgrind).
-MOSTLY_CONSTANT = frozenset({"elb", "domain_name", "redirect_url", "lambda_error_reason", "classification",
-                             "classification_reason", "transformed_host", "transformed_uri",
-                             "request_transform_status", "ip_address", "extra_fields"})
-#: String columns with min/max statistics: only the time, which range filters prune on. Statistics on the
-#: other strings cost about a tenth of the encoding (a compare per value) and help no saved query.
-STRING_STATS = frozenset({"time"})
 #: Rows per Parquet row group: big enough for good compression and few groups, small enough for flat memory.
 ROW_GROUP_ROWS = 32768
 
@@ -188,8 +176,14 @@ def write_batches(batches: Iterable[pa.RecordBatch], schema: pa.Schema, fmt: str
         sys.stdout.flush()
         return
     assert out is not None
-    if fmt == "parquet":  # the one Parquet path: fragments of ROW_GROUP_ROWS, joined
-        write_parquet_parts(parquet_fragments(batches, schema), schema, out)
+    if fmt == "parquet":  # one file, for a pipe or a .parquet name (albstats.dataset writes folders)
+        import pyarrow.parquet as pq
+
+        from albstats.dataset import parquet_options
+
+        with atomic_path(out) as tmp, pq.ParquetWriter(str(tmp), schema, **parquet_options(schema)) as w:
+            for t in _row_groups(batches, schema):
+                w.write_table(t)
         return
     with atomic_path(out) as tmp:
         if fmt == "jsonl":
@@ -201,56 +195,3 @@ def write_batches(batches: Iterable[pa.RecordBatch], schema: pa.Schema, fmt: str
             with pcsv.CSVWriter(str(tmp), schema) as w:
                 for b in batches:
                     w.write_batch(b)
-
-
-def parquet_options(schema: pa.Schema) -> dict[str, Any]:
-    """The one Parquet writer configuration: zstd level 1, dictionaries and statistics only where they pay
-    (statistics: numbers and the time).
-    No page index: it would hold absolute offsets outside the footer, and fragments could not be joined."""
-    names = schema.names
-    return {"compression": "zstd", "compression_level": 1,
-            "use_dictionary": [n for n in names if n not in HIGH_CARDINALITY | MOSTLY_CONSTANT],
-            "write_statistics": [f.name for f in schema if f.name in STRING_STATS or not pa.types.is_string(f.type)],
-            "write_page_index": False}
-
-
-def parquet_fragment(batches: list[pa.RecordBatch], schema: pa.Schema, path: str | None = None) -> Fragment:
-    """``batches`` as a complete Parquet file of one row group, written to ``path`` or kept in memory.
-    Parse workers call this so that encoding runs on every core; :func:`write_parquet_parts` joins them."""
-    import pyarrow.parquet as pq
-
-    table = pa.Table.from_batches(batches, schema=schema)
-    sink: Any = path if path is not None else pa.BufferOutputStream()
-    with pq.ParquetWriter(sink, schema, **parquet_options(schema)) as w:
-        w.write_table(table, row_group_size=max(1, table.num_rows))
-    if path is not None:
-        return Fragment(path=path)
-    return Fragment(data=sink.getvalue().to_pybytes())
-
-
-def parquet_fragments(batches: Iterable[pa.RecordBatch], schema: pa.Schema) -> Iterator[Fragment]:
-    """Batches made in this process, as in-memory fragments of about ROW_GROUP_ROWS rows."""
-    for t in _row_groups(batches, schema):
-        yield parquet_fragment(t.to_batches(), schema)
-
-
-def write_parquet_parts(parts: Iterable[Fragment], schema: pa.Schema, out: str) -> None:
-    """Join Parquet fragments (each a complete file of the same schema) into ``out``, atomically."""
-    import pyarrow.parquet as pq
-
-    from albstats.parquet_join import ParquetJoiner
-
-    with atomic_path(out) as tmp:
-        try:
-            with open(tmp, "wb") as fh:
-                joiner = ParquetJoiner(fh)
-                for frag in parts:
-                    joiner.append(frag)
-                joiner.close()
-        finally:  # on an error, the producer removes the fragments nobody will join
-            close = getattr(parts, "close", None)
-            if close is not None:
-                close()
-        if joiner.empty:  # no rows at all: a valid file with the schema
-            with pq.ParquetWriter(str(tmp), schema, **parquet_options(schema)):
-                pass

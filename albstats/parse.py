@@ -29,7 +29,7 @@ import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -37,6 +37,9 @@ import pyarrow as pa
 from albstats.errors import InputError
 from albstats.schema import ACCESS, ALB_TYPES, CONNECTION, LogSchema, Token
 from albstats.sources import Source, expand
+
+if TYPE_CHECKING:  # pragma: no cover
+    from albstats.dataset import DatasetSink
 
 #: A quoted token (backslash escapes allowed) or a bare token, each with the space after it (or the end).
 _TOKEN_RE = re.compile(r'"([^"\\]*(?:\\.[^"\\]*)*)"(?: |\Z)|([^ "][^ ]*)(?: |\Z)', re.DOTALL)
@@ -1282,15 +1285,16 @@ def iter_batches(paths: Iterable[str] | Iterable[Source], *, kind: str = "access
     """
     yield from _iter(paths, kind=kind, fields=fields, strict=strict, stats=stats, batch_size=batch_size,
                      on_file=on_file, explicit=explicit, workers=workers, engine=engine, processes=processes,
-                     encode=False, **expand_kw)
+                     encode=None, **expand_kw)
 
 
 def _iter(paths: Iterable[str] | Iterable[Source], *, kind: str, fields: list[str] | None, strict: bool,
           stats: ParseStats | None, batch_size: int, on_file: Callable[[FileStats], None] | None,
           explicit: set[str] | None, workers: int | None, engine: str | None, processes: bool | None,
-          encode: bool, **expand_kw: Any) -> Iterator[Any]:
-    """iter_batches, or with ``encode`` the same rows as Parquet fragments (see albstats.parquet_join),
-    encoded where they are parsed: in the worker processes."""
+          encode: DatasetSink | None, **expand_kw: Any) -> Iterator[Any]:
+    """iter_batches, or with ``encode`` (a :class:`~albstats.dataset.DatasetSink`) the same rows written
+    as Parquet parts of that dataset where they are parsed (in the worker processes): then it yields lists
+    of the :class:`~albstats.dataset.Part` written, each before the ``on_file`` calls of its files."""
     engine = resolve_engine(engine)
     stats = stats if stats is not None else ParseStats()
     items = list(paths)
@@ -1313,8 +1317,15 @@ def _iter(paths: Iterable[str] | Iterable[Source], *, kind: str, fields: list[st
             fs.skipped = f"an ALB {'connection' if src.is_connection_log else 'access'} log"
         todo.append((src, fs))
     if engine == "python":
-        yield from _encoded(_iter_python(todo, schema, fields, strict, stats, batch_size, on_file, explicit),
-                            schema.arrow_schema(fields), encode)
+        if encode is not None:  # file by file: the sink needs each file's rows together
+            for item in todo:
+                got = list(_iter_python([item], schema, fields, strict, ParseStats(), batch_size, None, explicit))
+                yield encode.write(got, [(item[1].name, item[1].rows)])
+                stats.files.append(item[1])
+                if on_file:
+                    on_file(item[1])
+            return
+        yield from _iter_python(todo, schema, fields, strict, stats, batch_size, on_file, explicit)
     else:
         if processes is None:
             processes = threading.active_count() == 1
@@ -1322,14 +1333,29 @@ def _iter(paths: Iterable[str] | Iterable[Source], *, kind: str, fields: list[st
                               default_workers() if workers is None else workers, processes, encode)
 
 
-def _encoded(batches: Iterable[pa.RecordBatch], arrow: pa.Schema, encode: bool) -> Iterator[Any]:
-    """Batches made in this process, as they are or as Parquet fragments."""
-    if not encode:
+#: Rows of one big (streamed) file written per Parquet part.
+STREAM_PART_ROWS = 1 << 20
+
+
+def _encoded(batches: Iterable[pa.RecordBatch], arrow: pa.Schema, encode: DatasetSink | None,
+             live: list[tuple[Source, FileStats]]) -> Iterator[Any]:
+    """Batches made in this process for the files ``live``, as they are or written to the sink (a
+    streamed file in parts of :data:`STREAM_PART_ROWS` rows, so memory stays bounded)."""
+    if encode is None:
         yield from batches
         return
-    from albstats.output import parquet_fragments
-
-    yield from parquet_fragments(batches, arrow)
+    if len(live) == 1:  # one file, maybe huge: in pieces
+        name, buf, n = live[0][1].name, [], 0
+        for b in batches:
+            buf.append(b)
+            n += b.num_rows
+            if n >= STREAM_PART_ROWS:
+                yield encode.write(buf, [(name, n)])
+                buf, n = [], 0
+        if buf:
+            yield encode.write(buf, [(name, n)])
+        return
+    yield encode.write(list(batches), [(fs.name, fs.rows) for _, fs in live])
 
 
 def _iter_python(todo: list[tuple[Source, FileStats]], schema: LogSchema, fields: list[str] | None, strict: bool,
@@ -1395,11 +1421,11 @@ def _spill_dir() -> str:
 
 @_worker_task
 def _worker_group(items: list[tuple[str, str, int | None]], o: _Opts, spill: str, prefix: str = "albstats-",
-                  encode: bool = False) -> tuple[list[FileStats], Any]:
+                  encode: DatasetSink | None = None) -> tuple[list[FileStats], Any]:
     """In a worker process: parse local files by path; the batches go to an Arrow IPC file in ``spill``
     (shared memory where there is one), which the parent maps instead of receiving them through a pipe.
-    With ``encode``, the worker writes them as a Parquet fragment there instead (encoding is a third of
-    the CPU of a Parquet parse; here it runs on every core, and the parent only copies bytes)."""
+    With ``encode``, the worker writes them into that dataset instead and returns the parts (encoding is
+    a third of the CPU of a Parquet parse; here it runs on every core)."""
     import tempfile
 
     from albstats import workers
@@ -1411,8 +1437,8 @@ def _worker_group(items: list[tuple[str, str, int | None]], o: _Opts, spill: str
     stats = [fs for _, fs in group]
     if not batches:
         return stats, None
-    if encode:
-        return stats, _fragment(batches, o, spill, prefix)
+    if encode is not None:
+        return stats, encode.write(batches, [(fs.name, fs.rows) for fs in stats])
     path = None
     try:
         with workers.handover():  # never deleted half-written by a worker exiting with its parent
@@ -1433,31 +1459,12 @@ def _worker_group(items: list[tuple[str, str, int | None]], o: _Opts, spill: str
         return stats, sink.getvalue().to_pybytes()
 
 
-def _fragment(batches: list[pa.RecordBatch], o: _Opts, spill: str | None, prefix: str) -> Any:
-    """The batches as a Parquet fragment: a file in ``spill`` (or in memory if that fails or is None)."""
-    import tempfile
-
-    from albstats.output import parquet_fragment
-
-    arrow = o.schema.arrow_schema(o.fields)
-    if spill is not None:
-        path = None
-        try:
-            fd, path = tempfile.mkstemp(prefix=prefix, suffix=".parquet", dir=spill)
-            os.close(fd)
-            return parquet_fragment(batches, arrow, path).prepare()
-        except OSError:  # shared memory full or not writable: in memory, through the pipe
-            if path:
-                with contextlib.suppress(OSError):
-                    os.unlink(path)
-    return parquet_fragment(batches, arrow).prepare()
-
-
-def _thread_group(group: list[tuple[Source, FileStats]], o: _Opts, encode: bool) -> list[Any]:
-    """In a worker thread: the group's batches, or one in-memory Parquet fragment of them."""
+def _thread_group(group: list[tuple[Source, FileStats]], o: _Opts, encode: DatasetSink | None) -> Any:
+    """In a worker thread: the group's batches, or (like a worker process) its statistics and the parts
+    written to ``encode``."""
     batches = _parse_group(group, o)
-    if encode and batches:
-        return [_fragment(batches, o, None, "")]
+    if encode is not None:
+        return [fs for _, fs in group], encode.write(batches, [(fs.name, fs.rows) for _, fs in group])
     return batches
 
 
@@ -1474,7 +1481,7 @@ def _read_spill(path: str | bytes | None) -> list[pa.RecordBatch]:
 
 def _iter_fast(todo: list[tuple[Source, FileStats]], o: _Opts, stats: ParseStats,
                on_file: Callable[[FileStats], None] | None, workers: int,
-               processes: bool = True, encode: bool = False) -> Iterator[Any]:
+               processes: bool = True, encode: DatasetSink | None = None) -> Iterator[Any]:
     from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
@@ -1493,9 +1500,9 @@ def _iter_fast(todo: list[tuple[Source, FileStats]], o: _Opts, stats: ParseStats
     if workers <= 1 or sum(1 for how, _, _ in plan if how == "group") <= 1:
         for how, live, group in plan:
             if how == "stream" and live:
-                yield from _encoded(_parse_stream(*live[0], o), arrow, encode)
+                yield from _encoded(_parse_stream(*live[0], o), arrow, encode, live)
             elif live:
-                yield from _encoded(_parse_group(live, o), arrow, encode)
+                yield from _encoded(_parse_group(live, o), arrow, encode, live)
             done(group)
         return
     ctx = _process_context()
@@ -1548,10 +1555,10 @@ def _iter_fast(todo: list[tuple[Source, FileStats]], o: _Opts, stats: ParseStats
 
 
 def _drain(item: tuple[str, list, list, Any], o: _Opts, done: Callable[[list], None], arrow: pa.Schema,
-           encode: bool) -> Iterator[Any]:
+           encode: DatasetSink | None) -> Iterator[Any]:
     how, live, group, fut = item
     if how == "stream" and live:
-        yield from _encoded(_parse_stream(*live[0], o), arrow, encode)
+        yield from _encoded(_parse_stream(*live[0], o), arrow, encode, live)
     elif fut is not None:
         res = fut.result()
         if isinstance(res, tuple):  # from a worker process: its statistics, and the batches in a spill file
@@ -1559,9 +1566,8 @@ def _drain(item: tuple[str, list, list, Any], o: _Opts, done: Callable[[list], N
             for (_, fs), new in zip(live, got):
                 for f in dataclasses.fields(FileStats):
                     setattr(fs, f.name, getattr(new, f.name))
-            if encode:
-                if path is not None:
-                    yield path
+            if encode is not None:
+                yield path or []  # the parts the worker wrote
             else:
                 yield from _read_spill(path)
         else:
@@ -1603,13 +1609,25 @@ def _lean_memory_pool() -> None:
         pass
 
 
+def _dataset_target(output: str | None) -> bool:
+    """Whether ``--format parquet -o output`` means the dataset folder: yes unless the target is stdout, a
+    ``.parquet`` name, or an existing file, pipe or device (then one Parquet file, written by pyarrow's
+    ParquetWriter in this process: unsorted, unpartitioned, for a pipe or a quick look)."""
+    if output in (None, "-"):
+        return False
+    assert output is not None
+    if os.path.isdir(output) or output.endswith(("/", os.sep)):
+        return True
+    return not (os.path.exists(output) or output.endswith(".parquet"))
+
+
 def parse_files(paths: list[str], *, fmt: str = "jsonl", output: str | None = None,
                 fields: list[str] | None = None, kind: str = "auto", strict: bool = False,
                 quiet: bool = False, s3_options: dict[str, Any] | None = None) -> ParseStats:
     """What `albstats parse` does: stream every file into one output, returning the statistics.
     ``s3_options`` (``profile``, ``region``) are for ``s3://`` paths."""
     from albstats import progress
-    from albstats.output import write_batches, write_parquet_parts
+    from albstats.output import write_batches
 
     stats = ParseStats()
     _lean_memory_pool()
@@ -1630,12 +1648,19 @@ def parse_files(paths: list[str], *, fmt: str = "jsonl", output: str | None = No
         tick.advance(1, lines=lines)
 
     with progress.bar("parsing", total=len(sources), quiet=quiet) as tick:
-        if fmt == "parquet" and output not in (None, "-"):  # workers encode, the parent joins
+        if fmt == "parquet" and _dataset_target(output):  # the workers write the dataset (albstats.dataset)
             import pyarrow.parquet  # noqa: F401  (once, before the workers fork, not once in each)
 
-            parts = _iter(sources, kind=kind, fields=fields, strict=strict, stats=stats, batch_size=65536,
-                          on_file=on_file, explicit=names, workers=None, engine=None, processes=True, encode=True)
-            write_parquet_parts(parts, schema.arrow_schema(fields), output)
+            from albstats.dataset import DatasetSink, required_fields, staged_folder
+
+            fields = required_fields(fields)
+            with staged_folder(output) as tmp:
+                sink = DatasetSink(tmp, schema.arrow_schema(fields))
+                parts = _iter(sources, kind=kind, fields=fields, strict=strict, stats=stats, batch_size=65536,
+                              on_file=on_file, explicit=names, workers=None, engine=None, processes=True, encode=sink)
+                with contextlib.closing(parts):  # workers stopped before the staged folder is removed
+                    for _ in parts:
+                        pass
         else:
             batches = iter_batches(sources, kind=kind, fields=fields, strict=strict, stats=stats, processes=True,
                                    on_file=on_file, explicit=names)

@@ -83,7 +83,7 @@ def warm_cache(tmp_path_factory) -> Path:
     reads the same files without parsing them again (the cold path is the engine tests' business)."""
     import albstats
 
-    db = tmp_path_factory.mktemp("albstats-cache") / "cache.duckdb"
+    db = tmp_path_factory.mktemp("albstats-cache") / "cache"
     with albstats.connect(str(ROOT / "fixtures" / "AWSLogs"), db=db) as eng:
         eng.query("data_span")
     return db
@@ -101,8 +101,8 @@ def kernel_env(tmp_path, monkeypatch, warm_cache):
     monkeypatch.setenv("ALBSTATS_ENGINE", "local")
     for name in ALBSTATS_ENV:
         monkeypatch.delenv(name, raising=False)
-    shutil.copyfile(warm_cache, tmp_path / "cache.duckdb")
-    monkeypatch.setenv("ALBSTATS_CACHE_DB", str(tmp_path / "cache.duckdb"))
+    shutil.copytree(warm_cache, tmp_path / "cache")
+    monkeypatch.setenv("ALBSTATS_CACHE_DB", str(tmp_path / "cache"))
     monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
     monkeypatch.setenv("PYTHONWARNINGS", "ignore::DeprecationWarning")
@@ -158,8 +158,8 @@ def test_docs_api_example_runs(tmp_path, monkeypatch, warm_cache):
     blocks = re.findall(r"```python\n(.*?)```", section, re.S)
     assert blocks, "the API guide has no python example"
     monkeypatch.chdir(ROOT)
-    shutil.copyfile(warm_cache, tmp_path / "cache.duckdb")
-    monkeypatch.setenv("ALBSTATS_CACHE_DB", str(tmp_path / "cache.duckdb"))
+    shutil.copytree(warm_cache, tmp_path / "cache")
+    monkeypatch.setenv("ALBSTATS_CACHE_DB", str(tmp_path / "cache"))
     code = blocks[0].replace('"overview.png"', repr(str(tmp_path / "overview.png")))
     namespace: dict = {}
     exec(compile(code, "python-api.md", "exec"), namespace)  # our own docs, run as written

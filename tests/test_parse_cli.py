@@ -133,3 +133,43 @@ def test_connection_logs_by_file_name(tmp_path):
     assert r.exit_code == 0, r.stderr
     recs = [json.loads(x) for x in r.stdout.splitlines()]
     assert len(recs) == len(lines) and list(recs[0]) == CONNECTION.names
+
+
+def test_parquet_to_a_folder_is_the_dataset_by_day(logs, tmp_path):
+    """`-o DIR` writes the one layout: Hive-style day= folders, every schema column, rows sorted by time."""
+    import duckdb
+
+    out = tmp_path / "ds"
+    r = run(str(logs), "--format", "parquet", "-o", str(out), "-q")
+    assert r.exit_code == 0, r.stderr
+    files = sorted(out.rglob("*.parquet"))
+    assert files and all(f.parent.name.startswith("day=") and f.parent.parent == out for f in files)
+    for f in files:
+        t = pq.read_table(f)
+        assert t.schema == ACCESS.arrow_schema()  # exactly the schema's columns, no partition column inside
+        times = t.column("time").to_pylist()
+        assert times == sorted(times)
+        assert pq.ParquetFile(f).metadata.row_group(0).column(0).compression == "ZSTD"
+    con = duckdb.connect()
+    got = con.execute("SELECT day, count(*), min(substr(time, 1, 10)), max(substr(time, 1, 10)) FROM "
+                      "read_parquet(?, hive_partitioning = true) GROUP BY day", [[str(f) for f in files]]).fetchall()
+    assert sum(n for _, n, _, _ in got) == len(LINES)
+    # files outside the S3 key layout: each row's own day, as 'YYYY/MM/DD' (the Athena table's day)
+    assert all(day == lo.replace("-", "/") == hi.replace("-", "/") for day, _, lo, hi in got)
+    # written again: replaced, not added to
+    r = run(str(logs), "--format", "parquet", "-o", str(out), "-q")
+    assert r.exit_code == 0, r.stderr
+    assert sum(pq.read_metadata(f).num_rows for f in out.rglob("*.parquet")) == len(LINES)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "logs"]  # no temporary folder left
+
+
+def test_parquet_dataset_refuses_a_folder_of_other_files_and_leaves_nothing_on_error(logs, tmp_path):
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep me")
+    r = run(str(logs), "--format", "parquet", "-o", str(other), "-q")
+    assert r.exit_code == 2 and "holds other files (notes.txt)" in r.stderr
+    assert [p.name for p in other.iterdir()] == ["notes.txt"]
+    r = run(str(logs), "--strict", "--format", "parquet", "-o", str(tmp_path / "ds"), "-q")
+    assert r.exit_code == 1 and not (tmp_path / "ds").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["logs", "mine"]  # no .ds.*.part folder

@@ -256,4 +256,9 @@ def test_ingest_cache_keys_s3_files_on_etag(bucket: dict[str, Path], calls: dict
                                                            Body=gzip.compress(b"".join(lines[:-1])))
     calls["get"].clear()
     _query(window)
-    assert calls["get"] == [key]
+    # the changed object, and the other objects of its day (their shared Parquet part is rebuilt without
+    # the old copy's rows), nothing of other days
+    assert key in calls["get"] and all("/2026/11/18/" in k for k in calls["get"])
+    calls["get"].clear()
+    _query(window)
+    assert calls["get"] == []

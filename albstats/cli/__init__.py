@@ -27,11 +27,11 @@ from albstats import __version__, shutdown  # noqa: E402
 from albstats.errors import AlbstatsError  # noqa: E402
 
 #: One module per concern; each defines ``register(app)``.
-COMMAND_MODULES = ("parse", "generate", "query", "athena", "report", "proxy", "slo")
+COMMAND_MODULES = ("parse", "generate", "query", "athena", "report", "proxy", "slo", "cache")
 #: Each top-level command or group -> the module that registers it, in the order help lists them.
 COMMANDS = {"parse": "parse", "generate": "generate", "query": "query", "fetch": "athena", "report": "report",
             "weekly": "report", "upstream-sim": "proxy", "compare": "proxy", "whatif": "proxy", "sql": "query",
-            "athena": "athena", "proxy": "proxy", "check": "slo", "slo": "slo"}
+            "athena": "athena", "proxy": "proxy", "check": "slo", "slo": "slo", "cache": "cache"}
 #: Settings every command is built with (the root app's; Typer applies them per command).
 _TYPER_SETTINGS: dict[str, Any] = dict(pretty_exceptions_enable=False, add_completion=False, rich_markup_mode=None)
 

@@ -97,9 +97,9 @@ def output(metavar: str, help: str, *, required: bool = False) -> Any:
                         show_default=False)
 
 
-DB = typer.Option(None, "--db", metavar="FILE",
-                  help="Ingest cache file (local engine; default ~/.cache/albstats/cache.duckdb).")
-NO_CACHE = typer.Option(False, "--no-cache", help="Parse the files into a temporary database (local engine).")
+DB = typer.Option(None, "--db", metavar="DIR",
+                  help="Cache folder (local engine; default ~/.cache/albstats/dataset).")
+NO_CACHE = typer.Option(False, "--no-cache", help="Parse the files into a temporary dataset (local engine).")
 DATABASE = typer.Option(None, "--database", metavar="NAME", help="Athena database.")
 TABLE = typer.Option(None, "--table", metavar="NAME", help="Athena table.")
 WORKGROUP = typer.Option(None, "--workgroup", metavar="NAME", help="Athena workgroup (default: primary).")

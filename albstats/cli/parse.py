@@ -20,8 +20,8 @@ def register(app: typer.Typer) -> None:
         paths: list[str] = typer.Argument(..., metavar="PATH...",
                                           help="Log files, folders, globs, s3:// prefixes, or - (stdin)."),
         format: Literal["jsonl", "csv", "parquet"] = typer.Option("jsonl", "--format", "-f", help="Output format."),
-        output: str = options.output("PATH", "Write to this file (default: stdout; parquet needs one); its "
-                                             "folder must exist."),
+        output: str = options.output("PATH", "Write to this file (default: stdout); for parquet a folder, the "
+                                             "dataset by day (a .parquet name: one file); its parent must exist."),
         fields: str = typer.Option(None, "--fields", metavar="COLUMNS",
                                    help="Comma-separated columns to keep, in this order."),
         kind: Literal["auto", "access", "connection"] = typer.Option(

@@ -21,7 +21,7 @@ def connect(paths: Any = None, *, engine: str = "local", **options: Any) -> Engi
     """Open an engine. Use it as a context manager (or call ``close()``).
 
     ``engine="local"``: ``paths`` are log files, folders, globs or ``s3://`` prefixes (a str or a
-    list); options are those of :class:`albstats.engines.local.LocalEngine` (``db``: cache file,
+    list); options are those of :class:`albstats.engines.local.LocalEngine` (``db``: cache folder,
     ``cache``: False for no cache, ``quiet``: no progress bar, ``s3_options``).
 
     ``engine="athena"``: ``paths`` must be empty; options go to
