@@ -34,6 +34,7 @@ parsed again, for those days only, when next asked for.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -47,7 +48,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from albstats.errors import UsageError
+from albstats.errors import AlbstatsError, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
     from albstats.dataset import Part
@@ -112,6 +113,14 @@ def sweep_dead(folder: str | os.PathLike[str], prefix: str = "") -> None:
             else:
                 with contextlib.suppress(OSError):
                     os.unlink(p)
+
+
+_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+
+
+def _disk_full(e: OSError) -> bool:
+    """A full disk or a file-size limit; pyarrow's writer errors carry the errno only in their text."""
+    return e.errno in _FULL or any(os.strerror(n) in str(e) for n in _FULL)
 
 
 @dataclass
@@ -308,8 +317,14 @@ class Cache:
         if not todo:
             self._sweep(m)
             return stats
-        self._parse(m, todo, keep, explicit or set(), fields, quiet, stats)
-        self._compact(m)
+        try:
+            self._parse(m, todo, keep, explicit or set(), fields, quiet, stats)
+            self._compact(m)
+        except OSError as e:
+            if not _disk_full(e):
+                raise
+            # one line naming the cache; what was committed stays usable (the parts of this run are gone)
+            raise AlbstatsError(f"the cache {self.root} could not be written: {e}") from None
         self._sweep(m)
         return stats
 

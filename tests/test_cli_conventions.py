@@ -28,7 +28,7 @@ MEANINGS = {
     "--output": "write", "--format": "format", "--quiet": "no progress", "--profile": "aws profile",
     "--region": "aws region", "--engine": "engine", "--since": "window start", "--until": "window end",
     "--bucket": "bucket width", "--limit": "rows", "--param": "parameter", "--db": "cache",
-    "--no-cache": "temporary database", "--database": "athena database", "--table": "athena table",
+    "--no-cache": "temporary dataset", "--database": "athena database", "--table": "athena table",
     "--workgroup": "athena workgroup", "--output-location": "athena results", "--slo": "availability slo",
     "--latency-slo": "latency slo", "--count-460": "460", "--seed": "random seed", "--listen": "listen",
     "--upstream": "upstream", "--policy": "retry policy", "--scenario": "traffic scenario",

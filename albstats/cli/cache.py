@@ -25,7 +25,7 @@ def register(app: typer.Typer) -> None:
 
         return Cache(db if db is not None else default_dir())
 
-    @cache.command("info")
+    @cache.command("info", cls=options.Command)
     def info(db: str = options.DB) -> None:
         """What the cache holds: log files, rows, days, size on disk against the logs' size."""
         st = _open(db).info()
@@ -38,7 +38,7 @@ def register(app: typer.Typer) -> None:
         if st.debris:
             typer.echo(f"debris:  {st.debris} files no longer used (removed by the next fill, prune or clear)")
 
-    @cache.command("prune")
+    @cache.command("prune", cls=options.Command)
     def prune(
         older_than: str = typer.Option(..., "--older-than", metavar="AGE", help="Drop days older than this, e.g. 30d."),
         db: str = options.DB,
@@ -52,7 +52,7 @@ def register(app: typer.Typer) -> None:
         parts, files = _open(db).prune(timedelta(seconds=secs))
         typer.echo(f"albstats: pruned {parts} Parquet files ({files} log files) older than {older_than}", err=True)
 
-    @cache.command("clear")
+    @cache.command("clear", cls=options.Command)
     def clear(db: str = options.DB) -> None:
         """Forget every log file and delete the Parquet files (those in use by a running albstats go later)."""
         parts, waiting = _open(db).clear()

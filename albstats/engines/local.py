@@ -24,6 +24,7 @@ machine; only a single SELECT is accepted at all (see :func:`translate`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -387,7 +388,14 @@ class LocalEngine(Engine):
         else:
             parent, prefix = tempfile.gettempdir(), "albstats-"
         sweep_dead(parent, prefix)  # spill folders of killed processes
-        self._tmpdir = tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=parent)
+        for attempt in range(3):  # another process may remove the empty shared folder in between
+            os.makedirs(parent, exist_ok=True)
+            try:
+                self._tmpdir = tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=parent)
+                break
+            except FileNotFoundError:
+                if attempt == 2:
+                    raise
         allowed = [os.path.join(self._tmpdir, "")]
         if self._store is not None:
             allowed.append(os.path.join(os.path.abspath(self._store.data), ""))
@@ -418,6 +426,9 @@ class LocalEngine(Engine):
             self._store.close()
         if self._tmpdir:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
+            if self.cache:  # the cache's shared spill folder goes too once no process uses it
+                with contextlib.suppress(OSError):
+                    os.rmdir(os.path.dirname(self._tmpdir))
             self._tmpdir = None
         self._temp = None
         self._view_key = None
