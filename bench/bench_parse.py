@@ -108,6 +108,7 @@ def ensure_data(data: Path, lines: int, days: float) -> list[Path]:
     if not files:
         print(f"generating {lines:,} lines into {data} ...", flush=True)
         t = time.perf_counter()
+        data.parent.mkdir(parents=True, exist_ok=True)  # generate -o wants an existing parent
         subprocess.run([*albstats_cmd(), "generate", "-o", str(data), "--lines", str(lines), "--days", str(days),
                         "--seed", "1", "-q"], check=True)
         print(f"  generated in {time.perf_counter() - t:.1f} s", flush=True)

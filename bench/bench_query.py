@@ -62,6 +62,7 @@ def main() -> None:
     data = Path(args.data)
     if not data.exists():
         print(f"generating {args.lines} lines into {data} ...", file=sys.stderr)
+        data.parent.mkdir(parents=True, exist_ok=True)  # generate -o wants an existing parent
         subprocess.run([ALBSTATS, "generate", "-o", str(data), "--lines", str(args.lines), "--days", "3.5",
                         "--nodes", "2", "-q"], check=True)
     files = sorted(str(p) for p in data.rglob("*.log.gz"))

@@ -87,6 +87,7 @@ def main() -> None:
     if not data.exists():
         tmp = data.with_name(data.name + ".part")
         shutil.rmtree(tmp, ignore_errors=True)
+        tmp.parent.mkdir(parents=True, exist_ok=True)  # generate -o wants an existing parent
         subprocess.run(
             [*alb, "generate", "-o", str(tmp), "--days", "7", "--lines", str(lines), "--nodes", "1"], check=True
         )
