@@ -110,14 +110,15 @@ def main() -> None:
     for r in range(args.runs):
         cache = work / f"cache{r}"
         out = work / f"out{r}"
+        out.mkdir()  # -o DIR wants an existing parent
         w, m, _ = timed(zcat, shell=True)
         rec("zcat", w, m)
-        w, m, c = timed([*alb, "report", str(data), "--out", str(out / "cold"), "--db", str(cache), "-q"])
+        w, m, c = timed([*alb, "report", str(data), "-o", str(out / "cold"), "--db", str(cache), "-q"])
         rec("report, cold cache", w, m)
         failures += ["cold report failed"] if c else []
-        w, m, c = timed([*alb, "report", str(data), "--out", str(out / "warm"), "--db", str(cache), "-q"])
+        w, m, c = timed([*alb, "report", str(data), "-o", str(out / "warm"), "--db", str(cache), "-q"])
         rec("report, warm cache", w, m)
-        w, m, c = timed([*alb, "report", str(data), "--out", str(out / "nocache"), "--no-cache", "-q"])
+        w, m, c = timed([*alb, "report", str(data), "-o", str(out / "nocache"), "--no-cache", "-q"])
         rec("report --no-cache", w, m)
         failures += ["--no-cache report failed"] if c else []
         ds = work / f"ds{r}"
@@ -134,7 +135,7 @@ def main() -> None:
         before = json.loads((cache / "manifest.json").read_text())["files"]
         shutil.copyfile(last, new)
         try:
-            w, m, c = timed([*alb, "report", str(data), "--out", str(out / "plus1"), "--db", str(cache), "-q"])
+            w, m, c = timed([*alb, "report", str(data), "-o", str(out / "plus1"), "--db", str(cache), "-q"])
             rec("report, one new file", w, m)
             after = json.loads((cache / "manifest.json").read_text())["files"]
         finally:
@@ -150,7 +151,7 @@ def main() -> None:
         shared = work / f"shared{r}"
         procs = [
             subprocess.Popen(
-                [*alb, "report", str(data), "--out", str(out / f"twin{i}"), "--db", str(shared), "-q"],
+                [*alb, "report", str(data), "-o", str(out / f"twin{i}"), "--db", str(shared), "-q"],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
             )
