@@ -6,11 +6,10 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import _webhook
 import pytest
 from typer.testing import CliRunner
 
@@ -22,37 +21,11 @@ SLO_FILE = ROOT / "fixtures" / "slo.yaml"
 PAGE = "petclinic-api/availability/1h/5m"
 
 
-class Hook:
-    """A webhook on 127.0.0.1 that records every JSON body and answers ``status``."""
+class Hook(_webhook.Hook):
+    """The webhook, answering ``status``; ``events`` lists one alert's posted transitions."""
 
     def __init__(self, status: int = 200):
-        self.status = status
-        self.bodies: list[dict] = []
-        hook = self
-
-        class H(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                n = int(self.headers.get("Content-Length", 0))
-                hook.bodies.append(json.loads(self.rfile.read(n)))
-                self.send_response(hook.status)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *a):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook/secret-token"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__([status])
 
     def events(self, key: str) -> list[str]:
         return [a["status"] for b in self.bodies for a in b["alerts"] if a["key"] == key]

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import _webhook
 import pytest
 from typer.testing import CliRunner
 
@@ -105,40 +104,9 @@ def logs(tmp_path_factory):
 # --- a real webhook --------------------------------------------------------------------------------
 
 
-class Hook:
-    """A Slack-like webhook on 127.0.0.1: answers with the given statuses in turn, records bodies."""
-
-    def __init__(self, statuses: list[int]):
-        self.statuses = list(statuses)
-        self.bodies: list[dict] = []
-        self.paths: list[str] = []
-        hook = self
-
-        class H(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                n = int(self.headers.get("Content-Length", 0))
-                hook.bodies.append(json.loads(self.rfile.read(n)))
-                hook.paths.append(self.path)
-                code = hook.statuses.pop(0) if len(hook.statuses) > 1 else hook.statuses[0]
-                self.send_response(code)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *a):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/services/{SECRET}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+def Hook(statuses: list[int]) -> _webhook.Hook:  # noqa: N802 - reads as the class it returns
+    """The webhook at a Slack-like path holding :data:`SECRET`, answering ``statuses`` in turn."""
+    return _webhook.Hook(statuses, path=f"/services/{SECRET}")
 
 
 def invoke(args: list[str], tmp_path) -> object:
