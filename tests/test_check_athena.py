@@ -7,15 +7,11 @@ from pathlib import Path
 import boto3
 import pytest
 from moto import mock_aws
-from moto.athena.models import QueryResults, athena_backends
-from moto.core import DEFAULT_ACCOUNT_ID
+from test_athena_engine import OUT, REGION, WG, seed  # one way to queue canned Athena results
 from typer.testing import CliRunner
 
 from albstats.cli import app
 
-REGION = "us-east-1"
-WG = "albstats-wg"
-OUT = "s3://athena-results-test/albstats/"
 SLO = """\
 apiVersion: albstats/v1
 kind: SLOFile
@@ -48,27 +44,6 @@ def aws(monkeypatch, tmp_path):
         ath = boto3.client("athena", region_name=REGION)
         ath.create_work_group(Name=WG, Configuration={"ResultConfiguration": {"OutputLocation": OUT}})
         yield ath
-
-
-def seed(rows: list[list[str]], columns: list[tuple[str, str]]) -> None:
-    header = {"Data": [{"VarCharValue": n} for n, _ in columns]}
-    data = [{"Data": [{"VarCharValue": v} for v in r]} for r in rows]
-    info = [
-        {
-            "Name": n,
-            "Label": n,
-            "Type": t,
-            "CatalogName": "hive",
-            "SchemaName": "",
-            "TableName": "",
-            "Nullable": "UNKNOWN",
-            "CaseSensitive": False,
-            "Precision": 0,
-            "Scale": 0,
-        }
-        for n, t in columns
-    ]
-    athena_backends[DEFAULT_ACCOUNT_ID][REGION].query_results_queue.append(QueryResults([header, *data], info))
 
 
 def test_check_on_athena_reads_only_the_days_its_windows_need(aws, tmp_path: Path):
