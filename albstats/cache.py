@@ -34,7 +34,6 @@ parsed again, for those days only, when next asked for.
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import json
 import os
@@ -48,7 +47,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from albstats.errors import AlbstatsError, UsageError
+from albstats.errors import DISK_FULL_ERRNOS, AlbstatsError, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
     from albstats.dataset import Part
@@ -115,12 +114,9 @@ def sweep_dead(folder: str | os.PathLike[str], prefix: str = "") -> None:
                     os.unlink(p)
 
 
-_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
-
-
 def _disk_full(e: OSError) -> bool:
     """A full disk or a file-size limit; pyarrow's writer errors carry the errno only in their text."""
-    return e.errno in _FULL or any(os.strerror(n) in str(e) for n in _FULL)
+    return e.errno in DISK_FULL_ERRNOS or any(os.strerror(n) in str(e) for n in DISK_FULL_ERRNOS)
 
 
 @dataclass

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+
+#: "The disk is full", in its forms: no space, a quota, a file size limit (RLIMIT_FSIZE, a FAT volume).
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
 
 class AlbstatsError(Exception):
     """Something the user can fix: the message says what was wrong (file and line, or argument)."""

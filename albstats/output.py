@@ -6,7 +6,6 @@ an error or Ctrl-C never leaves a half-written file behind.
 
 from __future__ import annotations
 
-import errno
 import json
 import math
 import os
@@ -21,7 +20,7 @@ from typing import IO, Any
 
 import pyarrow as pa
 
-from albstats.errors import UsageError
+from albstats.errors import DISK_FULL_ERRNOS, UsageError
 
 FORMATS = ("jsonl", "csv", "parquet")
 
@@ -104,14 +103,10 @@ def _via_temp_copy(target: Path) -> Iterator[Path]:
         Path(tmp).unlink(missing_ok=True)
 
 
-#: "The disk is full", in its forms: no space, a quota, a file size limit (RLIMIT_FSIZE, a FAT volume).
-_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
-
-
 def _disk_full(e: BaseException) -> bool:
     """An error writing the output because there is no room for it. Python's and pyarrow's write errors carry
     the errno but no file name, so the message would not say which file."""
-    return isinstance(e, OSError) and e.errno in _FULL and e.filename is None
+    return isinstance(e, OSError) and e.errno in DISK_FULL_ERRNOS and e.filename is None
 
 
 def _named(e: OSError, target: Path, *, existed: bool) -> OSError:
