@@ -28,7 +28,8 @@
 --                       listener that serves content instead of redirecting to HTTPS.
 --   many_4xx_client     a client with at least min_client_4xx 4XX answers that are at least half
 --                       of its requests (enumeration, credential stuffing, broken bots).
--- Admin and dotfile rules look at the path only (before ?); the others at the whole URL.
+-- Admin and dotfile rules look at the path only (before ?); the others at the whole URL. The URL
+-- and User-Agent rules run once per distinct value, not once per request.
 --
 -- Parameters:
 --   since           timestamp  start of the window, UTC, inclusive (default: all data)
@@ -51,82 +52,149 @@
 --   example_url         string     its request_url
 --   example_user_agent  string     its user_agent
 --   example_status      int        its elb_status_code
-WITH logs AS (
-  SELECT
-    from_iso8601_timestamp(time) AS ts,
-    client_ip,
-    request_verb,
-    request_url,
-    lower(split_part(request_url, '?', 1)) AS url_path,
-    user_agent,
-    elb_status_code,
-    type,
-    ssl_protocol,
-    actions_executed,
-    classification
-  FROM alb_logs
+WITH url_rules AS (
+  -- DISTINCT on the results too: the rules then run on the distinct URLs, before the join below
+  SELECT DISTINCT
+    url,
+    regexp_like(lower(url), '(\.|%2e|%252e|%c0%ae)(\.|%2e|%252e|%c0%ae)(/|\\|%2f|%5c|%252f|%255c|%c0%af)|/etc/(passwd|shadow|hosts)|win\.ini|boot\.ini|/proc/self/') AS path_traversal,
+    regexp_like(lower(url), 'union(\+|%20|%09|%0a|/\*[^*]*\*/|%2f%2a[^%]*%2a%2f)+(all(\+|%20|%09|%0a)+)?select|(''|%27|%22)(\+|%20|%09|%0a|\))*(or|and)(\+|%20|%09|%0a)+[''"%0-9a-z()]*(=|%3d|<|%3c|>|%3e|like)|(''|%27)(\+|%20|\))*(--|%2d%2d|#|%23)|(;|%3b)(\+|%20|%09|%0a)*(drop|insert|delete|update|select|exec|shutdown|truncate)(\+|%20|%09|%0a)|(sleep|benchmark|pg_sleep)(\+|%20)*(\(|%28)|waitfor(\+|%20)+delay|information_schema|xp_cmdshell|sysobjects') AS sql_injection,
+    regexp_like(lower(url), '(;|%3b|\||%7c|&&|%26%26|`|%60|\$\(|%24%28)(\+|%20|%09)*(cat|id|wget|curl|sh|bash|nc|ncat|uname|whoami|ping|rm|chmod|python|perl|powershell)(\+|%20|%09|;|%3b|\)|%29|`|%60|$)|/bin/(ba)?sh|cmd\.exe|\$\{jndi:|%24%7bjndi') AS shell_injection_url,
+    regexp_like(lower(split_part(url, '?', 1)), '/\.(env|git|svn|hg|aws|ssh|htaccess|htpasswd|ds_store)(\.[a-z0-9_-]+)?(/|$)') AS dotfile_probe,
+    regexp_like(lower(split_part(url, '?', 1)), '/(wp-admin|wp-login\.php|xmlrpc\.php|phpmyadmin|pma|myadmin|administrator|admin|admin\.php|manager/html)(/|$)') AS admin_probe
+  FROM (
+    SELECT DISTINCT coalesce(request_url, '') AS url
+    FROM alb_logs
   WHERE from_iso8601_timestamp(time) >= from_iso8601_timestamp(:since)
     AND from_iso8601_timestamp(time) < from_iso8601_timestamp(:until)
+  )
+),
+agent_rules AS (
+  SELECT DISTINCT
+    agent,
+    regexp_like(lower(agent), '(^|[^a-z0-9])(sqlmap|nikto|nuclei|zgrab|masscan|nmap|gobuster|dirbuster|dirb|wpscan|acunetix|nessus|openvas|w3af|wfuzz|ffuf|feroxbuster|zmeu|jorgee|havij|arachni|skipfish|whatweb|netsparker|qualys|burpcollaborator|commix|xsstrike|joomscan|droopescan|censysinspect|l9explore|l9tcpid)([^a-z0-9]|$)') AS scanner_user_agent,
+    regexp_like(lower(agent), '\(\) \{|\$\{jndi:') AS shell_injection_agent
+  FROM (
+    SELECT DISTINCT coalesce(user_agent, '') AS agent
+    FROM alb_logs
+  WHERE from_iso8601_timestamp(time) >= from_iso8601_timestamp(:since)
+    AND from_iso8601_timestamp(time) < from_iso8601_timestamp(:until)
+  )
 ),
 client_totals AS (
   SELECT client_ip, count(*) AS total, count_if(elb_status_code BETWEEN 400 AND 499) AS total_4xx
-  FROM logs
+  FROM alb_logs
+  WHERE from_iso8601_timestamp(time) >= from_iso8601_timestamp(:since)
+    AND from_iso8601_timestamp(time) < from_iso8601_timestamp(:until)
   GROUP BY client_ip
+),
+rule_hits AS (
+  -- the requests matching at least one rule: few, even under attack, next to all requests
+  SELECT
+    time, client_ip, request_verb, request_url, user_agent, elb_status_code, type, ssl_protocol,
+    actions_executed, classification
+  FROM alb_logs
+  WHERE from_iso8601_timestamp(time) >= from_iso8601_timestamp(:since)
+    AND from_iso8601_timestamp(time) < from_iso8601_timestamp(:until)
+    AND (
+      coalesce(request_url, '') IN (
+        SELECT url FROM url_rules
+        WHERE path_traversal OR sql_injection OR shell_injection_url OR dotfile_probe OR admin_probe
+      )
+      OR coalesce(user_agent, '') IN (
+        SELECT agent FROM agent_rules WHERE scanner_user_agent OR shell_injection_agent
+      )
+      OR classification IN ('Severe', 'Ambiguous')
+      OR ssl_protocol IN ('SSLv3', 'TLSv1', 'TLSv1.1')
+      OR actions_executed = 'waf' OR actions_executed LIKE '%,waf'
+      OR (
+        type = 'http'
+        AND NOT (elb_status_code BETWEEN 300 AND 399)
+        AND (actions_executed = 'forward' OR actions_executed LIKE '%,forward')
+      )
+      OR (
+        elb_status_code BETWEEN 400 AND 499
+        AND client_ip IN (
+          SELECT client_ip FROM client_totals WHERE total_4xx >= :min_client_4xx AND 2 * total_4xx >= total
+        )
+      )
+    )
+),
+flagged AS (
+  SELECT
+    from_iso8601_timestamp(l.time) AS ts,
+    l.client_ip,
+    l.request_verb,
+    l.request_url,
+    l.user_agent,
+    l.elb_status_code,
+    l.classification,
+    l.ssl_protocol,
+    a.scanner_user_agent,
+    u.path_traversal,
+    u.sql_injection,
+    u.shell_injection_url OR a.shell_injection_agent AS shell_injection,
+    u.dotfile_probe,
+    u.admin_probe,
+    (l.actions_executed = 'waf' OR l.actions_executed LIKE '%,waf') AS waf_block,
+    l.type = 'http'
+      AND NOT (l.elb_status_code BETWEEN 300 AND 399)
+      AND (l.actions_executed = 'forward' OR l.actions_executed LIKE '%,forward') AS plain_http,
+    l.elb_status_code BETWEEN 400 AND 499
+      AND c.total_4xx >= :min_client_4xx
+      AND 2 * c.total_4xx >= c.total AS many_4xx_client
+  FROM rule_hits AS l
+  JOIN url_rules AS u ON coalesce(l.request_url, '') = u.url
+  JOIN agent_rules AS a ON coalesce(l.user_agent, '') = a.agent
+  JOIN client_totals AS c ON l.client_ip = c.client_ip
 ),
 hits AS (
   SELECT 'scanner_user_agent' AS finding, ts, client_ip, request_verb, request_url, user_agent, elb_status_code
-  FROM logs
-  WHERE regexp_like(lower(user_agent), '(^|[^a-z0-9])(sqlmap|nikto|nuclei|zgrab|masscan|nmap|gobuster|dirbuster|dirb|wpscan|acunetix|nessus|openvas|w3af|wfuzz|ffuf|feroxbuster|zmeu|jorgee|havij|arachni|skipfish|whatweb|netsparker|qualys|burpcollaborator|commix|xsstrike|joomscan|droopescan|censysinspect|l9explore|l9tcpid)([^a-z0-9]|$)')
+  FROM flagged
+  WHERE scanner_user_agent
   UNION ALL
   SELECT 'path_traversal', ts, client_ip, request_verb, request_url, user_agent, elb_status_code
-  FROM logs
-  WHERE regexp_like(lower(request_url), '(\.|%2e|%252e|%c0%ae)(\.|%2e|%252e|%c0%ae)(/|\\|%2f|%5c|%252f|%255c|%c0%af)|/etc/(passwd|shadow|hosts)|win\.ini|boot\.ini|/proc/self/')
+  FROM flagged
+  WHERE path_traversal
   UNION ALL
   SELECT 'sql_injection', ts, client_ip, request_verb, request_url, user_agent, elb_status_code
-  FROM logs
-  WHERE regexp_like(lower(request_url), 'union(\+|%20|%09|%0a|/\*[^*]*\*/|%2f%2a[^%]*%2a%2f)+(all(\+|%20|%09|%0a)+)?select|(''|%27|%22)(\+|%20|%09|%0a|\))*(or|and)(\+|%20|%09|%0a)+[''"%0-9a-z()]*(=|%3d|<|%3c|>|%3e|like)|(''|%27)(\+|%20|\))*(--|%2d%2d|#|%23)|(;|%3b)(\+|%20|%09|%0a)*(drop|insert|delete|update|select|exec|shutdown|truncate)(\+|%20|%09|%0a)|(sleep|benchmark|pg_sleep)(\+|%20)*(\(|%28)|waitfor(\+|%20)+delay|information_schema|xp_cmdshell|sysobjects')
+  FROM flagged
+  WHERE sql_injection
   UNION ALL
   SELECT 'shell_injection', ts, client_ip, request_verb, request_url, user_agent, elb_status_code
-  FROM logs
-  WHERE regexp_like(lower(request_url), '(;|%3b|\||%7c|&&|%26%26|`|%60|\$\(|%24%28)(\+|%20|%09)*(cat|id|wget|curl|sh|bash|nc|ncat|uname|whoami|ping|rm|chmod|python|perl|powershell)(\+|%20|%09|;|%3b|\)|%29|`|%60|$)|/bin/(ba)?sh|cmd\.exe|\$\{jndi:|%24%7bjndi')
-     OR regexp_like(lower(user_agent), '\(\) \{|\$\{jndi:')
+  FROM flagged
+  WHERE shell_injection
   UNION ALL
   SELECT 'dotfile_probe', ts, client_ip, request_verb, request_url, user_agent, elb_status_code
-  FROM logs
-  WHERE regexp_like(url_path, '/\.(env|git|svn|hg|aws|ssh|htaccess|htpasswd|ds_store)(\.[a-z0-9_-]+)?(/|$)')
+  FROM flagged
+  WHERE dotfile_probe
   UNION ALL
   SELECT 'admin_probe', ts, client_ip, request_verb, request_url, user_agent, elb_status_code
-  FROM logs
-  WHERE regexp_like(url_path, '/(wp-admin|wp-login\.php|xmlrpc\.php|phpmyadmin|pma|myadmin|administrator|admin|admin\.php|manager/html)(/|$)')
+  FROM flagged
+  WHERE admin_probe
   UNION ALL
   SELECT 'desync_severe', ts, client_ip, request_verb, request_url, user_agent, elb_status_code
-  FROM logs
+  FROM flagged
   WHERE classification = 'Severe'
   UNION ALL
   SELECT 'desync_ambiguous', ts, client_ip, request_verb, request_url, user_agent, elb_status_code
-  FROM logs
+  FROM flagged
   WHERE classification = 'Ambiguous'
   UNION ALL
   SELECT 'waf_block', ts, client_ip, request_verb, request_url, user_agent, elb_status_code
-  FROM logs
-  WHERE regexp_like(actions_executed, '(^|,)waf$')
+  FROM flagged
+  WHERE waf_block
   UNION ALL
   SELECT 'weak_tls', ts, client_ip, request_verb, request_url, user_agent, elb_status_code
-  FROM logs
+  FROM flagged
   WHERE ssl_protocol IN ('SSLv3', 'TLSv1', 'TLSv1.1')
   UNION ALL
   SELECT 'plain_http', ts, client_ip, request_verb, request_url, user_agent, elb_status_code
-  FROM logs
-  WHERE type = 'http'
-    AND NOT (elb_status_code BETWEEN 300 AND 399)
-    AND regexp_like(actions_executed, '(^|,)forward$')
+  FROM flagged
+  WHERE plain_http
   UNION ALL
-  SELECT 'many_4xx_client', l.ts, l.client_ip, l.request_verb, l.request_url, l.user_agent, l.elb_status_code
-  FROM logs l
-  JOIN client_totals c ON l.client_ip = c.client_ip
-  WHERE l.elb_status_code BETWEEN 400 AND 499
-    AND c.total_4xx >= :min_client_4xx
-    AND 2 * c.total_4xx >= c.total
+  SELECT 'many_4xx_client', ts, client_ip, request_verb, request_url, user_agent, elb_status_code
+  FROM flagged
+  WHERE many_4xx_client
 ),
 per_client AS (
   SELECT

@@ -56,6 +56,6 @@ SELECT
   request_url,
   trace_id
 FROM logs
-WHERE starts_with(path, :path_prefix)
+WHERE :path_prefix = '' OR starts_with(path, :path_prefix)  -- the empty prefix costs no path work
 ORDER BY total_time DESC, time, trace_id
 LIMIT :limit
