@@ -447,7 +447,16 @@ def resolve_window(
 
 
 def build(engine: Engine, opts: Options | None = None, *, now: datetime | None = None) -> Report:
-    """Run the saved queries on ``engine`` and assemble the report."""
+    """Run the saved queries on ``engine`` and assemble the report.
+
+    All the queries read one snapshot of the input (:meth:`Engine.snapshot`): a file that lands
+    half-way through does not make the tables disagree with the headline.
+    """
+    with engine.snapshot():
+        return _build(engine, opts, now)
+
+
+def _build(engine: Engine, opts: Options | None, now: datetime | None) -> Report:
     opts = opts or Options()
     opts.validate()  # fields may have been changed since the Options was made
     window, span, q = resolve_window(engine, opts, now)

@@ -53,18 +53,27 @@ logs AS (
     AND request_processing_time >= 0
     AND target_processing_time >= 0
     AND response_processing_time >= 0
+),
+quantiles AS (
+  SELECT
+    p.path,
+    count(*) AS requests,
+    -- one array of four: one sort of the values instead of four
+    approx_percentile(l.total_time, ARRAY[0.50, 0.90, 0.95, 0.99]) AS q,
+    max(l.total_time) AS max
+  FROM logs AS l
+  JOIN paths AS p ON l.url = p.url
+  GROUP BY 1
+  HAVING count(*) >= :min_requests
 )
 SELECT
-  p.path,
-  count(*) AS requests,
-  approx_percentile(l.total_time, 0.50) AS p50,
-  approx_percentile(l.total_time, 0.90) AS p90,
-  approx_percentile(l.total_time, 0.95) AS p95,
-  approx_percentile(l.total_time, 0.99) AS p99,
-  max(l.total_time) AS max
-FROM logs AS l
-JOIN paths AS p ON l.url = p.url
-GROUP BY 1
-HAVING count(*) >= :min_requests
+  path,
+  requests,
+  q[1] AS p50,
+  q[2] AS p90,
+  q[3] AS p95,
+  q[4] AS p99,
+  max
+FROM quantiles
 ORDER BY p99 DESC, path
 LIMIT :limit

@@ -48,17 +48,27 @@ metric_values AS (
   CROSS JOIN (
     VALUES 'request_processing_time', 'target_processing_time', 'response_processing_time', 'total_time'
   ) AS m (metric)
+),
+quantiles AS (
+  SELECT
+    bucket_start,
+    metric,
+    count(*) AS requests,
+    -- one array of four: one sort of the values instead of four
+    approx_percentile(value, ARRAY[0.50, 0.90, 0.95, 0.99]) AS q,
+    max(value) AS max
+  FROM metric_values
+  WHERE value >= 0
+  GROUP BY 1, 2
 )
 SELECT
   bucket_start,
   metric,
-  count(*) AS requests,
-  approx_percentile(value, 0.50) AS p50,
-  approx_percentile(value, 0.90) AS p90,
-  approx_percentile(value, 0.95) AS p95,
-  approx_percentile(value, 0.99) AS p99,
-  max(value) AS max
-FROM metric_values
-WHERE value >= 0
-GROUP BY 1, 2
+  requests,
+  q[1] AS p50,
+  q[2] AS p90,
+  q[3] AS p95,
+  q[4] AS p99,
+  max
+FROM quantiles
 ORDER BY 1, 2

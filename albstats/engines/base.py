@@ -64,9 +64,11 @@ the same column names in the same order with the same dtypes:
 
 from __future__ import annotations
 
+import contextlib
+
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -399,6 +401,16 @@ class Engine(ABC):
         since/until (None where not given) for partition pruning. Raise AlbstatsError subclasses
         for user-facing failures (UsageError for bad SQL, AwsError with AWS's reason on Athena).
         """
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Within the block, every query reads the input as it was at the block's first query.
+
+        A report runs a dozen queries; a log file arriving half-way through must not make its tables
+        disagree with its headline, and listing a week of files once is cheaper than a dozen times.
+        The Athena engine reads a table, which has no listing to pin: there this is a no-op.
+        """
+        yield
 
     def parse_stats(self) -> ParseStats | None:
         """Per-file line and malformed-line counts for the data the engine reads, where it knows them (local)."""

@@ -30,7 +30,7 @@ import os
 import shutil
 import tempfile
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -44,7 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import duckdb
     import pandas as pd
 
-    from albstats.cache import Cache
+    from albstats.cache import Cache, Identity
     from albstats.parse import ParseStats
     from albstats.queries import SavedQuery
     from albstats.sources import Source
@@ -368,6 +368,8 @@ class LocalEngine(Engine):
         self._temp: tuple[Cache, tuple[str, ...], frozenset[str] | None] | None = None
         self._temp_count = 0
         self._view_key: tuple[Any, ...] | None = None
+        self._listing: dict[tuple[datetime | None, datetime | None], list[Source]] | None = None  # see snapshot()
+        self._idents: dict[int, list[Identity]] = {}
         self._file_stats: list[Any] | None = []
         self._file_rows: list[tuple[Any, ...]] = []  # name, kind, lines, rows, bad_lines, bad_examples, error, skipped
 
@@ -434,7 +436,34 @@ class LocalEngine(Engine):
         self._view_key = None
 
     # sources ------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Within the block the log files are listed once per window (see :meth:`Engine.snapshot`)."""
+        if self._listing is not None:  # nested: the outer block pins
+            yield
+            return
+        self._listing, self._idents = {}, {}
+        try:
+            yield
+        finally:
+            self._listing, self._idents = None, {}
+
     def _sources(self, window: tuple[datetime | None, datetime | None]) -> list[Source]:
+        if self._listing is not None:
+            if window not in self._listing:
+                self._listing[window] = self._list_sources(window)
+            return self._listing[window]
+        return self._list_sources(window)
+
+    def _identities(self, sources: list[Source]) -> list[Identity]:
+        """The sources' identities, from one ``stat`` per file per snapshot."""
+        if self._listing is None:
+            return _identities(sources)
+        if id(sources) not in self._idents:  # the listing keeps ``sources`` alive, so its id is stable
+            self._idents[id(sources)] = _identities(sources)
+        return self._idents[id(sources)]
+
+    def _list_sources(self, window: tuple[datetime | None, datetime | None]) -> list[Source]:
         from albstats.sources import expand
 
         if not self.paths:
@@ -515,7 +544,7 @@ class LocalEngine(Engine):
         """Fill the cache with what it lacks, then point the views at the parts of exactly ``sources``."""
         store = self._store
         assert store is not None
-        idents = _identities(sources)
+        idents = self._identities(sources)
         key = (tuple(s.name for s in sources), tuple(idents), _day_range(window), window)
         if key == self._view_key:
             return
@@ -581,7 +610,7 @@ class LocalEngine(Engine):
             fields = None if columns is None else [n for n in _schema()[0] if n in columns]
             with ds.writing():
                 st = ds.fill(
-                    sources, _identities(sources), explicit=self._explicit(sources), fields=fields, quiet=self.quiet
+                    sources, self._identities(sources), explicit=self._explicit(sources), fields=fields, quiet=self.quiet
                 )
             self._temp = t = (ds, names, columns)
             self.last_ingest = IngestStats(files=len(set(names)), parsed=st.parsed, rows=st.rows)
@@ -589,7 +618,7 @@ class LocalEngine(Engine):
             self.last_ingest = IngestStats(files=len(set(names)), cached=len(set(names)))
         ds = t[0]
         m = ds.load()
-        idents = _identities(sources)
+        idents = self._identities(sources)
         pairs = {i[0]: (src, m["files"][i[0]]) for src, i in zip(sources, idents, strict=True) if i[0] in m["files"]}
         self._keep_stats(list(pairs.values()))
         first, last = _day_range(window)
