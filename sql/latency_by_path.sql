@@ -3,8 +3,8 @@
 -- Which endpoint is slow? Paths are normalised as in errors_by_path (/pets/123 -> /pets/{id}).
 -- Times are total_time, the sum of the three processing times, for requests where none is -1;
 -- paths with fewer than min_requests such requests are left out so one odd request does not top
--- the list. Sorted by p99. Athena's approx_percentile is approximate; the local engine is exact. The
--- path rules run once per distinct request_url, not once per request.
+-- the list. Sorted by p99. Percentiles are exact on both engines, with linear interpolation, from a
+-- histogram of the millisecond values. The path rules run once per distinct request_url.
 --
 -- Parameters:
 --   since         timestamp  start of the window, UTC, inclusive (default: all data)
@@ -54,26 +54,54 @@ logs AS (
     AND target_processing_time >= 0
     AND response_processing_time >= 0
 ),
-quantiles AS (
-  SELECT
-    p.path,
-    count(*) AS requests,
-    -- one array of four: one sort of the values instead of four
-    approx_percentile(l.total_time, ARRAY[0.50, 0.90, 0.95, 0.99]) AS q,
-    max(l.total_time) AS max
+histogram AS (
+  -- exact percentiles from a histogram: times are in milliseconds, so a path has thousands of
+  -- distinct values at most, and memory stays flat however many requests
+  SELECT p.path, l.total_time AS value, count(*) AS n
   FROM logs AS l
   JOIN paths AS p ON l.url = p.url
+  GROUP BY 1, 2
+),
+ranked AS (
+  -- upto: requests with a value up to this one; last: the 0-based rank of the largest value
+  SELECT
+    path,
+    value,
+    sum(n) OVER (PARTITION BY path ORDER BY value ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS upto,
+    CAST(sum(n) OVER (PARTITION BY path) AS bigint) - 1 AS last
+  FROM histogram
+),
+bounds AS (
+  -- percentile q lies between the values of rank floor(last * q) and ceil(last * q)
+  SELECT
+    path,
+    max(last) AS last,
+    min(CASE WHEN upto > floor(last * 0.50) THEN value END) AS lo50,
+    min(CASE WHEN upto > ceil(last * 0.50) THEN value END) AS hi50,
+    min(CASE WHEN upto > floor(last * 0.90) THEN value END) AS lo90,
+    min(CASE WHEN upto > ceil(last * 0.90) THEN value END) AS hi90,
+    min(CASE WHEN upto > floor(last * 0.95) THEN value END) AS lo95,
+    min(CASE WHEN upto > ceil(last * 0.95) THEN value END) AS hi95,
+    min(CASE WHEN upto > floor(last * 0.99) THEN value END) AS lo99,
+    min(CASE WHEN upto > ceil(last * 0.99) THEN value END) AS hi99,
+    max(value) AS max
+  FROM ranked
   GROUP BY 1
-  HAVING count(*) >= :min_requests
+  HAVING max(last) + 1 >= :min_requests
+),
+percentiles AS (
+  SELECT
+    path,
+    last + 1 AS requests,
+    -- linear interpolation between the two ranks, as pandas' and DuckDB's quantiles do
+    lo50 + (hi50 - lo50) * CAST(last * 0.50 - floor(last * 0.50) AS double) AS p50,
+    lo90 + (hi90 - lo90) * CAST(last * 0.90 - floor(last * 0.90) AS double) AS p90,
+    lo95 + (hi95 - lo95) * CAST(last * 0.95 - floor(last * 0.95) AS double) AS p95,
+    lo99 + (hi99 - lo99) * CAST(last * 0.99 - floor(last * 0.99) AS double) AS p99,
+    max
+  FROM bounds
 )
-SELECT
-  path,
-  requests,
-  q[1] AS p50,
-  q[2] AS p90,
-  q[3] AS p95,
-  q[4] AS p99,
-  max
-FROM quantiles
+SELECT path, requests, p50, p90, p95, p99, max
+FROM percentiles
 ORDER BY p99 DESC, path
 LIMIT :limit
