@@ -1,5 +1,9 @@
 """The analyst notebooks: each runs top to bottom on the bundled fixtures, and is stored without outputs.
 
+Each notebook is a jupytext pair (``notebooks/jupytext.toml``): the percent-format script ``NN-name.py``,
+which ruff lints like the package, and the ``.ipynb`` Jupyter opens. The pair must hold the same cells, so
+an edit to one side that was not synced to the other fails here rather than reaching a reader.
+
 Every notebook's last cell asserts its own numbers against ``albstats report``'s JSON (or the compare
 verdict); a failing cell fails the test. The kernel is the interpreter running the tests (a kernelspec
 written into a temporary directory points at ``sys.executable``), started in ``notebooks/`` so the
@@ -8,38 +12,44 @@ notebooks' relative paths resolve, with ``MPLBACKEND=Agg`` and a private ingest 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
 
+import jupytext
 import nbformat
 import pytest
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
+from jupytext.config import load_jupytext_config
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
 NB_DIR = ROOT / "notebooks"
 NOTEBOOKS = sorted(NB_DIR.glob("*.ipynb"))
-EXPECTED = {"01-quickstart.ipynb", "02-slo-and-error-budget.ipynb", "03-where-do-5xx-come-from.ipynb",
-            "04-retry-before-after.ipynb"}
+EXPECTED = {
+    "01-quickstart.ipynb",
+    "02-slo-and-error-budget.ipynb",
+    "03-where-do-5xx-come-from.ipynb",
+    "04-retry-before-after.ipynb",
+}
 #: Wall-clock budget for one whole notebook (each runs in well under a minute on an idle machine).
 NOTEBOOK_TIMEOUT = 240.0
 #: Environment that would point a notebook elsewhere than the fixtures (a developer's shell may set it).
-ALBSTATS_ENV = ("ALBSTATS_LOGS", "ALBSTATS_SINCE", "ALBSTATS_UNTIL", "ALBSTATS_SLO", "ALBSTATS_LATENCY_THRESHOLD",
-                "ALBSTATS_BEFORE", "ALBSTATS_AFTER", "ALBSTATS_SIM_REQUESTS")
-
-
-def _build_module():
-    spec = importlib.util.spec_from_file_location("notebooks_build", NB_DIR / "_build.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+ALBSTATS_ENV = (
+    "ALBSTATS_LOGS",
+    "ALBSTATS_SINCE",
+    "ALBSTATS_UNTIL",
+    "ALBSTATS_SLO",
+    "ALBSTATS_LATENCY_THRESHOLD",
+    "ALBSTATS_BEFORE",
+    "ALBSTATS_AFTER",
+    "ALBSTATS_SIM_REQUESTS",
+)
 
 
 def test_the_four_notebooks_exist():
@@ -60,21 +70,57 @@ def test_stored_without_outputs_and_parameterised(path: Path):
     first, last = code[0], code[-1]
     # the parameter cell comes first and switches engines through the environment
     assert "parameters" in first.metadata.get("tags", [])
-    for setting in ('ENGINE = os.environ.get("ALBSTATS_ENGINE", "local")', 'os.environ.get("ALBSTATS_LOGS"',
-                    "ALBSTATS_ATHENA_DATABASE", "ALBSTATS_ATHENA_WORKGROUP", "ALBSTATS_ATHENA_OUTPUT_LOCATION",
-                    "ALBSTATS_ATHENA_REGION"):
+    for setting in (
+        'ENGINE = os.environ.get("ALBSTATS_ENGINE", "local")',
+        'os.environ.get("ALBSTATS_LOGS"',
+        "ALBSTATS_ATHENA_DATABASE",
+        "ALBSTATS_ATHENA_WORKGROUP",
+        "ALBSTATS_ATHENA_OUTPUT_LOCATION",
+        "ALBSTATS_ATHENA_REGION",
+    ):
         assert setting in first.source, f"{path.name}: parameter cell lacks {setting}"
     assert "assert " in last.source, f"{path.name}: the last cell must assert something"
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
 
 
-def test_notebooks_equal_their_generator():
-    """notebooks/_build.py is the source; the stored .ipynb files must be what it writes."""
-    rendered = _build_module().render_all()
-    assert set(rendered) == {p.name for p in NOTEBOOKS}
-    for name, text in rendered.items():
-        assert (NB_DIR / name).read_text(encoding="utf-8") == text, \
-            f"notebooks/{name} differs from notebooks/_build.py: run .venv/bin/python notebooks/_build.py"
+def test_every_notebook_is_a_jupytext_pair():
+    """Each .ipynb has its percent script beside it and nothing else is there: jupytext's own configuration
+    lookup (what Jupyter and ``jupytext --sync`` use) pairs them."""
+    scripts = {p.stem for p in NB_DIR.glob("*.py")}
+    assert scripts == {p.stem for p in NOTEBOOKS}, "notebooks/*.py and notebooks/*.ipynb must come in pairs"
+    for path in NOTEBOOKS:
+        assert load_jupytext_config(str(path)).default_formats(str(path)) == "ipynb,py:percent"
+
+
+def _cells(nb: nbformat.NotebookNode) -> list[tuple[str, str, list[str]]]:
+    return [(c.cell_type, c.source, list(c.metadata.get("tags", []))) for c in nb.cells]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_script_and_notebook_hold_the_same_cells(path: Path):
+    """Read both sides with jupytext: same cells in the same order, same sources, same tags (the
+    ``parameters`` tag papermill looks for lives in the script's ``# %% tags=[...]`` line)."""
+    script = path.with_suffix(".py")
+    from_py, from_ipynb = _cells(jupytext.read(script)), _cells(jupytext.read(path))
+    hint = f"notebooks/{path.name} and {script.name} differ: run .venv/bin/jupytext --sync notebooks/{script.name}"
+    assert len(from_py) == len(from_ipynb), f"{hint} ({len(from_py)} cells against {len(from_ipynb)})"
+    for i, (a, b) in enumerate(zip(from_py, from_ipynb, strict=True)):
+        assert a == b, f"{hint} (cell {i})"
+
+
+def _ruff(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ruff", *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def test_scripts_pass_ruff():
+    """The scripts are linted and formatted under the project's ruff settings (pyproject.toml): they are
+    in ruff's file set (and the .ipynb are not, so nothing is linted twice), and both checks are clean."""
+    listed = {Path(line).resolve() for line in _ruff("check", "--show-files", "notebooks").stdout.splitlines()}
+    assert {p.resolve() for p in NB_DIR.glob("*.py")} <= listed
+    assert not {p for p in listed if p.suffix == ".ipynb"}
+    for args in (("check", "--no-fix", "notebooks"), ("format", "--check", "notebooks")):
+        run = _ruff(*args)
+        assert run.returncode == 0, f"ruff {' '.join(args)}:\n{run.stdout}{run.stderr}"
 
 
 @pytest.fixture(scope="session")
@@ -94,9 +140,15 @@ def kernel_env(tmp_path, monkeypatch, warm_cache):
     """A kernelspec for this interpreter, and an environment that keeps the run local and private."""
     kdir = tmp_path / "kernels" / "python3"
     kdir.mkdir(parents=True)
-    (kdir / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "albstats (test)", "language": "python"}))
+    (kdir / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "albstats (test)",
+                "language": "python",
+            }
+        )
+    )
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.setenv("ALBSTATS_ENGINE", "local")
     for name in ALBSTATS_ENV:
@@ -116,10 +168,15 @@ def run_notebook(path: Path, ksm: KernelSpecManager) -> nbformat.NotebookNode:
     assert km.kernel_spec.argv[0] == sys.executable
     deadline = time.monotonic() + NOTEBOOK_TIMEOUT
     client = NotebookClient(
-        nb, km=km, kernel_name="python3", startup_timeout=60, allow_errors=False,
+        nb,
+        km=km,
+        kernel_name="python3",
+        startup_timeout=60,
+        allow_errors=False,
         # one budget for the whole notebook: each cell may use what the previous ones left
         timeout_func=lambda cell: max(1, int(deadline - time.monotonic())),
-        resources={"metadata": {"path": str(NB_DIR)}})
+        resources={"metadata": {"path": str(NB_DIR)}},
+    )
     client.execute()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
@@ -151,6 +208,7 @@ def test_parameters_come_from_the_environment(kernel_env: KernelSpecManager, mon
     strict = [o for c in nb.cells if c.cell_type == "code" and c.source.startswith("STRICT") for o in c.outputs]
     assert "True" in strict[0]["data"]["text/plain"]  # the incident pages at 99.9 %: the check compared firings
 
+
 def test_docs_api_example_runs(tmp_path, monkeypatch, warm_cache):
     """The API guide's example (docs/guide/python-api.md) runs as written, from the repository root."""
     text = (ROOT / "docs" / "guide" / "python-api.md").read_text(encoding="utf-8")
@@ -167,23 +225,31 @@ def test_docs_api_example_runs(tmp_path, monkeypatch, warm_cache):
     assert namespace["rep"]["requests"] == int(namespace["err"]["requests"].sum()) > 0
 
 
-@pytest.mark.parametrize("name", ["01-quickstart.ipynb", "02-slo-and-error-budget.ipynb",
-                                  "03-where-do-5xx-come-from.ipynb"])
+@pytest.mark.parametrize(
+    "name", ["01-quickstart.ipynb", "02-slo-and-error-budget.ipynb", "03-where-do-5xx-come-from.ipynb"]
+)
 def test_one_setting_switches_to_athena(name: str, kernel_env: KernelSpecManager, monkeypatch):
     """ALBSTATS_ENGINE=athena plus the Athena variables: the notebook opens an Athena engine with them and a
     bounded window (the last 7 days). Only the opening cells run: no AWS call is made before the first query."""
     monkeypatch.setenv("ALBSTATS_ENGINE", "athena")
-    settings = {"ALBSTATS_ATHENA_DATABASE": "weblogs", "ALBSTATS_ATHENA_TABLE": "alb_prod",
-                "ALBSTATS_ATHENA_WORKGROUP": "analysts", "ALBSTATS_ATHENA_OUTPUT_LOCATION": "s3://results-bkt/athena/",
-                "ALBSTATS_ATHENA_REGION": "eu-west-1"}
+    settings = {
+        "ALBSTATS_ATHENA_DATABASE": "weblogs",
+        "ALBSTATS_ATHENA_TABLE": "alb_prod",
+        "ALBSTATS_ATHENA_WORKGROUP": "analysts",
+        "ALBSTATS_ATHENA_OUTPUT_LOCATION": "s3://results-bkt/athena/",
+        "ALBSTATS_ATHENA_REGION": "eu-west-1",
+    }
     for k, v in settings.items():
         monkeypatch.setenv(k, v)
     nb = nbformat.read(NB_DIR / name, as_version=4)
     code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
-    nb.cells = nb.cells[:code[1] + 1]  # the parameter cell and the cell that opens the engine
-    nb.cells.append(nbformat.v4.new_code_cell(
-        "print(eng.name, eng.database, eng.table, eng.workgroup, eng.output_location, eng.region, "
-        "(until - since).days, until.tzinfo is not None)"))
+    nb.cells = nb.cells[: code[1] + 1]  # the parameter cell and the cell that opens the engine
+    nb.cells.append(
+        nbformat.v4.new_code_cell(
+            "print(eng.name, eng.database, eng.table, eng.workgroup, eng.output_location, eng.region, "
+            "(until - since).days, until.tzinfo is not None)"
+        )
+    )
     km = KernelManager(kernel_name="python3", kernel_spec_manager=kernel_env)
     NotebookClient(nb, km=km, timeout=60, startup_timeout=60, resources={"metadata": {"path": str(NB_DIR)}}).execute()
     out = printed(nb.cells[-1]).split()
