@@ -227,10 +227,10 @@ def test_no_cache_parses_each_file_once_per_report_and_only_the_columns_read(wee
         (ds,) = [p for p in Path(eng._tmpdir).iterdir() if p.name.startswith("ds")]
         names = set(pq.read_schema(next(ds.rglob("*.parquet"))).names)
         assert {"time", "elb_status_code", "request_url"} <= names
-        from albstats.engines.local import _saved_columns
+        from albstats.engines.translate import saved_columns
         from albstats.schema import ACCESS
 
-        assert names == set(_saved_columns() or ()) | {"time"}  # what the saved queries read, once
+        assert names == set(saved_columns() or ()) | {"time"}  # what the saved queries read, once
         assert "redirect_url" not in names and len(names) < len(ACCESS.names) - 10
         tmp = eng._tmpdir
     assert not os.path.exists(tmp)

@@ -65,7 +65,6 @@ the same column names in the same order with the same dtypes:
 from __future__ import annotations
 
 import contextlib
-
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping

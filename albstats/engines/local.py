@@ -2,7 +2,7 @@
 
 ``alb_logs`` has exactly the Athena table's columns, types and values (:data:`albstats.schema.ACCESS`),
 because every line goes through albstats' parser; DuckDB's CSV reader is never used. Saved queries are
-Trino SQL, translated by sqlglot (see :func:`translate`).
+Trino SQL, translated by sqlglot (:mod:`albstats.engines.translate`).
 
 Where the rows are
 ------------------
@@ -29,15 +29,21 @@ import json
 import os
 import shutil
 import tempfile
-import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from albstats.engines.base import Engine, QueryRows
+from albstats.engines.translate import (  # noqa: F401  (translate, translate_saved: the public names here too)
+    TS_COLUMN,
+    TS_VIEW,
+    alb_logs_schema,
+    saved_columns,
+    translate,
+    translate_saved,
+)
 from albstats.errors import AlbstatsError, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -49,214 +55,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from albstats.queries import SavedQuery
     from albstats.sources import Source
 
-#: Bump when :func:`translate` changes, so cached translations are not reused.
-TRANSLATE_VERSION = "4"
-#: The parsed ``time`` beside the rows (not part of ``alb_logs``), computed by DuckDB from ``time``.
-TS_COLUMN = "__time_ts"
-#: ``alb_logs`` plus :data:`TS_COLUMN`; :func:`translate` points SELECTs that parse ``time`` at it.
-TS_VIEW = "alb_logs_ts"
-
-
-@lru_cache(maxsize=1)
-def _schema() -> tuple[list[str], str, str, list[tuple[str, str]]]:
-    """(names, quoted name list, DDL, [(name, DuckDB type)]) of ``alb_logs``, from :mod:`albstats.schema`.
-
-    Imported on first use: the schema module loads pyarrow, which a warm cached query never needs.
-    """
-    from albstats.schema import ACCESS, DUCKDB_TYPES
-
-    typed = [(c.name, DUCKDB_TYPES[c.type]) for c in ACCESS.columns]
-    return (ACCESS.names, ", ".join(f'"{n}"' for n, _ in typed), ", ".join(f'"{n}" {t}' for n, t in typed), typed)
-
 
 def default_db_path() -> Path:
     """Where the cache lives unless ``--db`` says otherwise (see :func:`albstats.cache.default_dir`)."""
     from albstats.cache import default_dir
 
     return default_dir()
-
-
-# --- SQL translation --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Translated:
-    """Trino SQL turned into DuckDB SQL, with what the engine needs to know about it."""
-
-    sql: str
-    params: tuple[str, ...]  # placeholder names used
-    columns: tuple[str, ...] | None  # alb_logs columns the DuckDB SQL reads; None = all (a * somewhere)
-    uses_ts: bool = True  # reads the precomputed parsed time (so ``time`` must be parsed, not stored)
-
-
-def _fixups(node: Any) -> Any:
-    """Trino -> DuckDB details sqlglot leaves as they are."""
-    from sqlglot import exp
-
-    if isinstance(node, exp.ApproxQuantile):
-        # exact percentiles locally (linear interpolation, like pandas' default); Athena's are approximate
-        return exp.Anonymous(this="quantile_cont", expressions=[node.this, node.args["quantile"]])
-    if isinstance(node, exp.RegexpReplace):
-        rep = node.args.get("replacement")
-        if isinstance(rep, exp.Literal) and rep.is_string and "$" in rep.this:
-            import re
-
-            # Java's $1 group references are RE2's \1
-            node.set("replacement", exp.Literal.string(re.sub(r"\$(\d)", r"\\\1", rep.this)))
-    return node
-
-
-def _use_parsed_time(tree: Any) -> None:
-    """In each SELECT reading ``alb_logs`` directly (no join, no ``*``), read ``from_iso8601_timestamp(time)``
-    from the precomputed :data:`TS_COLUMN` of :data:`TS_VIEW` instead of parsing the string again."""
-    from sqlglot import exp
-
-    for select in list(tree.find_all(exp.Select)):
-        src = select.args.get("from_")
-        table = src.this if src is not None else None
-        if (
-            not isinstance(table, exp.Table)
-            or table.name != "alb_logs"
-            or table.db
-            or select.args.get("joins")
-            or any(
-                isinstance(e, exp.Star) or (isinstance(e, exp.Column) and isinstance(e.this, exp.Star))
-                for e in select.expressions
-            )
-        ):
-            continue
-        alias = table.alias or "alb_logs"
-        hits = [
-            f
-            for f in select.find_all(exp.FromISO8601Timestamp)
-            if f.find_ancestor(exp.Select) is select
-            and isinstance(f.this, exp.Column)
-            and f.this.name == "time"
-            and f.this.table in ("", alias)
-        ]
-        if not hits:
-            continue
-        for f in hits:
-            f.replace(exp.column(TS_COLUMN, table=alias if f.this.table else None))
-        table.set("this", exp.to_identifier(TS_VIEW))
-        if not table.alias:
-            table.set("alias", exp.TableAlias(this=exp.to_identifier("alb_logs")))
-
-
-def _translate_uncached(sql: str) -> Translated:
-    import re
-
-    from sqlglot import exp
-
-    from albstats.engines.base import parse_one
-
-    m = re.match(r"(?:\s+|--[^\n]*\n?|/\*.*?\*/)*([A-Za-z]+)", sql, re.DOTALL)
-    if m and m[1].upper() not in ("SELECT", "WITH", "VALUES", "TABLE", "FROM"):
-        raise UsageError(f"{m[1].upper()} is not allowed: SQL here is one SELECT reading alb_logs")
-    tree = parse_one(sql)
-    if not isinstance(tree, exp.Query):
-        raise UsageError(f"{tree.key.upper()} is not allowed: SQL here is one SELECT reading alb_logs")
-    params: dict[str, None] = {}
-    for ph in tree.find_all(exp.Placeholder):
-        if not ph.name:
-            raise UsageError("use named :name placeholders, not ?")
-        params.setdefault(ph.name)
-    known = set(_schema()[0])
-
-    def reads_logs(sel: Any) -> bool:  # a * here could mean every alb_logs column
-        tables = [sel.args.get("from_")] + list(sel.args.get("joins") or [])
-        return any(
-            t is not None and isinstance(t.this, exp.Table) and t.this.name == "alb_logs" for t in tables
-        ) or any(not isinstance(t.this, exp.Table) for t in tables if t is not None)
-
-    star = any(
-        isinstance(e, exp.Star) or (isinstance(e, exp.Column) and isinstance(e.this, exp.Star))
-        for sel in tree.find_all(exp.Select)
-        if reads_logs(sel)
-        for e in sel.expressions
-    )
-    tree = tree.transform(_fixups)
-    _use_parsed_time(tree)
-    names = {c.name for c in tree.find_all(exp.Column)}
-    cols = None if star else tuple(sorted(names & known))
-    return Translated(tree.sql("duckdb", comments=False), tuple(params), cols, TS_COLUMN in names)
-
-
-def _translation_dir() -> Path:
-    return default_db_path().parent / "sql"
-
-
-@lru_cache(maxsize=64)
-def translate(sql: str) -> Translated:
-    """Trino SQL -> DuckDB SQL (sqlglot plus :func:`_fixups`), cached on disk beside the default cache.
-
-    sqlglot costs about 0.1 s to import and parse; the on-disk copy lets a warm query skip it.
-    """
-    return _translate_keyed(sql, f"{_translator_stamp()}\0adhoc\0{sql}")
-
-
-def _translate_keyed(sql: str, key: str) -> Translated:
-    """The cached translation stored under ``key`` (everything the result depends on), else a fresh one.
-
-    The file is named by a checksum of ``key`` and holds ``key`` itself, which must match: a checksum
-    collision is a cache miss, never a wrong answer. (zlib is loaded already; hashlib would load
-    OpenSSL, 4 ms of a warm query.)
-    """
-    data = key.encode()
-    path = _translation_dir() / f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}.json"
-    try:
-        d = json.loads(path.read_text())
-        if d["key"] == key:
-            return Translated(
-                d["sql"], tuple(d["params"]), None if d["columns"] is None else tuple(d["columns"]), bool(d["uses_ts"])
-            )
-    except (OSError, ValueError, KeyError):
-        pass
-    t = _translate_uncached(sql)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        try:
-            tmp.write_text(
-                json.dumps(
-                    {
-                        "key": key,
-                        "sql": t.sql,
-                        "params": list(t.params),
-                        "columns": None if t.columns is None else list(t.columns),
-                        "uses_ts": t.uses_ts,
-                    }
-                )
-            )
-            os.replace(tmp, path)
-        except BaseException:  # a full disk, or a signal (albstats.shutdown): no .tmp left in the cache
-            tmp.unlink(missing_ok=True)
-            raise
-    except OSError:
-        pass  # a read-only home is fine: translate again next time
-    return t
-
-
-@lru_cache(maxsize=1)
-def _translator_stamp() -> str:
-    """What the translation depends on besides the SQL: this module and the installed sqlglot (by file
-    stamps, so the warm path need not import sqlglot to know its version)."""
-    import importlib.util
-
-    parts = [TRANSLATE_VERSION]
-    spec = importlib.util.find_spec("sqlglot")
-    for f in (__file__, spec.origin if spec else None):
-        try:
-            st = os.stat(f) if f else None
-            parts.append(f"{f}:{st.st_size}:{st.st_mtime_ns}" if st else "")
-        except OSError:
-            parts.append("")
-    return "\0".join(parts)
-
-
-def translate_saved(query: SavedQuery) -> Translated:
-    """Like :func:`translate` for a saved query, keyed without importing sqlglot (the warm path)."""
-    return _translate_keyed(query.sql, f"{_translator_stamp()}\0saved\0{query.name}\0{query.sql}")
 
 
 # --- the engine -------------------------------------------------------------------------------
@@ -299,20 +103,6 @@ def _identities(sources: list[Source]) -> list[tuple[str, int | None, int | None
 def _literal(text: str) -> str:
     """A SQL string literal (our own paths only; user values are always bound parameters)."""
     return "'" + text.replace("'", "''") + "'"
-
-
-@lru_cache(maxsize=1)
-def _saved_columns() -> frozenset[str] | None:
-    """The ``alb_logs`` columns the saved queries read (None: all): what ``--no-cache`` parses."""
-    from albstats.queries import all_queries
-
-    cols: set[str] = set()
-    for q in all_queries().values():
-        t = translate_saved(q)
-        if t.columns is None:
-            return None
-        cols.update(t.columns)
-    return frozenset(cols)
 
 
 def _day_range(window: tuple[datetime | None, datetime | None]) -> tuple[str, str]:
@@ -498,7 +288,7 @@ class LocalEngine(Engine):
         window: tuple[datetime | None, datetime | None],
     ) -> None:
         """Point ``alb_logs`` (and :data:`TS_VIEW`) at these parts; columns not ``stored`` read as NULL."""
-        names, quoted, _, typed = _schema()
+        names, quoted, _, typed = alb_logs_schema()
         cols = ", ".join(f'"{n}"' if stored is None or n in stored else f'CAST(NULL AS {t}) AS "{n}"' for n, t in typed)
         if rels:
             files = ", ".join(_literal(str(root / r)) for r in rels)
@@ -607,10 +397,14 @@ class LocalEngine(Engine):
                 self._temp = None
             self._temp_count += 1
             ds = Cache(Path(self._tmpdir) / f"ds{self._temp_count}", locking=False)
-            fields = None if columns is None else [n for n in _schema()[0] if n in columns]
+            fields = None if columns is None else [n for n in alb_logs_schema()[0] if n in columns]
             with ds.writing():
                 st = ds.fill(
-                    sources, self._identities(sources), explicit=self._explicit(sources), fields=fields, quiet=self.quiet
+                    sources,
+                    self._identities(sources),
+                    explicit=self._explicit(sources),
+                    fields=fields,
+                    quiet=self.quiet,
                 )
             self._temp = t = (ds, names, columns)
             self.last_ingest = IngestStats(files=len(set(names)), parsed=st.parsed, rows=st.rows)
@@ -646,7 +440,7 @@ class LocalEngine(Engine):
         else:
             cols = None if t.columns is None else frozenset(t.columns)
             if query is not None and cols is not None:  # a report runs many: parse what they all read, once
-                saved = _saved_columns()
+                saved = saved_columns()
                 cols = None if saved is None else cols | saved
             self._view_temp(con, sources, window, cols)
         return con, t.sql, {k: params[k] for k in t.params}
