@@ -29,6 +29,10 @@ Why this is safe with two processes and with SIGKILL:
 A log file whose identity changed has its old rows removed by dropping every part holding them (one
 day of one group); the other log files that had rows there are marked ``missing`` those days and are
 parsed again, for those days only, when next asked for.
+
+The module is about 600 lines, over the project's 500, on purpose: it is one class whose fill,
+compaction, prune and clear share the locking and commit rules above; split, each half would have
+to re-state them.
 """
 
 from __future__ import annotations
