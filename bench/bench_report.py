@@ -48,14 +48,19 @@ def albstats_cmd() -> list[str]:
     return [shutil.which("albstats") or sys.exit("bench: the albstats command is not installed")]
 
 
+#: CPU seconds (user + system, the command and the children it waited for) of the last :func:`timed` run.
+LAST_CPU = [0.0]
+
+
 def timed(cmd: list[str] | str, *, shell: bool = False) -> tuple[float, float, int]:
-    """(wall seconds, peak RSS MB of the process tree's biggest process, exit code)."""
+    """(wall seconds, peak RSS MB of the process tree's biggest process, exit code); CPU in LAST_CPU."""
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, shell=shell, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, ru = os.wait4(p.pid, 0)
     wall = time.perf_counter() - t0
     err = p.stderr.read().decode(errors="replace") if p.stderr else ""
     code = os.waitstatus_to_exitcode(status)
+    LAST_CPU[0] = ru.ru_utime + ru.ru_stime
     if code != 0:
         print(f"bench: {cmd if isinstance(cmd, str) else ' '.join(cmd)} exited {code}: {err[-600:]}", file=sys.stderr)
     return wall, ru.ru_maxrss / 1024, code
@@ -102,9 +107,11 @@ def main() -> None:
     timed(zcat, shell=True)  # page cache
     print(f"load before: {load()}")
     rows: dict[str, list[tuple[float, float]]] = {}
+    cpus: dict[str, list[float]] = {}
 
     def rec(name: str, wall: float, rss: float) -> None:
         rows.setdefault(name, []).append((wall, rss))
+        cpus.setdefault(name, []).append(LAST_CPU[0])
 
     failures: list[str] = []
     for r in range(args.runs):
@@ -170,13 +177,13 @@ def main() -> None:
         shutil.rmtree(ds, ignore_errors=True)
     print(f"load after:  {load()}")
     zc = [w for w, _ in rows["zcat"]]
-    print(f"\n{'command':34} {'median s':>9} {'runs s':>22} {'/ zcat':>7} {'peak RSS MB':>12}")
+    print(f"\n{'command':34} {'median s':>9} {'runs s':>22} {'/ zcat':>7} {'peak RSS MB':>12} {'CPU s':>7}")
     for name, got in rows.items():
         walls = [w for w, _ in got]
         ratios = [w / z for w, z in zip(walls, zc)]
         print(
             f"{name:34} {statistics.median(walls):9.2f} {' '.join(f'{w:.2f}' for w in walls):>22} "
-            f"{statistics.median(ratios):7.2f} {max(m for _, m in got):12.0f}"
+            f"{statistics.median(ratios):7.2f} {max(m for _, m in got):12.0f} {statistics.median(cpus[name]):7.2f}"
         )
     if failures:
         print("\nFAILED:\n  " + "\n  ".join(failures))
