@@ -52,23 +52,52 @@ def test_cli_against_moto_server(endpoint: str, tmp_path: Path) -> None:
         s3.put_object(Bucket="srv-logs", Key=f"{root}/{day}/f_{day.replace('/', '')}.log.gz", Body=b"x" * 10)
     env = _env(endpoint, tmp_path)
     out = tmp_path / "mirror"
-    res = subprocess.run([*ALBSTATS, "fetch", "s3://srv-logs/", "--since", "2026-11-17", "--until", "2026-11-18",
-                          "-o", str(out), "-q"], env=env, capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [*ALBSTATS, "fetch", "s3://srv-logs/", "--since", "2026-11-17", "--until", "2026-11-18", "-o", str(out), "-q"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stderr
     got = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.log.gz"))
     assert got == [f"{root}/2026/11/17/f_20261117.log.gz", f"{root}/2026/11/18/f_20261118.log.gz"]
     assert "testing" not in res.stderr
 
-    res = subprocess.run([*ALBSTATS, "fetch", "s3://no-such-bucket-srv/", "-o", str(out), "-q"], env=env,
-                         capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [*ALBSTATS, "fetch", "s3://no-such-bucket-srv/", "-o", str(out), "-q"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 1
     assert res.stderr.startswith("albstats: error: ") and "NoSuchBucket" in res.stderr
 
     ath = boto3.client("athena", **kw)
     ath.create_work_group(Name="srv-wg", Configuration={"ResultConfiguration": {"OutputLocation": "s3://r/x/"}})
-    res = subprocess.run([*ALBSTATS, "athena", "create-table", "--s3-bucket", "srv-logs", "--account", "123456789012",
-                          "--region", "us-east-1", "--workgroup", "srv-wg", "--output-location",
-                          "s3://srv-logs/athena/", "-q"], env=env, capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [
+            *ALBSTATS,
+            "athena",
+            "create-table",
+            "--s3-bucket",
+            "srv-logs",
+            "--account",
+            "123456789012",
+            "--region",
+            "us-east-1",
+            "--workgroup",
+            "srv-wg",
+            "--output-location",
+            "s3://srv-logs/athena/",
+            "-q",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stderr
     ids = ath.list_query_executions(WorkGroup="srv-wg")["QueryExecutionIds"]
     queries = sorted(ath.get_query_execution(QueryExecutionId=i)["QueryExecution"]["Query"] for i in ids)
@@ -86,7 +115,21 @@ def _seed(endpoint: str, rows: list[list[str]], columns: list[tuple[str, str]]) 
             {
                 "rows": [{"Data": [{"VarCharValue": n} for n, _ in columns]}]
                 + [{"Data": [{"VarCharValue": v} for v in r]} for r in rows],
-                "column_info": [{"Name": n, "Label": n, "Type": t} for n, t in columns],
+                "column_info": [  # all the fields Athena's ColumnInfo has (PyAthena reads them)
+                    {
+                        "Name": n,
+                        "Label": n,
+                        "Type": t,
+                        "CatalogName": "hive",
+                        "SchemaName": "",
+                        "TableName": "",
+                        "Nullable": "UNKNOWN",
+                        "CaseSensitive": False,
+                        "Precision": 0,
+                        "Scale": 0,
+                    }
+                    for n, t in columns
+                ],
             }
         ]
     }
