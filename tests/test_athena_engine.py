@@ -551,3 +551,66 @@ def test_report_and_weekly_name_the_missing_result_location(aws: boto3.client, c
 def test_bad_output_location_names_its_option() -> None:
     with pytest.raises(UsageError, match=r"^--output-location: 's3://R/x' .*bucket"):
         AthenaEngine(output_location="s3://R/x")
+
+
+# --- the same saved query gives the same frame on both engines ---------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+ATHENA_TYPE = {"string": "varchar", "int": "integer"}  # the names Athena's ColumnInfo uses
+
+
+def _athena_text(value: object, type_: str) -> str | None:
+    """A value as Athena's result carries it (VarCharValue): text, NULL as absent."""
+    import pandas as pd
+
+    if value is None or value is pd.NA or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    if type_ == "timestamp":
+        return pd.Timestamp(value).tz_convert("UTC").strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    if type_ == "double":
+        return repr(float(value))
+    return str(value)
+
+
+@pytest.fixture(scope="module")
+def local_results(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Every saved query on the fixture logs with the local (DuckDB) engine, over their whole span."""
+    db = tmp_path_factory.mktemp("cache") / "c.duckdb"
+    with connect([str(ROOT / "fixtures/AWSLogs")], db=str(db), quiet=True) as eng:
+        span = eng.query("data_span")
+        since = span["first_request"].iloc[0].floor("D")
+        until = span["last_request"].iloc[0].ceil("D")
+        return {n: (eng.query(n, since=since, until=until), since, until) for n in queries.names()}
+
+
+@pytest.mark.parametrize("via", ["result file", "GetQueryResults"])
+@pytest.mark.parametrize("name", queries.names())
+def test_athena_result_types_match_the_local_engines(
+    aws: boto3.client, local_results: dict, name: str, via: str
+) -> None:
+    """Athena's text answer for the rows DuckDB computed comes back, through PyAthena and the declared
+    columns, as the very frame the local engine returns: timestamps in UTC, integers as int64, NULLs kept.
+    (Athena's ``timestamp`` holds milliseconds, DuckDB's microseconds: the only difference, compared so.)
+
+    Both ways PyAthena reads a result: the CSV file in the query's output location (moto writes it, but
+    without doubling the quotes inside values, so rows with a ``"`` are left out there), and
+    GetQueryResults pages when the workgroup's own location applies (moto then writes no file)."""
+    from pandas.testing import assert_frame_equal
+
+    local, since, until = local_results[name]
+    assert not local.empty, f"{name}: the fixtures give no rows"
+    types = queries.get(name).column_types
+    rows = [[_athena_text(v, types[c]) for c, v in zip(local.columns, r)] for r in local.itertuples(index=False)]
+    keep = [i for i, r in enumerate(rows) if via == "GetQueryResults" or not any(v and '"' in v for v in r)]
+    assert keep
+    seed([rows[i] for i in keep], [(c, ATHENA_TYPE.get(t, t)) for c, t in types.items()])
+    where = {"output_location": OUT} if via == "result file" else {}
+    with connect(engine="athena", workgroup=WG, region=REGION, quiet=True, poll_interval=0.01, **where) as eng:
+        got = eng.query(name, since=since, until=until)
+    (q,) = executions(aws)
+    assert bool(q.get("ResultConfiguration")) == (via == "result file")
+    want = local.iloc[keep].reset_index(drop=True)
+    for c, t in types.items():
+        if t == "timestamp":
+            want[c] = want[c].dt.floor("ms")
+    assert_frame_equal(got, want, check_exact=False, rtol=1e-12)
