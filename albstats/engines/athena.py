@@ -331,40 +331,44 @@ class AthenaEngine(Engine):
 
             cursor = self.connection.cursor(cursor_class, on_poll=polled)
             try:
-                cursor.execute(sql, on_start_query_execution=started)
-            except _TimedOut:
-                assert st is not None
                 try:
-                    cursor.cancel()
-                except PyAthenaError:
-                    pass  # the timeout is what the user needs to see
-                st.state = "CANCELLED"
-                raise AwsError(
-                    f"Athena query {st.query_id} ({label}) did not finish within {self.timeout:g} s "
-                    f"and was cancelled; {human_bytes(st.scanned_bytes)} scanned so far. "
-                    f"Narrow --since/--until or raise ALBSTATS_ATHENA_TIMEOUT"
-                ) from None
-            except KeyboardInterrupt:
-                if st is not None:
-                    st.state = "CANCELLED"  # PyAthena has stopped it (kill_on_interrupt)
-                raise
-            except PyAthenaError as e:
-                cause = e.__cause__
-                if st is None:  # StartQueryExecution itself failed
-                    what = "Athena StartQueryExecution"
-                    raise aws_error(cause or e, what + self._gave_up(cause or e)) from None
-                if st.state in ("FAILED", "CANCELLED"):
+                    cursor.execute(sql, on_start_query_execution=started)
+                except _TimedOut:
+                    assert st is not None
+                    try:
+                        cursor.cancel()
+                    except PyAthenaError:
+                        pass  # the timeout is what the user needs to see
+                    st.state = "CANCELLED"
                     raise AwsError(
-                        f"Athena query {st.query_id} ({label}) {st.state}: {st.reason or 'no reason given'}"
+                        f"Athena query {st.query_id} ({label}) did not finish within {self.timeout:g} s "
+                        f"and was cancelled; {human_bytes(st.scanned_bytes)} scanned so far. "
+                        f"Narrow --since/--until or raise ALBSTATS_ATHENA_TIMEOUT"
                     ) from None
-                what = f"Athena query {st.query_id} ({label})"
-                what += ": reading the result" if st.state == "SUCCEEDED" else ": GetQueryExecution"
-                raise aws_error(cause or e, what + self._gave_up(cause or e)) from None
-            except Exception as e:
-                if st is None or st.state != "SUCCEEDED":
+                except KeyboardInterrupt:
+                    if st is not None and st.state not in TERMINAL:
+                        st.state = "CANCELLED"  # PyAthena has stopped it (kill_on_interrupt)
                     raise
-                # a result PyAthena cannot read (say, column metadata without a field it expects)
-                raise aws_error(e, f"Athena query {st.query_id} ({label}): reading the result") from None
+                except PyAthenaError as e:
+                    cause = e.__cause__
+                    if st is None:  # StartQueryExecution itself failed
+                        what = "Athena StartQueryExecution"
+                        raise aws_error(cause or e, what + self._gave_up(cause or e)) from None
+                    if st.state in ("FAILED", "CANCELLED"):
+                        raise AwsError(
+                            f"Athena query {st.query_id} ({label}) {st.state}: {st.reason or 'no reason given'}"
+                        ) from None
+                    what = f"Athena query {st.query_id} ({label})"
+                    what += ": reading the result" if st.state == "SUCCEEDED" else ": GetQueryExecution"
+                    raise aws_error(cause or e, what + self._gave_up(cause or e)) from None
+                except Exception as e:
+                    if st is None or st.state != "SUCCEEDED":
+                        raise
+                    # a result PyAthena cannot read (say, column metadata without a field it expects)
+                    raise aws_error(e, f"Athena query {st.query_id} ({label}): reading the result") from None
+            except BaseException:
+                cursor.close()
+                raise
         assert st is not None
         if progress.enabled(self.quiet):
             import sys
