@@ -18,9 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 import sqlglot
 from moto import mock_aws
-from moto.athena.models import QueryResults, athena_backends
-from moto.core import DEFAULT_ACCOUNT_ID
 from sqlglot import exp
+from test_athena_engine import seed  # one way to queue canned Athena results
 from typer.testing import CliRunner
 
 from albstats import queries
@@ -256,9 +255,8 @@ def test_compact_days() -> None:
 
 
 def _seed(columns: dict[str, str]) -> None:
-    header = {"Data": [{"VarCharValue": n} for n in columns]}
-    info = [{"Name": n, "Label": n, "Type": "varchar" if t == "string" else t} for n, t in columns.items()]
-    athena_backends[DEFAULT_ACCOUNT_ID][REGION].query_results_queue.append(QueryResults([header], info))
+    """An empty result with the query's columns, with the column metadata Athena returns."""
+    seed([], [(n, "varchar" if t == "string" else t) for n, t in columns.items()])
 
 
 @pytest.mark.parametrize("name", queries.names())
@@ -298,17 +296,17 @@ def test_every_saved_query_runs_unchanged_on_the_parquet_table(aws: boto3.client
 
 
 def test_query_output_says_the_bytes_athena_scanned(aws: boto3.client) -> None:
-    """The statistics come from GetQueryExecution; moto reports 0, so a botocore event hook on the client
+    """The statistics come from GetQueryExecution; moto reports 0, so a botocore event hook on the session
     sets the figure Athena would report."""
-    client = boto3.client("athena", region_name=REGION)
+    session = boto3.Session(region_name=REGION)
 
     def scanned(parsed: dict, **_: object) -> None:
         parsed["QueryExecution"]["Statistics"]["DataScannedInBytes"] = 123_456_789
 
-    client.meta.events.register("after-call.athena.GetQueryExecution", scanned)
+    session.events.register("after-call.athena.GetQueryExecution", scanned)
     _seed(queries.get("error_rate").column_types)
     with connect(
-        engine="athena", table="alb_logs_parquet", workgroup=WG, client=client, quiet=True, poll_interval=0.01
+        engine="athena", table="alb_logs_parquet", workgroup=WG, session=session, quiet=True, poll_interval=0.01
     ) as eng:
         eng.query("error_rate", since="2026-11-16", until="2026-11-17")
         msg, _, _ = eng.summary()

@@ -1,21 +1,25 @@
 """The Athena engine and `albstats athena create-table` against moto (in-process mock_aws).
 
 moto does not run SQL: it records query executions (read back with GetQueryExecution) and returns
-results seeded into its backend's ``query_results_queue`` (moto's documented way). moto cannot make
-a query FAILED with a StateChangeReason, nor throttle, so those two cases use botocore's Stubber on a
-real boto3 Athena client.
+results seeded into its backend's ``query_results_queue`` (moto's documented way), which it also
+writes to the query's S3 result location as Athena's CSV (what PyAthena's PandasCursor downloads).
+moto cannot make a query FAILED with a StateChangeReason, nor throttle: those two cases edit moto's
+answers with botocore event hooks on a boto3 session given to the engine.
 """
 
 from __future__ import annotations
 
+import _thread
 import json
+import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
 import pytest
 import sqlglot
-from botocore.stub import Stubber
+from botocore.awsrequest import AWSResponse
 from moto import mock_aws
 from moto.athena.models import QueryResults, athena_backends
 from moto.core import DEFAULT_ACCOUNT_ID
@@ -27,7 +31,7 @@ from albstats import queries
 from albstats.athena_sql import rewrite
 from albstats.cli import app
 from albstats.engines import connect
-from albstats.engines.athena import AthenaEngine
+from albstats.engines.athena import AthenaEngine, QueryStats
 from albstats.engines.base import bind
 from albstats.errors import AwsError, UsageError
 
@@ -92,8 +96,25 @@ def seed(rows: list[list[str]], columns: list[tuple[str, str]]) -> None:
     athena_backends[DEFAULT_ACCOUNT_ID][REGION].query_results_queue.append(QueryResults([header, *data], info))
 
 
-CREATE = ["athena", "create-table", "--s3-bucket", "my-alb-logs", "--s3-prefix", "prod", "--account", "123456789012",
-          "--region", REGION, "--workgroup", WG, "--output-location", OUT, "--database", "albstats", "-q"]
+CREATE = [
+    "athena",
+    "create-table",
+    "--s3-bucket",
+    "my-alb-logs",
+    "--s3-prefix",
+    "prod",
+    "--account",
+    "123456789012",
+    "--region",
+    REGION,
+    "--workgroup",
+    WG,
+    "--output-location",
+    OUT,
+    "--database",
+    "albstats",
+    "-q",
+]
 
 
 def test_create_table_submits_database_and_table_ddl(aws: boto3.client) -> None:
@@ -307,107 +328,109 @@ def test_timeout_cancels_the_query(aws: boto3.client) -> None:
 
 
 def test_ctrl_c_stops_the_athena_query(aws: boto3.client) -> None:
+    """A real asynchronous KeyboardInterrupt (what Ctrl-C raises) while PyAthena waits between polls."""
     state_manager.set_transition("athena::execution", {"progression": "manual", "times": 10**6})
+    timers: list[threading.Timer] = []
 
-    def interrupt(_: float) -> None:
-        raise KeyboardInterrupt
+    def interrupt_soon(st: QueryStats) -> None:
+        if not timers:  # the query is submitted and polled once: Ctrl-C arrives while PyAthena sleeps
+            timers.append(threading.Timer(0.05, _thread.interrupt_main))
+            timers[0].start()
 
-    eng = AthenaEngine(workgroup=WG, region=REGION, quiet=True, sleep=interrupt)
+    eng = AthenaEngine(workgroup=WG, region=REGION, quiet=True, poll_interval=0.5, on_poll=interrupt_soon)
     with pytest.raises(KeyboardInterrupt):
         eng.query("error_rate", since="2026-11-17", until="2026-11-18")
+    timers[0].join()
     (q,) = executions(aws)
-    assert q["Status"]["State"] == "CANCELLED"
-    assert eng.last_query.state == "CANCELLED"
+    assert q["Status"]["State"] == "CANCELLED"  # StopQueryExecution reached Athena
+    assert eng.last_query.state == "CANCELLED" and eng.last_query.query_id == q["QueryExecutionId"]
 
 
 def test_states_progress_until_succeeded(aws: boto3.client) -> None:
     state_manager.set_transition("athena::execution", {"progression": "manual", "times": 2})
     seen: list[str] = []
-    eng = AthenaEngine(workgroup=WG, region=REGION, quiet=True, poll_interval=0.001)
-    eng.sleep = lambda _: seen.append(eng.last_query.state)
+    eng = AthenaEngine(
+        workgroup=WG, region=REGION, quiet=True, poll_interval=0.001, on_poll=lambda st: seen.append(st.state)
+    )
     seed([], ERROR_RATE_COLS)
     eng.query("error_rate", since="2026-11-17", until="2026-11-18")
-    assert "QUEUED" in seen and "RUNNING" in seen and eng.last_query.state == "SUCCEEDED"
+    order = ["QUEUED", "RUNNING", "SUCCEEDED"]
+    assert sorted(set(seen), key=order.index) == order and seen == sorted(seen, key=order.index)
+    assert eng.last_query.state == "SUCCEEDED"
 
 
-def _stubbed() -> tuple[boto3.client, Stubber]:
-    c = boto3.client("athena", region_name=REGION)
-    return c, Stubber(c)
+def _session() -> boto3.Session:
+    """A boto3 session whose clients reach moto; tests register botocore event hooks on it."""
+    return boto3.Session(region_name=REGION)
 
 
-def _qe(state: str, reason: str = "", scanned: int = 0) -> dict:
-    status: dict = {"State": state}
-    if reason:
-        status["StateChangeReason"] = reason
-    return {
-        "QueryExecution": {"QueryExecutionId": "q-1", "Status": status, "Statistics": {"DataScannedInBytes": scanned}}
-    }
-
-
-def test_failed_query_shows_athenas_reason() -> None:
-    c, stub = _stubbed()
+def test_failed_query_shows_athenas_reason(aws: boto3.client) -> None:
+    """moto's queries always succeed, so a botocore after-call hook turns moto's answer into the FAILED one
+    Athena gives for a bad column (state, StateChangeReason, AthenaError, the bytes read before failing)."""
     reason = "COLUMN_NOT_FOUND: line 1:8: Column 'nope' cannot be resolved"
-    stub.add_response("start_query_execution", {"QueryExecutionId": "q-1"})
-    stub.add_response("get_query_execution", _qe("RUNNING", scanned=2 * 10**9))
-    stub.add_response("get_query_execution", _qe("FAILED", reason, scanned=3 * 10**9))
-    with stub:
-        eng = AthenaEngine(workgroup=WG, output_location=OUT, client=c, quiet=True, sleep=lambda _: None)
-        with pytest.raises(AwsError) as ei:
-            eng.sql("SELECT nope FROM alb_logs WHERE day = '2026/11/17'")
-    assert str(ei.value) == f"Athena query q-1 (sql) FAILED: {reason}"
+    session = _session()
+
+    def failed(parsed: dict, **_: object) -> None:
+        qe = parsed["QueryExecution"]
+        qe["Status"].update(
+            State="FAILED", StateChangeReason=reason, AthenaError={"ErrorCategory": 2, "ErrorMessage": reason}
+        )
+        qe["Statistics"]["DataScannedInBytes"] = 3 * 10**9
+
+    session.events.register("after-call.athena.GetQueryExecution", failed)
+    eng = AthenaEngine(workgroup=WG, output_location=OUT, session=session, quiet=True, poll_interval=0.01)
+    with pytest.raises(AwsError) as ei:
+        eng.sql("SELECT nope FROM alb_logs WHERE day = '2026/11/17'")
+    (q,) = executions(aws)
+    assert str(ei.value) == f"Athena query {q['QueryExecutionId']} (sql) FAILED: {reason}"
     st = eng.last_query
+    assert st.state == "FAILED" and st.query_id == q["QueryExecutionId"]
     assert st.scanned_bytes == 3 * 10**9 and abs(st.cost_usd - 0.015) < 1e-12
-    stub.assert_no_pending_responses()
 
 
-def test_throttling_is_retried_with_backoff() -> None:
-    c, stub = _stubbed()
-    for _ in range(2):
-        stub.add_client_error(
-            "start_query_execution", service_error_code="ThrottlingException", service_message="Rate exceeded"
-        )
-    stub.add_response("start_query_execution", {"QueryExecutionId": "q-1"})
-    stub.add_client_error(
-        "get_query_execution", service_error_code="TooManyRequestsException", service_message="Too many requests"
+def _throttle(session: boto3.Session, operation: str, times: int) -> list[int]:
+    """Answer the first ``times`` calls of ``operation`` with Athena's throttling error, before they reach
+    moto (moto never throttles), through botocore's before-call event; returns the call counter."""
+    calls = [0]
+
+    def hook(**_: object) -> tuple[AWSResponse, dict] | None:
+        calls[0] += 1
+        if calls[0] > times:
+            return None  # on to moto
+        body = {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}, "ResponseMetadata": {}}
+        return AWSResponse("https://athena.invalid/", 400, {}, None), body
+
+    session.events.register(f"before-call.athena.{operation}", hook)
+    return calls
+
+
+def test_throttling_is_retried_with_backoff(aws: boto3.client) -> None:
+    session = _session()
+    starts = _throttle(session, "StartQueryExecution", 2)
+    polls = _throttle(session, "GetQueryExecution", 1)
+    seed([["3"]], [("n", "bigint")])
+    eng = AthenaEngine(
+        workgroup=WG, output_location=OUT, session=session, quiet=True, poll_interval=0.01, retry_base_delay=0.05
     )
-    stub.add_response("get_query_execution", _qe("SUCCEEDED"))
-    stub.add_response(
-        "get_query_results",
-        {
-            "ResultSet": {
-                "Rows": [{"Data": [{"VarCharValue": "n"}]}, {"Data": [{"VarCharValue": "3"}]}],
-                "ResultSetMetadata": {"ColumnInfo": [{"Name": "n", "Label": "n", "Type": "bigint"}]},
-            }
-        },
-    )
-    delays: list[float] = []
-    with stub:
-        eng = AthenaEngine(
-            workgroup=WG, output_location=OUT, client=c, quiet=True, sleep=delays.append, retry_base_delay=1.0
-        )
-        df = eng.sql("SELECT count(*) AS n FROM alb_logs WHERE day = '2026/11/17'")
+    t0 = time.monotonic()
+    df = eng.sql("SELECT count(*) AS n FROM alb_logs WHERE day = '2026/11/17'")
+    waited = time.monotonic() - t0
     assert df["n"].tolist() == [3]
-    assert len(delays) == 3
-    assert 0.5 <= delays[0] <= 1.0 and 1.0 <= delays[1] <= 2.0 and 0.5 <= delays[2] <= 1.0  # doubling, jittered
-    stub.assert_no_pending_responses()
+    assert starts[0] == 3 and polls[0] >= 2  # two throttled starts, then the one that reached moto
+    assert len(executions(aws)) == 1
+    assert waited >= 0.05 + 0.1 + 0.05  # exponential back-off: 0.05 s, then 0.1 s (plus jitter); 0.05 s
 
 
-def test_throttling_gives_up_with_awss_message() -> None:
-    c, stub = _stubbed()
-    for _ in range(3):
-        stub.add_client_error(
-            "start_query_execution", service_error_code="ThrottlingException", service_message="Rate exceeded"
-        )
-    with stub:
-        eng = AthenaEngine(
-            workgroup=WG, output_location=OUT, client=c, quiet=True, sleep=lambda _: None, max_attempts=3
-        )
-        with pytest.raises(
-            AwsError,
-            match=r"start_query_execution \(gave up after 3 attempts\): "
-            r"ThrottlingException: Rate exceeded",
-        ):
-            eng.sql("SELECT 1 AS n FROM alb_logs WHERE day = '2026/11/17'")
+def test_throttling_gives_up_with_awss_message(aws: boto3.client) -> None:
+    session = _session()
+    starts = _throttle(session, "StartQueryExecution", 10**6)
+    eng = AthenaEngine(
+        workgroup=WG, output_location=OUT, session=session, quiet=True, max_attempts=3, retry_base_delay=0.01
+    )
+    with pytest.raises(AwsError) as ei:
+        eng.sql("SELECT 1 AS n FROM alb_logs WHERE day = '2026/11/17'")
+    assert str(ei.value) == "Athena StartQueryExecution (gave up after 3 attempts): ThrottlingException: Rate exceeded"
+    assert starts[0] == 3 and executions(aws) == []
 
 
 # --- defaults: the primary workgroup and its result location (issue 12 item 1) ------------------
@@ -528,3 +551,66 @@ def test_report_and_weekly_name_the_missing_result_location(aws: boto3.client, c
 def test_bad_output_location_names_its_option() -> None:
     with pytest.raises(UsageError, match=r"^--output-location: 's3://R/x' .*bucket"):
         AthenaEngine(output_location="s3://R/x")
+
+
+# --- the same saved query gives the same frame on both engines ---------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+ATHENA_TYPE = {"string": "varchar", "int": "integer"}  # the names Athena's ColumnInfo uses
+
+
+def _athena_text(value: object, type_: str) -> str | None:
+    """A value as Athena's result carries it (VarCharValue): text, NULL as absent."""
+    import pandas as pd
+
+    if value is None or value is pd.NA or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    if type_ == "timestamp":
+        return pd.Timestamp(value).tz_convert("UTC").strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    if type_ == "double":
+        return repr(float(value))
+    return str(value)
+
+
+@pytest.fixture(scope="module")
+def local_results(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Every saved query on the fixture logs with the local (DuckDB) engine, over their whole span."""
+    db = tmp_path_factory.mktemp("cache") / "c.duckdb"
+    with connect([str(ROOT / "fixtures/AWSLogs")], db=str(db), quiet=True) as eng:
+        span = eng.query("data_span")
+        since = span["first_request"].iloc[0].floor("D")
+        until = span["last_request"].iloc[0].ceil("D")
+        return {n: (eng.query(n, since=since, until=until), since, until) for n in queries.names()}
+
+
+@pytest.mark.parametrize("via", ["result file", "GetQueryResults"])
+@pytest.mark.parametrize("name", queries.names())
+def test_athena_result_types_match_the_local_engines(
+    aws: boto3.client, local_results: dict, name: str, via: str
+) -> None:
+    """Athena's text answer for the rows DuckDB computed comes back, through PyAthena and the declared
+    columns, as the very frame the local engine returns: timestamps in UTC, integers as int64, NULLs kept.
+    (Athena's ``timestamp`` holds milliseconds, DuckDB's microseconds: the only difference, compared so.)
+
+    Both ways PyAthena reads a result: the CSV file in the query's output location (moto writes it, but
+    without doubling the quotes inside values, so rows with a ``"`` are left out there), and
+    GetQueryResults pages when the workgroup's own location applies (moto then writes no file)."""
+    from pandas.testing import assert_frame_equal
+
+    local, since, until = local_results[name]
+    assert not local.empty, f"{name}: the fixtures give no rows"
+    types = queries.get(name).column_types
+    rows = [[_athena_text(v, types[c]) for c, v in zip(local.columns, r)] for r in local.itertuples(index=False)]
+    keep = [i for i, r in enumerate(rows) if via == "GetQueryResults" or not any(v and '"' in v for v in r)]
+    assert keep
+    seed([rows[i] for i in keep], [(c, ATHENA_TYPE.get(t, t)) for c, t in types.items()])
+    where = {"output_location": OUT} if via == "result file" else {}
+    with connect(engine="athena", workgroup=WG, region=REGION, quiet=True, poll_interval=0.01, **where) as eng:
+        got = eng.query(name, since=since, until=until)
+    (q,) = executions(aws)
+    assert bool(q.get("ResultConfiguration")) == (via == "result file")
+    want = local.iloc[keep].reset_index(drop=True)
+    for c, t in types.items():
+        if t == "timestamp":
+            want[c] = want[c].dt.floor("ms")
+    assert_frame_equal(got, want, check_exact=False, rtol=1e-12)

@@ -26,18 +26,26 @@ midnight are delivered into the next day's folder). Without ``since`` the engine
 rather than scan (and bill) the whole bucket, unless the SQL filters on ``day`` itself or
 ``scan_all`` is set. ``since`` without ``until`` means until now.
 
+PyAthena runs each query: ``PandasCursor`` submits it, polls its state every ``poll_interval``
+seconds, and reads the result: the CSV file Athena wrote to the result location, typed by PyAthena
+into a pandas DataFrame (GetQueryResults, paged by PyAthena, when Athena manages the results).
+Statements whose rows are not wanted (``create-table``, ``compact``) run on PyAthena's plain
+``Cursor``. Throttled Athena calls (ThrottlingException, TooManyRequestsException) are retried by
+PyAthena's ``RetryConfig``: ``max_attempts`` attempts, exponential back-off from ``retry_base_delay``
+seconds with jitter; giving up is one line with AWS's message.
+
 While a query runs, a progress line (on a terminal only) shows its state, elapsed time, the data
-scanned and the cost at USD 5 per TB scanned. A timeout or Ctrl-C stops the query in Athena
-(StopQueryExecution). A FAILED or CANCELLED query raises :class:`~albstats.errors.AwsError` with
-Athena's StateChangeReason. Throttling (ThrottlingException, TooManyRequestsException) is retried
-with exponential backoff and jitter. Results come from GetQueryResults, typed by pyathena's
-converter, into a pandas DataFrame.
+scanned and the cost at USD 5 per TB scanned, from PyAthena's poll callback. A timeout stops the
+query in Athena (StopQueryExecution, through the cursor's ``cancel``); Ctrl-C and SIGTERM (which
+:mod:`albstats.shutdown` turns into a KeyboardInterrupt) are stopped by PyAthena itself
+(``kill_on_interrupt``), which waits until Athena says CANCELLED. A FAILED or CANCELLED query raises
+:class:`~albstats.errors.AwsError` with Athena's StateChangeReason. The saved queries' results are
+then cast to their declared columns (timestamps in UTC, integers as int64), as the local engine does.
 """
 
 from __future__ import annotations
 
 import os
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -107,6 +115,10 @@ class QueryStats:
 # --- the engine -------------------------------------------------------------------------------
 
 
+class _TimedOut(Exception):
+    """Raised from PyAthena's poll callback when the engine's timeout has passed (the query is then cancelled)."""
+
+
 @dataclass
 class AthenaEngine(Engine):
     """Runs the saved queries on Athena; see the module docstring for options and scan bounds."""
@@ -120,13 +132,12 @@ class AthenaEngine(Engine):
     timeout: float | None = None
     scan_all: bool | None = None
     quiet: bool = False
-    poll_interval: float = 0.5
-    max_poll_interval: float = 5.0
-    max_attempts: int = 8
-    retry_base_delay: float = 0.5
+    poll_interval: float = 1.0  # seconds between two GetQueryExecution calls (PyAthena's poll_interval)
+    max_attempts: int = 8  # of one Athena API call while it is throttled (PyAthena's RetryConfig.attempt)
+    retry_base_delay: float = 0.5  # first back-off in seconds, doubling, plus jitter (RetryConfig.multiplier)
     endpoint_url: str | None = None
-    client: Any = None  # a boto3 Athena client to use instead of pyathena's (tests, custom sessions)
-    sleep: Callable[[float], None] = time.sleep
+    session: Any = None  # a boto3 Session to connect with instead of the standard chain (custom credentials)
+    on_poll: Callable[[QueryStats], None] | None = None  # called after each status poll (progress, tests)
     history: list[QueryStats] = field(default_factory=list)
     name: str = "athena"
 
@@ -146,6 +157,8 @@ class AthenaEngine(Engine):
                 raise UsageError(f"ALBSTATS_ATHENA_TIMEOUT={t!r} is not a number of seconds") from None
         if self.timeout <= 0:
             raise UsageError(f"timeout {self.timeout} must be positive seconds")
+        if self.max_attempts < 1:
+            raise UsageError(f"max_attempts {self.max_attempts} must be at least 1")
         if self.scan_all is None:
             self.scan_all = (_env("scan_all") or "").lower() in ("1", "true", "yes")
         self._conn: Any = None
@@ -153,22 +166,50 @@ class AthenaEngine(Engine):
 
     # connection --------------------------------------------------------------------------
     @property
-    def athena(self) -> Any:
-        """The boto3 Athena client (pyathena's connection makes it: profile, region, credentials chain)."""
-        if self.client is None:
+    def retry_config(self) -> Any:
+        """PyAthena's retry policy for every Athena call: throttling retried with exponential back-off and jitter.
+
+        botocore's own retries (two attempts, standard mode) sit inside each of these attempts and
+        cover dropped connections and 5XX answers.
+        """
+        from pyathena.util import RetryConfig
+
+        return RetryConfig(
+            exceptions=sorted(THROTTLE_CODES),
+            attempt=self.max_attempts,
+            multiplier=self.retry_base_delay,  # type: ignore[arg-type]  # a float works: tenacity multiplies
+            max_delay=30,
+        )
+
+    @property
+    def connection(self) -> Any:
+        """The PyAthena connection (profile, region, credentials chain, workgroup, retry policy), made once."""
+        if self._conn is None:
+            import logging
+
             import pyathena
             from botocore.config import Config
 
+            # PyAthena logs a traceback (Python's last-resort handler prints it on stderr) for each error
+            # it then raises; the engine turns that error into one line, so the log adds only noise. A
+            # NullHandler keeps the records for an application that configured logging itself.
+            logging.getLogger("pyathena").addHandler(logging.NullHandler())
             kw: dict[str, Any] = dict(
                 schema_name=self.database,
+                catalog_name=None,  # Athena's default catalog, as the console does
                 work_group=self.workgroup,
+                poll_interval=self.poll_interval,
+                kill_on_interrupt=True,  # Ctrl-C and SIGTERM (albstats.shutdown) stop the query in Athena
+                retry_config=self.retry_config,
                 config=Config(retries={"mode": "standard", "max_attempts": 2}),
             )
             if self.output_location:
                 kw["s3_staging_dir"] = self.output_location
+            if self.session is not None:
+                kw["session"] = self.session
             if self.region:
                 kw["region_name"] = self.region
-            if self.profile:
+            if self.profile and self.session is None:
                 kw["profile_name"] = self.profile
             if self.endpoint_url:
                 kw["endpoint_url"] = self.endpoint_url
@@ -178,8 +219,12 @@ class AthenaEngine(Engine):
                 from albstats.s3_client import aws_error
 
                 raise aws_error(e, "connecting to Athena") from None
-            self.client = self._conn.client
-        return self.client
+        return self._conn
+
+    @property
+    def athena(self) -> Any:
+        """The boto3 Athena client of the PyAthena connection (for the calls a cursor does not make)."""
+        return self.connection.client
 
     def close(self) -> None:
         if self._conn is not None:
@@ -188,28 +233,6 @@ class AthenaEngine(Engine):
             except Exception:  # noqa: BLE001 - closing must not hide the real error
                 pass
             self._conn = None
-
-    def _call(self, op: str, **kw: Any) -> Any:
-        """One Athena API call; throttling is retried with exponential backoff and jitter."""
-        from botocore.exceptions import ClientError
-
-        from albstats.s3_client import aws_error
-
-        fn = getattr(self.athena, op)
-        for attempt in range(1, self.max_attempts + 1):
-            try:
-                return fn(**kw)
-            except ClientError as e:
-                code = e.response.get("Error", {}).get("Code", "")
-                if code in THROTTLE_CODES and attempt < self.max_attempts:
-                    delay = min(30.0, self.retry_base_delay * 2 ** (attempt - 1))
-                    self.sleep(delay * (0.5 + random.random() / 2))
-                    continue
-                what = f"Athena {op}" + (f" (gave up after {attempt} attempts)" if code in THROTTLE_CODES else "")
-                raise aws_error(e, what) from None
-            except Exception as e:
-                raise aws_error(e, f"Athena {op}") from None
-        raise AssertionError("unreachable")  # pragma: no cover
 
     # running -----------------------------------------------------------------------------
     def check_result_location(self) -> str | None:
@@ -222,19 +245,21 @@ class AthenaEngine(Engine):
         if self._location_checked:
             return self.output_location
         from botocore.exceptions import ClientError
+        from pyathena.util import retry_api_call
+
+        from albstats.s3_client import aws_error
 
         try:
-            wg = self.athena.get_work_group(WorkGroup=self.workgroup).get("WorkGroup")
+            wg = retry_api_call(self.athena.get_work_group, self.retry_config, WorkGroup=self.workgroup)
+            wg = wg.get("WorkGroup")
         except ClientError as e:
             if e.response.get("Error", {}).get("Code") in ("AccessDeniedException", "AccessDenied"):
                 self._location_checked = True  # no permission to look: Athena's own answer will tell
                 return None
-            from albstats.s3_client import aws_error
-
-            raise aws_error(e, f"Athena GetWorkGroup {self.workgroup}") from None
+            raise aws_error(e, f"Athena GetWorkGroup {self.workgroup}" + self._gave_up(e)) from None
+        except AwsError:
+            raise
         except Exception as e:
-            from albstats.s3_client import aws_error
-
             raise aws_error(e, f"Athena GetWorkGroup {self.workgroup}") from None
         if not wg:
             raise AwsError(
@@ -253,105 +278,111 @@ class AthenaEngine(Engine):
         self._location_checked = True
         return loc or None
 
-    def _start(self, sql: str) -> str:
+    def _gave_up(self, e: BaseException) -> str:
+        """The note ``(gave up after N attempts)`` when ``e`` is throttling that outlasted the retry policy."""
+        code = (getattr(e, "response", None) or {}).get("Error", {}).get("Code", "")
+        return f" (gave up after {self.max_attempts} attempts)" if code in THROTTLE_CODES else ""
+
+    def _run(self, sql: str, label: str, cursor_class: Any) -> tuple[QueryStats, Any]:
+        """Run one statement on a PyAthena cursor of ``cursor_class``; the statistics and the cursor.
+
+        PyAthena submits, polls, retries throttled calls and, on Ctrl-C or SIGTERM (a
+        KeyboardInterrupt), stops the query in Athena. Its poll callback feeds the progress line and
+        enforces the timeout (then the query is stopped here). Every failure is one AwsError line.
+        """
+        from pyathena.error import Error as PyAthenaError
+
+        from albstats.s3_client import aws_error
+
         self.check_result_location()
-        kw: dict[str, Any] = {
-            "QueryString": sql,
-            "QueryExecutionContext": {"Database": self.database},
-            "WorkGroup": self.workgroup,
-        }
-        if self.output_location:
-            kw["ResultConfiguration"] = {"OutputLocation": self.output_location}
-        return self._call("start_query_execution", **kw)["QueryExecutionId"]
-
-    def _stop(self, qid: str) -> None:
-        try:
-            self._call("stop_query_execution", QueryExecutionId=qid)
-        except AwsError:
-            pass  # the original problem (timeout, Ctrl-C) is what the user needs to see
-
-    def run_statement(self, sql: str, label: str = "query") -> QueryStats:
-        """Start one statement and wait for it, with progress, timeout and Ctrl-C cancelling it in Athena."""
-        qid = self._start(sql)
-        st = QueryStats(qid, sql)
-        self.history.append(st)
+        st: QueryStats | None = None
+        timed_out = False
         t0 = time.monotonic()
-        interval = self.poll_interval
+
+        def started(qid: str) -> None:
+            nonlocal st
+            st = QueryStats(qid, sql)
+            self.history.append(st)
+
         with progress.bar(f"athena {label}", total=None, quiet=self.quiet) as tick:
+
+            def polled(qe: Any) -> None:
+                nonlocal timed_out
+                if st is None:  # pragma: no cover - PyAthena reports the id before it polls
+                    return
+                st.state = qe.state or "UNKNOWN"
+                st.reason = qe.state_change_reason or ""
+                if qe.error_message and qe.error_message not in st.reason:
+                    st.reason = (st.reason + " " if st.reason else "") + qe.error_message
+                st.scanned_bytes = int(qe.data_scanned_in_bytes or 0)
+                st.elapsed_s = time.monotonic() - t0
+                tick.advance(
+                    0,
+                    state=st.state,
+                    elapsed=f"{st.elapsed_s:.0f}s",
+                    scanned=human_bytes(st.scanned_bytes),
+                    cost=f"${st.cost_usd:.4f}",
+                )
+                if self.on_poll is not None:
+                    self.on_poll(st)
+                if st.state not in TERMINAL and st.elapsed_s >= self.timeout and not timed_out:
+                    timed_out = True  # once: the wait for a cancelled query polls on
+                    raise _TimedOut
+
+            cursor = self.connection.cursor(cursor_class, on_poll=polled)
             try:
-                while True:
-                    qe = self._call("get_query_execution", QueryExecutionId=qid)["QueryExecution"]
-                    status = qe.get("Status", {})
-                    st.state = status.get("State", "UNKNOWN")
-                    st.reason = status.get("StateChangeReason", "") or ""
-                    err = status.get("AthenaError") or {}
-                    if err.get("ErrorMessage") and err["ErrorMessage"] not in st.reason:
-                        st.reason = (st.reason + " " if st.reason else "") + err["ErrorMessage"]
-                    st.scanned_bytes = int(qe.get("Statistics", {}).get("DataScannedInBytes") or 0)
-                    st.elapsed_s = time.monotonic() - t0
-                    tick.advance(
-                        0,
-                        state=st.state,
-                        elapsed=f"{st.elapsed_s:.0f}s",
-                        scanned=human_bytes(st.scanned_bytes),
-                        cost=f"${st.cost_usd:.4f}",
-                    )
-                    if st.state in TERMINAL:
-                        break
-                    if st.elapsed_s >= self.timeout:
-                        self._stop(qid)
-                        st.state = "CANCELLED"
+                try:
+                    cursor.execute(sql, on_start_query_execution=started)
+                except _TimedOut:
+                    assert st is not None
+                    try:
+                        cursor.cancel()
+                    except PyAthenaError:
+                        pass  # the timeout is what the user needs to see
+                    st.state = "CANCELLED"
+                    raise AwsError(
+                        f"Athena query {st.query_id} ({label}) did not finish within {self.timeout:g} s "
+                        f"and was cancelled; {human_bytes(st.scanned_bytes)} scanned so far. "
+                        f"Narrow --since/--until or raise ALBSTATS_ATHENA_TIMEOUT"
+                    ) from None
+                except KeyboardInterrupt:
+                    if st is not None and st.state not in TERMINAL:
+                        st.state = "CANCELLED"  # PyAthena has stopped it (kill_on_interrupt)
+                    raise
+                except PyAthenaError as e:
+                    cause = e.__cause__
+                    if st is None:  # StartQueryExecution itself failed
+                        what = "Athena StartQueryExecution"
+                        raise aws_error(cause or e, what + self._gave_up(cause or e)) from None
+                    if st.state in ("FAILED", "CANCELLED"):
                         raise AwsError(
-                            f"Athena query {qid} ({label}) did not finish within {self.timeout:g} s "
-                            f"and was cancelled; {human_bytes(st.scanned_bytes)} scanned so far. "
-                            f"Narrow --since/--until or raise ALBSTATS_ATHENA_TIMEOUT"
-                        )
-                    self.sleep(min(interval, max(0.0, self.timeout - st.elapsed_s)))
-                    interval = min(self.max_poll_interval, interval * 1.5)
-            except KeyboardInterrupt:
-                self._stop(qid)
-                st.state = "CANCELLED"
+                            f"Athena query {st.query_id} ({label}) {st.state}: {st.reason or 'no reason given'}"
+                        ) from None
+                    what = f"Athena query {st.query_id} ({label})"
+                    what += ": reading the result" if st.state == "SUCCEEDED" else ": GetQueryExecution"
+                    raise aws_error(cause or e, what + self._gave_up(cause or e)) from None
+                except Exception as e:
+                    if st is None or st.state != "SUCCEEDED":
+                        raise
+                    # a result PyAthena cannot read (say, column metadata without a field it expects)
+                    raise aws_error(e, f"Athena query {st.query_id} ({label}): reading the result") from None
+            except BaseException:
+                cursor.close()
                 raise
-        if st.state != "SUCCEEDED":
-            raise AwsError(f"Athena query {qid} ({label}) {st.state}: {st.reason or 'no reason given'}")
+        assert st is not None
         if progress.enabled(self.quiet):
             import sys
 
             print(f"albstats: {st.line()}", file=sys.stderr)
+        return st, cursor
+
+    def run_statement(self, sql: str, label: str = "query") -> QueryStats:
+        """Run one statement whose rows are not wanted (DDL, INSERT) on PyAthena's plain cursor."""
+        from pyathena.cursor import Cursor
+
+        st, cursor = self._run(sql, label, Cursor)
+        cursor.close()
         return st
-
-    def _results(self, qid: str) -> pd.DataFrame:
-        """GetQueryResults pages -> DataFrame, values typed by pyathena's converter."""
-        import pandas as pd
-        from pyathena.converter import DefaultTypeConverter
-
-        conv = DefaultTypeConverter()
-        cols: list[str] = []
-        types: list[str] = []
-        rows: list[list[Any]] = []
-        token: str | None = None
-        first = True
-        while True:
-            kw: dict[str, Any] = {"QueryExecutionId": qid, "MaxResults": 1000}
-            if token:
-                kw["NextToken"] = token
-            page = self._call("get_query_results", **kw)
-            rs = page.get("ResultSet", {})
-            if first:
-                info = rs.get("ResultSetMetadata", {}).get("ColumnInfo", [])
-                cols = [c.get("Label") or c["Name"] for c in info]
-                types = [c.get("Type", "varchar") for c in info]
-            data = rs.get("Rows", [])
-            for i, r in enumerate(data):
-                vals = [d.get("VarCharValue") for d in r.get("Data", [])]
-                if first and i == 0 and vals == cols:
-                    continue  # Athena's header row
-                rows.append([conv.convert(t, v) for t, v in zip(types, vals)])
-            first = False
-            token = page.get("NextToken")
-            if not token:
-                break
-        return pd.DataFrame(rows, columns=cols)
 
     def prepare(
         self, sql: str, params: dict[str, Any], window: tuple[datetime | None, datetime | None], label: str = "query"
@@ -389,8 +420,13 @@ class AthenaEngine(Engine):
     ) -> pd.DataFrame:
         label = query.name if query is not None else "sql"
         text = self.prepare(sql, params, window, label)
-        st = self.run_statement(text, label)
-        df = self._results(st.query_id)
+        from pyathena.pandas.cursor import PandasCursor
+
+        st, cursor = self._run(text, label, PandasCursor)
+        try:
+            df = cursor.as_pandas()
+        finally:
+            cursor.close()
         if query is not None:
             df = self._conformed(df, query, st.query_id)
         return df
