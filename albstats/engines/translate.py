@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from albstats.queries import SavedQuery
 
 #: Bump when :func:`translate` changes, so cached translations are not reused.
-TRANSLATE_VERSION = "4"
+TRANSLATE_VERSION = "5"
 #: The parsed ``time`` beside the rows (not part of ``alb_logs``), computed by DuckDB from ``time``.
 TS_COLUMN = "__time_ts"
 #: ``alb_logs`` plus :data:`TS_COLUMN`; :func:`translate` points SELECTs that parse ``time`` at it.
@@ -109,6 +109,38 @@ def _use_parsed_time(tree: Any) -> None:
             table.set("alias", exp.TableAlias(this=exp.to_identifier("alb_logs")))
 
 
+def _cheap_time_bounds(tree: Any) -> None:
+    """Let DuckDB decide most rows of a window by comparing the ``time`` text, parsing only the rest.
+
+    ``__time_ts >= E`` becomes ``(time >= S OR __time_ts >= E)`` with ``S`` the first whole second after
+    ``E`` as text, and ``__time_ts < E`` becomes ``(time < U OR __time_ts < E)`` with ``U`` the whole
+    second of ``E``. The parser only keeps ``time`` values that start with ``YYYY-MM-DDTHH:MM:SS``, so a
+    text comparison that is true implies the exact one, whatever the fraction or zone suffix; DuckDB
+    evaluates the right of an OR only where the left is false, so the parse (about half of a simple
+    query's CPU) runs for the rows near the window's edges only.
+    """
+    from sqlglot import exp
+
+    fmt = exp.Literal.string("%Y-%m-%dT%H:%M:%S")
+
+    def whole_second(e: Any, plus: bool) -> Any:
+        t = exp.Anonymous(this="date_trunc", expressions=[exp.Literal.string("second"), e.copy()])
+        if plus:
+            t = exp.Add(this=t, expression=exp.Interval(this=exp.Literal.string("1"), unit=exp.var("SECOND")))
+        return exp.Anonymous(this="strftime", expressions=[t, fmt])
+
+    for cmp in list(tree.find_all(exp.GTE, exp.GT, exp.LT, exp.LTE)):
+        left, right = cmp.this, cmp.expression
+        if not (isinstance(left, exp.Column) and left.name == TS_COLUMN) or right.find(exp.Column):
+            continue
+        text = exp.column("time", table=left.table or None)
+        if isinstance(cmp, exp.GTE | exp.GT):
+            fast: Any = exp.GTE(this=text, expression=whole_second(right, plus=True))
+        else:
+            fast = exp.LT(this=text, expression=whole_second(right, plus=False))
+        cmp.replace(exp.Paren(this=exp.Or(this=fast, expression=cmp.copy())))
+
+
 def _translate_uncached(sql: str) -> Translated:
     import re
 
@@ -143,6 +175,7 @@ def _translate_uncached(sql: str) -> Translated:
     )
     tree = tree.transform(_fixups)
     _use_parsed_time(tree)
+    _cheap_time_bounds(tree)
     names = {c.name for c in tree.find_all(exp.Column)}
     cols = None if star else tuple(sorted(names & known))
     return Translated(tree.sql("duckdb", comments=False), tuple(params), cols, TS_COLUMN in names)
