@@ -21,7 +21,7 @@ PolicyChoice = Annotated[
 ]
 #: A number of seconds, or None for the policy's own.
 Seconds = float | None
-Format = Annotated[Literal["table", "json"], typer.Option("--format", "-f", help="Output format.")]
+FormatChoice = Annotated[Literal["table", "json"], typer.Option("--format", "-f", help="Output format.")]
 
 
 def _policy(
@@ -296,7 +296,7 @@ def register(app: typer.Typer) -> None:
         after: Annotated[
             list[str], typer.Argument(metavar="AFTER...", help="Logs after the change; several: one column each.")
         ],
-        format: Format = "table",
+        format: FormatChoice = "table",
         slo: Annotated[
             str,
             typer.Option("--slo", metavar="PERCENT", help="Availability SLO in percent, for the error-budget burn."),
@@ -343,7 +343,7 @@ def register(app: typer.Typer) -> None:
             int, typer.Option("--simulations", metavar="N", help="Simulated requests (bounded).")
         ] = 20_000,
         seed: Annotated[int, typer.Option("--seed", metavar="N", help="Random seed.")] = 7,
-        format: Format = "table",
+        format: FormatChoice = "table",
         profile: options.Profile = None,
         region: options.Region = None,
     ) -> None:
