@@ -121,6 +121,10 @@ Since = Annotated[
 Until = Annotated[
     str | None, typer.Option("--until", metavar="TIME", help="Window end (exclusive), UTC: ISO-8601 or relative.")
 ]
+LogPaths = Annotated[
+    list[str] | None,
+    typer.Argument(metavar="PATH...", help="Log files, folders, globs or s3:// prefixes (local engine)."),
+]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary.")]
 Db = Annotated[
     str | None,

@@ -22,10 +22,6 @@ from albstats.errors import UsageError
 #: The output formats of `query` and `sql run`.
 Format = Literal["table", "csv", "json", "parquet"]
 FormatChoice = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
-Paths = Annotated[
-    list[str] | None,
-    typer.Argument(metavar="PATH...", help="Log files, folders, globs or s3:// prefixes (local engine)."),
-]
 Param = Annotated[
     list[str] | None, typer.Option("--param", metavar="NAME=VALUE", help="A query parameter (repeatable).")
 ]
@@ -188,7 +184,7 @@ def register(app: typer.Typer) -> None:
     @app.command("query", cls=options.Command)
     def query(
         name: Annotated[str, typer.Argument(metavar="NAME", help="Saved query name (see `albstats sql list`).")],
-        paths: Paths = None,
+        paths: options.LogPaths = None,
         engine: options.EngineChoice = "local",
         since: options.Since = None,
         until: options.Until = None,
@@ -325,7 +321,7 @@ def register(app: typer.Typer) -> None:
             str,
             typer.Argument(metavar="SQL", help="One SELECT over alb_logs (Athena SQL); :name placeholders allowed."),
         ],
-        paths: Paths = None,
+        paths: options.LogPaths = None,
         engine: options.EngineChoice = "local",
         param: Annotated[
             list[str] | None,

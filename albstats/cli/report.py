@@ -71,10 +71,6 @@ SloFile = Annotated[
     ),
 ]
 CountBad460 = Annotated[bool, typer.Option("--count-460", help="Count 460 (client gave up) as bad too.")]
-Paths = Annotated[
-    list[str] | None,
-    typer.Argument(metavar="PATH...", help="Log files, folders, globs or s3:// prefixes (local engine)."),
-]
 
 
 def _warn(r: Any, strict: bool) -> None:
@@ -103,7 +99,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("report", cls=options.Command)
     def report_cmd(
-        paths: Paths = None,
+        paths: options.LogPaths = None,
         engine: options.EngineChoice = "local",
         since: options.Since = None,
         until: options.Until = None,
@@ -225,10 +221,7 @@ def register(app: typer.Typer) -> None:
     @app.command("weekly", cls=options.Command)
     def weekly_cmd(
         ctx: typer.Context,
-        paths: Annotated[
-            list[str] | None,
-            typer.Argument(metavar="PATH...", help="Log files, folders or s3:// prefixes (local engine)."),
-        ] = None,
+        paths: options.LogPaths = None,
         engine: options.EngineChoice = "local",
         out: Annotated[
             str | None, options.output("DIR", "Write the week's report into DIR/YYYY-Www/ (DIR's parent must exist).")

@@ -45,10 +45,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("check", cls=options.Command)
     def check_cmd(
-        paths: Annotated[
-            list[str] | None,
-            typer.Argument(metavar="PATH...", help="Log files, folders or s3:// prefixes (local engine)."),
-        ] = None,
+        paths: options.LogPaths = None,
         *,  # keyword-only: the required options stay where --help lists them
         slo_file: Annotated[str, typer.Option("--slo-file", metavar="FILE", help="The SLO file (YAML).")],
         state: Annotated[
