@@ -35,8 +35,20 @@ def _commands(group: object, prefix: str = "") -> list[tuple[str, object]]:
 
 def test_every_command_has_help():
     cmds = _commands(get_command(app))
-    assert {"parse", "generate", "query", "sql", "report", "weekly", "athena", "fetch", "proxy", "compare",
-            "whatif", "upstream-sim"} <= {n.split(" ")[0] for n, _ in cmds}
+    assert {
+        "parse",
+        "generate",
+        "query",
+        "sql",
+        "report",
+        "weekly",
+        "athena",
+        "fetch",
+        "proxy",
+        "compare",
+        "whatif",
+        "upstream-sim",
+    } <= {n.split(" ")[0] for n, _ in cmds}
     for name, cmd in cmds:
         assert (getattr(cmd, "help", None) or "").strip(), f"albstats {name} has no help text"
         res = CliRunner().invoke(app, [*name.split(" "), "--help"])
@@ -45,13 +57,15 @@ def test_every_command_has_help():
 
 def test_cli_imports_without_dev_packages():
     # A plain `pip install albstats` has none of these; blocking them catches a stray import.
-    code = ("import sys\n"
-            f"for m in {DEV_ONLY!r}: sys.modules[m] = None\n"
-            "from albstats.cli import app\n"
-            "from typer.testing import CliRunner\n"
-            "r = CliRunner().invoke(app, ['--version'])\n"
-            "assert r.exit_code == 0, r.output\n"
-            "print(r.output)\n")
+    code = (
+        "import sys\n"
+        f"for m in {DEV_ONLY!r}: sys.modules[m] = None\n"
+        "from albstats.cli import app\n"
+        "from typer.testing import CliRunner\n"
+        "r = CliRunner().invoke(app, ['--version'])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "print(r.output)\n"
+    )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stdout.startswith("albstats ")
@@ -60,7 +74,6 @@ def test_cli_imports_without_dev_packages():
 def test_unknown_command_is_a_usage_error():
     res = CliRunner().invoke(app, ["no-such-command"])
     assert res.exit_code == 2
-
 
 
 def test_command_table_matches_the_modules():
@@ -75,15 +88,37 @@ def test_command_table_matches_the_modules():
 
 
 def test_running_a_command_builds_only_its_module():
-    code = ("import sys\n"
-            "from albstats.cli import app\n"
-            "from typer.testing import CliRunner\n"
-            "r = CliRunner().invoke(app, ['sql', 'list'])\n"
-            "assert r.exit_code == 0, r.output\n"
-            "print(sorted(m for m in sys.modules if m.startswith('albstats.cli.')))\n")
+    code = (
+        "import sys\n"
+        "from albstats.cli import app\n"
+        "from typer.testing import CliRunner\n"
+        "r = CliRunner().invoke(app, ['sql', 'list'])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "print(sorted(m for m in sys.modules if m.startswith('albstats.cli.')))\n"
+    )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stdout.strip() == "['albstats.cli.options', 'albstats.cli.query']"
+
+
+def test_the_cli_leaves_the_garbage_collector_alone() -> None:
+    """No interpreter settings changed at import or by a command (issue 14): the collector's thresholds stay
+    Python's and nothing is frozen, also after the console script's exit path ran."""
+    code = (
+        "import gc, sys\n"
+        "before = gc.get_threshold()\n"
+        "sys.argv = ['albstats', 'sql', 'list']\n"
+        "from albstats.cli import main\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as e:\n"
+        "    assert not e.code, e.code\n"
+        "print('gc', gc.get_threshold() == before, gc.get_freeze_count(), file=sys.stderr)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "error_rate" in res.stdout
+    assert res.stderr.strip().splitlines()[-1] == "gc True 0"
 
 
 def test_unknown_command_suggests_a_close_one():

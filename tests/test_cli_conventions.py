@@ -25,17 +25,44 @@ runner = CliRunner()
 #: Every option name used by more than one command, with the words its help must contain in each of
 #: them: the same name means the same thing everywhere. A new shared name must be added here.
 MEANINGS = {
-    "--output": "write", "--format": "format", "--quiet": "no progress", "--profile": "aws profile",
-    "--region": "aws region", "--engine": "engine", "--since": "window start", "--until": "window end",
-    "--bucket": "bucket width", "--limit": "rows", "--param": "parameter", "--db": "cache",
-    "--no-cache": "temporary dataset", "--database": "athena database", "--table": "athena table",
-    "--workgroup": "athena workgroup", "--output-location": "athena results", "--slo": "availability slo",
-    "--latency-slo": "latency slo", "--count-460": "460", "--seed": "random seed", "--listen": "listen",
-    "--upstream": "upstream", "--policy": "retry policy", "--scenario": "traffic scenario",
-    "--tries": "attempts per request", "--per-try-timeout": "one attempt", "--deadline": "whole request",
-    "--retry-budget": "share of requests", "--backoff": "backoff", "--retry-500": "retry 500",
-    "--access-log": "access-log", "--workers": "parallel", "--strict": "malformed", "--dry-run": "print",
-    "--slo-file": "yaml", "--webhook": "slack-compatible webhook", "--now": "utc",
+    "--output": "write",
+    "--format": "format",
+    "--quiet": "no progress",
+    "--profile": "aws profile",
+    "--region": "aws region",
+    "--engine": "engine",
+    "--since": "window start",
+    "--until": "window end",
+    "--bucket": "bucket width",
+    "--limit": "rows",
+    "--param": "parameter",
+    "--db": "cache",
+    "--no-cache": "temporary dataset",
+    "--database": "athena database",
+    "--table": "athena table",
+    "--workgroup": "athena workgroup",
+    "--output-location": "athena results",
+    "--slo": "availability slo",
+    "--latency-slo": "latency slo",
+    "--count-460": "460",
+    "--seed": "random seed",
+    "--listen": "listen",
+    "--upstream": "upstream",
+    "--policy": "retry policy",
+    "--scenario": "traffic scenario",
+    "--tries": "attempts per request",
+    "--per-try-timeout": "one attempt",
+    "--deadline": "whole request",
+    "--retry-budget": "share of requests",
+    "--backoff": "backoff",
+    "--retry-500": "retry 500",
+    "--access-log": "access-log",
+    "--workers": "parallel",
+    "--strict": "malformed",
+    "--dry-run": "print",
+    "--slo-file": "yaml",
+    "--webhook": "slack-compatible webhook",
+    "--now": "utc",
 }
 #: Short options, and the one long option each stands for everywhere.
 SHORT = {"-o": "--output", "-f": "--format", "-q": "--quiet"}
@@ -65,11 +92,19 @@ def _options(cmd: object) -> list[object]:
     return [p for p in cmd.params if p.param_type_name == "option" and not p.hidden]  # type: ignore[attr-defined]
 
 
+#: Typer (>= 0.29) shows an argument's value type after its placeholder in the Arguments section
+#: (``NAME <str>``, ``PATH... <list[str]>``): the placeholder is still the readable name before it.
+ARGUMENT_TYPE = re.compile(r"^(  \S+) <[^>]*>", re.M)
+
+
 def _placeholder_problem(param: object, ctx: typer.Context) -> str | None:
     if param.param_type_name == "option" and (param.is_flag or param.count):  # type: ignore[attr-defined]
         return None
-    shown = param.make_metavar(ctx)  # type: ignore[attr-defined]
-    choices = getattr(param.type, "choices", None)  # type: ignore[attr-defined]
+    if param.param_type_name == "argument":  # the usage line and the help show its metavar (or its name)
+        shown = param.metavar or param.name  # type: ignore[attr-defined]
+        return None if READABLE.match(shown) else shown
+    shown = param.get_help_record(ctx)[0].rsplit(" ", 1)[-1]  # type: ignore[attr-defined]
+    choices = param.type_descriptor.choices  # type: ignore[attr-defined]
     if choices is not None:  # Typer lists the choices of a Literal/Enum option: <a|b|c>
         return None if shown == "<" + "|".join(map(str, choices)) + ">" else shown
     return None if READABLE.match(shown) else shown
@@ -82,8 +117,9 @@ def test_help_has_readable_placeholders(name: str, cmd: object) -> None:
     assert {k: v for k, v in bad.items() if v} == {}, f"albstats {name}: placeholders that are not readable"
     res = runner.invoke(app, [*name.split(" "), "--help"], prog_name="albstats")
     assert res.exit_code == 0, res.output
-    usage = res.output.split("\n\n")[0]
-    assert not UNREADABLE.search(res.output), (name, UNREADABLE.search(res.output))
+    usage, *sections = res.output.split("\n\n")
+    shown = "\n\n".join(ARGUMENT_TYPE.sub(r"\1", s) if s.startswith("Arguments:") else s for s in sections)
+    assert not UNREADABLE.search(shown), (name, UNREADABLE.search(shown))
     assert "{" not in usage and "<" not in usage, usage
 
 
@@ -117,34 +153,49 @@ def test_one_meaning_per_option_name() -> None:
 # --- renamed options -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("args", "old", "new", "where"), [
-    (["generate", "-o", "GEN", "--profile", "hosp"], "--profile", "--scenario", "generate"),
-    (["upstream-sim", "--profile", "hosp"], "--profile", "--scenario", "upstream-sim"),
-    (["proxy", "--upstream", "http://127.0.0.1:9", "--profile", "seed"], "--profile", "--policy", "proxy"),
-    (["proxy", "nginx-config", "--upstream", "h:1", "--profile=seed"], "--profile", "--policy", "nginx-config"),
-    (["athena", "create-table", "--bucket", "b", "--account", "123456789012", "--region", "us-east-2"],
-     "--bucket", "--s3-bucket", "create-table"),
-    (["athena", "create-table", "--s3-bucket", "b", "--prefix", "p", "--account", "1", "--region", "r"],
-     "--prefix", "--s3-prefix", "create-table"),
-])
-def test_an_old_name_with_a_new_meaning_is_an_error_naming_the_new_option(tmp_path: Path, args: list[str], old: str,
-                                                                          new: str, where: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "old", "new", "where"),
+    [
+        (["generate", "-o", "GEN", "--profile", "hosp"], "--profile", "--scenario", "generate"),
+        (["upstream-sim", "--profile", "hosp"], "--profile", "--scenario", "upstream-sim"),
+        (["proxy", "--upstream", "http://127.0.0.1:9", "--profile", "seed"], "--profile", "--policy", "proxy"),
+        (["proxy", "nginx-config", "--upstream", "h:1", "--profile=seed"], "--profile", "--policy", "nginx-config"),
+        (
+            ["athena", "create-table", "--bucket", "b", "--account", "123456789012", "--region", "us-east-2"],
+            "--bucket",
+            "--s3-bucket",
+            "create-table",
+        ),
+        (
+            ["athena", "create-table", "--s3-bucket", "b", "--prefix", "p", "--account", "1", "--region", "r"],
+            "--prefix",
+            "--s3-prefix",
+            "create-table",
+        ),
+    ],
+)
+def test_an_old_name_with_a_new_meaning_is_an_error_naming_the_new_option(
+    tmp_path: Path, args: list[str], old: str, new: str, where: str
+) -> None:
     """Not an alias: `--profile` means the AWS profile now, so an old script fails loudly instead of running
     with its option silently reinterpreted."""
     args = [str(tmp_path / "gen") if a == "GEN" else a for a in args]
     res = runner.invoke(app, args, prog_name="albstats")
     assert res.exit_code == 2, res.output
     meaning = options.RENAMED[old][1]
-    assert res.stderr == f"albstats: error: {old} was renamed {new} in `{where}` ({old} is {meaning} elsewhere in " \
-                         "albstats)\n"
+    assert (
+        res.stderr == f"albstats: error: {old} was renamed {new} in `{where}` ({old} is {meaning} elsewhere in "
+        "albstats)\n"
+    )
     assert not (tmp_path / "gen").exists()
 
 
 def test_whatif_profile_on_local_logs_points_to_policy() -> None:
     res = runner.invoke(app, ["whatif", str(LOG), "--profile", "seed"], prog_name="albstats")
     assert res.exit_code == 2
-    assert res.stderr == ("albstats: error: --profile is the AWS profile, for s3:// paths only; "
-                          "the retry policy is --policy\n")
+    assert res.stderr == (
+        "albstats: error: --profile is the AWS profile, for s3:// paths only; the retry policy is --policy\n"
+    )
 
 
 def test_whatif_policy_changes_the_prediction() -> None:
@@ -171,8 +222,21 @@ def test_out_still_works_with_a_notice(tmp_path: Path, spelling: str) -> None:
 
 def test_weekly_out_in_a_cron_job_still_works(tmp_path: Path) -> None:
     out = tmp_path / "weekly"
-    res = runner.invoke(app, ["weekly", str(DAY), "--out", str(out), "--now", "2026-11-23T00:00:00Z", "-q",
-                              "--db", str(tmp_path / "c.duckdb")], prog_name="albstats")
+    res = runner.invoke(
+        app,
+        [
+            "weekly",
+            str(DAY),
+            "--out",
+            str(out),
+            "--now",
+            "2026-11-23T00:00:00Z",
+            "-q",
+            "--db",
+            str(tmp_path / "c.duckdb"),
+        ],
+        prog_name="albstats",
+    )
     assert res.exit_code in (0, 3), res.output  # 3: that week breached the SLO
     assert res.stderr.splitlines()[0] == NOTICE
     assert (out / "2026-W47" / "weekly.json").is_file()
@@ -180,8 +244,9 @@ def test_weekly_out_in_a_cron_job_still_works(tmp_path: Path) -> None:
 
 def test_the_readme_main_command_in_its_old_spelling(tmp_path: Path) -> None:
     out = tmp_path / "albstats-report"
-    res = runner.invoke(app, ["report", "fixtures/AWSLogs", "--out", str(out), "--db", str(tmp_path / "c.duckdb")],
-                        prog_name="albstats")
+    res = runner.invoke(
+        app, ["report", "fixtures/AWSLogs", "--out", str(out), "--db", str(tmp_path / "c.duckdb")], prog_name="albstats"
+    )
     assert res.exit_code == 0, res.output
     assert res.stderr.splitlines()[0] == NOTICE
     assert (out / "report.json").is_file() and (out / "report.html").is_file()
@@ -197,8 +262,11 @@ def test_only_option_positions_are_translated() -> None:
     args = ["logs", "--db", "--out", "--out", "d", "--", "--out"]
     assert options.translate_args(report, args) == ["logs", "--db", "--out", "--output", "d", "--", "--out"]
     proxy = get_command(app).get_command(None, "proxy")  # type: ignore[attr-defined]
-    assert options.translate_args(proxy, ["nginx-config", "--profile", "x"], group=True) == \
-        ["nginx-config", "--profile", "x"]  # the subcommand's own arguments are its business
+    assert options.translate_args(proxy, ["nginx-config", "--profile", "x"], group=True) == [
+        "nginx-config",
+        "--profile",
+        "x",
+    ]  # the subcommand's own arguments are its business
 
 
 # --- --profile is the AWS profile, also for S3 reads outside Athena --------------------------------
@@ -207,11 +275,18 @@ def test_only_option_positions_are_translated() -> None:
 @pytest.fixture
 def s3_logs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
     """A moto bucket holding one fixture day, readable only with the AWS profile `albstats-test`."""
-    for k in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-              "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+    for k in (
+        "AWS_PROFILE",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_S3",
+    ):
         monkeypatch.delenv(k, raising=False)
-    (tmp_path / "credentials").write_text("[albstats-test]\naws_access_key_id = testing\n"
-                                          "aws_secret_access_key = testing\n")
+    (tmp_path / "credentials").write_text(
+        "[albstats-test]\naws_access_key_id = testing\naws_secret_access_key = testing\n"
+    )
     (tmp_path / "config").write_text("[profile albstats-test]\nregion = us-east-1\n")
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
@@ -228,8 +303,11 @@ def s3_logs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
 
 @pytest.mark.parametrize("cmd", [["whatif"], ["query", "error_rate"], ["parse"]])
 def test_profile_reaches_s3_reads(s3_logs: str, tmp_path: Path, cmd: list[str]) -> None:
-    extra = {"whatif": ["--simulations", "2000", "-f", "json"], "parse": ["-q"],
-             "query": ["--db", str(tmp_path / "c.db"), "-f", "json", "-q"]}[cmd[0]]
+    extra = {
+        "whatif": ["--simulations", "2000", "-f", "json"],
+        "parse": ["-q"],
+        "query": ["--db", str(tmp_path / "c.db"), "-f", "json", "-q"],
+    }[cmd[0]]
     res = runner.invoke(app, [*cmd, s3_logs, "--profile", "albstats-test", *extra], prog_name="albstats")
     assert res.exit_code == 0, res.output
     local = runner.invoke(app, [*cmd, str(DAY), *[e.replace("c.db", "d.db") for e in extra]])
@@ -244,44 +322,67 @@ def test_profile_without_s3_or_athena_is_a_usage_error(cmd: list[str], tmp_path:
     db = [] if cmd == ["parse"] else ["--db", str(tmp_path / "c.duckdb")]
     res = runner.invoke(app, [*cmd, str(DAY), "--profile", "prod", *db], prog_name="albstats")
     assert res.exit_code == 2
-    assert res.stderr == ("albstats: error: --profile is the AWS profile, for s3:// paths only\n" if db == [] else
-                          "albstats: error: --profile is the AWS profile: for s3:// paths or --engine athena\n")
+    assert res.stderr == (
+        "albstats: error: --profile is the AWS profile, for s3:// paths only\n"
+        if db == []
+        else "albstats: error: --profile is the AWS profile: for s3:// paths or --engine athena\n"
+    )
 
 
 # --- parse: choices, -o's folder, files that are no logs (item 9) ----------------------------------
 
 
-@pytest.mark.parametrize(("args", "needle"), [
-    (["parse", str(LOG), "--kind", "weird"],
-     "Invalid value for '--kind': 'weird' is not one of 'auto', 'access', 'connection'"),
-    (["parse", str(LOG), "--format", "xml"], "Invalid value for '--format' / '-f': 'xml' is not one of"),
-    (["query", "error_rate", str(LOG), "-f", "xml"], "Invalid value for '--format' / '-f': 'xml'"),
-    (["query", "error_rate", str(LOG), "--engine", "spark"], "Invalid value for '--engine': 'spark'"),
-    (["report", str(LOG), "-f", "pdf"], "Invalid value for '--format' / '-f': 'pdf'"),
-    (["compare", str(LOG), str(LOG), "-f", "csv"], "Invalid value for '--format' / '-f': 'csv'"),
-    (["whatif", str(LOG), "--policy", "aggressive"], "Invalid value for '--policy': 'aggressive'"),
-    (["generate", "-o", "/tmp", "--scenario", "busy"], "Invalid value for '--scenario': 'busy'"),
-])
-def test_choices_are_validated(args: list[str], needle: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "option", "choices"),
+    [
+        (["parse", str(LOG), "--kind", "weird"], "'--kind'", "'weird' is not one of 'auto', 'access', 'connection'"),
+        (["parse", str(LOG), "--format", "xml"], "'--format' / '-f'", "'xml' is not one of 'jsonl', 'csv', 'parquet'"),
+        (["query", "error_rate", str(LOG), "-f", "xml"], "'--format' / '-f'", "'xml' is not one of"),
+        (
+            ["query", "error_rate", str(LOG), "--engine", "spark"],
+            "'--engine'",
+            "'spark' is not one of 'local', 'athena'",
+        ),
+        (["report", str(LOG), "-f", "pdf"], "'--format' / '-f'", "'pdf' is not one of"),
+        (["compare", str(LOG), str(LOG), "-f", "csv"], "'--format' / '-f'", "'csv' is not one of 'table', 'json'"),
+        (["whatif", str(LOG), "--policy", "aggressive"], "'--policy'", "'aggressive' is not one of"),
+        (["generate", "-o", "/tmp", "--scenario", "busy"], "'--scenario'", "'busy' is not one of 'default', 'hosp'"),
+        (
+            ["athena", "create-table", "--s3-bucket", "b", "--account", "1", "--region", "r", "--format", "orc"],
+            "'--format'",
+            "'orc' is not one of 'text', 'parquet'",
+        ),
+    ],
+)
+def test_choices_are_validated(args: list[str], option: str, choices: str) -> None:
+    """Literal choices, checked by Typer: one line naming the option and the allowed values, exit 2.
+
+    (The words between the two are Typer's: ``Value error, `` since Typer 0.29 validates with pydantic.)"""
     res = runner.invoke(app, args, prog_name="albstats")
     assert res.exit_code == 2, res.output
-    assert res.stderr.startswith(f"albstats: error: {needle}") and len(res.stderr.splitlines()) == 1, res.stderr
+    assert res.stderr.startswith(f"albstats: error: Invalid value for {option}: "), res.stderr
+    assert choices in res.stderr and len(res.stderr.splitlines()) == 1, res.stderr
 
 
-@pytest.mark.parametrize("args", [
-    ["parse", str(LOG), "-o", "MISSING/out.jsonl"],
-    ["parse", str(LOG), "-f", "parquet", "-o", "MISSING/out.parquet"],
-    ["query", "error_rate", str(LOG), "-o", "MISSING/out.csv", "--db", "DB"],
-    ["sql", "run", "SELECT 1 AS x", str(LOG), "-o", "MISSING/out.csv", "--db", "DB"],
-    ["report", str(LOG), "-o", "MISSING/report", "--db", "DB"],
-    ["weekly", str(LOG), "-o", "MISSING/weekly", "--db", "DB"],
-    ["generate", "-o", "MISSING/logs", "--lines", "10"],
-    ["fetch", "s3://alb-logs/AWSLogs/", "-o", "MISSING/mirror"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["parse", str(LOG), "-o", "MISSING/out.jsonl"],
+        ["parse", str(LOG), "-f", "parquet", "-o", "MISSING/out.parquet"],
+        ["query", "error_rate", str(LOG), "-o", "MISSING/out.csv", "--db", "DB"],
+        ["sql", "run", "SELECT 1 AS x", str(LOG), "-o", "MISSING/out.csv", "--db", "DB"],
+        ["report", str(LOG), "-o", "MISSING/report", "--db", "DB"],
+        ["weekly", str(LOG), "-o", "MISSING/weekly", "--db", "DB"],
+        ["generate", "-o", "MISSING/logs", "--lines", "10"],
+        ["fetch", "s3://alb-logs/AWSLogs/", "-o", "MISSING/mirror"],
+    ],
+)
 def test_output_in_a_missing_folder_is_refused_and_nothing_created(tmp_path: Path, args: list[str]) -> None:
     missing = tmp_path / "no" / "such"
-    args = [a.replace("MISSING", str(missing)) if "MISSING" in a else str(tmp_path / "c.duckdb") if a == "DB"
-            else a for a in args]
+    args = [
+        a.replace("MISSING", str(missing)) if "MISSING" in a else str(tmp_path / "c.duckdb") if a == "DB" else a
+        for a in args
+    ]
     target = Path(args[args.index("-o") + 1])
     res = runner.invoke(app, [*args, "-q"], prog_name="albstats")
     assert res.exit_code == 2, res.output
@@ -297,9 +398,12 @@ def test_a_named_file_that_is_no_log_names_what_it_is(tmp_path: Path) -> None:
     assert res.exit_code == 1, res.output
     assert f"albstats: error: {readme}: this is text (line 1: '# albstats'), not an ALB access log\n" in res.stderr
     assert not out.exists() and list(tmp_path.glob("*.part")) == []
-    cases = {"data.json": (b'[{"a": 1}]\n', "JSON"), "x.csv": (b"time,client,status\n1,2,3\n", "CSV"),
-             "blob.log": (b"\x7fELF\x02\x01\x01\x00\x00\x00", "binary data"),
-             "page.log.gz": (gzip.compress(b"<!doctype html>\n<html>\n"), "HTML or XML")}
+    cases = {
+        "data.json": (b'[{"a": 1}]\n', "JSON"),
+        "x.csv": (b"time,client,status\n1,2,3\n", "CSV"),
+        "blob.log": (b"\x7fELF\x02\x01\x01\x00\x00\x00", "binary data"),
+        "page.log.gz": (gzip.compress(b"<!doctype html>\n<html>\n"), "HTML or XML"),
+    }
     for name, (data, found) in cases.items():
         (tmp_path / name).write_bytes(data)
         res = runner.invoke(app, ["parse", str(tmp_path / name), "-q"], prog_name="albstats")

@@ -11,27 +11,35 @@ commands (:data:`COMMANDS` says which module registers what; a test checks it ag
 from __future__ import annotations
 
 import errno
-import gc
 import importlib
-from typing import Any
+from typing import Annotated, Any
 
-# A command is a short process that allocates a lot while importing (typer, duckdb) and frees little:
-# with the default gen-0 threshold of 700 a warm query ran ~45 collections that found nothing (~8 ms).
-# 10,000 still collects cycles promptly in long runs (the proxy, a year of logs).
-gc.set_threshold(10_000, 10, 10)
+import typer
+from typer.core import TyperGroup
 
-import typer  # noqa: E402
-from typer.core import TyperGroup  # noqa: E402
-
-from albstats import __version__, shutdown  # noqa: E402
-from albstats.errors import AlbstatsError  # noqa: E402
+from albstats import __version__, shutdown
+from albstats.errors import AlbstatsError
 
 #: One module per concern; each defines ``register(app)``.
 COMMAND_MODULES = ("parse", "generate", "query", "athena", "report", "proxy", "slo", "cache")
 #: Each top-level command or group -> the module that registers it, in the order help lists them.
-COMMANDS = {"parse": "parse", "generate": "generate", "query": "query", "fetch": "athena", "report": "report",
-            "weekly": "report", "upstream-sim": "proxy", "compare": "proxy", "whatif": "proxy", "sql": "query",
-            "athena": "athena", "proxy": "proxy", "check": "slo", "slo": "slo", "cache": "cache"}
+COMMANDS = {
+    "parse": "parse",
+    "generate": "generate",
+    "query": "query",
+    "fetch": "athena",
+    "report": "report",
+    "weekly": "report",
+    "upstream-sim": "proxy",
+    "compare": "proxy",
+    "whatif": "proxy",
+    "sql": "query",
+    "athena": "athena",
+    "proxy": "proxy",
+    "check": "slo",
+    "slo": "slo",
+    "cache": "cache",
+}
 #: Settings every command is built with (the root app's; Typer applies them per command).
 _TYPER_SETTINGS: dict[str, Any] = dict(pretty_exceptions_enable=False, add_completion=False, rich_markup_mode=None)
 
@@ -43,15 +51,12 @@ def module_app(module: str) -> typer.Typer:
     return sub
 
 
-#: click's UsageError, from the copy of click that Typer carries (reached through its public subclass).
-_CLICK_USAGE_ERROR: type[Exception] = typer.BadParameter.__mro__[1]
-
-
 class AlbstatsGroup(TyperGroup):
     """Turns user-facing errors into ``albstats: error: ...`` and an exit code, also under CliRunner.
 
-    Only ``typer`` is imported, never ``click``: Typer >= 0.26 carries its own copy of click, and a
-    plain ``pip install albstats`` has no separate click package.
+    Only ``typer`` is imported, never ``click``: Typer >= 0.26 carries its own copy of click (private), and a
+    plain ``pip install albstats`` has no separate click package. Typer's public ``TyperException`` is the
+    base of the errors its parser raises (an unknown option, a value that is no int, a missing argument).
     """
 
     def list_commands(self, ctx: typer.Context) -> list[str]:
@@ -88,12 +93,15 @@ class AlbstatsGroup(TyperGroup):
         except AlbstatsError as e:
             typer.echo(f"albstats: error: {e}", err=True)
             ctx.exit(e.exit_code)
-        except _CLICK_USAGE_ERROR as e:
+        except typer.TyperException as e:
             if type(e).__name__ == "NoArgsIsHelpError":
                 raise  # `albstats sql`: the help text, as asked
-            # click's own (an int that is not one, an unknown option): one line like ours, not a usage block
-            where = e.ctx.command_path if e.ctx is not None else "albstats"
-            typer.echo(f"albstats: error: {e.format_message().rstrip('.')} (see {where} --help)", err=True)
+            # the parser's own (an int that is not one, an unknown option): one line like ours, not a usage
+            # block; a usage error carries the context of the command it was raised in
+            hint = ""
+            if hasattr(e, "ctx"):
+                hint = f" (see {e.ctx.command_path if e.ctx is not None else 'albstats'} --help)"
+            typer.echo(f"albstats: error: {e.format_message().rstrip('.')}{hint}", err=True)
             ctx.exit(e.exit_code)
         except OSError as e:
             if e.errno == errno.EPIPE:
@@ -116,9 +124,13 @@ def _say(line: str) -> None:
         pass
 
 
-app = typer.Typer(cls=AlbstatsGroup, no_args_is_help=True, **_TYPER_SETTINGS,
-                  help="Answers from AWS Application Load Balancer access logs: SLOs, 5XX sources, "
-                       "latency, security findings, and before/after comparisons.")
+app = typer.Typer(
+    cls=AlbstatsGroup,
+    no_args_is_help=True,
+    **_TYPER_SETTINGS,
+    help="Answers from AWS Application Load Balancer access logs: SLOs, 5XX sources, "
+    "latency, security findings, and before/after comparisons.",
+)
 
 
 def _version(value: bool) -> None:
@@ -128,8 +140,11 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                       help="Print the version and exit.")) -> None:
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
     """Answers from AWS Application Load Balancer access logs."""
 
 
@@ -144,9 +159,3 @@ def main() -> None:
         if code is not None and e.code != code:
             raise SystemExit(code) from None
         raise
-    finally:
-        # The process exits next. Freezing the tracked objects spares the interpreter's final garbage
-        # collections, which walked every object of duckdb, typer and the rest: 35 to 40 ms, a tenth of
-        # a warm-cache query. Objects are still freed by reference counting as modules are cleared (so
-        # files left open are flushed and closed); only reference cycles are left to the OS.
-        gc.freeze()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from albstats.cli import options
@@ -26,7 +28,7 @@ def register(app: typer.Typer) -> None:
         return Cache(db if db is not None else default_dir())
 
     @cache.command("info", cls=options.Command)
-    def info(db: str = options.DB) -> None:
+    def info(db: options.Db = None) -> None:
         """What the cache holds: log files, rows, days, size on disk against the logs' size."""
         st = _open(db).info()
         ratio = f" ({st.bytes / st.source_bytes:.2f}x the logs' {_size(st.source_bytes)})" if st.source_bytes else ""
@@ -40,8 +42,10 @@ def register(app: typer.Typer) -> None:
 
     @cache.command("prune", cls=options.Command)
     def prune(
-        older_than: str = typer.Option(..., "--older-than", metavar="AGE", help="Drop days older than this, e.g. 30d."),
-        db: str = options.DB,
+        older_than: Annotated[
+            str, typer.Option("--older-than", metavar="AGE", help="Drop days older than this, e.g. 30d.")
+        ],
+        db: options.Db = None,
     ) -> None:
         """Drop the rows of days older than AGE (log files are parsed again if asked for later)."""
         from datetime import timedelta
@@ -53,7 +57,7 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"albstats: pruned {parts} Parquet files ({files} log files) older than {older_than}", err=True)
 
     @cache.command("clear", cls=options.Command)
-    def clear(db: str = options.DB) -> None:
+    def clear(db: options.Db = None) -> None:
         """Forget every log file and delete the Parquet files (those in use by a running albstats go later)."""
         parts, waiting = _open(db).clear()
         msg = f"albstats: cleared the cache ({parts} Parquet files)"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import typer
 
@@ -15,31 +15,68 @@ def register(app: typer.Typer) -> None:
 
     @app.command("generate", cls=options.Command)
     def generate(
-        out: str = options.output("DIR", "Write AWSLogs/... into this folder (created if missing; its parent "
-                                         "must exist).", required=True),
-        start: str = typer.Option(None, "--start", show_default=False, metavar="TIME",
-                                  help="UTC start on a 5-minute boundary [default: 2026-11-16T00:00:00Z, fixed so "
-                                       "runs are reproducible]."),
-        days: float = typer.Option(1.0, "--days", metavar="DAYS",
-                                   help="Length of the log span in days (fractions allowed)."),
-        rps: float = typer.Option(None, "--rps", metavar="N",
-                                  help="Mean requests per second around a daily curve [default: 5; not with --lines]."),
-        lines: int = typer.Option(None, "--lines", metavar="N",
-                                  help="Exact total number of lines instead of --rps (benchmarks)."),
-        seed: int = typer.Option(1, "--seed", metavar="N",
-                                 help="Random seed: the same arguments give byte-identical files."),
-        profile: Literal["default", "hosp"] = typer.Option(
-            "default", "--scenario", help="Traffic scenario: default (healthy, one incident a day) or hosp (the flaky "
-                                          "vet-hospital system: frequent 5XX, 2 to 20 s responses)."),
-        nodes: int = typer.Option(None, "--nodes", metavar="N",
-                                  help="Load balancer nodes (one file each per 5 minutes) "
-                                       "[default: 2 for default, 3 for hosp]."),
-        format_era: int = typer.Option(None, "--format-era", show_default=False, metavar="N",
-                                       help="Tokens per line, i.e. the format era: 20, 24, 25, 27, 29, 30, 33, 34 "
-                                            "(today's fields cut to that count; 36 adds two \"-\") [default: 34]."),
-        compress_level: int = typer.Option(6, "--compress-level", metavar="LEVEL",
-                                           help="gzip level 0-9 (1 is fastest)."),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary."),
+        out: Annotated[
+            str,
+            options.output("DIR", "Write AWSLogs/... into this folder (created if missing; its parent must exist)."),
+        ],
+        start: Annotated[
+            str | None,
+            typer.Option(
+                "--start",
+                show_default=False,
+                metavar="TIME",
+                help="UTC start on a 5-minute boundary [default: 2026-11-16T00:00:00Z, fixed so runs are "
+                "reproducible].",
+            ),
+        ] = None,
+        days: Annotated[
+            float, typer.Option("--days", metavar="DAYS", help="Length of the log span in days (fractions allowed).")
+        ] = 1.0,
+        rps: Annotated[
+            float | None,
+            typer.Option(
+                "--rps",
+                metavar="N",
+                help="Mean requests per second around a daily curve [default: 5; not with --lines].",
+            ),
+        ] = None,
+        lines: Annotated[
+            int | None,
+            typer.Option("--lines", metavar="N", help="Exact total number of lines instead of --rps (benchmarks)."),
+        ] = None,
+        seed: Annotated[
+            int, typer.Option("--seed", metavar="N", help="Random seed: the same arguments give byte-identical files.")
+        ] = 1,
+        profile: Annotated[
+            Literal["default", "hosp"],
+            typer.Option(
+                "--scenario",
+                help="Traffic scenario: default (healthy, one incident a day) or hosp (the flaky "
+                "vet-hospital system: frequent 5XX, 2 to 20 s responses).",
+            ),
+        ] = "default",
+        nodes: Annotated[
+            int | None,
+            typer.Option(
+                "--nodes",
+                metavar="N",
+                help="Load balancer nodes (one file each per 5 minutes) [default: 2 for default, 3 for hosp].",
+            ),
+        ] = None,
+        format_era: Annotated[
+            int | None,
+            typer.Option(
+                "--format-era",
+                show_default=False,
+                metavar="N",
+                help="Tokens per line, i.e. the format era: 20, 24, 25, 27, 29, 30, 33, 34 (today's fields cut to that "
+                'count; 36 adds two "-") [default: 34].',
+            ),
+        ] = None,
+        compress_level: Annotated[
+            int, typer.Option("--compress-level", metavar="LEVEL", help="gzip level 0-9 (1 is fastest).")
+        ] = 6,
+        quiet: options.Quiet = False,
     ) -> None:
         """Write realistic synthetic ALB access logs as ALB delivers them to S3.
 
@@ -69,8 +106,18 @@ def register(app: typer.Typer) -> None:
                 tick.advance(files - done, lines=lines_so_far)
                 done = files
 
-            summary = run(out, start=start, days=days, rps=5.0 if rps is None else rps, seed=seed, profile=profile,
-                          lines=lines, format_era=format_era, nodes=nodes, compresslevel=compress_level,
-                          on_file=advance)
+            summary = run(
+                out,
+                start=start,
+                days=days,
+                rps=5.0 if rps is None else rps,
+                seed=seed,
+                profile=profile,
+                lines=lines,
+                format_era=format_era,
+                nodes=nodes,
+                compresslevel=compress_level,
+                on_file=advance,
+            )
         if not quiet:
             typer.echo(f"albstats: {summary.line()}", err=True)

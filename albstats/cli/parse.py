@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import gc
 import os
-from typing import Literal
+from typing import Annotated, Literal
 
 import typer
 
@@ -17,19 +16,33 @@ def register(app: typer.Typer) -> None:
 
     @app.command("parse", cls=options.Command)
     def parse(
-        paths: list[str] = typer.Argument(..., metavar="PATH...",
-                                          help="Log files, folders, globs, s3:// prefixes, or - (stdin)."),
-        format: Literal["jsonl", "csv", "parquet"] = typer.Option("jsonl", "--format", "-f", help="Output format."),
-        output: str = options.output("PATH", "Write to this file (default: stdout); for parquet a folder, the "
-                                             "dataset by day (a .parquet name: one file); its parent must exist."),
-        fields: str = typer.Option(None, "--fields", metavar="COLUMNS",
-                                   help="Comma-separated columns to keep, in this order."),
-        kind: Literal["auto", "access", "connection"] = typer.Option(
-            "auto", "--kind", help="Access or connection logs; auto: connection logs if every file is one."),
-        strict: bool = typer.Option(False, "--strict", help="Fail on the first malformed line."),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary."),
-        profile: str = options.PROFILE,
-        region: str = options.REGION,
+        paths: Annotated[
+            list[str],
+            typer.Argument(metavar="PATH...", help="Log files, folders, globs, s3:// prefixes, or - (stdin)."),
+        ],
+        format: Annotated[
+            Literal["jsonl", "csv", "parquet"], typer.Option("--format", "-f", help="Output format.")
+        ] = "jsonl",
+        output: Annotated[
+            str | None,
+            options.output(
+                "PATH",
+                "Write to this file (default: stdout); for parquet a folder, the dataset by day (a .parquet "
+                "name: one file); its parent must exist.",
+            ),
+        ] = None,
+        fields: Annotated[
+            str | None,
+            typer.Option("--fields", metavar="COLUMNS", help="Comma-separated columns to keep, in this order."),
+        ] = None,
+        kind: Annotated[
+            Literal["auto", "access", "connection"],
+            typer.Option("--kind", help="Access or connection logs; auto: connection logs if every file is one."),
+        ] = "auto",
+        strict: Annotated[bool, typer.Option("--strict", help="Fail on the first malformed line.")] = False,
+        quiet: options.Quiet = False,
+        profile: options.Profile = None,
+        region: options.Region = None,
     ) -> None:
         """Parse ALB access (or connection) logs into records whose keys are the Athena column names.
 
@@ -44,12 +57,16 @@ def register(app: typer.Typer) -> None:
         if s3 and not any(p.startswith("s3://") for p in paths):
             raise UsageError(f"--{next(iter(s3))} is the AWS {next(iter(s3))}, for s3:// paths only")
 
-        # the modules just imported live as long as the process: the collector need not walk them on
-        # every pass (about 50 ms of a parse's single parent process)
-        gc.freeze()
-        stats = parse_files(paths, fmt=format, output=output,
-                            fields=fields.split(",") if fields else None, kind=kind, strict=strict, quiet=quiet,
-                            s3_options=s3 or None)
+        stats = parse_files(
+            paths,
+            fmt=format,
+            output=output,
+            fields=fields.split(",") if fields else None,
+            kind=kind,
+            strict=strict,
+            quiet=quiet,
+            s3_options=s3 or None,
+        )
         if not quiet:
             typer.echo(f"albstats: {stats.summary()}", err=True)
             for ex in stats.bad_examples():

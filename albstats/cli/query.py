@@ -12,24 +12,30 @@ import json
 import math
 import sys
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 
 from albstats.cli import options
 from albstats.errors import UsageError
 
-FORMATS = ("table", "csv", "json", "parquet")
+#: The output formats of `query` and `sql run`.
 Format = Literal["table", "csv", "json", "parquet"]
-Engine = Literal["local", "athena"]
+FormatChoice = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+Param = Annotated[
+    list[str] | None, typer.Option("--param", metavar="NAME=VALUE", help="A query parameter (repeatable).")
+]
 
 
-def _engine(paths: list[str], engine: str, db: str | None, no_cache: bool, quiet: bool, athena: dict[str, Any]) -> Any:
+def _engine(
+    paths: list[str], engine: options.Engine, db: str | None, no_cache: bool, quiet: bool, athena: dict[str, Any]
+) -> Any:
     from albstats.engines import connect
 
     if engine == "athena":
-        return connect(paths or None, engine="athena", quiet=quiet,
-                       **{k: v for k, v in athena.items() if v is not None})
+        return connect(
+            paths or None, engine="athena", quiet=quiet, **{k: v for k, v in athena.items() if v is not None}
+        )
     s3 = {k: athena.pop(k) for k in ("profile", "region") if athena.get(k) is not None}  # AWS: for s3:// paths
     if s3 and not any(str(p).startswith("s3://") for p in paths):
         raise UsageError(f"--{next(iter(s3))} is the AWS {next(iter(s3))}: for s3:// paths or --engine athena")
@@ -65,10 +71,8 @@ def _text(v: Any) -> str:
     return str(v)
 
 
-def render(columns: list[str], rows: list[tuple[Any, ...]], fmt: str, out: str | None) -> None:
+def render(columns: list[str], rows: list[tuple[Any, ...]], fmt: Format, out: str | None) -> None:
     """Write a result as an aligned table, CSV or JSON (a list of objects), to ``out`` or stdout."""
-    if fmt not in FORMATS:
-        raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     if fmt == "table":
         cells = [[_text(v) for v in r] for r in rows]
         widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
@@ -179,34 +183,38 @@ def register(app: typer.Typer) -> None:
 
     @app.command("query", cls=options.Command)
     def query(
-        name: str = typer.Argument(..., metavar="NAME", help="Saved query name (see `albstats sql list`)."),
-        paths: list[str] = typer.Argument(None, metavar="PATH...",
-                                          help="Log files, folders, globs or s3:// prefixes (local engine)."),
-        engine: Engine = typer.Option("local", "--engine", help="Query engine: local (DuckDB over the files) or "
-                                                                "athena."),
-        since: str = typer.Option(None, "--since", metavar="TIME",
-                                  help="Window start, UTC: ISO-8601 or relative (7d, 12h)."),
-        until: str = typer.Option(None, "--until", metavar="TIME",
-                                  help="Window end (exclusive), UTC: ISO-8601 or relative."),
-        bucket: str = typer.Option(None, "--bucket", metavar="DURATION",
-                                   help="Bucket width for bucketed queries: 5m, 1h, 1d (default: the query's, 1h "
-                                        "for most)."),
-        param: list[str] = typer.Option(None, "--param", metavar="NAME=VALUE",
-                                        help="A query parameter (repeatable)."),
-        limit: int = typer.Option(None, "--limit", metavar="N",
-                                  help="Rows for queries with a limit (default: the query's)."),
-        format: Format = typer.Option("table", "--format", "-f", help="Output format."),
-        output: str = options.output("FILE", "Write to this file (written whole or not at all; its folder must "
-                                             "exist)."),
-        db: str = options.DB,
-        no_cache: bool = options.NO_CACHE,
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary on stderr."),
-        database: str = options.DATABASE,
-        table: str = options.TABLE,
-        workgroup: str = options.WORKGROUP,
-        output_location: str = options.OUTPUT_LOCATION,
-        region: str = options.REGION,
-        profile: str = options.PROFILE,
+        name: Annotated[str, typer.Argument(metavar="NAME", help="Saved query name (see `albstats sql list`).")],
+        paths: options.LogPaths = None,
+        engine: options.EngineChoice = "local",
+        since: options.Since = None,
+        until: options.Until = None,
+        bucket: Annotated[
+            str | None,
+            typer.Option(
+                "--bucket",
+                metavar="DURATION",
+                help="Bucket width for bucketed queries: 5m, 1h, 1d (default: the query's, 1h for most).",
+            ),
+        ] = None,
+        param: Param = None,
+        limit: Annotated[
+            int | None,
+            typer.Option("--limit", metavar="N", help="Rows for queries with a limit (default: the query's)."),
+        ] = None,
+        format: FormatChoice = "table",
+        output: Annotated[
+            str | None,
+            options.output("FILE", "Write to this file (written whole or not at all; its folder must exist)."),
+        ] = None,
+        db: options.Db = None,
+        no_cache: options.NoCache = False,
+        quiet: options.Quiet = False,
+        database: options.Database = None,
+        table: options.Table = None,
+        workgroup: options.Workgroup = None,
+        output_location: options.OutputLocation = None,
+        region: options.Region = None,
+        profile: options.Profile = None,
     ) -> None:
         """Run a saved query (Athena SQL from sql/) and print its result.
 
@@ -215,8 +223,6 @@ def register(app: typer.Typer) -> None:
         """
         from albstats.queries import get
 
-        if format not in FORMATS:
-            raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {format!r}")
         get(name)  # unknown names fail before any file is read
         _check_output(output)
         kw = _query_values(param, since=since, until=until, bucket=bucket, limit=limit)
@@ -264,15 +270,23 @@ def register(app: typer.Typer) -> None:
 
     @sql_app.command("show", cls=options.Command)
     def sql_show(
-        name: str = typer.Argument(..., metavar="NAME", help="Saved query name."),
-        since: str = typer.Option(None, "--since", metavar="TIME",
-                                  help="Window start: fills in :since (otherwise ? placeholders)."),
-        until: str = typer.Option(None, "--until", metavar="TIME", help="Window end (exclusive): fills in :until."),
-        bucket: str = typer.Option(None, "--bucket", metavar="DURATION",
-                                   help="Bucket width: fills in :bucket (5m, 1h, 1d)."),
-        limit: int = typer.Option(None, "--limit", metavar="N", help="Rows: fills in :limit."),
-        param: list[str] = typer.Option(None, "--param", metavar="NAME=VALUE",
-                                        help="A query parameter: fills in :NAME (repeatable)."),
+        name: Annotated[str, typer.Argument(metavar="NAME", help="Saved query name.")],
+        since: Annotated[
+            str | None,
+            typer.Option("--since", metavar="TIME", help="Window start: fills in :since (otherwise ? placeholders)."),
+        ] = None,
+        until: Annotated[
+            str | None, typer.Option("--until", metavar="TIME", help="Window end (exclusive): fills in :until.")
+        ] = None,
+        bucket: Annotated[
+            str | None,
+            typer.Option("--bucket", metavar="DURATION", help="Bucket width: fills in :bucket (5m, 1h, 1d)."),
+        ] = None,
+        limit: Annotated[int | None, typer.Option("--limit", metavar="N", help="Rows: fills in :limit.")] = None,
+        param: Annotated[
+            list[str] | None,
+            typer.Option("--param", metavar="NAME=VALUE", help="A query parameter: fills in :NAME (repeatable)."),
+        ] = None,
     ) -> None:
         """Print a saved query as Athena SQL to paste into the Athena console.
 
@@ -296,36 +310,40 @@ def register(app: typer.Typer) -> None:
 
             text = console_day_bounds(text, window[0], window[1])
         elif values is not None:
-            typer.echo("albstats: note: without --since the SQL has no day bound; Athena scans every day folder",
-                       err=True)
+            typer.echo(
+                "albstats: note: without --since the SQL has no day bound; Athena scans every day folder", err=True
+            )
         typer.echo(text, nl=False)
 
     @sql_app.command("run", cls=options.Command)
     def sql_run(
-        text: str = typer.Argument(..., metavar="SQL",
-                                   help="One SELECT over alb_logs (Athena SQL); :name placeholders allowed."),
-        paths: list[str] = typer.Argument(None, metavar="PATH...",
-                                          help="Log files, folders, globs or s3:// prefixes (local engine)."),
-        engine: Engine = typer.Option("local", "--engine", help="Query engine: local or athena."),
-        param: list[str] = typer.Option(None, "--param", metavar="NAME=VALUE",
-                                        help="A query parameter: binds :NAME to VALUE (text), repeatable."),
-        format: Format = typer.Option("table", "--format", "-f", help="Output format."),
-        output: str = options.output("FILE", "Write to this file (its folder must exist)."),
-        db: str = options.DB,
-        no_cache: bool = options.NO_CACHE,
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary."),
-        database: str = options.DATABASE,
-        table: str = options.TABLE,
-        workgroup: str = options.WORKGROUP,
-        output_location: str = options.OUTPUT_LOCATION,
-        region: str = options.REGION,
-        profile: str = options.PROFILE,
+        text: Annotated[
+            str,
+            typer.Argument(metavar="SQL", help="One SELECT over alb_logs (Athena SQL); :name placeholders allowed."),
+        ],
+        paths: options.LogPaths = None,
+        engine: options.EngineChoice = "local",
+        param: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--param", metavar="NAME=VALUE", help="A query parameter: binds :NAME to VALUE (text), repeatable."
+            ),
+        ] = None,
+        format: FormatChoice = "table",
+        output: Annotated[str | None, options.output("FILE", "Write to this file (its folder must exist).")] = None,
+        db: options.Db = None,
+        no_cache: options.NoCache = False,
+        quiet: options.Quiet = False,
+        database: options.Database = None,
+        table: options.Table = None,
+        workgroup: options.Workgroup = None,
+        output_location: options.OutputLocation = None,
+        region: options.Region = None,
+        profile: options.Profile = None,
     ) -> None:
         """Run ad-hoc Athena SQL over the alb_logs relation (the same columns as the Athena table)."""
         from albstats.engines.base import parse_param_args
 
-        if format not in FORMATS:
-            raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {format!r}")
         params = parse_param_args(param)
         _check_output(output)
         with _engine(

@@ -7,14 +7,12 @@ Only argument parsing lives here: :mod:`albstats.report` computes, :mod:`albstat
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 
 from albstats.cli import options
 from albstats.errors import InputError, SloBreached, UsageError
-
-FORMATS = ("terminal", "md", "html", "json")
 
 
 def _options(
@@ -40,9 +38,18 @@ def _options(
         raise UsageError(f"--since {since} is not before --until {until}")
     if min_client_4xx < 1:
         raise UsageError("--min-client-4xx must be at least 1")
-    return Options(slo=target, latency_threshold=thr, latency_target=lat_target,
-                   latency_slo_given=latency_slo is not None, count_460=count_460, since=t_since, until=t_until,
-                   min_client_4xx=min_client_4xx, allow_empty=allow_empty, slo_file=_slo_file(slo_file))
+    return Options(
+        slo=target,
+        latency_threshold=thr,
+        latency_target=lat_target,
+        latency_slo_given=latency_slo is not None,
+        count_460=count_460,
+        since=t_since,
+        until=t_until,
+        min_client_4xx=min_client_4xx,
+        allow_empty=allow_empty,
+        slo_file=_slo_file(slo_file),
+    )
 
 
 def _slo_file(path: str | None) -> Any:
@@ -54,8 +61,16 @@ def _slo_file(path: str | None) -> Any:
     return load(path)
 
 
-SLO_FILE_HELP = ("Per-service SLOs (YAML; see docs/slo.md): an overview row and a section per SLO, and the "
-                 "breach verdict over all of them.")
+SloFile = Annotated[
+    str | None,
+    typer.Option(
+        "--slo-file",
+        metavar="FILE",
+        help="Per-service SLOs (YAML; see docs/slo.md): an overview row and a section per "
+        "SLO, and the breach verdict over all of them.",
+    ),
+]
+CountBad460 = Annotated[bool, typer.Option("--count-460", help="Count 460 (client gave up) as bad too.")]
 
 
 def _warn(r: Any, strict: bool) -> None:
@@ -70,7 +85,7 @@ def _warn(r: Any, strict: bool) -> None:
 
 
 def _connector(
-    paths: list[str], engine: str, db: str | None, no_cache: bool, quiet: bool, athena: dict[str, Any]
+    paths: list[str], engine: options.Engine, db: str | None, no_cache: bool, quiet: bool, athena: dict[str, Any]
 ) -> Any:
     from albstats.cli.query import _engine
 
@@ -84,63 +99,91 @@ def register(app: typer.Typer) -> None:
 
     @app.command("report", cls=options.Command)
     def report_cmd(
-        paths: list[str] = typer.Argument(None, metavar="PATH...",
-                                          help="Log files, folders, globs or s3:// prefixes (local engine)."),
-        engine: Literal["local", "athena"] = typer.Option(
-            "local", "--engine", help="Query engine: local (DuckDB over the files) or athena."),
-        since: str = typer.Option(None, "--since", metavar="TIME",
-                                  help="Window start, UTC: ISO-8601 or relative (7d, 12h). "
-                                  "Default: all the data given (local), the last 7 days (athena)."),
-        until: str = typer.Option(None, "--until", metavar="TIME",
-                                  help="Window end (exclusive), UTC: ISO-8601 or relative."),
-        slo: str = typer.Option("99.0", "--slo", metavar="PERCENT",
-                                help="Availability SLO in percent: share of requests with "
-                                "elb_status_code below 500."),
-        latency_slo: str = typer.Option(None, "--latency-slo", metavar="DURATION@PERCENT",
-                                        help="Latency SLO, e.g. 1s@95: "
-                                        "95 % of requests under 1 s total time. Without it, 1s@95 is shown "
-                                        "for information only."),
-        count_460: bool = typer.Option(False, "--count-460", help="Count 460 (client gave up) as bad too."),
-        slo_file: str = typer.Option(None, "--slo-file", metavar="FILE", help=SLO_FILE_HELP),
-        out: str = options.output("DIR", "Write report.md, report.html, report.json and PNGs into this folder "
-                                         "(created if missing; its parent must exist)."),
-        format: Literal["terminal", "md", "html", "json"] = typer.Option(
-            "terminal", "--format", "-f", help="Output format to print."),
-        quiet: bool = typer.Option(False, "--quiet", "-q",
-                                   help="No progress bar and no terminal summary (md, html or json asked for "
-                                        "with --format are still printed)."),
-        fail_on_breach: bool = typer.Option(False, "--fail-on-breach", help="Exit 3 when the SLO was breached."),
-        allow_empty: bool = typer.Option(False, "--allow-empty",
-                                         help="A window without requests gives a 'no data' report (exit 0) instead "
-                                              "of an error (exit 1)."),
-        strict: bool = typer.Option(False, "--strict",
-                                    help="Exit 1 (after writing the report) when any input was damaged, skipped "
-                                         "or malformed."),
-        min_client_4xx: int = typer.Option(100, "--min-client-4xx", metavar="N",
-                                           help="4XX answers that flag a client."),
-        db: str = options.DB,
-        no_cache: bool = options.NO_CACHE,
-        database: str = options.DATABASE,
-        table: str = options.TABLE,
-        workgroup: str = options.WORKGROUP,
-        output_location: str = options.OUTPUT_LOCATION,
-        region: str = options.REGION,
-        profile: str = options.PROFILE,
+        paths: options.LogPaths = None,
+        engine: options.EngineChoice = "local",
+        since: options.Since = None,
+        until: options.Until = None,
+        slo: Annotated[
+            str,
+            typer.Option(
+                "--slo",
+                metavar="PERCENT",
+                help="Availability SLO in percent: share of requests with elb_status_code below 500.",
+            ),
+        ] = "99.0",
+        latency_slo: Annotated[
+            str | None,
+            typer.Option(
+                "--latency-slo",
+                metavar="DURATION@PERCENT",
+                help="Latency SLO, e.g. 1s@95: 95 % of requests under 1 s total time. Without it, 1s@95 is shown for "
+                "information only.",
+            ),
+        ] = None,
+        count_460: CountBad460 = False,
+        slo_file: SloFile = None,
+        out: Annotated[
+            str | None,
+            options.output(
+                "DIR",
+                "Write report.md, report.html, report.json and PNGs into this folder (created if missing; its "
+                "parent must exist).",
+            ),
+        ] = None,
+        format: Annotated[
+            Literal["terminal", "md", "html", "json"], typer.Option("--format", "-f", help="Output format to print.")
+        ] = "terminal",
+        quiet: Annotated[
+            bool,
+            typer.Option(
+                "--quiet",
+                "-q",
+                help="No progress bar and no terminal summary (md, html or json asked for with "
+                "--format are still printed).",
+            ),
+        ] = False,
+        fail_on_breach: Annotated[
+            bool, typer.Option("--fail-on-breach", help="Exit 3 when the SLO was breached.")
+        ] = False,
+        allow_empty: Annotated[
+            bool,
+            typer.Option(
+                "--allow-empty",
+                help="A window without requests gives a 'no data' report (exit 0) instead of an error (exit 1).",
+            ),
+        ] = False,
+        strict: Annotated[
+            bool,
+            typer.Option(
+                "--strict", help="Exit 1 (after writing the report) when any input was damaged, skipped or malformed."
+            ),
+        ] = False,
+        min_client_4xx: Annotated[
+            int, typer.Option("--min-client-4xx", metavar="N", help="4XX answers that flag a client.")
+        ] = 100,
+        db: options.Db = None,
+        no_cache: options.NoCache = False,
+        database: options.Database = None,
+        table: options.Table = None,
+        workgroup: options.Workgroup = None,
+        output_location: options.OutputLocation = None,
+        region: options.Region = None,
+        profile: options.Profile = None,
     ) -> None:
         """The SLO report: availability and error budget, latency, where 5XX come from, security, data quality.
 
         Prints a summary; with -o DIR also writes report.md, report.html (self-contained),
-        report.json and PNG charts, all or nothing. Exit 3 with --fail-on-breach when the SLO was missed;
+        report.json and PNG charts, all or nothing. Without --since the window is all the data given
+        (local engine) or the last 7 days (athena). Exit 3 with --fail-on-breach when the SLO was missed;
         exit 1 when the window holds no request (unless --allow-empty), or with --strict when input was
         damaged, skipped or malformed.
         """
         from albstats.render import render_text, write
         from albstats.report import NoData, build
 
-        if format not in FORMATS:
-            raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {format!r}")
-        opts = _options(slo, latency_slo, count_460, since, until, min_client_4xx, allow_empty=allow_empty,
-                        slo_file=slo_file)
+        opts = _options(
+            slo, latency_slo, count_460, since, until, min_client_4xx, allow_empty=allow_empty, slo_file=slo_file
+        )
         if out:
             from albstats.output import check_target
 
@@ -178,36 +221,58 @@ def register(app: typer.Typer) -> None:
     @app.command("weekly", cls=options.Command)
     def weekly_cmd(
         ctx: typer.Context,
-        paths: list[str] = typer.Argument(None, metavar="PATH...",
-                                          help="Log files, folders or s3:// prefixes (local engine)."),
-        engine: Literal["local", "athena"] = typer.Option("local", "--engine", help="Query engine: local or athena."),
-        out: str = options.output("DIR", "Write the week's report into DIR/YYYY-Www/ (DIR's parent must exist)."),
-        webhook: str = typer.Option(None, "--webhook", envvar="ALBSTATS_WEBHOOK_URL", show_envvar=True,
-                                    metavar="URL", help="Slack-compatible webhook for the summary (secret: never "
-                                                        "printed; prefer the environment variable)."),
-        slo: str = typer.Option("99.0", "--slo", metavar="PERCENT", help="Availability SLO in percent."),
-        latency_slo: str = typer.Option(None, "--latency-slo", metavar="DURATION@PERCENT",
-                                        help="Latency SLO, e.g. 1s@95."),
-        count_460: bool = typer.Option(False, "--count-460", help="Count 460 as bad too."),
-        slo_file: str = typer.Option(None, "--slo-file", metavar="FILE", help=SLO_FILE_HELP),
-        now: str = typer.Option(None, "--now", metavar="TIME",
-                                help="Pretend it is this time (UTC, ISO-8601): the report covers "
-                                "the last full ISO week before it."),
-        webhook_retries: int = typer.Option(3, "--webhook-retries", metavar="N",
-                                            help="Retries after a 5XX, 429, timeout or "
-                                            "connection error (backoff 1, 2, 4 ... s)."),
-        webhook_timeout: float = typer.Option(10.0, "--webhook-timeout", metavar="SECONDS",
-                                              help="Seconds per webhook attempt."),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary: print nothing "
-                                                                 "but errors."),
-        db: str = options.DB,
-        no_cache: bool = options.NO_CACHE,
-        database: str = options.DATABASE,
-        table: str = options.TABLE,
-        workgroup: str = options.WORKGROUP,
-        output_location: str = options.OUTPUT_LOCATION,
-        region: str = options.REGION,
-        profile: str = options.PROFILE,
+        paths: options.LogPaths = None,
+        engine: options.EngineChoice = "local",
+        out: Annotated[
+            str | None, options.output("DIR", "Write the week's report into DIR/YYYY-Www/ (DIR's parent must exist).")
+        ] = None,
+        webhook: Annotated[
+            str | None,
+            typer.Option(
+                "--webhook",
+                envvar="ALBSTATS_WEBHOOK_URL",
+                show_envvar=True,
+                metavar="URL",
+                help="Slack-compatible webhook for the summary (secret: never printed; prefer the environment "
+                "variable).",
+            ),
+        ] = None,
+        slo: Annotated[str, typer.Option("--slo", metavar="PERCENT", help="Availability SLO in percent.")] = "99.0",
+        latency_slo: Annotated[
+            str | None, typer.Option("--latency-slo", metavar="DURATION@PERCENT", help="Latency SLO, e.g. 1s@95.")
+        ] = None,
+        count_460: CountBad460 = False,
+        slo_file: SloFile = None,
+        now: Annotated[
+            str | None,
+            typer.Option(
+                "--now",
+                metavar="TIME",
+                help="Pretend it is this time (UTC, ISO-8601): the report covers the last full ISO week before it.",
+            ),
+        ] = None,
+        webhook_retries: Annotated[
+            int,
+            typer.Option(
+                "--webhook-retries",
+                metavar="N",
+                help="Retries after a 5XX, 429, timeout or connection error (backoff 1, 2, 4 ... s).",
+            ),
+        ] = 3,
+        webhook_timeout: Annotated[
+            float, typer.Option("--webhook-timeout", metavar="SECONDS", help="Seconds per webhook attempt.")
+        ] = 10.0,
+        quiet: Annotated[
+            bool, typer.Option("--quiet", "-q", help="No progress bar and no summary: print nothing but errors.")
+        ] = False,
+        db: options.Db = None,
+        no_cache: options.NoCache = False,
+        database: options.Database = None,
+        table: options.Table = None,
+        workgroup: options.Workgroup = None,
+        output_location: options.OutputLocation = None,
+        region: options.Region = None,
+        profile: options.Profile = None,
     ) -> None:
         """Last full ISO week (UTC Monday to Monday) with deltas against the week before, for cron.
 
@@ -249,8 +314,16 @@ def register(app: typer.Typer) -> None:
                 from albstats.output import check_target
 
                 check_target(out, "-o", folder=True)
-        res = weekly.run(connect, opts, now=t_now, out=out, webhook=webhook, webhook_attempts=webhook_retries + 1,
-                         webhook_timeout=webhook_timeout, webhook_name=hook_name)
+        res = weekly.run(
+            connect,
+            opts,
+            now=t_now,
+            out=out,
+            webhook=webhook,
+            webhook_attempts=webhook_retries + 1,
+            webhook_timeout=webhook_timeout,
+            webhook_name=hook_name,
+        )
         if not quiet:
             typer.echo(res.text)
             if res.directory is not None:
@@ -261,8 +334,12 @@ def register(app: typer.Typer) -> None:
 
 def _breach_message(r: Any) -> str:
     if r.options.slo_file is not None:
-        bad = [f"{s.service}/{s.objective} {s.achieved * 100 if s.achieved is not None else 0:.3f} % < "
-               f"{s.target * 100:g} %" for s in r.slos if not s.met]
+        bad = [
+            f"{s.service}/{s.objective} {s.achieved * 100 if s.achieved is not None else 0:.3f} % < "
+            f"{s.target * 100:g} %"
+            for s in r.slos
+            if not s.met
+        ]
         return "SLO breached: " + ", ".join(bad)
     a = r.availability
     msg = (

@@ -6,7 +6,7 @@ alerts and keeps the state.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated
 
 import typer
 
@@ -21,10 +21,10 @@ def register(app: typer.Typer) -> None:
 
     @slo_app.command("validate", cls=options.Command)
     def validate_cmd(
-        file: str = typer.Argument(..., metavar="FILE", help="The SLO file (YAML) to check."),
-        quiet: bool = typer.Option(
-            False, "--quiet", "-q", help="Print nothing when the file is valid (no progress, no summary)."
-        ),
+        file: Annotated[str, typer.Argument(metavar="FILE", help="The SLO file (YAML) to check.")],
+        quiet: Annotated[
+            bool, typer.Option("--quiet", "-q", help="Print nothing when the file is valid (no progress, no summary).")
+        ] = False,
     ) -> None:
         """Check an SLO file; every mistake is printed as FILE:LINE: what is wrong (exit 2).
 
@@ -45,40 +45,48 @@ def register(app: typer.Typer) -> None:
 
     @app.command("check", cls=options.Command)
     def check_cmd(
-        paths: list[str] = typer.Argument(
-            None, metavar="PATH...", help="Log files, folders or s3:// prefixes (local engine)."
-        ),
-        slo_file: str = typer.Option(..., "--slo-file", metavar="FILE", help="The SLO file (YAML)."),
-        state: str = typer.Option(
-            ..., "--state", metavar="FILE", help="State file: which alerts fired at the last run (created if missing)."
-        ),
-        webhook: str = typer.Option(
-            None,
-            "--webhook",
-            envvar="ALBSTATS_WEBHOOK_URL",
-            show_envvar=True,
-            metavar="URL",
-            help="Slack-compatible webhook for alerts that start firing or "
-            "resolve (secret: never printed; prefer the environment variable).",
-        ),
-        now: str = typer.Option(
-            None, "--now", metavar="TIME", help="Evaluate at this time (UTC, ISO-8601) instead of at the newest data."
-        ),
-        engine: Literal["local", "athena"] = typer.Option("local", "--engine", help="Query engine: local or athena."),
-        lock_timeout: float = typer.Option(
-            120.0, "--lock-timeout", metavar="SECONDS", help="Wait this long for an overlapping run to finish."
-        ),
-        quiet: bool = typer.Option(
-            False, "--quiet", "-q", help="No progress and no summary: print nothing but errors."
-        ),
-        db: str = options.DB,
-        no_cache: bool = options.NO_CACHE,
-        database: str = options.DATABASE,
-        table: str = options.TABLE,
-        workgroup: str = options.WORKGROUP,
-        output_location: str = options.OUTPUT_LOCATION,
-        region: str = options.REGION,
-        profile: str = options.PROFILE,
+        paths: options.LogPaths = None,
+        *,  # keyword-only: the required options stay where --help lists them
+        slo_file: Annotated[str, typer.Option("--slo-file", metavar="FILE", help="The SLO file (YAML).")],
+        state: Annotated[
+            str,
+            typer.Option(
+                "--state", metavar="FILE", help="State file: which alerts fired at the last run (created if missing)."
+            ),
+        ],
+        webhook: Annotated[
+            str | None,
+            typer.Option(
+                "--webhook",
+                envvar="ALBSTATS_WEBHOOK_URL",
+                show_envvar=True,
+                metavar="URL",
+                help="Slack-compatible webhook for alerts that start firing or resolve (secret: never printed; prefer "
+                "the environment variable).",
+            ),
+        ] = None,
+        now: Annotated[
+            str | None,
+            typer.Option(
+                "--now", metavar="TIME", help="Evaluate at this time (UTC, ISO-8601) instead of at the newest data."
+            ),
+        ] = None,
+        engine: options.EngineChoice = "local",
+        lock_timeout: Annotated[
+            float,
+            typer.Option("--lock-timeout", metavar="SECONDS", help="Wait this long for an overlapping run to finish."),
+        ] = 120.0,
+        quiet: Annotated[
+            bool, typer.Option("--quiet", "-q", help="No progress and no summary: print nothing but errors.")
+        ] = False,
+        db: options.Db = None,
+        no_cache: options.NoCache = False,
+        database: options.Database = None,
+        table: options.Table = None,
+        workgroup: options.Workgroup = None,
+        output_location: options.OutputLocation = None,
+        region: options.Region = None,
+        profile: options.Profile = None,
     ) -> None:
         """Evaluate every burn-rate alert of every SLO now, for a cron every 5 minutes.
 
