@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 from conftest import ROOT
@@ -20,15 +21,16 @@ def _mypy(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
-def test_mypy_passes_on_the_package(tmp_path: Path) -> None:
-    proc = _mypy(tmp_path)
+def test_mypy_passes_on_the_package_and_the_api_cases(tmp_path: Path) -> None:
+    """One run (about 20 s cold): the package as configured, plus tests/api_typing_cases.py, which states
+    what the public API's calls return and which calls it must refuse."""
+    files = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mypy"]["files"]
+    proc = _mypy(tmp_path, *files, "tests/api_typing_cases.py")
     assert proc.returncode == 0, f"mypy found errors:\n{proc.stdout}{proc.stderr}"
 
 
 def test_mypy_config_checks_the_package_strictly() -> None:
     """The settings the test relies on are really there (a config that checks nothing would pass)."""
-    import tomllib
-
     cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mypy"]
     assert cfg["files"] == ["albstats"]
     assert cfg["disallow_untyped_defs"] is True and cfg["check_untyped_defs"] is True
