@@ -10,6 +10,7 @@ error where it is written, and ``albstats`` keeps no ``Any`` in its public signa
 from __future__ import annotations
 
 import os
+import typing
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date
 from typing import TYPE_CHECKING, Literal, TypedDict, overload
@@ -92,6 +93,12 @@ def _types_mapper(t: pa.DataType) -> pd.ArrowDtype | None:
     return None if pa.types.is_dictionary(t) else pd.ArrowDtype(t)
 
 
+def _check_kind(kind: str) -> None:
+    """A wrong ``kind`` is an error here: the parser would read it as ``auto``, silently."""
+    if kind not in typing.get_args(LogKind):
+        raise UsageError(f"kind={kind!r}: expected one of {', '.join(typing.get_args(LogKind))}")
+
+
 def _path_list(paths: Paths) -> list[str]:
     """One path or several, as a list of strings (a single ``Path`` is one path, not its characters)."""
     if isinstance(paths, str | os.PathLike):
@@ -126,6 +133,7 @@ def read_logs(
     categories unless ``observed=True``). ``categorical=False`` keeps every string column
     ``string[pyarrow]``, closest to Athena's row.
     """
+    _check_kind(kind)
     table = to_analyst_table(
         read_table(
             _path_list(paths),
@@ -169,6 +177,7 @@ def iter_batches(
     """
     from albstats.parse import iter_batches as _iter
 
+    _check_kind(kind)
     return _iter(
         _path_list(paths),
         kind=kind,

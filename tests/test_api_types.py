@@ -123,6 +123,12 @@ def test_connect_names_an_option_of_the_other_engine(kwargs: dict[str, object], 
         albstats.connect(**kwargs)  # type: ignore[call-overload]
 
 
+@pytest.mark.parametrize("call", [albstats.read_logs, albstats.iter_batches])
+def test_a_wrong_kind_is_an_error_not_auto(call: Callable[..., object], tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="kind='nginx': expected one of access, connection, auto"):
+        call(str(tmp_path), kind="nginx")
+
+
 def test_engine_query_refuses_now_as_a_parameter(tmp_path: Path) -> None:
     """``now`` is bind()'s clock; taken from **params it would silently move the window."""
     with albstats.connect([str(tmp_path)], cache=False) as eng:
