@@ -5,36 +5,35 @@ The public API is small and lazy (importing albstats does not import pandas or D
 - :func:`read_logs` -> pandas DataFrame of parsed log rows
 - :func:`iter_batches` -> streaming Arrow record batches
 - :func:`connect` -> an engine (local DuckDB or Athena) that runs the saved queries in ``sql/``
+
+They are defined, with their typed options, in :mod:`albstats.api`; the first use of one imports it.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+#: The one place the version is written: pyproject.toml reads it (``[tool.setuptools.dynamic]``).
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # pragma: no cover
-    import pandas as pd
+    from albstats.api import connect, iter_batches, read_logs
 
 __all__ = ["__version__", "read_logs", "iter_batches", "connect"]
 
-
-def read_logs(paths: Any, **kw: Any) -> pd.DataFrame:
-    """Parse log files into a DataFrame (see :func:`albstats.api.read_logs`)."""
-    from albstats.api import read_logs as _read_logs
-
-    return _read_logs(paths, **kw)
+_LAZY = ("read_logs", "iter_batches", "connect")
 
 
-def iter_batches(paths: Any, **kw: Any) -> Any:
-    """Stream Arrow record batches (see :func:`albstats.parse.iter_batches`)."""
-    from albstats.parse import iter_batches as _iter
+def __getattr__(name: str) -> object:
+    """``albstats.read_logs`` and the others import :mod:`albstats.api` (pandas, pyarrow) on first use only."""
+    if name in _LAZY:
+        from albstats import api
 
-    return _iter(paths if not isinstance(paths, str) else [paths], **kw)
+        value = getattr(api, name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'albstats' has no attribute {name!r}")
 
 
-def connect(*args: Any, **kw: Any) -> Any:
-    """Open an engine that runs saved queries (see :func:`albstats.engines.connect`)."""
-    from albstats.engines import connect as _connect
-
-    return _connect(*args, **kw)
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

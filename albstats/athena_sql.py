@@ -52,6 +52,8 @@ def rewrite(
     tree = parse_one(sql)
     ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
     target = exp.table_(table, db=database, quoted=True)
+    low: exp.Expression
+    high: exp.Expression
     if days is not None:
         low, high = (exp.Literal.string(d) for d in days)
     else:
@@ -66,7 +68,9 @@ def rewrite(
         ):
             alias = node.alias or "alb_logs"
             if not day_predicate:
-                return exp.alias_(target.copy(), alias, table=True)
+                aliased = target.copy()
+                aliased.set("alias", exp.TableAlias(this=exp.to_identifier(alias)))
+                return aliased
             between = exp.Between(this=exp.column("day"), low=low.copy(), high=high.copy())
             sub = exp.select("*").from_(target.copy()).where(between)
             return exp.Subquery(this=sub, alias=exp.TableAlias(this=exp.to_identifier(alias)))

@@ -247,8 +247,9 @@ def run(
             since = prev.get(a.key, {}).get("since") if a.firing == was else _iso(res.at)
             new_alerts[a.key] = {"firing": a.firing, "severity": a.severity, "since": since, "summary": a.summary}
         if res.transitions and webhook:
+            text = message(res.transitions, res.at)
             body = {
-                "text": message(res.transitions, res.at),
+                "text": text,
                 "alerts": [
                     {
                         "key": t.key,
@@ -265,7 +266,7 @@ def run(
             }
             post_webhook(
                 webhook,
-                body["text"],
+                text,
                 attempts=webhook_attempts,
                 timeout=webhook_timeout,
                 payload=body,

@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeGuard
 
 import pyarrow as pa
 
@@ -103,7 +103,7 @@ def _via_temp_copy(target: Path) -> Iterator[Path]:
         Path(tmp).unlink(missing_ok=True)
 
 
-def _disk_full(e: BaseException) -> bool:
+def _disk_full(e: BaseException) -> TypeGuard[OSError]:
     """An error writing the output because there is no room for it. Python's and pyarrow's write errors carry
     the errno but no file name, so the message would not say which file."""
     return isinstance(e, OSError) and e.errno in DISK_FULL_ERRNOS and e.filename is None
@@ -128,8 +128,7 @@ def _write_jsonl(batches: Iterable[pa.RecordBatch], fh: IO[str]) -> None:
         names = b.schema.names
         cols = [c.to_pylist() for c in b.columns]
         for row in zip(*cols):
-            fh.write(json.dumps({k: _clean(v) for k, v in zip(names, row)}, default=_json_default,
-                                ensure_ascii=False))
+            fh.write(json.dumps({k: _clean(v) for k, v in zip(names, row)}, default=_json_default, ensure_ascii=False))
             fh.write("\n")
 
 
@@ -151,8 +150,7 @@ def _row_groups(batches: Iterable[pa.RecordBatch], schema: pa.Schema) -> Iterato
         yield pa.Table.from_batches(buf, schema=schema)
 
 
-def write_batches(batches: Iterable[pa.RecordBatch], schema: pa.Schema, fmt: str,
-                  out: str | None) -> None:
+def write_batches(batches: Iterable[pa.RecordBatch], schema: pa.Schema, fmt: str, out: str | None) -> None:
     """Write batches in ``fmt`` to ``out`` (a path) or stdout when ``out`` is None or ``-``."""
     if fmt not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")

@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -209,7 +210,7 @@ def list_objects(
         def in_window(d: date) -> bool:
             return (first is None or d >= first) and (last is None or d <= last)
 
-        filt = in_window if (first or last) else None
+        filt: Callable[[date], bool] | None = in_window if (first or last) else None
         jobs = [(r, filt) for r in roots] if roots is not None else [(prefix, filt)]
     found: list[S3Object] = []
     with progress.bar(f"listing {url}", total=len(jobs), quiet=quiet) as tick:
@@ -327,7 +328,7 @@ def list_sources(
         quiet=quiet,
     )
     pre = _Prefetcher(s3, bucket, objects, prefetch, max(1, min(max_workers, prefetch)))
-    return [Source(f"s3://{bucket}/{o.key}", (lambda i=i: pre.open(i)), o.size, o.etag) for i, o in enumerate(objects)]
+    return [Source(f"s3://{bucket}/{o.key}", partial(pre.open, i), o.size, o.etag) for i, o in enumerate(objects)]
 
 
 # --- fetch: mirror raw files locally ----------------------------------------------------------

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import TYPE_CHECKING, Any, cast
 
 from albstats import slo
 from albstats.objectives import BurnAlert, Objective, Service, SloFile
@@ -48,6 +49,8 @@ def sli_frame(
     import pandas as pd
 
     if objective.kind == "latency":
+        if objective.threshold_seconds is None:
+            raise ValueError(f"objective {objective.name!r}: a latency objective needs threshold_seconds")
         b = frames[objective.threshold_seconds]
     else:
         b = next(iter(frames.values()))
@@ -128,7 +131,8 @@ def window_alerts(sf: pd.DataFrame, alerts: tuple[BurnAlert, ...], target: float
     """Each alert evaluated at every 5-minute step whose long window lies inside the data."""
     out: list[AlertResult] = []
     for a in alerts:
-        base = dict(
+        base = partial(
+            AlertResult,
             name=a.name,
             severity=a.severity,
             long_seconds=int(a.long.total_seconds()),
@@ -136,14 +140,13 @@ def window_alerts(sf: pd.DataFrame, alerts: tuple[BurnAlert, ...], target: float
             threshold=a.burn_rate,
         )
         if len(sf) < int(a.long / BUCKET):
-            out.append(AlertResult(**base, evaluated=False, fired=False))
+            out.append(base(evaluated=False, fired=False))
             continue
         lb, sb = _burns(sf, a, target)
         firing = (lb > a.burn_rate) & (sb > a.burn_rate)
         first = firing[firing].index.min() if firing.any() else None
         out.append(
-            AlertResult(
-                **base,
+            base(
                 evaluated=True,
                 fired=bool(firing.any()),
                 first_fired=None if first is None else (first + BUCKET).to_pydatetime(),
@@ -169,7 +172,7 @@ def alerts_at(sf: pd.DataFrame, alerts: tuple[BurnAlert, ...], target: float, at
     for a in alerts:
 
         def burn(length: timedelta) -> float | None:
-            w = sf[(sf.index >= t - length) & (sf.index + BUCKET <= t)]
+            w = sf[(sf.index >= t - length) & (cast("pd.DatetimeIndex", sf.index) + BUCKET <= t)]
             req = float(w["requests"].sum())
             return None if req <= 0 else float(w["bad"].sum()) / req / (1.0 - target)
 

@@ -28,6 +28,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -367,7 +368,7 @@ def burn_down(
     used = bad.cumsum()
     return pd.DataFrame(
         {
-            "bucket_end": grid.index + BUCKET,
+            "bucket_end": cast("pd.DatetimeIndex", grid.index) + BUCKET,
             "used": used.to_numpy(),
             "remaining_fraction": ((allowed - used) / allowed).to_numpy() if allowed > 0 else float("nan"),
         }

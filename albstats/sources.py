@@ -79,8 +79,13 @@ def local_source(path: Path) -> Source:
     return _stat_source(name, st)
 
 
+def _open_binary(name: str) -> BinaryIO:
+    """A module-level opener, so a local Source pickles (worker processes receive them)."""
+    return open(name, "rb")
+
+
 def _stat_source(name: str, st: os.stat_result) -> Source:
-    return Source(name, partial(open, name, "rb"), st.st_size, local_path=name, mtime_ns=st.st_mtime_ns)
+    return Source(name, partial(_open_binary, name), st.st_size, local_path=name, mtime_ns=st.st_mtime_ns)
 
 
 def stdin_source() -> Source:
@@ -125,8 +130,13 @@ def _walk_sources(folder: str | os.PathLike[str]) -> list[Source]:
     return out
 
 
-def expand(paths: Iterable[str | os.PathLike[str]], *, s3_options: dict | None = None,
-           since: object = None, until: object = None) -> list[Source]:
+def expand(
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    s3_options: dict | None = None,
+    since: object = None,
+    until: object = None,
+) -> list[Source]:
     """Turn user-given paths into sources, in a stable order.
 
     Raises :class:`UsageError` naming the argument when a path matches nothing.

@@ -149,8 +149,11 @@ def summary_text(week: Week, cur: Report, prev_week: Week, prev: Report | None) 
     if cur.options.slo_file is not None:
         from albstats.render.slos import summary_lines
 
-        lines[0] = lines[0].split(": SLO ")[0] + f": {sum(not s.met for s in cur.slos)} of {len(cur.slos)} SLOs " \
+        lines[0] = (
+            lines[0].split(": SLO ")[0]
+            + f": {sum(not s.met for s in cur.slos)} of {len(cur.slos)} SLOs "
             + ("BREACHED" if cur.breached else "met")
+        )
         lines += summary_lines(cur.slos)
     return "\n".join(lines)
 
@@ -182,7 +185,8 @@ def check_webhook_options(attempts: object, timeout: object, backoff: object = 1
 
     whole(f"{prefix}attempts", attempts, 1, MAX_ATTEMPTS)
     number(f"{prefix}timeout", timeout, 0.0, MAX_TIMEOUT, "a number of seconds above {lo:g} and at most {hi:g}")
-    if isinstance(backoff, bool) or not isinstance(backoff, Real) or not 0.0 <= backoff <= MAX_BACKOFF:
+    b = None if isinstance(backoff, bool) or not isinstance(backoff, Real) else float(backoff)
+    if b is None or not 0.0 <= b <= MAX_BACKOFF:
         raise ValueError(f"{prefix}backoff={backoff!r}: expected a number of seconds from 0 to {MAX_BACKOFF:g}")
 
 

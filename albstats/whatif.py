@@ -18,7 +18,7 @@ import json
 import random
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pyarrow.compute as pc
@@ -135,10 +135,10 @@ def whatif(
         observed_attempts += int(_attempts(batch).sum())
         elb = np.nan_to_num(batch.column("elb_status_code").to_numpy(zero_copy_only=False).astype(float), nan=0)
         observed_good += int(((elb > 0) & (elb < 500)).sum())
-        verbs = pc.fill_null(batch.column("request_verb"), "-").to_pylist()
+        verbs = cast("list[str]", batch.column("request_verb").fill_null("-").to_pylist())
         out = np.concatenate([out, _outcomes(batch, policy)])
         lat = np.concatenate([lat, row_latency(batch)])
-        eligible = np.concatenate([eligible, np.array([policy.method_retryable(v, {}) for v in verbs], dtype=bool)])
+        eligible = np.concatenate([eligible, np.array([policy.method_retryable(v, {}) for v in verbs], dtype=np.bool_)])
         keys = np.concatenate([keys, krng.random(batch.num_rows)])
         if len(out) > max_rows:
             sel = np.argpartition(keys, max_rows)[:max_rows]

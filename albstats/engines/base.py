@@ -70,7 +70,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from albstats.errors import UsageError
 
@@ -315,12 +315,31 @@ def conform(df: pd.DataFrame, columns: Mapping[str, str]) -> pd.DataFrame:
 
 # --- the interface ----------------------------------------------------------------------------
 
+#: A point in time as callers give it: a datetime (naive = UTC; a pandas.Timestamp is one), an
+#: ISO-8601 string, ``now`` or a relative ``7d``/``12h``/``30m`` (see :func:`parse_time`).
+TimeValue = datetime | str
+#: A bucket width: a timedelta, seconds, or ``5m``/``1h``/``1d`` (see :func:`parse_duration`).
+DurationValue = timedelta | int | float | str
+#: A value of a saved query's declared parameter; converted to the declared type by :func:`bind`.
+ParamValue = TimeValue | DurationValue | None
+#: A value bound to an ad-hoc ``:name`` placeholder of :meth:`Engine.sql`.
+SqlValue = str | int | float | None
+
+
 @dataclass
 class QueryRows:
     """A result as plain Python rows: what the CLI prints without importing pandas (a warm query stays fast)."""
 
     columns: list[str]
     rows: list[tuple[Any, ...]]
+
+
+def _declared(params: Mapping[str, ParamValue]) -> dict[str, Any]:
+    """A query's own parameters for :func:`bind`, which checks each name and value against the header
+    (``now`` is bind's clock, never a query parameter: refused here rather than taken as the clock)."""
+    if "now" in params:
+        raise UsageError("--param now: not a parameter name (since/until take 'now')")
+    return dict(params)
 
 
 class Engine(ABC):
@@ -333,8 +352,16 @@ class Engine(ABC):
     #: ``"local"`` or ``"athena"``
     name: str = ""
 
-    def query(self, name: str, *, since: Any = None, until: Any = None, bucket: Any = None, limit: Any = None,
-              **params: Any) -> pd.DataFrame:
+    def query(
+        self,
+        name: str,
+        *,
+        since: TimeValue | None = None,
+        until: TimeValue | None = None,
+        bucket: DurationValue | None = None,
+        limit: int | str | None = None,
+        **params: ParamValue,
+    ) -> pd.DataFrame:
         """Run the saved query ``name`` (see ``albstats sql list``) and return its declared columns.
 
         ``since``/``until`` bound the window on ``time`` (UTC; since inclusive, until exclusive);
@@ -344,23 +371,31 @@ class Engine(ABC):
         from albstats.queries import get
 
         q = get(name)
-        values, window = bind(q, since=since, until=until, bucket=bucket, limit=limit, **params)
+        values, window = bind(q, since=since, until=until, bucket=bucket, limit=limit, **_declared(params))
         df = self._execute(q.sql, values, query=q, window=window)
         return conform(df, q.column_types)
 
-    def query_rows(self, name: str, *, since: Any = None, until: Any = None, bucket: Any = None,
-                   limit: Any = None, **params: Any) -> QueryRows:
+    def query_rows(
+        self,
+        name: str,
+        *,
+        since: TimeValue | None = None,
+        until: TimeValue | None = None,
+        bucket: DurationValue | None = None,
+        limit: int | str | None = None,
+        **params: ParamValue,
+    ) -> QueryRows:
         """:meth:`query` as plain rows (same columns and order); engines may answer without pandas."""
         from albstats.queries import get
 
         q = get(name)
-        values, window = bind(q, since=since, until=until, bucket=bucket, limit=limit, **params)
+        values, window = bind(q, since=since, until=until, bucket=bucket, limit=limit, **_declared(params))
         res = self._execute_rows(q.sql, values, query=q, window=window)
         if res.columns != q.column_names:
             raise RuntimeError(f"{q.name}: result columns {res.columns} differ from the header's {q.column_names}")
         return res
 
-    def sql(self, text: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    def sql(self, text: str, params: Mapping[str, SqlValue] | None = None) -> pd.DataFrame:
         """Run ad-hoc Athena SQL over ``alb_logs``; ``params`` bind ``:name`` placeholders (str/int/float/None).
 
         Values are passed to the driver, never into the text. Column types are whatever the engine returns.
@@ -368,7 +403,7 @@ class Engine(ABC):
         """
         return self._execute(text, self._adhoc_params(params), query=None, window=(None, None))
 
-    def sql_rows(self, text: str, params: Mapping[str, Any] | None = None) -> QueryRows:
+    def sql_rows(self, text: str, params: Mapping[str, SqlValue] | None = None) -> QueryRows:
         """:meth:`sql` as plain rows."""
         return self._execute_rows(text, self._adhoc_params(params), query=None, window=(None, None))
 
@@ -383,8 +418,14 @@ class Engine(ABC):
             values[k] = v
         return values
 
-    def _execute_rows(self, sql: str, params: dict[str, Any], *, query: SavedQuery | None,
-                      window: tuple[datetime | None, datetime | None]) -> QueryRows:
+    def _execute_rows(
+        self,
+        sql: str,
+        params: dict[str, Any],
+        *,
+        query: SavedQuery | None,
+        window: tuple[datetime | None, datetime | None],
+    ) -> QueryRows:
         """Default: through :meth:`_execute` and :func:`conform`. The local engine answers without pandas."""
         df = self._execute(sql, params, query=query, window=window)
         if query is not None:
@@ -392,8 +433,14 @@ class Engine(ABC):
         return QueryRows([str(c) for c in df.columns], list(df.itertuples(index=False, name=None)))
 
     @abstractmethod
-    def _execute(self, sql: str, params: dict[str, Any], *, query: SavedQuery | None,
-                 window: tuple[datetime | None, datetime | None]) -> pd.DataFrame:
+    def _execute(
+        self,
+        sql: str,
+        params: dict[str, Any],
+        *,
+        query: SavedQuery | None,
+        window: tuple[datetime | None, datetime | None],
+    ) -> pd.DataFrame:
         """Run one Trino SQL statement with ``:name`` placeholders bound to ``params``; return a DataFrame.
 
         ``query`` is the saved query being run (None for ad-hoc SQL); ``window`` holds the user's
@@ -418,7 +465,7 @@ class Engine(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections and temporary files."""
 
-    def __enter__(self) -> Engine:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
