@@ -10,7 +10,6 @@ from the same row of uniforms as any line, read with the names of
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 
@@ -81,68 +80,87 @@ def scanner_line(
     host = dom if d.host < 0.6 else world.dns
     tg = 1 if path.startswith("/api") else 0
     t = world.tgs[tg]
+    target = t.targets[min(int(d.target * len(t.targets)), len(t.targets) - 1)]
+    classification = reason = "-"
+    tg_arn, rule = t.arn, ("10" if tg == 1 else "20")
+    actions = "waf,forward" if tls_on else "forward"
     recv = 180 + int(d.received * 400)
     tp: float | str = 0.002 + d.latency * 0.03
     dur = float(tp)
     if style == "probe" and d.fate < 0.5:
         return _malformed_probe(world, s_ip, d, t_us, cport, recv, tid, node_ip, era, sec)
-    v: dict[str, Any] = {
+    dispatched = True
+    if tls_on and cat in ("sqli", "traversal", "shell") and d.fate < 0.6:  # blocked by AWS WAF
+        dispatched = False
+        e_code, t_code, sent = "403", "-", 190
+        actions, rule, tg_arn = "waf", "0", "-"
+    elif cat == "traversal" and d.fate < 0.8:  # rejected by desync mitigation
+        dispatched = False
+        e_code, t_code, sent = "400", "-", 272
+        actions, rule, tg_arn = "-", "-", "-"
+        classification, reason = "Severe", "BadUri"
+    else:
+        code = "404" if cat != "shell" else ("400" if d.variant < 0.5 else "404")
+        if path == "/api/owners?id=1%20OR%201=1":
+            code = "200"  # an injection that got through
+        e_code = t_code = code
+        sent = 120 + int(d.sent * 800)
+    rpt: float | str
+    rsp: float | str
+    if dispatched:
+        tmpl, nv = templates[0]
+        rpt, rsp = 0.0, 0.0
+        tlist, slist = target, t_code
+    else:
+        tmpl, nv = templates[1]
+        rpt = tp = rsp = "-1"
+        target = tlist = slist = "-"
+    if tls_on:
+        ssl_p, ssl_c = TLS_SUITES[min(int(d.suite * 4), 3)][:2]
+        sni, crt = (dom if host == dom else "-"), world.cert
+    else:
+        ssl_p = ssl_c = sni = crt = "-"
+    rc_us = t_us - int(dur * 1_000_000) - 1000
+    rs = rc_us // 1_000_000
+    values = {
         "type": typ,
+        "time__sec": sec(t_us // 1_000_000),
+        "time__us": t_us % 1_000_000,
         "client_ip": s_ip,
         "client_port": cport,
-        "target_ip__port": t.targets[min(int(d.target * len(t.targets)), len(t.targets) - 1)],
+        "target_ip__port": target,
+        "request_processing_time": rpt,
+        "target_processing_time": tp,
+        "response_processing_time": rsp,
+        "elb_status_code": e_code,
+        "target_status_code": t_code,
         "received_bytes": recv,
+        "sent_bytes": sent,
         "request_verb": "GET" if d.verb < 0.85 else "POST",
         "request_url__base": f"{typ}://{host}:{443 if tls_on else 80}",
         "request_url__path": path,
         "request_proto": "HTTP/1.1",
         "user_agent": ua,
-        "target_group_arn": t.arn,
+        "ssl_cipher": ssl_c,
+        "ssl_protocol": ssl_p,
+        "target_group_arn": tg_arn,
+        "trace_id__sec": rs,
         "trace_id__rand": trand,
-        "matched_rule_priority": "10" if tg == 1 else "20",
-        "actions_executed": "waf,forward" if tls_on else "forward",
+        "domain_name": sni,
+        "chosen_cert_arn": crt,
+        "matched_rule_priority": rule,
+        "request_creation_time__sec": sec(rs),
+        "request_creation_time__ms": (rc_us % 1_000_000) // 1000,
+        "actions_executed": actions,
         "redirect_url": "-",
         "lambda_error_reason": "-",
-        "classification": "-",
-        "classification_reason": "-",
+        "target_port_list": tlist,
+        "target_status_code_list": slist,
+        "classification": classification,
+        "classification_reason": reason,
         "conn_trace_id": tid,
     }
-    dispatched = True
-    if tls_on and cat in ("sqli", "traversal", "shell") and d.fate < 0.6:  # blocked by AWS WAF
-        dispatched = False
-        v.update(elb_status_code="403", target_status_code="-", sent_bytes=190)
-        v.update(actions_executed="waf", matched_rule_priority="0", target_group_arn="-")
-    elif cat == "traversal" and d.fate < 0.8:  # rejected by desync mitigation
-        dispatched = False
-        v.update(elb_status_code="400", target_status_code="-", sent_bytes=272)
-        v.update(actions_executed="-", matched_rule_priority="-", target_group_arn="-")
-        v.update(classification="Severe", classification_reason="BadUri")
-    else:
-        code = "404" if cat != "shell" else ("400" if d.variant < 0.5 else "404")
-        if path == "/api/owners?id=1%20OR%201=1":
-            code = "200"  # an injection that got through
-        v.update(elb_status_code=code, target_status_code=code, sent_bytes=120 + int(d.sent * 800))
-    if dispatched:
-        tmpl, nv = templates[0]
-        rpt: float | str = 0.0
-        rsp: float | str = 0.0
-        v.update(target_port_list=v["target_ip__port"], target_status_code_list=v["target_status_code"])
-    else:
-        tmpl, nv = templates[1]
-        rpt = tp = rsp = "-1"
-        v.update(target_ip__port="-", target_port_list="-", target_status_code_list="-")
-    v.update(request_processing_time=rpt, target_processing_time=tp, response_processing_time=rsp)
-    if tls_on:
-        ssl_p, ssl_c = TLS_SUITES[min(int(d.suite * 4), 3)][:2]
-        v.update(ssl_protocol=ssl_p, ssl_cipher=ssl_c, domain_name=dom if host == dom else "-")
-        v.update(chosen_cert_arn=world.cert)
-    else:
-        v.update(ssl_protocol="-", ssl_cipher="-", domain_name="-", chosen_cert_arn="-")
-    rc_us = t_us - int(dur * 1_000_000) - 1000
-    rs = rc_us // 1_000_000
-    v.update(time__sec=sec(t_us // 1_000_000), time__us=t_us % 1_000_000, trace_id__sec=rs)
-    v.update(request_creation_time__sec=sec(rs), request_creation_time__ms=(rc_us % 1_000_000) // 1000)
-    return tmpl % slot_values(v, nv)
+    return tmpl % slot_values(values, nv)
 
 
 def _malformed_probe(
