@@ -137,8 +137,8 @@ def _columns(world: World, r: Requests, clock: Clock, trand: list[str]) -> dict[
     neg = ~disp
     rc_us = r.t_us - (r.duration * 1_000_000).astype(np.int64)
     rs = rc_us // 1_000_000
-    hexes = r.hexes
-    tid = ["TID_" + hexes[HEX_PER_LINE * j + TRACE_HEX : HEX_PER_LINE * (j + 1)] for j in r.sess.tolist()]
+    hexes, step, skip = r.hexes, HEX_PER_LINE, TRACE_HEX  # locals: the comprehension runs per line
+    tid = ["TID_" + hexes[step * j + skip : step * (j + 1)] for j in r.sess.tolist()]
     tus = r.t_us % 1_000_000
     return {
         "type": _TYPES[typ].tolist(),
@@ -196,8 +196,8 @@ def batch_lines(
     the columns between the literal text of the template. Scanner lines (rare) are built one by one.
     """
     r = simulate(world, plan, jobs)
-    hexes = r.hexes
-    trand = [hexes[i : i + TRACE_HEX] for i in range(0, HEX_PER_LINE * r.n, HEX_PER_LINE)]
+    hexes, width = r.hexes, TRACE_HEX
+    trand = [hexes[i : i + width] for i in range(0, HEX_PER_LINE * r.n, HEX_PER_LINE)]
     cols = _columns(world, r, clock, trand)
     if NODE_SLOT in segments.names:
         cols[NODE_SLOT] = obj([j.ip for j in jobs])[np.repeat(np.arange(len(jobs)), r.sizes)].tolist()
