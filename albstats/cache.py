@@ -322,7 +322,8 @@ class Cache:
             return stats
         try:
             self._parse(m, todo, keep, explicit or set(), fields, quiet, stats)
-            self._compact(m)
+            if self.locking:  # a temporary dataset (--no-cache) is read once: merging its parts only costs
+                self._compact(m)
         except OSError as e:
             if not _disk_full(e):
                 raise
