@@ -81,6 +81,7 @@ def parse_files(
             from albstats.dataset import DatasetSink, required_fields, staged_folder
 
             fields = required_fields(fields)
+            assert output is not None  # _dataset_target said so
             with staged_folder(output) as tmp:
                 sink = DatasetSink(tmp, schema.arrow_schema(fields))
                 parts = iter_parsed(

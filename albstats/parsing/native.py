@@ -11,6 +11,7 @@ on stderr (:func:`resolve_engine`).
 from __future__ import annotations
 
 import functools
+import io
 import json
 import os
 import sys
@@ -101,7 +102,7 @@ def parse_block(
     except OverflowError:  # a block over 2 GB (one huge line): every line to Python
         counts = [p.count(b"\n") for p in parts]
         lengths = [len(line) for p in parts for line in p.split(b"\n")[:-1]]
-        idx_buf, got, rest_buf = b"", None, np.flatnonzero(np.array(lengths, dtype=np.int64)).tobytes()
+        idx_buf, got, rest_buf = b"", [], np.flatnonzero(np.array(lengths, dtype=np.int64)).tobytes()
     firsts = np.cumsum([0, *counts[:-1]]).astype(np.int64)  # each part's first line in the block
     taken = np.frombuffer(idx_buf, dtype=np.int64)
     if len(taken):
@@ -194,7 +195,7 @@ def rows_batch(rows: list[list[Any]], schema: LogSchema, fields: list[str]) -> p
     except ValueError:  # NaN or infinity (possible in an unvalidated double): pyarrow can take them from Python
         return rows_to_batch(rows, schema, fields)
     table = pjson.read_json(
-        pa.py_buffer(text.encode()),
+        io.BytesIO(text.encode()),
         read_options=pjson.ReadOptions(use_threads=False),
         parse_options=pjson.ParseOptions(explicit_schema=arrow),
     )

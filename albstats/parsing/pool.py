@@ -18,7 +18,7 @@ import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import pyarrow as pa
 
@@ -199,6 +199,10 @@ def _worker_task(fn: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
+def _open_binary(path: str) -> BinaryIO:
+    return open(path, "rb")
+
+
 def _spill_dir() -> str:
     import tempfile
 
@@ -222,8 +226,9 @@ def _worker_group(
 
     from albstats.parsing import workers
 
+    kind = o.schema.kind
     group = [
-        (Source(name, (lambda p=path: open(p, "rb")), size, local_path=path), FileStats(name, kind=o.schema.kind))
+        (Source(name, functools.partial(_open_binary, path), size, local_path=path), FileStats(name, kind=kind))
         for name, path, size in items
     ]
     batches = parse_group(group, o)

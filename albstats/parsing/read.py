@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -85,7 +85,7 @@ def iter_batches(
     engine: str | None = None,
     processes: bool | None = None,
     **expand_kw: Any,
-) -> Iterator[pa.RecordBatch]:
+) -> Generator[pa.RecordBatch, None, None]:
     """Stream Arrow record batches from files, folders, globs, ``-`` or ``s3://`` prefixes.
 
     ``kind`` is ``access``, ``connection`` or ``auto`` (the kind of the first file decides).
@@ -138,7 +138,7 @@ def iter_parsed(
     processes: bool | None,
     encode: DatasetSink | None,
     **expand_kw: Any,
-) -> Iterator[Any]:
+) -> Generator[Any, None, None]:
     """iter_batches, or with ``encode`` (a :class:`~albstats.dataset.DatasetSink`) the same rows written
     as Parquet parts of that dataset where they are parsed (in the worker processes): then it yields lists
     of the :class:`~albstats.dataset.Part` written, each before the ``on_file`` calls of its files."""

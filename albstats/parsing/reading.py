@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 import zlib
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from isal import isal_zlib
 
@@ -23,7 +23,10 @@ from albstats.parsing.stats import FileStats
 from albstats.sources import Source
 
 #: What a damaged gzip stream raises: ISA-L's and zlib's errors, or EOFError when it ends early.
-ZLIB_ERRORS: tuple[type[BaseException], ...] = (zlib.error, isal_zlib.error)
+ZLIB_ERRORS: tuple[type[BaseException], ...] = (zlib.error, cast("type[BaseException]", isal_zlib.error))
+#: What ends a read early but keeps what came before: damaged gzip, or (reading line by line) a failing read.
+DAMAGE: tuple[type[BaseException], ...] = (EOFError, *ZLIB_ERRORS)
+READ_ERRORS: tuple[type[BaseException], ...] = (*DAMAGE, OSError)
 #: Sources bigger than this (compressed) or of unknown size are streamed block by block.
 STREAM_OVER = 32 << 20
 #: About this much decompressed text is parsed at once (small files are grouped into blocks this big).
@@ -120,7 +123,7 @@ def iter_lines(src: Source, fs: FileStats) -> Iterator[tuple[int, str]]:
             for b in parts:
                 n += 1
                 yield n, b.decode("utf-8", "replace").rstrip("\r")
-    except (EOFError, OSError, *ZLIB_ERRORS) as e:
+    except READ_ERRORS as e:
         fs.error = damage(e, n)
         return
     if rest:
@@ -138,7 +141,7 @@ def read_whole(src: Source, fs: FileStats) -> bytes:
                 try:
                     for piece in gunzip(fh):
                         pieces.append(piece)
-                except (EOFError, *ZLIB_ERRORS) as e:
+                except DAMAGE as e:
                     err = e
             else:
                 pieces.append(fh.read())
@@ -176,7 +179,7 @@ def stream_blocks(src: Source, fs: FileStats) -> Iterator[tuple[bytes, int]]:
                     line_no += data.count(b"\n", start, cut)
                     start = cut
                 pending, size = [data[start:]], len(data) - start
-    except (EOFError, OSError, *ZLIB_ERRORS) as e:
+    except READ_ERRORS as e:
         err = e
     data = b"".join(pending)
     if err is not None:
