@@ -1,6 +1,6 @@
 /* albstats._albparse: tokenize a block of ALB log lines straight into Arrow buffers.
  *
- * Semantics are those of albstats.parse.parse_line (the reference). This code only takes lines it can
+ * Semantics are those of albstats.parsing.lines.parse_line (the reference). This code only takes lines it can
  * vouch for: anything unusual (a carriage return, invalid UTF-8, a validator failure, too few tokens, a
  * value only Python's float()/int() could judge, a trailing space) is left out, and the caller hands those
  * lines to parse_line, which decides whether they are rows or bad lines. So rows and statistics equal the
@@ -34,9 +34,23 @@
 #define HAVE_STRTOD_L 1
 #endif
 
-enum { V_NONE, V_TYPE, V_TIMESTAMP, V_TIMESTAMP_OR_DASH, V_NUMBER, V_STATUS, V_INTEGER, V_IP, V_HOSTPORT };
-enum { K_PLAIN, K_HOSTPORT, K_REQUEST };
-enum { T_STRING, T_INT32, T_INT64, T_DOUBLE };
+/* Each code with its name in albstats.schema (Token.validate, Token.kind, Column.type), in one list: the
+ * module exports the names in code order (VALIDATORS, KINDS, TYPES) and Python maps names to codes with
+ * them, so no list of codes is kept in step by hand. What each validator accepts is defined once, as a
+ * regex in albstats.schema.VALIDATORS; tests/test_validators.py checks valid() below against it. */
+#define VALIDATOR_LIST(X) \
+    X(V_NONE, "") X(V_TYPE, "type") X(V_TIMESTAMP, "timestamp") X(V_TIMESTAMP_OR_DASH, "timestamp_or_dash") \
+    X(V_NUMBER, "number") X(V_STATUS, "status") X(V_INTEGER, "integer") X(V_IP, "ip") X(V_HOSTPORT, "hostport")
+#define KIND_LIST(X) X(K_PLAIN, "plain") X(K_HOSTPORT, "hostport") X(K_REQUEST, "request")
+#define TYPE_LIST(X) X(T_STRING, "string") X(T_INT32, "int") X(T_INT64, "bigint") X(T_DOUBLE, "double")
+#define AS_ENUM(code, name) code,
+#define AS_NAME(code, name) name,
+enum { VALIDATOR_LIST(AS_ENUM) V_COUNT };
+enum { KIND_LIST(AS_ENUM) K_COUNT };
+enum { TYPE_LIST(AS_ENUM) T_COUNT };
+static const char *const validator_names[] = {VALIDATOR_LIST(AS_NAME)};
+static const char *const kind_names[] = {KIND_LIST(AS_NAME)};
+static const char *const type_names[] = {TYPE_LIST(AS_NAME)};
 
 #define MAX_TOKENS 256
 
@@ -831,14 +845,51 @@ done:
     return result;
 }
 
+/* valid(code, value) -> bool: one validator on one value, for the test that holds these matchers to
+ * albstats.schema.VALIDATORS. */
+static PyObject *valid_value(PyObject *self, PyObject *args) {
+    int code;
+    Py_buffer value;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "iy*", &code, &value)) return NULL;
+    if (code < 0 || code >= V_COUNT) {
+        PyBuffer_Release(&value);
+        PyErr_SetString(PyExc_ValueError, "unknown validator code");
+        return NULL;
+    }
+    int ok = valid(code, (const char *)value.buf, (size_t)value.len);
+    PyBuffer_Release(&value);
+    return PyBool_FromLong(ok);
+}
+
 static PyMethodDef methods[] = {
     {"parse_block", parse_block, METH_VARARGS,
      "parse_block(data, tokens, min_tokens, columns) -> (taken lines, column buffers, other lines, lines per part)"},
+    {"valid", valid_value, METH_VARARGS, "valid(validator code, value bytes) -> whether the validator accepts it"},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_albparse",
-                                    "ALB log lines to Arrow buffers (see albstats.parse)", -1, methods};
+                                    "ALB log lines to Arrow buffers (see albstats.parsing.native)", -1, methods};
+
+/* A tuple of the names, in code order, as a module attribute. */
+static int add_names(PyObject *m, const char *attr, const char *const *names, int n) {
+    PyObject *t = PyTuple_New(n);
+    if (!t) return -1;
+    for (int i = 0; i < n; i++) {
+        PyObject *name = PyUnicode_FromString(names[i]);
+        if (!name) {
+            Py_DECREF(t);
+            return -1;
+        }
+        PyTuple_SET_ITEM(t, i, name);
+    }
+    if (PyModule_AddObject(m, attr, t) < 0) {
+        Py_DECREF(t);
+        return -1;
+    }
+    return 0;
+}
 
 PyMODINIT_FUNC PyInit__albparse(void) {
 #ifdef HAVE_STRTOD_L
@@ -846,5 +897,12 @@ PyMODINIT_FUNC PyInit__albparse(void) {
     if (!c_locale) return PyErr_NoMemory();
 #endif
     if (PyType_Ready(&RawBufType) < 0) return NULL;
-    return PyModule_Create(&module);
+    PyObject *m = PyModule_Create(&module);
+    if (!m) return NULL;
+    if (add_names(m, "VALIDATORS", validator_names, V_COUNT) < 0 || add_names(m, "KINDS", kind_names, K_COUNT) < 0 ||
+        add_names(m, "TYPES", type_names, T_COUNT) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from albstats.errors import UsageError
-from albstats.schema import ACCESS, CONNECTION, LogSchema, Token
+from albstats.schema import ACCESS, CONNECTION, VALIDATORS, LogSchema, Token
 
 # --- identifiers and locations ----------------------------------------------------------------
 
@@ -136,17 +136,9 @@ _SEP = "(?= |$)"
 _QBODY = r'[^"\\]*+(?:\\.[^"\\]*+)*+'
 #: One whole token without a capture group (for the trailing ``extra_fields``).
 _ANY_TOKEN = rf'(?:"{_QBODY}"{_SEP}|[^ "][^ ]*)'
-_TS = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?Z?"
-#: What the parser's validators accept (albstats.parse._valid), as regex fragments.
-_VALID = {
-    "type": "(?:https?|h2|grpcs|wss?)",
-    "timestamp": _TS,
-    "timestamp_or_dash": f"(?:-|{_TS})",
-    "number": r"-?[0-9]+(?:\.[0-9]+)?",
-    "status": "(?:-|[0-9]{3})",
-    "integer": "(?:-|-?[0-9]+)",
-    "ip": "[0-9A-Fa-f:.]+",
-}
+#: What the parser's validators accept (one definition, :data:`albstats.schema.VALIDATORS`). ``hostport`` is
+#: not among them: :func:`_hostport` also splits the token into its two columns.
+_VALID = {name: pattern for name, pattern in VALIDATORS.items() if name != "hostport"}
 
 
 def _validated(valid: str) -> str:

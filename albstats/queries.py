@@ -18,7 +18,7 @@ A file looks like this (the header is what ``albstats sql list`` and the engines
     SELECT ...
 
 The first line is ``-- NAME: summary`` and NAME must equal the file name. Parameter types are those
-of :data:`albstats.engines.base.PARAM_TYPES`; column types are Athena types (``timestamp``,
+of :data:`PARAM_TYPES`; column types are Athena types (``timestamp``,
 ``bigint``, ``double``, ``string``). Parsing is plain text so the CLI does not import sqlglot.
 """
 
@@ -32,11 +32,16 @@ from pathlib import Path
 
 from albstats.errors import UsageError
 
+#: The parameter types a query header may declare (``-- param: name type``); :mod:`albstats.engines.base`
+#: binds each (the table in its docstring).
+PARAM_TYPES = ("timestamp", "duration", "int", "bigint", "double", "string")
+
 #: Where the saved queries live: $ALBSTATS_SQL_DIR, else ``albstats/sql`` in an installed wheel, else
 #: ``sql/`` at the top of the repository (a checkout or an editable install).
 _HERE = Path(__file__).resolve().parent
-SQL_DIR = Path(os.environ.get("ALBSTATS_SQL_DIR")
-               or (_HERE / "sql" if (_HERE / "sql").is_dir() else _HERE.parent / "sql"))
+SQL_DIR = Path(
+    os.environ.get("ALBSTATS_SQL_DIR") or (_HERE / "sql" if (_HERE / "sql").is_dir() else _HERE.parent / "sql")
+)
 
 _NAME_RE = re.compile(r"[a-z][a-z0-9_]*")
 _TITLE_RE = re.compile(r"--\s*([a-z][a-z0-9_]*)\s*:\s*(.+)")
@@ -91,8 +96,6 @@ class SavedQuery:
 
 def parse_query(text: str, name: str, path: Path | None = None) -> SavedQuery:
     """Read a query file's header; raises ValueError naming the file on a malformed header."""
-    from albstats.engines.base import PARAM_TYPES
-
     where = str(path or name)
     lines = text.splitlines()
     header: list[str] = []

@@ -42,8 +42,8 @@ from typing import Any, BinaryIO
 
 from albstats import progress
 from albstats.errors import AwsError, UsageError
+from albstats.logsource import CONTROL_NAME, DAY_RE, LOG_SUFFIXES, Source
 from albstats.s3_client import DEFAULT_WORKERS, ObjectReader, attempts_note, aws_error, client
-from albstats.sources import CONTROL_NAME, DAY_RE, LOG_SUFFIXES, Source
 
 #: ``.../AWSLogs/<account>/elasticloadbalancing/<region>/`` inside a key or prefix.
 LAYOUT_RE = re.compile(
@@ -89,7 +89,7 @@ def _as_datetime(v: Any, name: str) -> datetime | None:
         return v if v.tzinfo else v.replace(tzinfo=UTC)
     if isinstance(v, date):
         return datetime(v.year, v.month, v.day, tzinfo=UTC)
-    from albstats.engines.base import parse_time
+    from albstats.timeparse import parse_time
 
     return parse_time(v, name=name)
 

@@ -10,7 +10,7 @@ must not change its host's signal handling) makes them raise :class:`Terminated`
 Only the first signal raises. A second one while the first is being cleaned up is noted and ignored, so
 that a clean-up (stopping workers, deleting temporary files: well under a second) is never cut short
 half-way; SIGKILL stops the process at once, and its workers then exit by themselves
-(:mod:`albstats.workers`).
+(:mod:`albstats.parsing.workers`).
 
 An exception raised at an arbitrary point is only as safe as the code it lands in. Two places are avoided:
 code that cannot let it propagate (``os.fork``'s hooks, finalizers: Python prints "Exception ignored" and

@@ -3,7 +3,7 @@
 Run by hand (not part of the tests), from the repository root:
 
     .venv/bin/python bench/bench_parse.py            # 1M lines in ~2,000 five-minute files
-    .venv/bin/python bench/bench_parse.py --runs 2 --tenfold --engines c,arrow
+    .venv/bin/python bench/bench_parse.py --runs 2 --tenfold --engines c,python
 
 It generates the input once with `albstats generate` into bench/data/ (gitignored), warms the page
 cache, then measures in one run, each command in its own process under /usr/bin/time: wall time,
@@ -123,8 +123,8 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=ROOT / "bench" / "data" / "parse-1m")
     ap.add_argument("--runs", type=int, default=1, help="measure this many times (to see the noise)")
     ap.add_argument("--tenfold", action="store_true", help="also parse the input ten times over (memory check)")
-    ap.add_argument("--engines", default="c,arrow",
-                    help="parser engines to measure, comma separated (ALBSTATS_PARSER: c, arrow, python)")
+    ap.add_argument("--engines", default="c",
+                    help="parser engines to measure, comma separated (ALBSTATS_PARSER: c, python)")
     args = ap.parse_args()
     engines = [e for e in args.engines.split(",") if e]
 

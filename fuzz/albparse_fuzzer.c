@@ -2,7 +2,7 @@
  *
  * Why this shape: parse_block takes Python objects and returns Python objects, and the interesting
  * check (are the rows it takes exactly the rows the reference parser gives?) needs the reference,
- * albstats.parse.parse_line. So this binary includes the extension's source (compiled here with the
+ * albstats.parsing.lines.parse_line. So this binary includes the extension's source (compiled here with the
  * sanitizers and coverage, unlike the copy pip builds), embeds CPython, and hands each input to
  * fuzz/albparse_oracle.py, which decodes it, calls this binary's parse_block and compares. Any Python
  * exception there (a mismatch is an AssertionError) aborts, so libFuzzer keeps the input as a crash.

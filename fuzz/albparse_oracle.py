@@ -1,7 +1,7 @@
 """What the fuzz harness checks on every input: the C tokenizer's output against the reference parser.
 
 albstats/_albparse.c may leave any line to Python, but every line it takes must give exactly the row
-that albstats.parse.parse_line gives (the engines' equality rests on that), and its buffers must form
+that albstats.parsing.lines.parse_line gives (the engines' equality rests on that), and its buffers must form
 valid Arrow arrays of exactly the sizes it promises. The sanitizers catch memory and undefined-behaviour
 errors; this module catches wrong answers. It is imported by the harness binary (albparse_fuzzer.c),
 whose module ``_albparse_fuzz`` is the sanitized build; the tests also drive it with the regular build.
@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from albstats import parse
+from albstats.parsing.lines import BadLine, parse_line
+from albstats.parsing.native import c_spec
 from albstats.schema import ACCESS, CONNECTION, LogSchema
 
 # pyarrow would otherwise hook SIGINT during some calls and raise KeyboardInterrupt in the oracle, which
@@ -49,7 +50,7 @@ CONFIGS: list[tuple[LogSchema, list[str]]] = [
 
 #: Per config: parse_block's token and column specs, and the Arrow schema of the columns (worked out once).
 SPECS: list[tuple[list, list, pa.Schema]] = [
-    (*parse._c_spec(schema, tuple(fields)), schema.arrow_schema(fields)) for schema, fields in CONFIGS
+    (*c_spec(schema, tuple(fields)), schema.arrow_schema(fields)) for schema, fields in CONFIGS
 ]
 
 #: Lines a repeated block reaches at least (parse_block reserves text space after 256 rows of > 1,024).
@@ -89,7 +90,7 @@ def decode(data: bytes) -> tuple[int, list[bytes], bool, int]:
 
 
 def _arrays(got: list[tuple], arrow: pa.Schema, n: int) -> list[pa.Array]:
-    """The column buffers as Arrow arrays (as albstats.parse builds them), fully validated, sizes exact."""
+    """The column buffers as Arrow arrays (as albstats.parsing.native builds them), fully validated, sizes exact."""
     out = []
     for f, (nulls, valid, *bufs) in zip(arrow, got, strict=True):
         assert 0 <= nulls <= n, (f.name, nulls, n)
@@ -134,8 +135,8 @@ def _reference(config: int, raw: bytes, i: int) -> list[Any]:
     text = raw.decode("utf-8")  # taken lines are valid UTF-8: parse_line sees them unchanged
     assert "\r" not in text and text.strip(), f"line {i} taken but parse_line's callers would not see it so"
     try:
-        values = parse.parse_line(text, schema)
-    except parse.BadLine as e:
+        values = parse_line(text, schema)
+    except BadLine as e:
         raise AssertionError(f"line {i} taken by C, but parse_line rejects it ({e}): {raw!r}") from None
     full = dict(zip(schema.names, values, strict=True))
     if len(_REF) > 200_000:

@@ -5,7 +5,7 @@
 EXTENSION.so is a build of albstats/_albparse.c for the Python running this (by default the package's
 own, albstats._albparse).
 CASES is a pickled list of (data, tokens, min_tokens, columns), the arguments of parse_block, worked
-out beforehand (albstats.parse imports pyarrow, which would only slow memcheck down and add its own
+out beforehand (albstats.parsing imports pyarrow, which would only slow memcheck down and add its own
 noise). OUT gets each result with its buffers as bytes, so a run under memcheck can be compared with a
 plain run: same answers, and no memcheck error (tests/test_fuzz.py). Each case runs twice, so a leak
 per call shows as memory definitely lost, not as a one-off.

@@ -81,7 +81,7 @@ def wait_until(cond: Callable[[], bool], timeout: float, step: float = 0.01) -> 
 
 
 def shm_files(pid: int) -> list[str]:
-    """Hand-over files of the parse run of process ``pid`` (albstats.parse names them albstats-PID-...)."""
+    """Hand-over files of the parse run of process ``pid`` (albstats.parsing.pool names them albstats-PID-...)."""
     return glob.glob(f"/dev/shm/albstats-{pid}-*") + glob.glob(f"/tmp/albstats-{pid}-*")
 
 

@@ -30,6 +30,7 @@ def pytest_configure(config: pytest.Config) -> None:
     such a variable set it themselves.
     """
     global _scratch
+    config.addinivalue_line("markers", "c_engine: needs the compiled tokenizer (not run by tests/test_no_extension.py)")
     for k in [k for k in os.environ if k.startswith(_HOST_ENV_PREFIXES)]:
         del os.environ[k]
     _scratch = tempfile.mkdtemp(prefix="albstats-tests-")

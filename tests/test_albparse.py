@@ -1,11 +1,11 @@
-"""The compiled tokenizer (albstats/_albparse.c) against the reference parse_line, and all three engines.
+"""The compiled tokenizer (albstats/_albparse.c) against the reference parse_line: the two engines.
 
 The C engine only takes lines it can vouch for and leaves the rest to parse_line, so every comparison
 here is of whole results: the same rows, in the same order, and the same statistics (lines, rows, bad
 lines and their reasons) as the line-by-line engine. The extension must build wherever CI runs (gcc is
 there), so a missing build fails these tests rather than skipping them; a machine without a compiler
-still installs albstats and runs the Arrow engine, which these tests also cover (engine="arrow", the
-engine ALBSTATS_PARSER=arrow forces).
+still installs albstats and reads with the reference parser (tests/test_no_extension.py runs the parsing
+tests that way).
 """
 
 from __future__ import annotations
@@ -25,14 +25,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_parse_properties import ERAS, rows
 
-from albstats import parse
-from albstats.errors import InputError
+from albstats.errors import InputError, UsageError
 from albstats.generate import generate
 from albstats.logformat import format_line
-from albstats.parse import FileStats, ParseStats, _Block, _python_line, _Seg, iter_batches, resolve_engine
+from albstats.parse import iter_batches
+from albstats.parsing import native
+from albstats.parsing.lines import python_line
+from albstats.parsing.native import Seg, c_spec, parse_block, resolve_engine
+from albstats.parsing.stats import FileStats, ParseStats
 from albstats.schema import ACCESS, CONNECTION, LogSchema
 
-ENGINES = ("c", "arrow")
+ENGINES = ("c",)
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -40,7 +43,7 @@ def test_the_extension_is_built():
     from albstats import _albparse
 
     assert callable(_albparse.parse_block)
-    assert resolve_engine() in ("c", "arrow", "python")
+    assert resolve_engine() in ("c", "python")
     assert resolve_engine("fast") == "c"
 
 
@@ -54,7 +57,7 @@ def _reference(data: bytes, schema: LogSchema, fields: list[str] | None) -> tupl
     fs = FileStats("x", kind=schema.kind)
     out = []
     for n, raw in enumerate(data.split(b"\n")[:-1], 1):
-        row = _python_line(n, raw.decode("utf-8", "replace").rstrip("\r"), schema, fs, False, "x")
+        row = python_line(n, raw.decode("utf-8", "replace").rstrip("\r"), schema, fs, False, "x")
         if row is not None:
             full = dict(zip(schema.names, row))
             out.append({f: full[f] for f in (fields or schema.names)})
@@ -63,7 +66,8 @@ def _reference(data: bytes, schema: LogSchema, fields: list[str] | None) -> tupl
 
 def _block(data: bytes, schema: LogSchema, fields: list[str] | None, engine: str) -> tuple[list[dict], dict]:
     fs = FileStats("x", kind=schema.kind)
-    batches = _Block(data, [_Seg(fs, "x", 0, 1)], schema, fields, False, engine).run()
+    assert engine == "c"
+    batches = parse_block([data], [Seg(fs, "x")], schema, fields, False)
     table = pa.Table.from_batches(batches, schema=schema.arrow_schema(fields))
     return _plain(table.to_pylist()), asdict(fs)
 
@@ -85,16 +89,18 @@ class _Result:
         self.table: pa.Table | None = None
         self.error = ""
         try:
-            self.table = pa.Table.from_batches(list(iter_batches([path], stats=stats, engine=engine, workers=1,
-                                                                 **kw)))
+            self.table = pa.Table.from_batches(list(iter_batches([path], stats=stats, engine=engine, workers=1, **kw)))
         except InputError as e:
             self.error = str(e)
         self.stats = [asdict(f) for f in stats.files]
 
     def __eq__(self, other: object) -> bool:
         assert isinstance(other, _Result)
-        same = self.table.equals(other.table) if self.table is not None and other.table is not None else (
-            self.table is other.table)
+        same = (
+            self.table.equals(other.table)
+            if self.table is not None and other.table is not None
+            else (self.table is other.table)
+        )
         if self.error or other.error:  # the statistics of a stopped read are not compared
             return same and self.error == other.error
         return same and self.stats == other.stats
@@ -107,6 +113,7 @@ _file_result = _Result
 
 
 # --- real lines -----------------------------------------------------------------------------------
+
 
 def test_conformance_lines():
     assert_same([r["line"] for r in load_jsonl("alb_access_samples.jsonl")])
@@ -122,14 +129,25 @@ def test_conformance_lines_one_by_one():
         assert_same([r["line"]], CONNECTION)
 
 
-@pytest.mark.parametrize("fields", [None, ["client_port", "target_ip"], ["extra_fields"], ["request_proto", "time"],
-                                    ["received_bytes", "target_processing_time", "elb_status_code", "ip_address"]])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        None,
+        ["client_port", "target_ip"],
+        ["extra_fields"],
+        ["request_proto", "time"],
+        ["received_bytes", "target_processing_time", "elb_status_code", "ip_address"],
+    ],
+)
 def test_column_subsets(fields):
     assert_same([r["line"] for r in load_jsonl("alb_access_samples.jsonl")], fields=fields)
 
 
-@pytest.mark.parametrize("path", sorted(str(p) for p in (FIXTURES / "edge").rglob("*") if p.is_file()
-                                        and p.suffix in (".log", ".gz")), ids=lambda p: Path(p).name)
+@pytest.mark.parametrize(
+    "path",
+    sorted(str(p) for p in (FIXTURES / "edge").rglob("*") if p.is_file() and p.suffix in (".log", ".gz")),
+    ids=lambda p: Path(p).name,
+)
 def test_edge_fixtures_all_engines(path):
     want = _file_result(path, "python", kind="auto")
     for engine in ENGINES:
@@ -160,7 +178,7 @@ def test_the_c_engine_takes_every_generated_line():
     files = sorted((FIXTURES / "AWSLogs").rglob("*.log.gz"))[:60]
     data = b"".join(gzip.decompress(f.read_bytes()) for f in files)
     assert b'\\"' in data  # some user agents with an escaped quote
-    tokens, cols = parse._c_spec(ACCESS, tuple(ACCESS.names))
+    tokens, cols = c_spec(ACCESS, tuple(ACCESS.names))
     idx, _, rest, counts = _albparse.parse_block(data, tokens, ACCESS.min_tokens, cols)
     assert len(idx) // 8 == sum(counts) == data.count(b"\n") > 1000
     assert rest == b""
@@ -172,14 +190,28 @@ def test_doubles_round_like_python_float():
 
     rnd = random.Random(3)
     base = load_jsonl("alb_connection_samples.jsonl")[0]["line"].split(" ")
-    texts = ["0", "-0", "-0.000", "00.5", "0.1", "9007199254740993", "123456789012345.6", "1." + "9" * 30,
-             "0." + "0" * 21 + "1", "0." + "0" * 22 + "1", "1" * 25, "4.35", "0.3", "1" * 310]
+    texts = [
+        "0",
+        "-0",
+        "-0.000",
+        "00.5",
+        "0.1",
+        "9007199254740993",
+        "123456789012345.6",
+        "1." + "9" * 30,
+        "0." + "0" * 21 + "1",
+        "0." + "0" * 22 + "1",
+        "1" * 25,
+        "4.35",
+        "0.3",
+        "1" * 310,
+    ]
     for _ in range(3000):
         digits = "".join(rnd.choice("0123456789") for _ in range(rnd.randint(1, 18)))
         frac = "".join(rnd.choice("0123456789") for _ in range(rnd.randint(0, 25)))
         texts.append(("-" if rnd.random() < 0.3 else "") + digits + ("." + frac if frac else ""))
     data = "".join(" ".join(base[:6] + [t] + base[7:]) + "\n" for t in texts).encode()
-    tokens, cols = parse._c_spec(CONNECTION, ("tls_handshake_latency",))
+    tokens, cols = c_spec(CONNECTION, ("tls_handshake_latency",))
     idx, got, rest, _ = _albparse.parse_block(data, tokens, CONNECTION.min_tokens, cols)
     taken = np.frombuffer(idx, dtype=np.int64)
     values = np.frombuffer(got[0][2], dtype=np.float64)
@@ -189,22 +221,28 @@ def test_doubles_round_like_python_float():
 
 
 def test_env_var_picks_the_engine(monkeypatch):
-    monkeypatch.setenv("ALBSTATS_PARSER", "arrow")
-    assert resolve_engine() == "arrow"
     monkeypatch.setenv("ALBSTATS_PARSER", "python")
     assert resolve_engine() == "python"
     monkeypatch.setenv("ALBSTATS_PARSER", "c")
     assert resolve_engine() == "c"
-    monkeypatch.setenv("ALBSTATS_PARSER", "cobol")
-    with pytest.raises(ValueError, match="cobol"):
-        resolve_engine()
+    for retired in ("cobol", "arrow"):  # the Arrow engine is retired: a one-line error naming the variable
+        monkeypatch.setenv("ALBSTATS_PARSER", retired)
+        with pytest.raises(UsageError, match=f"{retired}.*ALBSTATS_PARSER.*known: fast, c, python"):
+            resolve_engine()
 
 
-def test_without_the_extension_the_arrow_engine_runs(monkeypatch):
-    monkeypatch.setattr(parse, "_albparse", None)
+def test_without_the_extension_the_reference_engine_runs_and_says_so_once(monkeypatch, capsys):
+    monkeypatch.setattr(native, "_albparse", None)
+    monkeypatch.setattr(native, "_noticed", False)
     monkeypatch.delenv("ALBSTATS_PARSER", raising=False)
-    assert resolve_engine() == "arrow"
-    with pytest.raises(ImportError):
+    assert resolve_engine() == "python"
+    assert resolve_engine() == "python"
+    err = capsys.readouterr().err
+    assert err.count("albstats: the fast C parser") == 1
+    assert "gcc python3-dev" in err and "pip install -e ." in err
+    assert resolve_engine("python") == "python"  # asked for: nothing to say
+    assert capsys.readouterr().err == ""
+    with pytest.raises(UsageError, match="not built"):
         resolve_engine("c")
 
 
@@ -215,32 +253,54 @@ GOOD = load_jsonl("alb_access_samples.jsonl")[0]["line"]
 
 def test_odd_lines():
     odd = [
-        "", " ", "\t", GOOD + " ", GOOD + "\r", GOOD.replace(" ", "  ", 1), GOOD + ' "x" y', GOOD + ' "a\\"b"',
-        GOOD.replace('"curl/7.46.0"', '"cu\\"rl \\\\ x"'), GOOD.replace('"curl/7.46.0"', '"curl\\"'),
-        GOOD.replace('"curl/7.46.0"', '"curl"x'), GOOD.replace('"curl/7.46.0"', 'c"url'),
-        GOOD.replace("192.168.131.39:2817", "[::1]:2817"), GOOD.replace("192.168.131.39:2817", "[::1]:"),
-        GOOD.replace("192.168.131.39:2817", "::1"), GOOD.replace("192.168.131.39:2817", "1.2.3.4:99999999999"),
-        GOOD.replace("192.168.131.39:2817", "1.2.3.4:4294967296"), GOOD.replace("10.0.0.1:80", "-"),
-        GOOD.replace("10.0.0.1:80", "[]:1"), GOOD.replace("10.0.0.1:80", "[:1"),
-        GOOD.replace(" 34 366 ", " 99999999999999999999 -5 "), GOOD.replace(" 34 366 ", " - 9223372036854775808 "),
+        "",
+        " ",
+        "\t",
+        GOOD + " ",
+        GOOD + "\r",
+        GOOD.replace(" ", "  ", 1),
+        GOOD + ' "x" y',
+        GOOD + ' "a\\"b"',
+        GOOD.replace('"curl/7.46.0"', '"cu\\"rl \\\\ x"'),
+        GOOD.replace('"curl/7.46.0"', '"curl\\"'),
+        GOOD.replace('"curl/7.46.0"', '"curl"x'),
+        GOOD.replace('"curl/7.46.0"', 'c"url'),
+        GOOD.replace("192.168.131.39:2817", "[::1]:2817"),
+        GOOD.replace("192.168.131.39:2817", "[::1]:"),
+        GOOD.replace("192.168.131.39:2817", "::1"),
+        GOOD.replace("192.168.131.39:2817", "1.2.3.4:99999999999"),
+        GOOD.replace("192.168.131.39:2817", "1.2.3.4:4294967296"),
+        GOOD.replace("10.0.0.1:80", "-"),
+        GOOD.replace("10.0.0.1:80", "[]:1"),
+        GOOD.replace("10.0.0.1:80", "[:1"),
+        GOOD.replace(" 34 366 ", " 99999999999999999999 -5 "),
+        GOOD.replace(" 34 366 ", " - 9223372036854775808 "),
         GOOD.replace(" 34 366 ", " -9223372036854775808 9223372036854775807 "),
-        GOOD.replace(" 34 366 ", " 0034 -0 "), GOOD.replace(" 200 200 ", " - - "),
-        GOOD.replace(" 200 200 ", " 2000 200 "), GOOD.replace(" 200 200 ", " ٢٠٠ 200 "),
+        GOOD.replace(" 34 366 ", " 0034 -0 "),
+        GOOD.replace(" 200 200 ", " - - "),
+        GOOD.replace(" 200 200 ", " 2000 200 "),
+        GOOD.replace(" 200 200 ", " ٢٠٠ 200 "),
         GOOD.replace("0.000 0.001 0.000", "-1 0.1234567890123456789012345 00.5"),
-        GOOD.replace("0.000 0.001 0.000", "1e3 0.1 0.1"), GOOD.replace("0.000 0.001 0.000", "-1.0 .5 1."),
+        GOOD.replace("0.000 0.001 0.000", "1e3 0.1 0.1"),
+        GOOD.replace("0.000 0.001 0.000", "-1.0 .5 1."),
         GOOD.replace('"GET http://www.example.com:80/ HTTP/1.1"', '"- - -"'),
         GOOD.replace('"GET http://www.example.com:80/ HTTP/1.1"', '"GET"'),
         GOOD.replace('"GET http://www.example.com:80/ HTTP/1.1"', '"GET /a b c HTTP/1.1"'),
         GOOD.replace('"GET http://www.example.com:80/ HTTP/1.1"', '"GET /x"'),
         GOOD.replace('"GET http://www.example.com:80/ HTTP/1.1"', '""'),
         GOOD.replace('"GET http://www.example.com:80/ HTTP/1.1"', '" "'),
-        GOOD.replace("http 2018", '"http" 2018'), GOOD.replace("http 2018", "HTTP 2018"),
+        GOOD.replace("http 2018", '"http" 2018'),
+        GOOD.replace("http 2018", "HTTP 2018"),
         GOOD.replace("2018-07-02T22:23:00.186641Z", "2018-07-02T22:23:00Z"),
         GOOD.replace("2018-07-02T22:23:00.186641Z", "2018-07-02T22:23:00."),
         GOOD.replace("2018-07-02T22:23:00.186641Z", "2018-07-02T22:23:00.1ZZ"),
-        GOOD.replace("2018-07-02T22:22:48.364000Z", "-"), GOOD.replace("2018-07-02T22:22:48.364000Z", "x"),
-        GOOD.replace("curl/7.46.0", "curl/ü 日本 \x00 \x7f"), " ".join(GOOD.split(" ")[:19]),
-        " ".join(GOOD.split(" ")[:20]), GOOD + " extra1 \"two words\" -", GOOD + ' "unterminated',
+        GOOD.replace("2018-07-02T22:22:48.364000Z", "-"),
+        GOOD.replace("2018-07-02T22:22:48.364000Z", "x"),
+        GOOD.replace("curl/7.46.0", "curl/ü 日本 \x00 \x7f"),
+        " ".join(GOOD.split(" ")[:19]),
+        " ".join(GOOD.split(" ")[:20]),
+        GOOD + ' extra1 "two words" -',
+        GOOD + ' "unterminated',
         GOOD.replace("curl/7.46.0", "x" * 100_000),
     ]
     assert_same(odd)
@@ -258,7 +318,7 @@ def test_every_byte_at_every_timestamp_position():
         for i in range(19):
             for v in range(256):
                 if v not in (10, 13, 32, 34):  # these end the line or the field: other tests cover them
-                    blocks.append(g[:at + i] + bytes([v]) + g[at + i + 1:])
+                    blocks.append(g[: at + i] + bytes([v]) + g[at + i + 1 :])
     assert_same(b"\n".join(blocks) + b"\n")
 
 
@@ -276,19 +336,25 @@ def test_quotes_escapes_and_odd_bytes_at_every_offset():
     bad += [GOOD + ' "' + "z" * n for n in range(40)]  # quote closes it, or the line ends first
     assert_same(good + bad)
     data = "".join(line + "\n" for line in good).encode()
-    tokens, cols = parse._c_spec(ACCESS, tuple(ACCESS.names))
+    tokens, cols = c_spec(ACCESS, tuple(ACCESS.names))
     assert _albparse.parse_block(data, tokens, ACCESS.min_tokens, cols)[2] == b""  # all taken by the C code
     g = GOOD.encode()
-    blocks = [g[:i] + odd + g[i + 1:] for i in range(len(g)) for odd in (b"\r", b"\xc3\xa9", b"\xff")]
+    blocks = [g[:i] + odd + g[i + 1 :] for i in range(len(g)) for odd in (b"\r", b"\xc3\xa9", b"\xff")]
     assert_same(b"\n".join(blocks) + b"\n")
 
 
 def test_invalid_utf8_and_odd_bytes():
     g = GOOD.encode()
     blocks = [
-        g.replace(b"curl", b"cu\xffrl"), g.replace(b"curl", b"cu\xc3rl"), g.replace(b"curl", b"\xed\xa0\x80"),
-        g.replace(b"curl", b"\xf4\x90\x80\x80"), g.replace(b"curl", b"\xe0\x80\x80"), g.replace(b"curl", b"\xc0\xaf"),
-        g.replace(b"curl", b"\xf0\x9f\x98\x80"), g.replace(b"curl", b"\x00\x00"), g.replace(b"my-", b"m\xe9"),
+        g.replace(b"curl", b"cu\xffrl"),
+        g.replace(b"curl", b"cu\xc3rl"),
+        g.replace(b"curl", b"\xed\xa0\x80"),
+        g.replace(b"curl", b"\xf4\x90\x80\x80"),
+        g.replace(b"curl", b"\xe0\x80\x80"),
+        g.replace(b"curl", b"\xc0\xaf"),
+        g.replace(b"curl", b"\xf0\x9f\x98\x80"),
+        g.replace(b"curl", b"\x00\x00"),
+        g.replace(b"my-", b"m\xe9"),
     ]
     assert_same(b"\n".join(blocks) + b"\n")
     for b in blocks:
@@ -301,8 +367,20 @@ def test_connection_log_values():
     base = load_jsonl("alb_connection_samples.jsonl")[0]["line"]
     parts = base.split(" ")
     lines = [base]
-    for j, repl in [(2, "99999999999"), (2, "-"), (3, "x"), (6, "1e5"), (6, "nan"), (6, "-"), (6, "0.25"),
-                    (6, "inf"), (6, " 1"), (1, "2001:db8::1"), (1, "zz"), (6, "1_000")]:
+    for j, repl in [
+        (2, "99999999999"),
+        (2, "-"),
+        (3, "x"),
+        (6, "1e5"),
+        (6, "nan"),
+        (6, "-"),
+        (6, "0.25"),
+        (6, "inf"),
+        (6, " 1"),
+        (1, "2001:db8::1"),
+        (1, "zz"),
+        (6, "1_000"),
+    ]:
         p = list(parts)
         p[j] = repl
         lines.append(" ".join(p))
@@ -314,8 +392,27 @@ def test_connection_log_values():
 # --- fuzzing --------------------------------------------------------------------------------------
 
 CONFORMANCE_LINES = [r["line"] for r in load_jsonl("alb_access_samples.jsonl")]
-PIECES = ['"', " ", "\\", '\\"', "\\\\", "0", "9", "-", ":", ".", "é", "日", "\x00", "\r", "\t", "[", "]", "Z",
-          "x" * 300]
+PIECES = [
+    '"',
+    " ",
+    "\\",
+    '\\"',
+    "\\\\",
+    "0",
+    "9",
+    "-",
+    ":",
+    ".",
+    "é",
+    "日",
+    "\x00",
+    "\r",
+    "\t",
+    "[",
+    "]",
+    "Z",
+    "x" * 300,
+]
 
 
 @st.composite
@@ -324,7 +421,7 @@ def mutated(draw: Any) -> str:
     for _ in range(draw(st.integers(1, 4))):
         pos = draw(st.integers(0, len(line)))
         if draw(st.booleans()) and pos < len(line):
-            line = line[:pos] + line[pos + draw(st.integers(1, 3)):]
+            line = line[:pos] + line[pos + draw(st.integers(1, 3)) :]
         else:
             line = line[:pos] + draw(st.sampled_from(PIECES)) + line[pos:]
     return line

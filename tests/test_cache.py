@@ -126,7 +126,8 @@ def test_sigkill_at_any_moment_of_a_fill_leaves_a_usable_cache(week, truth, tmp_
 
 def test_an_error_during_a_fill_keeps_what_was_committed_and_leaves_no_part(week, truth, tmp_path, monkeypatch):
     db = tmp_path / "c"
-    from albstats import dataset, parse
+    from albstats import dataset
+    from albstats.parsing import pool
 
     real = dataset.DatasetSink.write
 
@@ -136,7 +137,7 @@ def test_an_error_during_a_fill_keeps_what_was_committed_and_leaves_no_part(week
         return real(self, batches, files)
 
     monkeypatch.setattr(cache_mod, "COMMIT_SECONDS", 0.0)
-    monkeypatch.setattr(parse, "FRAGMENT_BYTES", 256 << 10)  # many small groups of files
+    monkeypatch.setattr(pool, "FRAGMENT_BYTES", 256 << 10)  # many small groups of files
     monkeypatch.setattr(dataset.DatasetSink, "write", failing)
     with pytest.raises(RuntimeError, match="disk full"), LocalEngine([str(week)], db=db) as eng:
         eng.query("error_rate")

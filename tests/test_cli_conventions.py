@@ -410,7 +410,7 @@ def test_a_named_file_that_is_no_log_names_what_it_is(tmp_path: Path) -> None:
         assert res.exit_code == 1 and f"{tmp_path / name}: this is {found} (line 1: " in res.stderr, res.output
 
 
-@pytest.mark.parametrize("engine", ["c", "arrow", "python"])
+@pytest.mark.parametrize("engine", ["c", "python"])
 def test_a_log_cut_mid_line_is_still_a_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: str) -> None:
     """`tail -c 2000 x.log > cut.log`: its first line is a fragment, the next ones are ALB lines, so it is a
     log with one malformed line, not "no log" (every engine decides alike). A text file still is not."""

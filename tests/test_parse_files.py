@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import random
 import zlib
 from dataclasses import asdict
@@ -16,6 +17,7 @@ from conftest import load_jsonl
 from albstats.errors import InputError, UsageError
 from albstats.logformat import escape, format_line
 from albstats.parse import ParseStats, iter_batches, parse_line, read_table
+from albstats.parsing.reading import ZLIB_ERRORS
 from albstats.schema import ACCESS
 
 ACCESS_SAMPLES = [s["line"] for s in load_jsonl("alb_access_samples.jsonl")]
@@ -62,6 +64,7 @@ def both(paths, **kw) -> tuple[pa.Table, ParseStats]:
 
 # --- lines that stress the fast engine's checks -------------------------------------------------
 
+
 def _values(rng: random.Random, i: int) -> dict:
     v6 = rng.random() < 0.3
     return {
@@ -80,7 +83,7 @@ def _values(rng: random.Random, i: int) -> dict:
         "received_bytes": rng.randint(0, 10**12),
         "sent_bytes": rng.randint(0, 9999),
         "request_verb": rng.choice(["GET", "-", "POST"]),
-        "request_url": rng.choice(["https://h:443/a b c", "http://h:80-", "https://h:443/?q=\"x\"", "/x"]),
+        "request_url": rng.choice(["https://h:443/a b c", "http://h:80-", 'https://h:443/?q="x"', "/x"]),
         "request_proto": rng.choice(["HTTP/1.1", "-", "HTTP/2.0"]),
         "user_agent": rng.choice(["curl/8", "-", escape('say "hi" \\o/'), "", "a  b", escape("end\\")]),
         "ssl_cipher": "-",
@@ -173,12 +176,15 @@ def test_projection_gives_the_same_values(tmp_path, fields):
 
 # --- inputs -------------------------------------------------------------------------------------
 
+
 def test_plain_gz_multimember_and_folder_layout(tmp_path):
     day = tmp_path / "AWSLogs" / "123456789012" / "elasticloadbalancing" / "us-east-2" / "2024" / "01" / "01"
     a = gz(day / KEY.format(hm="0005", n=1), ACCESS_SAMPLES[:10])
     multi = day / KEY.format(hm="0010", n=2)
-    multi.write_bytes(gzip.compress(("\n".join(ACCESS_SAMPLES[10:20]) + "\n").encode())
-                      + gzip.compress(("\n".join(ACCESS_SAMPLES[20:30]) + "\n").encode()))
+    multi.write_bytes(
+        gzip.compress(("\n".join(ACCESS_SAMPLES[10:20]) + "\n").encode())
+        + gzip.compress(("\n".join(ACCESS_SAMPLES[20:30]) + "\n").encode())
+    )
     plain = day.parent / "02" / KEY.format(hm="0015", n=3).removesuffix(".gz")
     plain.parent.mkdir(parents=True)
     plain.write_text("\n".join(ACCESS_SAMPLES[30:]) + "\n")
@@ -194,16 +200,18 @@ def test_plain_gz_multimember_and_folder_layout(tmp_path):
     assert t3.num_rows == 2 * len(ACCESS_SAMPLES)
 
 
-def test_gunzip_fast_path_takes_only_single_clean_members():
-    """One member is inflated into a buffer of its trailer's size; whatever else a file holds (another
-    member, even an identical one, padding, junk, a gzip magic inside stored data) must come out as the
-    member-by-member reader gives it."""
-    from albstats import parse as P
+def test_gunzip_reads_members_padding_and_damage():
+    """The one gunzip path (albstats.parsing.reading.gunzip; this tested the former one-call fast path):
+    whatever a file holds (another member, even an identical one, padding, junk, a gzip magic inside stored
+    data, a member split across reads) comes out as gzip reads it, and damage keeps what came before it."""
+    from albstats.parsing.reading import gunzip
 
     text = ("\n".join(ACCESS_SAMPLES) + "\n").encode()
     one = gzip.compress(text)
     stored = gzip.compress(text + b"\x1f\x8b\x08 inside the data\n", compresslevel=0)
     assert stored.find(b"\x1f\x8b\x08", 1) > 0
+    corrupt = bytearray(one)
+    corrupt[len(one) // 2] ^= 0xFF
     cases = {
         "one": (one, text, None),
         "twice": (one + one, text + text, None),
@@ -212,12 +220,23 @@ def test_gunzip_fast_path_takes_only_single_clean_members():
         "zero padding": (one + b"\0" * 8, text, None),  # as gzip and Python's GzipFile read it
         "junk": (one + b"junk after the member", text, "damage"),
         "truncated": (one[:-3], None, "damage"),
+        "corrupt in the middle": (bytes(corrupt), None, "damage"),
     }
-    for name, (raw, want, err) in cases.items():
-        out, e = P._inflate_all(raw)
-        assert (e is not None) == (err is not None), name
-        if want is not None:
-            assert out == want, name
+    for chunk_size in (1 << 20, 7):
+        for name, (raw, want, err) in cases.items():
+            out: list[bytes] = []
+            e = None
+            try:
+                for piece in gunzip(io.BytesIO(raw), chunk_size=chunk_size):
+                    out.append(piece)
+            except (EOFError, *ZLIB_ERRORS) as exc:
+                e = exc
+            assert (e is not None) == (err is not None), name
+            if want is not None:
+                assert b"".join(out) == want, name
+            elif name == "corrupt in the middle":  # salvaged: the text before the damage, exactly as it was
+                got = b"".join(out)
+                assert len(os.path.commonprefix([got, text])) > len(text) // 4, name
 
 
 def test_missing_path_and_empty_glob_are_usage_errors(tmp_path):
@@ -227,8 +246,10 @@ def test_missing_path_and_empty_glob_are_usage_errors(tmp_path):
         table([str(tmp_path / "*.log.gz")])
 
 
-@pytest.mark.parametrize("line,found", [(CLASSIC, "Classic Load Balancer"), (NLB, "Network Load Balancer"),
-                                        (CONTROL, "ELBAccessLogTestFile")])
+@pytest.mark.parametrize(
+    "line,found",
+    [(CLASSIC, "Classic Load Balancer"), (NLB, "Network Load Balancer"), (CONTROL, "ELBAccessLogTestFile")],
+)
 @pytest.mark.parametrize("engine", ["fast", "python"])
 def test_other_format_named_directly_is_an_error(tmp_path, line, found, engine):
     p = gz(tmp_path / "x.log.gz", [line] * 3)
@@ -261,7 +282,7 @@ def test_corrupt_gzip_keeps_lines_before_damage(tmp_path):
     lines = good_lines(3000)
     data = bytearray(gzip.compress(("\n".join(lines) + "\n").encode()))
     mid = len(data) // 2
-    data[mid:mid + 64] = bytes(64)
+    data[mid : mid + 64] = bytes(64)
     p = tmp_path / "bad.log.gz"
     p.write_bytes(bytes(data))
     t, stats = both([p])
@@ -287,7 +308,7 @@ def test_bad_lines_counted_per_file_first_few_shown(tmp_path):
 
 
 def test_non_utf8_and_crlf_lines(tmp_path):
-    raw = (LINE.replace("curl/7.46.0", "caf\xe9").encode("latin-1") + b"\r\n" + LINE.encode() + b"\r\n")
+    raw = LINE.replace("curl/7.46.0", "caf\xe9").encode("latin-1") + b"\r\n" + LINE.encode() + b"\r\n"
     p = tmp_path / "x.log"
     p.write_bytes(raw)
     t, _ = both([p])
@@ -305,14 +326,15 @@ def test_stdin(monkeypatch):
     assert t.num_rows == len(ACCESS_SAMPLES) and stats.files[0].name == "<stdin>"
 
 
+@pytest.mark.c_engine  # the reference engine reads line by line, in batches of batch_size rows
 def test_big_file_streams_in_blocks(tmp_path, monkeypatch):
-    import albstats.parse as parse
+    from albstats.parsing import reading
 
-    monkeypatch.setattr(parse, "STREAM_OVER", 1000)
-    monkeypatch.setattr(parse, "BLOCK_BYTES", 20_000)
+    monkeypatch.setattr(reading, "STREAM_OVER", 1000)
+    monkeypatch.setattr(reading, "BLOCK_BYTES", 20_000)
     lines = tricky_lines(2000, seed=5)
     p = gz(tmp_path / "big.log.gz", lines)
-    batches = list(iter_batches([p]))
+    batches = list(iter_batches([p], engine="c"))
     assert len(batches) > 5
     slow, ss = table([p], engine="python")
     assert pa.Table.from_batches(batches).to_pylist() == slow.to_pylist()
@@ -324,15 +346,15 @@ def test_gzip_error_type_is_caught():
 
 @pytest.mark.parametrize("kind", ["process", "thread"])
 def test_parallel_workers_give_the_same_rows_and_stats(tmp_path, monkeypatch, kind):
-    import albstats.parse as parse
+    from albstats.parsing import pool, reading
 
     monkeypatch.setenv("ALBSTATS_WORKERS_KIND", kind)
-    monkeypatch.setattr(parse, "BLOCK_BYTES", 60_000)  # many small groups, so the pool is used
+    monkeypatch.setattr(reading, "BLOCK_BYTES", 60_000)  # many small groups, so the pool is used
     spill = tmp_path / "spill"
     spill.mkdir()
-    monkeypatch.setattr(parse, "_spill_dir", lambda: str(spill))
+    monkeypatch.setattr(pool, "_spill_dir", lambda: str(spill))
     lines = tricky_lines(2400, seed=21)
-    paths = [gz(tmp_path / "logs" / f"f{i:02d}.log.gz", lines[i * 200:(i + 1) * 200]) for i in range(12)]
+    paths = [gz(tmp_path / "logs" / f"f{i:02d}.log.gz", lines[i * 200 : (i + 1) * 200]) for i in range(12)]
     procs = kind == "process"
     t, stats = both([tmp_path / "logs"], processes=procs)
     assert stats.files_read == 12 and stats.bad_lines > 0
@@ -348,11 +370,11 @@ def test_parallel_workers_give_the_same_rows_and_stats(tmp_path, monkeypatch, ki
 
 
 def test_worker_hand_over_without_shared_memory(tmp_path, monkeypatch):
-    import albstats.parse as parse
+    from albstats.parsing import pool, reading
 
-    monkeypatch.setattr(parse, "BLOCK_BYTES", 60_000)
-    monkeypatch.setattr(parse, "_spill_dir", lambda: str(tmp_path / "missing"))  # writing there fails
+    monkeypatch.setattr(reading, "BLOCK_BYTES", 60_000)
+    monkeypatch.setattr(pool, "_spill_dir", lambda: str(tmp_path / "missing"))  # writing there fails
     lines = tricky_lines(1200, seed=3)
     for i in range(6):
-        gz(tmp_path / "logs" / f"f{i}.log.gz", lines[i * 200:(i + 1) * 200])
+        gz(tmp_path / "logs" / f"f{i}.log.gz", lines[i * 200 : (i + 1) * 200])
     both([tmp_path / "logs"], processes=True)
