@@ -14,7 +14,6 @@ or a ``Host`` header cannot send the proxy elsewhere.
 from __future__ import annotations
 
 import asyncio
-import gc
 import random
 import re
 import secrets
@@ -154,6 +153,10 @@ class RetryProxy:
         self._target_addr = f"{self.upstream.host}:{self.upstream.port}"
         self.port = config.listen_port
         self._port_text = str(self.port)
+        # the session's timeouts alone bound an attempt exactly when the deadline is further away than
+        # connect + one try (see _handle)
+        pt = self.policy.per_try_timeout
+        self._slack = (pt + config.connect_timeout) if pt else float("inf")
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -232,23 +235,28 @@ class RetryProxy:
             received_bytes=len(method) + len(raw_path) + 12 + head_bytes + 2,
         )
 
-    def _upstream_headers(self, request: web.BaseRequest, rec: RequestRecord, keep_length: bool) -> CIMultiDict[str]:
-        """The request's headers minus hop-by-hop ones, plus X-Forwarded-* and the trace id. One pass
-        with set lookups: this runs for every request, and per-header calls showed in the profile."""
+    def _upstream_headers(
+        self, request: web.BaseRequest, rec: RequestRecord, keep_length: bool
+    ) -> list[tuple[str, str]]:
+        """The request's headers minus hop-by-hop ones, plus X-Forwarded-* and the trace id, as the list
+        of pairs aiohttp's client takes as it is. The last pair is ``X-Albstats-Attempt``, replaced per
+        attempt. One pass with set lookups and no multidict built only to be copied again by the
+        client: this runs for every request."""
         h = request.headers
         drop = _DROP_UPSTREAM if keep_length else _DROP_UPSTREAM_LENGTH
         if "Connection" in h:
             drop = drop | connection_tokens(h)
-        out: CIMultiDict[str] = CIMultiDict(
-            [(k, v) for k, v in h.items() if (lk := k.lower()) not in drop and not lk.startswith("proxy-")]
-        )
-        xff = h.getall("X-Forwarded-For", None)
+        out = [(k, v) for k, v in h.items() if (lk := k.lower()) not in drop and not lk.startswith("proxy-")]
         client = rec.client_ip if rec.client_ip != "-" else "unknown"
-        out["X-Forwarded-For"] = f"{', '.join(xff)}, {client}" if xff else client
+        # the three X-Forwarded-* names and the trace header are in ``drop``: appended once each below
+        if "X-Forwarded-For" in h:
+            out.append(("X-Forwarded-For", f"{', '.join(h.getall('X-Forwarded-For'))}, {client}"))
+        else:
+            out.append(("X-Forwarded-For", client))
         for name, value in (("X-Forwarded-Proto", request.scheme), ("X-Forwarded-Port", self._port_text)):
-            prior = h.getall(name, None)
-            out[name] = f"{', '.join(prior)}, {value}" if prior else value
-        out["X-Amzn-Trace-Id"] = rec.trace_id
+            out.append((name, f"{', '.join(h.getall(name))}, {value}" if name in h else value))
+        out.append(("X-Amzn-Trace-Id", rec.trace_id))
+        out.append(("X-Albstats-Attempt", "1"))
         return out
 
     async def _local(
@@ -349,10 +357,8 @@ class RetryProxy:
             return await self._local(request, rec, 413, "request body too large", close=True)
         headers = self._upstream_headers(request, rec, keep_length=not replayable)
         url = URL(self._origin + self._prefix + origin_form(request.raw_path), encoded=True)
-        method_ok = pol.method_retryable(request.method, headers)
         deadline = t0 + pol.deadline
-        # the session's timeouts alone are exact when the deadline is further than connect + one try
-        slack = (pol.per_try_timeout + cfg.connect_timeout) if pol.per_try_timeout else float("inf")
+        slack = self._slack
         resp: aiohttp.ClientResponse | None = None
         timed_out = False
         attempt = 0
@@ -369,7 +375,8 @@ class RetryProxy:
                 self._client_gone(rec)
                 return web.Response(status=460)  # nobody is listening; the status is for the log
             per_try = min(pol.per_try_timeout or remaining, remaining)
-            headers["X-Albstats-Attempt"] = str(attempt)
+            if attempt > 1:
+                headers[-1] = ("X-Albstats-Attempt", str(attempt))
             rec.dispatched_at = time.time()
             rec.headers_at = None
             self.stats.attempts += 1
@@ -412,7 +419,8 @@ class RetryProxy:
             # a retryable failure: may we, and should we, try again?
             if attempt >= pol.max_attempts:
                 break
-            if not (method_ok and replayable):
+            # (a multidict of what went upstream only here, on the rare retry path)
+            if not (replayable and pol.method_retryable(request.method, CIMultiDict(headers))):
                 self.stats.not_retried_unsafe += 1
                 break
             if (outcome == "timeout" and not pol.retry_timeouts) or (
@@ -447,10 +455,10 @@ class RetryProxy:
         """Stream the chosen upstream response to the client; from the first byte on there is no retry."""
         rh = resp.headers
         drop = HOP_BY_HOP | connection_tokens(rh) if "Connection" in rh else HOP_BY_HOP
-        headers: CIMultiDict[str] = CIMultiDict(
-            [(k, v) for k, v in rh.items() if (lk := k.lower()) not in drop and not lk.startswith("proxy-")]
-        )
-        head = 17 + len(resp.reason or "") + sum(len(k) + len(v) + 4 for k, v in headers.items())
+        # one pass: the forwarded pairs and their size on the wire ("Name: value\r\n"); web.Response
+        # takes the pairs as they are (a multidict built here would only be copied again)
+        headers = [(k, v) for k, v in rh.items() if (lk := k.lower()) not in drop and not lk.startswith("proxy-")]
+        head = 17 + len(resp.reason or "") + sum([len(k) + len(v) + 4 for k, v in headers])
         rec.elb_status = resp.status
         length = resp.content_length
         if length is not None and length <= _SMALL and request.method != "HEAD":
@@ -503,9 +511,6 @@ async def serve(
     """Run until ``stop`` is set (or SIGINT/SIGTERM); returns the counters for the summary."""
     proxy = RetryProxy(config)
     await proxy.start()
-    # What exists now (modules, the CLI, the server) lives as long as the process: moved out of the
-    # collector's way, so the full collections a busy proxy triggers walk only what requests allocate.
-    gc.freeze()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
