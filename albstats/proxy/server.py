@@ -116,6 +116,13 @@ def connection_tokens(headers: CIMultiDict[str] | object) -> set[str]:
     return {t.strip().lower() for v in vals for t in v.split(",") if t.strip()}
 
 
+def _header_sizes(raw: tuple[tuple[bytes, bytes], ...]) -> tuple[int, int]:
+    """(all request header lines, the longest one) in bytes, ``Name: value\r\n`` each. A function so
+    the list of sizes is gone before the request is forwarded, not kept alive for the collector."""
+    sizes = [len(k) + len(v) + 4 for k, v in raw]
+    return sum(sizes), max(sizes, default=0)
+
+
 @dataclass
 class ProxyConfig:
     """Everything `albstats proxy` is configured with."""
@@ -235,20 +242,18 @@ class RetryProxy:
             received_bytes=len(method) + len(raw_path) + 12 + head_bytes + 2,
         )
 
-    def _upstream_headers(
-        self, request: web.BaseRequest, rec: RequestRecord, keep_length: bool
-    ) -> list[tuple[str, str]]:
-        """The request's headers minus hop-by-hop ones, plus X-Forwarded-* and the trace id, as the list
-        of pairs aiohttp's client takes as it is. The last pair is ``X-Albstats-Attempt``, replaced per
-        attempt. One pass with set lookups and no multidict built only to be copied again by the
-        client: this runs for every request."""
+    def _upstream_headers(self, request: web.BaseRequest, rec: RequestRecord, keep_length: bool) -> CIMultiDict[str]:
+        """The request's headers minus hop-by-hop ones, plus X-Forwarded-*, the trace id and
+        ``X-Albstats-Attempt: 1`` (set again per retry). One pass with set lookups into one multidict:
+        this runs for every request, and what lives until the response (one multidict, not a list of
+        pairs) is what the garbage collector walks while requests are in flight."""
         h = request.headers
         drop = _DROP_UPSTREAM if keep_length else _DROP_UPSTREAM_LENGTH
         if "Connection" in h:
             drop = drop | connection_tokens(h)
         out = [(k, v) for k, v in h.items() if (lk := k.lower()) not in drop and not lk.startswith("proxy-")]
         client = rec.client_ip if rec.client_ip != "-" else "unknown"
-        # the three X-Forwarded-* names and the trace header are in ``drop``: appended once each below
+        # the three X-Forwarded-* names and the trace header are in ``drop``: each appended once below
         if "X-Forwarded-For" in h:
             out.append(("X-Forwarded-For", f"{', '.join(h.getall('X-Forwarded-For'))}, {client}"))
         else:
@@ -257,7 +262,7 @@ class RetryProxy:
             out.append((name, f"{', '.join(h.getall(name))}, {value}" if name in h else value))
         out.append(("X-Amzn-Trace-Id", rec.trace_id))
         out.append(("X-Albstats-Attempt", "1"))
-        return out
+        return CIMultiDict(out)
 
     async def _local(
         self, request: web.BaseRequest, rec: RequestRecord, status: int, text: str, close: bool = False
@@ -321,14 +326,12 @@ class RetryProxy:
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         t0 = time.monotonic()
-        trace = trace_header(request.headers.get("X-Amzn-Trace-Id"))
-        sizes = [len(k) + len(v) + 4 for k, v in request.raw_headers]
-        head_bytes = sum(sizes)
-        rec = self._record(request, trace, head_bytes)
+        head_bytes, longest = _header_sizes(request.raw_headers)
+        rec = self._record(request, trace_header(request.headers.get("X-Amzn-Trace-Id")), head_bytes)
         self.stats.requests += 1
         self.budget.record_request(t0)
         try:
-            return await self._handle(request, rec, t0, head_bytes, max(sizes, default=0))
+            return await self._handle(request, rec, t0, head_bytes, longest)
         finally:
             rec.done_at = time.time()
             if not rec.elb_status:  # an unexpected error: aiohttp answers 500, and the log line stays valid
@@ -376,7 +379,7 @@ class RetryProxy:
                 return web.Response(status=460)  # nobody is listening; the status is for the log
             per_try = min(pol.per_try_timeout or remaining, remaining)
             if attempt > 1:
-                headers[-1] = ("X-Albstats-Attempt", str(attempt))
+                headers["X-Albstats-Attempt"] = str(attempt)
             rec.dispatched_at = time.time()
             rec.headers_at = None
             self.stats.attempts += 1
@@ -419,8 +422,7 @@ class RetryProxy:
             # a retryable failure: may we, and should we, try again?
             if attempt >= pol.max_attempts:
                 break
-            # (a multidict of what went upstream only here, on the rare retry path)
-            if not (replayable and pol.method_retryable(request.method, CIMultiDict(headers))):
+            if not (replayable and pol.method_retryable(request.method, headers)):
                 self.stats.not_retried_unsafe += 1
                 break
             if (outcome == "timeout" and not pol.retry_timeouts) or (
@@ -449,16 +451,21 @@ class RetryProxy:
             return await self._local(request, rec, status, f"upstream {what} after {attempt} attempt(s)")
         return await self._forward(request, rec, resp)
 
+    @staticmethod
+    def _response_headers(resp: aiohttp.ClientResponse, rec: RequestRecord) -> list[tuple[str, str]]:
+        """The upstream response's headers minus hop-by-hop ones, as pairs for web.Response (which copies
+        them into its own multidict: the list dies with the call), and their size on the wire
+        (status line and ``Name: value\r\n`` lines) into ``rec.sent_bytes``."""
+        rh = resp.headers
+        drop = HOP_BY_HOP | connection_tokens(rh) if "Connection" in rh else HOP_BY_HOP
+        pairs = [(k, v) for k, v in rh.items() if (lk := k.lower()) not in drop and not lk.startswith("proxy-")]
+        rec.sent_bytes = 17 + len(resp.reason or "") + sum([len(k) + len(v) + 4 for k, v in pairs])
+        return pairs
+
     async def _forward(
         self, request: web.BaseRequest, rec: RequestRecord, resp: aiohttp.ClientResponse
     ) -> web.StreamResponse:
         """Stream the chosen upstream response to the client; from the first byte on there is no retry."""
-        rh = resp.headers
-        drop = HOP_BY_HOP | connection_tokens(rh) if "Connection" in rh else HOP_BY_HOP
-        # one pass: the forwarded pairs and their size on the wire ("Name: value\r\n"); web.Response
-        # takes the pairs as they are (a multidict built here would only be copied again)
-        headers = [(k, v) for k, v in rh.items() if (lk := k.lower()) not in drop and not lk.startswith("proxy-")]
-        head = 17 + len(resp.reason or "") + sum([len(k) + len(v) + 4 for k, v in headers])
         rec.elb_status = resp.status
         length = resp.content_length
         if length is not None and length <= _SMALL and request.method != "HEAD":
@@ -469,17 +476,20 @@ class RetryProxy:
                 resp.release()
                 rec.error_reason = "UpstreamBodyIncomplete"
                 return await self._local(request, rec, 502, "upstream response body incomplete")
-            small = web.Response(status=resp.status, reason=resp.reason, body=body, headers=headers)
+            small = web.Response(
+                status=resp.status, reason=resp.reason, body=body, headers=self._response_headers(resp, rec)
+            )
             rec.first_byte_at = time.time()
             try:
                 await small.prepare(request)
                 await small.write_eof()
             except ConnectionError:
                 self._client_gone(rec)
-            rec.sent_bytes = head + len(body)
+            rec.sent_bytes += len(body)
             resp.release()
             return small
-        out = web.StreamResponse(status=resp.status, reason=resp.reason, headers=headers)
+        out = web.StreamResponse(status=resp.status, reason=resp.reason, headers=self._response_headers(resp, rec))
+        head = rec.sent_bytes
         try:
             rec.first_byte_at = time.time()
             await out.prepare(request)
