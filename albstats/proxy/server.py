@@ -196,9 +196,8 @@ class RetryProxy:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.listen_host, self.config.listen_port, backlog=1024)
         await site.start()
-        srv = site._server
-        if srv is not None and srv.sockets:  # type: ignore[union-attr]
-            self.port = srv.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        if self._runner.addresses:  # the bound port (useful with port 0), from the runner's public API
+            self.port = self._runner.addresses[0][1]
         self._port_text = str(self.port)
         self._flusher = asyncio.ensure_future(self._flush_loop())
         return self.port
