@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import re
-import secrets
 import signal
 import sys
 import time
@@ -28,99 +26,42 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
-from albstats.errors import UsageError
 from albstats.proxy.accesslog import AccessLog, ProxyStats, RequestRecord
+from albstats.proxy.messages import (
+    _DROP_UPSTREAM,
+    _DROP_UPSTREAM_LENGTH,
+    HOP_BY_HOP,
+    _header_sizes,
+    connection_tokens,
+    new_trace_root,
+    origin_form,
+    parse_listen,
+    parse_upstream,
+    trace_header,
+)
 from albstats.proxy.policy import RetryBudget, RetryPolicy, make_policy, parse_retry_after
 
-#: RFC 9110 7.6.1 hop-by-hop headers (plus Proxy-*, handled by prefix) never forwarded in either direction.
-HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "proxy-connection",
-        "proxy-authenticate",
-        "proxy-authorization",
-    }
-)
-_TRACE_ROOT = re.compile(r"(?:^|;)\s*Root=1-[0-9a-fA-F]{8}-[0-9a-fA-F]{24}(?:;|$)")
-_DROP_UPSTREAM = HOP_BY_HOP | {"x-amzn-trace-id", "expect", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-port"}
-_DROP_UPSTREAM_LENGTH = _DROP_UPSTREAM | {"content-length"}
+__all__ = [
+    "HOP_BY_HOP",
+    "BodyTooLarge",
+    "ProxyConfig",
+    "RetryProxy",
+    "connection_tokens",
+    "new_trace_root",
+    "origin_form",
+    "parse_listen",
+    "parse_upstream",
+    "run",
+    "serve",
+    "trace_header",
+]
+
 _CHUNK = 1 << 16
 _SMALL = 1 << 16  # responses up to this size (with a Content-Length) are sent in one write
 
 
 class BodyTooLarge(Exception):
     """The client sent more body than ``max_body``."""
-
-
-def parse_listen(value: str, default_port: int = 8080) -> tuple[str, int]:
-    """``HOST:PORT``, ``:PORT`` or ``PORT`` -> (host, port)."""
-    host, sep, port = value.rpartition(":")
-    if not sep:
-        host, port = "", value
-    host = host.strip("[]") or "127.0.0.1"
-    try:
-        p = int(port) if port else default_port
-    except ValueError:
-        raise UsageError(f"--listen {value!r}: expected HOST:PORT") from None
-    if not 0 <= p <= 65535:
-        raise UsageError(f"--listen {value!r}: port out of range")
-    return host, p
-
-
-def parse_upstream(value: str) -> URL:
-    """The upstream origin (scheme, host, port); a path prefix is allowed, query and fragment are not."""
-    url = URL(value if "://" in value else f"http://{value}")
-    if url.scheme not in ("http", "https") or not url.host:
-        raise UsageError(f"--upstream {value!r}: expected http://HOST:PORT")
-    if url.query_string or url.fragment:
-        raise UsageError(f"--upstream {value!r}: must not have a query or fragment")
-    return url
-
-
-#: Trace ids must be unique, not secret: a PRNG seeded from the OS (once) instead of a urandom call per request
-_TRACE_RNG = random.Random(secrets.randbits(128))
-
-
-def new_trace_root(now: float | None = None) -> str:
-    """An X-Ray style root: ``Root=1-<8 hex epoch seconds>-<24 hex random>``."""
-    return f"Root=1-{int(time.time() if now is None else now):08x}-{_TRACE_RNG.getrandbits(96):024x}"
-
-
-def trace_header(value: str | None) -> str:
-    """Keep a client's trace header when it carries a well-formed Root, else create one."""
-    if value and _TRACE_ROOT.search(value) and len(value) <= 1024:
-        return value
-    return new_trace_root()
-
-
-def origin_form(raw: str) -> str:
-    """The path and query to send upstream. An absolute-form target (``http://other/x``) keeps only its
-    path and query; anything else not starting with ``/`` (``*``, authority-form) becomes ``/``."""
-    if raw.startswith("/"):
-        return raw
-    if "://" in raw:
-        try:
-            return URL(raw, encoded=True).raw_path_qs or "/"
-        except ValueError:
-            return "/"
-    return "/"
-
-
-def connection_tokens(headers: CIMultiDict[str] | object) -> set[str]:
-    vals = headers.getall("Connection", []) if hasattr(headers, "getall") else []  # type: ignore[attr-defined]
-    return {t.strip().lower() for v in vals for t in v.split(",") if t.strip()}
-
-
-def _header_sizes(raw: tuple[tuple[bytes, bytes], ...]) -> tuple[int, int]:
-    """(all request header lines, the longest one) in bytes, ``Name: value\r\n`` each. A function so
-    the list of sizes is gone before the request is forwarded, not kept alive for the collector."""
-    sizes = [len(k) + len(v) + 4 for k, v in raw]
-    return sum(sizes), max(sizes, default=0)
 
 
 @dataclass
