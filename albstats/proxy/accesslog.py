@@ -237,14 +237,6 @@ def line_template(elb: str, node_ip: str) -> str:
     return _MARK.sub("%s", text)
 
 
-def _gap(a: float | None, b: float | None) -> str:
-    """``_num(_span(a, b))`` in one step: seconds from a to b (never negative), ``-1`` if either is unknown."""
-    if a is None or b is None:
-        return "-1"
-    d = b - a
-    return f"{d:.3f}" if d > 0 else "0.000"
-
-
 class LineWriter:
     """One record -> one log line, the same text as ``format_line(to_values(rec, elb, node_ip))``."""
 
@@ -256,44 +248,72 @@ class LineWriter:
         iso = self.iso
         targets = rec.targets
         if targets:
-            last = targets[-1]
-            ip, _, port = last.rpartition(":")
+            ip, _, port = targets[-1].rpartition(":")
             target = f"{ip}:{port}" if port.isdigit() else f"{ip}:"
-            tlist = " ".join(targets)
+            tlist = " ".join(targets) if len(targets) > 1 else targets[0]
         else:
             target = tlist = "-"
         statuses = rec.statuses
-        disp, head = rec.dispatched_at, rec.headers_at
+        received, disp, head = rec.received_at, rec.dispatched_at, rec.headers_at
+        # the spans as ``_num(_span(a, b))`` would write them, inline: three calls fewer per line
+        if disp:
+            d = disp - received
+            rpt = f"{d:.3f}" if d > 0 else "0.000"
+        else:
+            rpt = "-1"
         if head is not None:
-            tpt = _gap(disp, head)
-            rspt = _gap(head, rec.first_byte_at)
+            if disp is None:
+                tpt = "-1"
+            else:
+                d = head - disp
+                tpt = f"{d:.3f}" if d > 0 else "0.000"
+            first = rec.first_byte_at
+            if first is None:
+                rspt = "-1"
+            else:
+                d = first - head
+                rspt = f"{d:.3f}" if d > 0 else "0.000"
         else:
             tpt = rspt = "-1"
         ua = rec.user_agent
-        values = (
-            iso(rec.done_at),
-            f"{rec.client_ip}:{'' if rec.client_port is None else rec.client_port}" if rec.client_ip else "-",
-            target,
-            _gap(rec.received_at, disp) if disp else "-1",
-            tpt,
-            rspt,
-            rec.elb_status,
-            statuses[-1] if statuses else "-",
-            rec.received_bytes,
-            rec.sent_bytes,
-            escape(f"{rec.method} {rec.url} {rec.proto}"),  # one call: escaping is per character
-            escape(ua[:MAX_USER_AGENT]) if ua else "-",
-            escape(rec.trace_id) if rec.trace_id else "-",
-            iso(rec.received_at),
-            rec.error_reason or "-",
-            tlist,
-            " ".join(statuses) if statuses else "-",
+        port = rec.client_port
+        return (
+            self.template
+            % (
+                iso(rec.done_at),
+                (f"{rec.client_ip}:{'' if port is None else port}") if rec.client_ip else "-",
+                target,
+                rpt,
+                tpt,
+                rspt,
+                rec.elb_status,
+                statuses[-1] if statuses else "-",
+                rec.received_bytes,
+                rec.sent_bytes,
+                escape(f"{rec.method} {rec.url} {rec.proto}"),  # one call: escaping is per character
+                escape(ua[:MAX_USER_AGENT]) if ua else "-",
+                escape(rec.trace_id) if rec.trace_id else "-",
+                iso(received),
+                rec.error_reason or "-",
+                tlist,
+                (" ".join(statuses) if len(statuses) > 1 else statuses[0]) if statuses else "-",
+            )
         )
-        return self.template % values
+
+
+#: Lines held before they go to the file in one write: about 130 KB, the size of the file buffer's
+#: job. The proxy's flush loop drains them every second anyway.
+_PENDING_LINES = 512
 
 
 class AccessLog:
-    """Appends ALB lines to a file (or stdout for ``-``); buffered, flushed by :meth:`flush` and on close."""
+    """Appends ALB lines to a file (or stdout for ``-``); buffered, flushed by :meth:`flush` and on close.
+
+    Lines are held as strings and handed to the file in one ``write`` per batch: a text file's
+    ``write`` per line (encode, buffer bookkeeping) cost about 2 µs of the proxy's CPU per request,
+    as much as formatting the line. Nothing is held longer than before: the proxy flushes every
+    second and on shutdown, as it did the file's own buffer.
+    """
 
     def __init__(
         self, path: str | None, *, elb: str = "app/albstats-proxy/0000000000000000", node_ip: str = "127.0.0.1"
@@ -303,6 +323,7 @@ class AccessLog:
         self.node_ip = node_ip
         self._fh: IO[str] | None = None
         self._line = LineWriter(elb, node_ip)
+        self._pending: list[str] = []
         if path == "-":
             self._fh = sys.stdout
         elif path:
@@ -310,14 +331,25 @@ class AccessLog:
 
     def write(self, rec: RequestRecord) -> None:
         if self._fh is not None:
-            self._fh.write(self._line(rec) + "\n")
+            pending = self._pending
+            pending.append(self._line(rec))
+            if len(pending) >= _PENDING_LINES:
+                self._drain()
+
+    def _drain(self) -> None:
+        if self._pending and self._fh is not None:
+            self._pending.append("")  # the last line's newline
+            self._fh.write("\n".join(self._pending))
+            self._pending.clear()
 
     def flush(self) -> None:
         if self._fh is not None:
+            self._drain()
             self._fh.flush()
 
     def close(self) -> None:
         if self._fh is not None:
+            self._drain()
             self._fh.flush()
             if self._fh is not sys.stdout:
                 self._fh.close()

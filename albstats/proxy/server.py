@@ -14,10 +14,7 @@ or a ``Host`` header cannot send the proxy elsewhere.
 from __future__ import annotations
 
 import asyncio
-import gc
 import random
-import re
-import secrets
 import signal
 import sys
 import time
@@ -29,92 +26,42 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
-from albstats.errors import UsageError
 from albstats.proxy.accesslog import AccessLog, ProxyStats, RequestRecord
+from albstats.proxy.messages import (
+    _DROP_UPSTREAM,
+    _DROP_UPSTREAM_LENGTH,
+    HOP_BY_HOP,
+    _header_sizes,
+    connection_tokens,
+    new_trace_root,
+    origin_form,
+    parse_listen,
+    parse_upstream,
+    trace_header,
+)
 from albstats.proxy.policy import RetryBudget, RetryPolicy, make_policy, parse_retry_after
 
-#: RFC 9110 7.6.1 hop-by-hop headers (plus Proxy-*, handled by prefix) never forwarded in either direction.
-HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "proxy-connection",
-        "proxy-authenticate",
-        "proxy-authorization",
-    }
-)
-_TRACE_ROOT = re.compile(r"(?:^|;)\s*Root=1-[0-9a-fA-F]{8}-[0-9a-fA-F]{24}(?:;|$)")
-_DROP_UPSTREAM = HOP_BY_HOP | {"x-amzn-trace-id", "expect", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-port"}
-_DROP_UPSTREAM_LENGTH = _DROP_UPSTREAM | {"content-length"}
+__all__ = [
+    "HOP_BY_HOP",
+    "BodyTooLarge",
+    "ProxyConfig",
+    "RetryProxy",
+    "connection_tokens",
+    "new_trace_root",
+    "origin_form",
+    "parse_listen",
+    "parse_upstream",
+    "run",
+    "serve",
+    "trace_header",
+]
+
 _CHUNK = 1 << 16
 _SMALL = 1 << 16  # responses up to this size (with a Content-Length) are sent in one write
 
 
 class BodyTooLarge(Exception):
     """The client sent more body than ``max_body``."""
-
-
-def parse_listen(value: str, default_port: int = 8080) -> tuple[str, int]:
-    """``HOST:PORT``, ``:PORT`` or ``PORT`` -> (host, port)."""
-    host, sep, port = value.rpartition(":")
-    if not sep:
-        host, port = "", value
-    host = host.strip("[]") or "127.0.0.1"
-    try:
-        p = int(port) if port else default_port
-    except ValueError:
-        raise UsageError(f"--listen {value!r}: expected HOST:PORT") from None
-    if not 0 <= p <= 65535:
-        raise UsageError(f"--listen {value!r}: port out of range")
-    return host, p
-
-
-def parse_upstream(value: str) -> URL:
-    """The upstream origin (scheme, host, port); a path prefix is allowed, query and fragment are not."""
-    url = URL(value if "://" in value else f"http://{value}")
-    if url.scheme not in ("http", "https") or not url.host:
-        raise UsageError(f"--upstream {value!r}: expected http://HOST:PORT")
-    if url.query_string or url.fragment:
-        raise UsageError(f"--upstream {value!r}: must not have a query or fragment")
-    return url
-
-
-#: Trace ids must be unique, not secret: a PRNG seeded from the OS (once) instead of a urandom call per request
-_TRACE_RNG = random.Random(secrets.randbits(128))
-
-
-def new_trace_root(now: float | None = None) -> str:
-    """An X-Ray style root: ``Root=1-<8 hex epoch seconds>-<24 hex random>``."""
-    return f"Root=1-{int(time.time() if now is None else now):08x}-{_TRACE_RNG.getrandbits(96):024x}"
-
-
-def trace_header(value: str | None) -> str:
-    """Keep a client's trace header when it carries a well-formed Root, else create one."""
-    if value and _TRACE_ROOT.search(value) and len(value) <= 1024:
-        return value
-    return new_trace_root()
-
-
-def origin_form(raw: str) -> str:
-    """The path and query to send upstream. An absolute-form target (``http://other/x``) keeps only its
-    path and query; anything else not starting with ``/`` (``*``, authority-form) becomes ``/``."""
-    if raw.startswith("/"):
-        return raw
-    if "://" in raw:
-        try:
-            return URL(raw, encoded=True).raw_path_qs or "/"
-        except ValueError:
-            return "/"
-    return "/"
-
-
-def connection_tokens(headers: CIMultiDict[str] | object) -> set[str]:
-    vals = headers.getall("Connection", []) if hasattr(headers, "getall") else []  # type: ignore[attr-defined]
-    return {t.strip().lower() for v in vals for t in v.split(",") if t.strip()}
 
 
 @dataclass
@@ -154,6 +101,10 @@ class RetryProxy:
         self._target_addr = f"{self.upstream.host}:{self.upstream.port}"
         self.port = config.listen_port
         self._port_text = str(self.port)
+        # the session's timeouts alone bound an attempt exactly when the deadline is further away than
+        # connect + one try (see _handle)
+        pt = self.policy.per_try_timeout
+        self._slack = (pt + config.connect_timeout) if pt else float("inf")
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -186,9 +137,8 @@ class RetryProxy:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.listen_host, self.config.listen_port, backlog=1024)
         await site.start()
-        srv = site._server
-        if srv is not None and srv.sockets:  # type: ignore[union-attr]
-            self.port = srv.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        if self._runner.addresses:  # the bound port (useful with port 0), from the runner's public API
+            self.port = self._runner.addresses[0][1]
         self._port_text = str(self.port)
         self._flusher = asyncio.ensure_future(self._flush_loop())
         return self.port
@@ -233,23 +183,26 @@ class RetryProxy:
         )
 
     def _upstream_headers(self, request: web.BaseRequest, rec: RequestRecord, keep_length: bool) -> CIMultiDict[str]:
-        """The request's headers minus hop-by-hop ones, plus X-Forwarded-* and the trace id. One pass
-        with set lookups: this runs for every request, and per-header calls showed in the profile."""
+        """The request's headers minus hop-by-hop ones, plus X-Forwarded-*, the trace id and
+        ``X-Albstats-Attempt: 1`` (set again per retry). One pass with set lookups into one multidict:
+        this runs for every request, and what lives until the response (one multidict, not a list of
+        pairs) is what the garbage collector walks while requests are in flight."""
         h = request.headers
         drop = _DROP_UPSTREAM if keep_length else _DROP_UPSTREAM_LENGTH
         if "Connection" in h:
             drop = drop | connection_tokens(h)
-        out: CIMultiDict[str] = CIMultiDict(
-            [(k, v) for k, v in h.items() if (lk := k.lower()) not in drop and not lk.startswith("proxy-")]
-        )
-        xff = h.getall("X-Forwarded-For", None)
+        out = [(k, v) for k, v in h.items() if (lk := k.lower()) not in drop and not lk.startswith("proxy-")]
         client = rec.client_ip if rec.client_ip != "-" else "unknown"
-        out["X-Forwarded-For"] = f"{', '.join(xff)}, {client}" if xff else client
+        # the three X-Forwarded-* names and the trace header are in ``drop``: each appended once below
+        if "X-Forwarded-For" in h:
+            out.append(("X-Forwarded-For", f"{', '.join(h.getall('X-Forwarded-For'))}, {client}"))
+        else:
+            out.append(("X-Forwarded-For", client))
         for name, value in (("X-Forwarded-Proto", request.scheme), ("X-Forwarded-Port", self._port_text)):
-            prior = h.getall(name, None)
-            out[name] = f"{', '.join(prior)}, {value}" if prior else value
-        out["X-Amzn-Trace-Id"] = rec.trace_id
-        return out
+            out.append((name, f"{', '.join(h.getall(name))}, {value}" if name in h else value))
+        out.append(("X-Amzn-Trace-Id", rec.trace_id))
+        out.append(("X-Albstats-Attempt", "1"))
+        return CIMultiDict(out)
 
     async def _local(
         self, request: web.BaseRequest, rec: RequestRecord, status: int, text: str, close: bool = False
@@ -313,14 +266,12 @@ class RetryProxy:
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         t0 = time.monotonic()
-        trace = trace_header(request.headers.get("X-Amzn-Trace-Id"))
-        sizes = [len(k) + len(v) + 4 for k, v in request.raw_headers]
-        head_bytes = sum(sizes)
-        rec = self._record(request, trace, head_bytes)
+        head_bytes, longest = _header_sizes(request.raw_headers)
+        rec = self._record(request, trace_header(request.headers.get("X-Amzn-Trace-Id")), head_bytes)
         self.stats.requests += 1
         self.budget.record_request(t0)
         try:
-            return await self._handle(request, rec, t0, head_bytes, max(sizes, default=0))
+            return await self._handle(request, rec, t0, head_bytes, longest)
         finally:
             rec.done_at = time.time()
             if not rec.elb_status:  # an unexpected error: aiohttp answers 500, and the log line stays valid
@@ -349,10 +300,8 @@ class RetryProxy:
             return await self._local(request, rec, 413, "request body too large", close=True)
         headers = self._upstream_headers(request, rec, keep_length=not replayable)
         url = URL(self._origin + self._prefix + origin_form(request.raw_path), encoded=True)
-        method_ok = pol.method_retryable(request.method, headers)
         deadline = t0 + pol.deadline
-        # the session's timeouts alone are exact when the deadline is further than connect + one try
-        slack = (pol.per_try_timeout + cfg.connect_timeout) if pol.per_try_timeout else float("inf")
+        slack = self._slack
         resp: aiohttp.ClientResponse | None = None
         timed_out = False
         attempt = 0
@@ -369,7 +318,8 @@ class RetryProxy:
                 self._client_gone(rec)
                 return web.Response(status=460)  # nobody is listening; the status is for the log
             per_try = min(pol.per_try_timeout or remaining, remaining)
-            headers["X-Albstats-Attempt"] = str(attempt)
+            if attempt > 1:
+                headers["X-Albstats-Attempt"] = str(attempt)
             rec.dispatched_at = time.time()
             rec.headers_at = None
             self.stats.attempts += 1
@@ -412,7 +362,7 @@ class RetryProxy:
             # a retryable failure: may we, and should we, try again?
             if attempt >= pol.max_attempts:
                 break
-            if not (method_ok and replayable):
+            if not (replayable and pol.method_retryable(request.method, headers)):
                 self.stats.not_retried_unsafe += 1
                 break
             if (outcome == "timeout" and not pol.retry_timeouts) or (
@@ -441,16 +391,21 @@ class RetryProxy:
             return await self._local(request, rec, status, f"upstream {what} after {attempt} attempt(s)")
         return await self._forward(request, rec, resp)
 
+    @staticmethod
+    def _response_headers(resp: aiohttp.ClientResponse, rec: RequestRecord) -> list[tuple[str, str]]:
+        """The upstream response's headers minus hop-by-hop ones, as pairs for web.Response (which copies
+        them into its own multidict: the list dies with the call), and their size on the wire
+        (status line and ``Name: value\r\n`` lines) into ``rec.sent_bytes``."""
+        rh = resp.headers
+        drop = HOP_BY_HOP | connection_tokens(rh) if "Connection" in rh else HOP_BY_HOP
+        pairs = [(k, v) for k, v in rh.items() if (lk := k.lower()) not in drop and not lk.startswith("proxy-")]
+        rec.sent_bytes = 17 + len(resp.reason or "") + sum([len(k) + len(v) + 4 for k, v in pairs])
+        return pairs
+
     async def _forward(
         self, request: web.BaseRequest, rec: RequestRecord, resp: aiohttp.ClientResponse
     ) -> web.StreamResponse:
         """Stream the chosen upstream response to the client; from the first byte on there is no retry."""
-        rh = resp.headers
-        drop = HOP_BY_HOP | connection_tokens(rh) if "Connection" in rh else HOP_BY_HOP
-        headers: CIMultiDict[str] = CIMultiDict(
-            [(k, v) for k, v in rh.items() if (lk := k.lower()) not in drop and not lk.startswith("proxy-")]
-        )
-        head = 17 + len(resp.reason or "") + sum(len(k) + len(v) + 4 for k, v in headers.items())
         rec.elb_status = resp.status
         length = resp.content_length
         if length is not None and length <= _SMALL and request.method != "HEAD":
@@ -461,17 +416,20 @@ class RetryProxy:
                 resp.release()
                 rec.error_reason = "UpstreamBodyIncomplete"
                 return await self._local(request, rec, 502, "upstream response body incomplete")
-            small = web.Response(status=resp.status, reason=resp.reason, body=body, headers=headers)
+            small = web.Response(
+                status=resp.status, reason=resp.reason, body=body, headers=self._response_headers(resp, rec)
+            )
             rec.first_byte_at = time.time()
             try:
                 await small.prepare(request)
                 await small.write_eof()
             except ConnectionError:
                 self._client_gone(rec)
-            rec.sent_bytes = head + len(body)
+            rec.sent_bytes += len(body)
             resp.release()
             return small
-        out = web.StreamResponse(status=resp.status, reason=resp.reason, headers=headers)
+        out = web.StreamResponse(status=resp.status, reason=resp.reason, headers=self._response_headers(resp, rec))
+        head = rec.sent_bytes
         try:
             rec.first_byte_at = time.time()
             await out.prepare(request)
@@ -503,9 +461,6 @@ async def serve(
     """Run until ``stop`` is set (or SIGINT/SIGTERM); returns the counters for the summary."""
     proxy = RetryProxy(config)
     await proxy.start()
-    # What exists now (modules, the CLI, the server) lives as long as the process: moved out of the
-    # collector's way, so the full collections a busy proxy triggers walk only what requests allocate.
-    gc.freeze()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

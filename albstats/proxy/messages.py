@@ -1,0 +1,102 @@
+"""What the retry proxy does to one HTTP message, without the server: which headers are hop-by-hop,
+the trace header, the origin-form target, header sizes, and the ``--listen``/``--upstream`` values.
+
+Pure functions, apart from :mod:`albstats.proxy.server` so the server module keeps to serving (the
+guide's ~500 lines); every name stays importable from ``albstats.proxy.server``.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import secrets
+import time
+
+from multidict import CIMultiDict
+from yarl import URL
+
+from albstats.errors import UsageError
+
+#: RFC 9110 7.6.1 hop-by-hop headers (plus Proxy-*, handled by prefix) never forwarded in either direction.
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "proxy-connection",
+        "proxy-authenticate",
+        "proxy-authorization",
+    }
+)
+_TRACE_ROOT = re.compile(r"(?:^|;)\s*Root=1-[0-9a-fA-F]{8}-[0-9a-fA-F]{24}(?:;|$)")
+_DROP_UPSTREAM = HOP_BY_HOP | {"x-amzn-trace-id", "expect", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-port"}
+_DROP_UPSTREAM_LENGTH = _DROP_UPSTREAM | {"content-length"}
+
+
+def parse_listen(value: str, default_port: int = 8080) -> tuple[str, int]:
+    """``HOST:PORT``, ``:PORT`` or ``PORT`` -> (host, port)."""
+    host, sep, port = value.rpartition(":")
+    if not sep:
+        host, port = "", value
+    host = host.strip("[]") or "127.0.0.1"
+    try:
+        p = int(port) if port else default_port
+    except ValueError:
+        raise UsageError(f"--listen {value!r}: expected HOST:PORT") from None
+    if not 0 <= p <= 65535:
+        raise UsageError(f"--listen {value!r}: port out of range")
+    return host, p
+
+
+def parse_upstream(value: str) -> URL:
+    """The upstream origin (scheme, host, port); a path prefix is allowed, query and fragment are not."""
+    url = URL(value if "://" in value else f"http://{value}")
+    if url.scheme not in ("http", "https") or not url.host:
+        raise UsageError(f"--upstream {value!r}: expected http://HOST:PORT")
+    if url.query_string or url.fragment:
+        raise UsageError(f"--upstream {value!r}: must not have a query or fragment")
+    return url
+
+
+#: Trace ids must be unique, not secret: a PRNG seeded from the OS (once) instead of a urandom call per request
+_TRACE_RNG = random.Random(secrets.randbits(128))
+
+
+def new_trace_root(now: float | None = None) -> str:
+    """An X-Ray style root: ``Root=1-<8 hex epoch seconds>-<24 hex random>``."""
+    return f"Root=1-{int(time.time() if now is None else now):08x}-{_TRACE_RNG.getrandbits(96):024x}"
+
+
+def trace_header(value: str | None) -> str:
+    """Keep a client's trace header when it carries a well-formed Root, else create one."""
+    if value and _TRACE_ROOT.search(value) and len(value) <= 1024:
+        return value
+    return new_trace_root()
+
+
+def origin_form(raw: str) -> str:
+    """The path and query to send upstream. An absolute-form target (``http://other/x``) keeps only its
+    path and query; anything else not starting with ``/`` (``*``, authority-form) becomes ``/``."""
+    if raw.startswith("/"):
+        return raw
+    if "://" in raw:
+        try:
+            return URL(raw, encoded=True).raw_path_qs or "/"
+        except ValueError:
+            return "/"
+    return "/"
+
+
+def connection_tokens(headers: CIMultiDict[str] | object) -> set[str]:
+    vals = headers.getall("Connection", []) if hasattr(headers, "getall") else []  # type: ignore[attr-defined]
+    return {t.strip().lower() for v in vals for t in v.split(",") if t.strip()}
+
+
+def _header_sizes(raw: tuple[tuple[bytes, bytes], ...]) -> tuple[int, int]:
+    """(all request header lines, the longest one) in bytes, ``Name: value\r\n`` each. A function so
+    the list of sizes is gone before the request is forwarded, not kept alive for the collector."""
+    sizes = [len(k) + len(v) + 4 for k, v in raw]
+    return sum(sizes), max(sizes, default=0)
