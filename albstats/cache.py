@@ -417,10 +417,10 @@ class Cache:
         for p in received:
             keys = [by_name[n][0] for n in p.files]
             try:
-                size = os.path.getsize(self.data / p.path)
+                nbytes = os.path.getsize(self.data / p.path)
             except OSError:
-                size = 0
-            parts[p.path] = {"day": p.day, "group": p.group, "rows": p.rows, "bytes": size, "files": keys}
+                nbytes = 0
+            parts[p.path] = {"day": p.day, "group": p.group, "rows": p.rows, "bytes": nbytes, "files": keys}
             for n in p.files:
                 of_file.setdefault(n, []).append(p.path)
         for fs in finished:

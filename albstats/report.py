@@ -429,7 +429,7 @@ def resolve_window(
     if since is not None and until is not None and since >= until:
         raise UsageError(f"--since {since.isoformat()} is not before --until {until.isoformat()}")
     span_df = engine.query("data_span", since=since, until=until)
-    span = {k: _py(v) for k, v in span_df.iloc[0].items()} if len(span_df) else {}
+    span = {str(k): _py(v) for k, v in span_df.iloc[0].items()} if len(span_df) else {}
     start, end = since, until
     if start is None:
         start = span.get("first_request")
@@ -505,7 +505,7 @@ def _build(engine: Engine, opts: Options | None, now: datetime | None) -> Report
     frames = {"buckets": buckets, "latency_over_time": lat_time, "burn_down": burn, "plot_bucket": pbucket}
     if _has_query(STATUS_QUERY):
         codes = engine.query(STATUS_QUERY, bucket="1d", **q)
-        mix = codes.groupby("elb_status_code", as_index=False, dropna=False)["requests"].sum()
+        mix: pd.DataFrame = codes.groupby("elb_status_code", as_index=False, dropna=False)[["requests"]].sum()
         mix = mix.sort_values("requests", ascending=False, kind="stable").reset_index(drop=True)
         total = int(mix["requests"].sum())
         mix["share"] = mix["requests"] / total if total else 0.0

@@ -120,6 +120,21 @@ def _dt(v: Any) -> datetime | None:
         return None
 
 
+def _status(value: Any) -> int | None:
+    """The example's status code; None where the row has none (NULL, NaN or NA)."""
+    import pandas as pd
+
+    try:
+        return None if value is None or pd.isna(value) else int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _rows(df: pd.DataFrame) -> list[Any]:
+    """The frame's rows as named tuples (their values untyped: the query's declared columns say what they are)."""
+    return list(df.itertuples())
+
+
 def from_frame(df: pd.DataFrame) -> list[Finding]:
     """Findings from the rows of ``security_findings``, most severe first, then by count."""
     out: list[Finding] = []
@@ -127,14 +142,14 @@ def from_frame(df: pd.DataFrame) -> list[Finding]:
         return out
     for name, g in df.groupby("finding", sort=False):
         g = g.sort_values("client_rank")
-        first = g.iloc[0]
+        first: Any = g.iloc[0]
         kind = FINDINGS.get(str(name), FindingKind(str(name), "info", "(unknown finding)"))
         examples = [Example(
             client_ip=str(r.client_ip), requests=int(r.client_requests), time=_dt(r.example_time),
             verb=str(r.example_verb), url=_trunc(r.example_url, URL_MAX),
             user_agent=_trunc(r.example_user_agent, UA_MAX),
-            status=None if r.example_status is None or r.example_status != r.example_status else int(r.example_status),
-        ) for r in g.itertuples()]
+            status=_status(r.example_status),
+        ) for r in _rows(g)]
         out.append(Finding(
             name=str(name), title=kind.title, severity=kind.severity, count=int(first.requests),
             clients=int(first.clients), ok_responses=int(first.ok_responses), first_seen=_dt(first.first_seen),

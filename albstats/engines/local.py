@@ -188,6 +188,7 @@ class LocalEngine(Engine):
             except FileNotFoundError:
                 if attempt == 2:
                     raise
+        assert self._tmpdir is not None
         allowed = [os.path.join(self._tmpdir, "")]
         if self._store is not None:
             allowed.append(os.path.join(os.path.abspath(self._store.data), ""))
@@ -355,7 +356,7 @@ class LocalEngine(Engine):
                 e = m["files"].get(ident[0])
                 if not _entry_matches(e, ident):
                     break
-                pairs.setdefault(ident[0], (src, e))  # type: ignore[arg-type]
+                pairs.setdefault(ident[0], (src, e))
             else:
                 break
         else:

@@ -124,7 +124,7 @@ def _cheap_time_bounds(tree: Any) -> None:
     fmt = exp.Literal.string("%Y-%m-%dT%H:%M:%S")
 
     def whole_second(e: Any, plus: bool) -> Any:
-        t = exp.Anonymous(this="date_trunc", expressions=[exp.Literal.string("second"), e.copy()])
+        t: Any = exp.Anonymous(this="date_trunc", expressions=[exp.Literal.string("second"), e.copy()])
         if plus:
             t = exp.Add(this=t, expression=exp.Interval(this=exp.Literal.string("1"), unit=exp.var("SECOND")))
         return exp.Anonymous(this="strftime", expressions=[t, fmt])
