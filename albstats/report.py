@@ -7,6 +7,10 @@ engine and assembles a :class:`Report` of plain dataclasses. Nothing here format
 :mod:`albstats.plots` draws its charts, so a notebook can use the same numbers without the CLI.
 
 Units everywhere: rates and targets are fractions 0..1, times are seconds, timestamps are UTC.
+
+The module is a little over 500 lines: the report's dataclasses and :func:`build` are its one job,
+and the renderers and tests read both; what is computed elsewhere (SLIs in :mod:`albstats.slo`,
+findings in :mod:`albstats.security`, charts in :mod:`albstats.plots`) stays there.
 """
 
 from __future__ import annotations

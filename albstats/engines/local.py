@@ -20,6 +20,10 @@ The DuckDB connection is locked down before any SQL runs: no external access (fi
 except reading the dataset's own folders; no extensions installed or loaded; the configuration
 locked. So ``engine.sql(...)`` and ``albstats sql run`` read ``alb_logs`` and nothing else of the
 machine; only a single SELECT is accepted at all (see :func:`translate`).
+
+The module is a little over 500 lines: the sandboxed connection, the two ways to the rows (cache or
+temporary dataset) and the snapshot of the input share the engine's state; the SQL translation, the
+other job it used to hold, is :mod:`albstats.engines.translate`.
 """
 
 from __future__ import annotations
