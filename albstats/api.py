@@ -263,7 +263,7 @@ def connect(
 
     ``engine="local"`` (DuckDB): ``paths`` are log files, folders, globs or ``s3://`` prefixes; ``db`` is the
     cache folder (default under ``XDG_CACHE_HOME``), ``cache=False`` keeps nothing on disk, ``quiet`` (default
-    True) hides the progress bar, ``memory_limit`` (``"256MB"``) and ``threads`` bound DuckDB.
+    True) hides the progress bar, ``memory_limit`` (``"160MB"``) and ``threads`` bound DuckDB.
 
     ``engine="athena"``: no ``paths`` (the table is read); the options, and the ``ALBSTATS_ATHENA_*``
     environment variables they override, are described in :mod:`albstats.engines.athena`. ``quiet``

@@ -138,7 +138,7 @@ class LocalEngine(Engine):
         cache: bool = True,
         quiet: bool = True,
         s3_options: dict[str, Any] | None = None,
-        memory_limit: str = "256MB",
+        memory_limit: str = "160MB",
         ingest_memory_limit: str | None = None,
         threads: int | None = None,
     ) -> None:
