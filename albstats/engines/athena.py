@@ -82,11 +82,11 @@ def cost_usd(scanned_bytes: int) -> float:
     return scanned_bytes / 1e12 * USD_PER_TB
 
 
-def human_bytes(n: int) -> str:
+def human_bytes(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if n < 1000 or unit == "TB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
-        n /= 1000  # type: ignore[assignment]
+        n /= 1000
     return f"{n} B"  # pragma: no cover
 
 
