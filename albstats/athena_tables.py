@@ -212,17 +212,19 @@ def compact(
 
     days = compact_days(since, until, now)
     eng = AthenaEngine(database=database, table=table or "alb_logs_parquet", quiet=quiet, **engine_options)
+    db, dst = eng.database, eng.table
+    assert db is not None and dst is not None  # AthenaEngine.__post_init__ resolves both
     src = check_identifier(source or "alb_logs", "source-table")
-    if src == eng.table:
+    if src == dst:
         raise UsageError(f"--source-table and --table are both {src}; the copy needs two tables")
     try:
         glue = glue or client("glue", profile=eng.profile, region=eng.region)
         s3 = s3 or client("s3", profile=eng.profile, region=eng.region)
-        template = _parquet_template(glue, eng.database, eng.table)
-        result = CompactResult(f"{eng.database}.{src}", f"{eng.database}.{eng.table}")
+        template = _parquet_template(glue, db, dst)
+        result = CompactResult(f"{db}.{src}", f"{db}.{dst}")
         with progress.bar("compacting days", total=len(days), quiet=quiet) as tick:
             for day in days:
-                sql = compact_day_sql(eng.database, src, eng.table, day)
+                sql = compact_day_sql(db, src, dst, day)
                 result.statements.append(sql)
                 loc = day_location(template, day)
                 if dry_run:

@@ -56,6 +56,9 @@ from albstats.compare_sides import (
 )
 from albstats.errors import InputError
 
+#: A value and its 95% interval: (value, low, high).
+Estimate = tuple[float, float, float]
+
 # The comparison is split along its seams: intervals (compare_intervals), reading a side
 # (compare_sides), the result and its rendering (compare_result). The names stay importable from here.
 __all__ = [
@@ -182,7 +185,8 @@ def compare(
     )
 
     # harm: repeats of non-idempotent requests, attempts behind failures (storms), retry waits of successes
-    def share(k1: int, n1: int, k2: int, n2: int) -> tuple[tuple[float, float, float], ...]:
+    def share(k1: int, n1: int, k2: int, n2: int) -> tuple[Estimate, Estimate, Estimate]:
+        """(value, low, high) of the before share, the after share and their difference."""
         if n1 and n2:
             d2, l2, h2 = newcombe(k1, n1, k2, n2)
         else:
@@ -193,7 +197,7 @@ def compare(
             (d2, l2, h2),
         )
 
-    (vb, *cb), (va, *ca), (dv, *cd) = share(
+    (vb, bl, bh), (va, al, ah), (dv, dl, dh) = share(
         b.non_idempotent_repeated, b.non_idempotent, a.non_idempotent_repeated, a.non_idempotent
     )
     metrics.append(
@@ -201,12 +205,12 @@ def compare(
             "non_idempotent_repeated",
             "ratio",
             vb,
-            tuple(cb),
+            (bl, bh),
             va,
-            tuple(ca),
+            (al, ah),
             dv,
-            tuple(cd),
-            _verdict(cd[0], cd[1], False) if b.non_idempotent and a.non_idempotent else "n/a",
+            (dl, dh),
+            _verdict(dl, dh, False) if b.non_idempotent and a.non_idempotent else "n/a",
         )
     )
     metrics.append(

@@ -106,9 +106,9 @@ def render_table(r: CompareResult) -> str:
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
     lines += ["", "upstream attempts per client request (share of requests [95% CI]):"]
-    for k, row in r.histogram.items():
-        bc, bs, bl, bh = row["before"]
-        ac, as_, al, ah = row["after"]
+    for k, sides in r.histogram.items():
+        bc, bs, bl, bh = sides["before"]
+        ac, as_, al, ah = sides["after"]
         lines.append(
             f"  {k:>2}: before {bc:>7} {bs * 100:6.2f}% [{bl * 100:.2f}, {bh * 100:.2f}]   "
             f"after {ac:>7} {as_ * 100:6.2f}% [{al * 100:.2f}, {ah * 100:.2f}]"
@@ -131,17 +131,17 @@ def render_side_by_side(results: dict[str, CompareResult]) -> str:
     first = results[labels[0]]
     rows = [("metric", "before [95% CI]", *(f"{k} [95% CI]: change, verdict" for k in labels))]
     for m0 in first.metrics:
-        row = [
+        cells = [
             m0.name,
             f"{_fmt(m0.before, m0.unit)} [{_fmt(m0.before_ci[0], m0.unit)}, {_fmt(m0.before_ci[1], m0.unit)}]",
         ]
         for k in labels:
             m = results[k].metric(m0.name)
-            row.append(
+            cells.append(
                 f"{_fmt(m.after, m.unit)} [{_fmt(m.after_ci[0], m.unit)}, {_fmt(m.after_ci[1], m.unit)}]: "
                 f"{_fmt(m.change, m.unit, True)}, {m.verdict}"
             )
-        rows.append(tuple(row))
+        rows.append(tuple(cells))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [
         f"requests: before {first.before_requests}, "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 import pyarrow as pa
@@ -67,7 +68,7 @@ def row_latency(batch: pa.RecordBatch) -> np.ndarray:
     if (~ok).any():
         import pandas as pd
 
-        sub = batch.take(pa.array(np.flatnonzero(~ok)))
+        sub = batch.take(np.flatnonzero(~ok))
         end = pd.to_datetime(sub.column("time").to_pandas(), utc=True, errors="coerce", format="ISO8601")
         start = pd.to_datetime(
             sub.column("request_creation_time").to_pandas(), utc=True, errors="coerce", format="ISO8601"
@@ -83,9 +84,9 @@ def _latency(batch: pa.RecordBatch) -> np.ndarray:
 
 def _attempts(batch: pa.RecordBatch) -> np.ndarray:
     col = batch.column("target_port_list")
-    lengths = pc.list_value_length(pc.utf8_split_whitespace(pc.fill_null(col, ""))).to_numpy(zero_copy_only=False)
+    lengths = pc.list_value_length(pc.utf8_split_whitespace(col.fill_null(""))).to_numpy(zero_copy_only=False)
     lengths = lengths.astype(np.int64)
-    dash = pc.equal(col, "-").to_numpy(zero_copy_only=False)
+    dash = pc.equal(col, pa.scalar("-")).to_numpy(zero_copy_only=False)
     nulls = pc.is_null(col).to_numpy(zero_copy_only=False)
     lengths[np.asarray(dash, dtype=bool) & ~nulls] = 0
     lengths[nulls] = 1  # pre-2020 log lines have no list: one target, as ALB never retried
@@ -94,7 +95,8 @@ def _attempts(batch: pa.RecordBatch) -> np.ndarray:
 
 def _harm(batch: pa.RecordBatch, status: np.ndarray, att: np.ndarray, side: Side) -> None:
     """Accumulate the harm counts of one batch into ``side``."""
-    verbs = pc.utf8_upper(pc.fill_null(batch.column("request_verb"), "-"))
+    # a string column (albstats.schema), which the stubs cannot know from a column name
+    verbs = pc.utf8_upper(cast(pa.StringArray, batch.column("request_verb").fill_null("-")))
     unsafe = ~np.asarray(
         pc.is_in(verbs, value_set=pa.array(sorted(IDEMPOTENT))).to_numpy(zero_copy_only=False), dtype=bool
     )

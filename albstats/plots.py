@@ -216,7 +216,7 @@ def status_mix(statuses: pd.DataFrame, *, ax: Axes | None = None, top: int = 15)
     if statuses is None or not len(statuses) or int(statuses["requests"].sum()) == 0:
         _empty(ax, title)
         return fig
-    df = statuses.groupby("elb_status_code", as_index=False)["requests"].sum()
+    df = statuses.groupby("elb_status_code")["requests"].sum().reset_index()
     df = df.sort_values("requests", ascending=False).head(top).sort_values("elb_status_code")
     labels = [str(int(c)) if c == c else "-" for c in df["elb_status_code"]]
     colors = [STATUS_COLORS.get(lbl[0], "#7f8c8d") for lbl in labels]

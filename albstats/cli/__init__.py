@@ -12,13 +12,18 @@ from __future__ import annotations
 
 import errno
 import importlib
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
 from albstats import __version__, shutdown
 from albstats.errors import AlbstatsError
+
+if TYPE_CHECKING:
+    from typer._click import Command as ClickCommand  # why a private name here: see cli/options.py
+
+    from albstats.cli.options import ClickContext
 
 #: One module per concern; each defines ``register(app)``.
 COMMAND_MODULES = ("parse", "generate", "query", "athena", "report", "proxy", "slo", "cache")
@@ -59,23 +64,23 @@ class AlbstatsGroup(TyperGroup):
     base of the errors its parser raises (an unknown option, a value that is no int, a missing argument).
     """
 
-    def list_commands(self, ctx: typer.Context) -> list[str]:
+    def list_commands(self, ctx: ClickContext) -> list[str]:
         return list(COMMANDS)
 
-    def get_command(self, ctx: typer.Context, cmd_name: str) -> Any:
+    def get_command(self, ctx: ClickContext, cmd_name: str) -> ClickCommand | None:
         """The command ``cmd_name``, building its module's commands the first time one is asked for."""
         if cmd_name not in self.commands and cmd_name in COMMANDS:
             for name, cmd in typer.main.get_group(module_app(COMMANDS[cmd_name])).commands.items():
                 self.add_command(cmd, name)
         return super().get_command(ctx, cmd_name)
 
-    def resolve_command(self, ctx: typer.Context, args: list[str]) -> Any:
+    def resolve_command(self, ctx: ClickContext, args: list[str]) -> tuple[str | None, ClickCommand | None, list[str]]:
         if args and args[0] not in COMMANDS:  # build them all, so an unknown name gets "Did you mean ...?"
             for name in COMMANDS:
                 self.get_command(ctx, name)
         return super().resolve_command(ctx, args)
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: ClickContext) -> Any:
         try:
             return self._invoke(ctx)
         except BaseException as e:
@@ -87,7 +92,7 @@ class AlbstatsGroup(TyperGroup):
             _say(shutdown.describe(code))
             ctx.exit(code)
 
-    def _invoke(self, ctx: typer.Context) -> Any:
+    def _invoke(self, ctx: ClickContext) -> Any:
         try:
             return super().invoke(ctx)
         except AlbstatsError as e:

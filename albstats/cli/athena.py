@@ -145,7 +145,7 @@ def register(app: typer.Typer) -> None:
             profile=profile,
             quiet=quiet,
         )
-        pq = ParquetSpec(location, database, table or "alb_logs_parquet", start) if parquet else None
+        pq = ParquetSpec(location, database, table or "alb_logs_parquet", start) if parquet and location else None
         if pq is not None:
             stmts = create_parquet_table(spec, pq, replace=replace, dry_run=dry_run, **engine_options)
         else:

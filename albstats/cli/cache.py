@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from albstats.cli import options
 
+if TYPE_CHECKING:
+    from albstats.cache import Cache
 
-def _size(n: int) -> str:
+
+def _size(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
+        n /= 1024
     return f"{n} B"  # pragma: no cover
 
 
@@ -22,7 +25,7 @@ def register(app: typer.Typer) -> None:
     cache = typer.Typer(no_args_is_help=True, help="The local cache of parsed rows: info, prune, clear.")
     app.add_typer(cache, name="cache")
 
-    def _open(db: str | None):  # noqa: ANN202 - albstats.cache.Cache, imported lazily
+    def _open(db: str | None) -> Cache:  # albstats.cache is imported lazily (only when a command runs)
         from albstats.cache import Cache, default_dir
 
         return Cache(db if db is not None else default_dir())

@@ -7,12 +7,18 @@ placeholders and help texts identical everywhere.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from typer.core import TyperCommand, TyperGroup
 
 from albstats.errors import UsageError
+
+if TYPE_CHECKING:
+    # Typer declares the methods of TyperCommand and TyperGroup that a subclass overrides with the Context of
+    # its bundled click (what they are called with; typer.Context is a subclass of it, narrower than an
+    # override may ask for). Typer exports no public name for it: mypy reads it here, run time never imports it.
+    from typer._click import Context as ClickContext
 
 #: Old spellings kept working in the commands that had them (scripts and cron jobs): hidden, with a
 #: one-line notice on stderr. Command name -> {old: new}.
@@ -48,7 +54,7 @@ def translate_args(cmd: Any, args: list[str], *, group: bool = False) -> list[st
         name, eq, value = tok.partition("=")
         if name.startswith("--") and name not in opts:
             new = DEPRECATED_ALIASES.get(cmd.name, {}).get(name)
-            if new in opts:
+            if new is not None and new in opts:
                 typer.echo(
                     f"albstats: warning: {name} is deprecated; use {' or '.join(opts[new].opts)} (same meaning)",
                     err=True,
@@ -72,7 +78,7 @@ class Command(TyperCommand):
     """The class of every albstats command: placeholders as in click's usage lines (``PATH...`` required,
     ``[PATH]...`` optional; Typer would print ``{PATH...}``), and :func:`translate_args` before parsing."""
 
-    def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:
+    def collect_usage_pieces(self, ctx: ClickContext) -> list[str]:
         pieces = [self.options_metavar] if self.options_metavar else []
         for param in self.get_params(ctx):
             if param.param_type_name != "argument":
@@ -87,14 +93,14 @@ class Command(TyperCommand):
             pieces.append(var)
         return pieces
 
-    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: ClickContext, args: list[str]) -> list[str]:
         return super().parse_args(ctx, translate_args(self, args))
 
 
 class Group(TyperGroup):
     """For a group with options of its own (``albstats proxy``): :func:`translate_args` on the group's part."""
 
-    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: ClickContext, args: list[str]) -> list[str]:
         return super().parse_args(ctx, translate_args(self, args, group=True))
 
 

@@ -7,12 +7,15 @@ nginx-config` prints the equivalent nginx configuration instead. Both take the s
 from __future__ import annotations
 
 import json
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
 from albstats.cli import options
 from albstats.errors import UsageError
+
+if TYPE_CHECKING:
+    from albstats.proxy.policy import RetryPolicy
 
 #: The retry policies of albstats.proxy.policy.PROFILES (a test checks they agree).
 Policy = Literal["recommended", "seed"]
@@ -33,7 +36,7 @@ def _policy(
     backoff: float | None,
     backoff_cap: float | None = None,
     retry_500: bool = False,
-) -> object:
+) -> RetryPolicy:
     from albstats.proxy.policy import PROFILES, make_policy
 
     over: dict[str, object] = {
@@ -144,7 +147,7 @@ def register(app: typer.Typer) -> None:
                 upstream=upstream,
                 listen_host=host,
                 listen_port=port,
-                policy=pol,  # type: ignore[arg-type]
+                policy=pol,
                 access_log=access_log,
                 max_body=max_body,
                 seed=seed,
@@ -208,7 +211,7 @@ def register(app: typer.Typer) -> None:
                 upstream,
                 listen=listen,
                 access_log=access_log,
-                prefix=prefix,  # type: ignore[arg-type]
+                prefix=prefix,
                 worker_processes=workers,
             ),
             nl=False,
@@ -364,7 +367,7 @@ def register(app: typer.Typer) -> None:
             logs,
             pol,
             simulations=simulations,
-            seed=seed,  # type: ignore[arg-type]
+            seed=seed,
             s3_options=aws or None,
         )
         typer.echo(result.to_json() if format == "json" else render(result))

@@ -82,11 +82,11 @@ def cost_usd(scanned_bytes: int) -> float:
     return scanned_bytes / 1e12 * USD_PER_TB
 
 
-def human_bytes(n: int) -> str:
+def human_bytes(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if n < 1000 or unit == "TB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
-        n /= 1000  # type: ignore[assignment]
+        n /= 1000
     return f"{n} B"  # pragma: no cover
 
 
@@ -295,6 +295,8 @@ class AthenaEngine(Engine):
         from albstats.s3_client import aws_error
 
         self.check_result_location()
+        timeout = self.timeout
+        assert timeout is not None  # __post_init__ sets it (the field's None means "the environment's or default")
         st: QueryStats | None = None
         timed_out = False
         t0 = time.monotonic()
@@ -325,7 +327,7 @@ class AthenaEngine(Engine):
                 )
                 if self.on_poll is not None:
                     self.on_poll(st)
-                if st.state not in TERMINAL and st.elapsed_s >= self.timeout and not timed_out:
+                if st.state not in TERMINAL and st.elapsed_s >= timeout and not timed_out:
                     timed_out = True  # once: the wait for a cancelled query polls on
                     raise _TimedOut
 
@@ -391,10 +393,12 @@ class AthenaEngine(Engine):
         from pyathena.formatter import DefaultParameterFormatter
 
         since, until = window
+        database, table = self.database, self.table
+        assert database is not None and table is not None  # __post_init__ resolves both (None: the default)
         values = dict(params)
         if since is not None:
             values[DAY_FROM], values[DAY_TO] = day_range(since, until)
-            text = rewrite(sql, self.database, self.table, day_predicate=True)
+            text = rewrite(sql, database, table, day_predicate=True)
         else:
             if not self.scan_all and not references_day(sql):
                 hint = "--until alone is not enough: " if until is not None else ""
@@ -403,7 +407,7 @@ class AthenaEngine(Engine):
                     "give --since (and --until), or filter on the partition in the SQL (WHERE day "
                     "BETWEEN '2026/11/01' AND '2026/11/08'), or set ALBSTATS_ATHENA_SCAN_ALL=1"
                 )
-            text = rewrite(sql, self.database, self.table, day_predicate=False)
+            text = rewrite(sql, database, table, day_predicate=False)
         pyformat = to_pyformat(text)
         try:
             return DefaultParameterFormatter().format(pyformat, values)

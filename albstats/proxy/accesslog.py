@@ -276,12 +276,12 @@ class LineWriter:
         else:
             tpt = rspt = "-1"
         ua = rec.user_agent
-        port = rec.client_port
+        client_port = rec.client_port
         return (
             self.template
             % (
                 iso(rec.done_at),
-                (f"{rec.client_ip}:{'' if port is None else port}") if rec.client_ip else "-",
+                (f"{rec.client_ip}:{'' if client_port is None else client_port}") if rec.client_ip else "-",
                 target,
                 rpt,
                 tpt,

@@ -91,7 +91,7 @@ def origin_form(raw: str) -> str:
 
 
 def connection_tokens(headers: CIMultiDict[str] | object) -> set[str]:
-    vals = headers.getall("Connection", []) if hasattr(headers, "getall") else []  # type: ignore[attr-defined]
+    vals = headers.getall("Connection", []) if hasattr(headers, "getall") else []
     return {t.strip().lower() for v in vals for t in v.split(",") if t.strip()}
 
 

@@ -18,7 +18,7 @@ import email.utils
 import random
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 
 from albstats.errors import UsageError
@@ -67,23 +67,42 @@ class RetryPolicy:
 
     def describe(self) -> str:
         """One line for logs and the startup banner."""
-        wait = (f"{self.fixed_interval:g} s apart" if self.fixed_interval is not None else
-                f"backoff {self.backoff_base:g}-{self.backoff_cap:g} s{' full jitter' if self.jitter else ''}")
-        budget = (f"budget {self.budget_ratio:.0%} of requests (+{self.budget_floor}/{self.budget_window:g} s)"
-                  if self.budget_ratio is not None else "no retry budget")
+        wait = (
+            f"{self.fixed_interval:g} s apart"
+            if self.fixed_interval is not None
+            else f"backoff {self.backoff_base:g}-{self.backoff_cap:g} s{' full jitter' if self.jitter else ''}"
+        )
+        budget = (
+            f"budget {self.budget_ratio:.0%} of requests (+{self.budget_floor}/{self.budget_window:g} s)"
+            if self.budget_ratio is not None
+            else "no retry budget"
+        )
         methods = "idempotent methods or Idempotency-Key" if self.idempotent_only else "all methods"
-        codes = ("any 5XX" if self.retry_statuses >= frozenset(range(500, 600)) else
-                 ",".join(str(s) for s in sorted(self.retry_statuses)))
+        codes = (
+            "any 5XX"
+            if self.retry_statuses >= frozenset(range(500, 600))
+            else ",".join(str(s) for s in sorted(self.retry_statuses))
+        )
         per_try = f"{self.per_try_timeout:g} s" if self.per_try_timeout else "none"
-        return (f"{self.name}: {self.max_attempts} attempts, {methods}, on connection errors and {codes}; "
-                f"{wait}; per-try timeout {per_try}, deadline {self.deadline:g} s; {budget}")
+        return (
+            f"{self.name}: {self.max_attempts} attempts, {methods}, on connection errors and {codes}; "
+            f"{wait}; per-try timeout {per_try}, deadline {self.deadline:g} s; {budget}"
+        )
 
 
 PROFILES: dict[str, RetryPolicy] = {
     "seed": RetryPolicy(
-        name="seed", max_attempts=5, retry_statuses=frozenset(range(500, 600)), idempotent_only=False,
-        fixed_interval=3.0, jitter=False, honour_retry_after=False, per_try_timeout=30.0, deadline=175.0,
-        budget_ratio=None),
+        name="seed",
+        max_attempts=5,
+        retry_statuses=frozenset(range(500, 600)),
+        idempotent_only=False,
+        fixed_interval=3.0,
+        jitter=False,
+        honour_retry_after=False,
+        per_try_timeout=30.0,
+        deadline=175.0,
+        budget_ratio=None,
+    ),
     "recommended": RetryPolicy(name="recommended"),
 }
 
@@ -98,7 +117,10 @@ def make_policy(profile: str = "recommended", **overrides: object) -> RetryPolic
         if k not in known:
             raise UsageError(f"unknown retry-policy setting {k!r}")
     if "retry_statuses" in changes:
-        changes["retry_statuses"] = frozenset(int(s) for s in changes["retry_statuses"])  # type: ignore[union-attr]
+        statuses = changes["retry_statuses"]
+        if not isinstance(statuses, Iterable):
+            raise UsageError(f"retry_statuses {statuses!r}: expected a set of HTTP status codes")
+        changes["retry_statuses"] = frozenset(int(s) for s in statuses)
     pol = replace(PROFILES[profile], **changes)  # type: ignore[arg-type]
     if pol.max_attempts < 1:
         raise UsageError("--tries must be at least 1")

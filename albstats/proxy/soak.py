@@ -95,7 +95,10 @@ class SoakResult:
     def rss_spread(self) -> float:
         """(max - min) / min of RSS after the warm-up."""
         rss = [s[1] for s in self._steady()]
-        return (max(rss) - min(rss)) / min(rss) if rss and min(rss) else float("nan")
+        if not rss or not min(rss):
+            return float("nan")
+        lo, hi = min(rss), max(rss)
+        return (hi - lo) / lo
 
     def checks(self) -> dict[str, bool]:
         return {

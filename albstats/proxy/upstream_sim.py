@@ -93,15 +93,22 @@ class SimConfig:
     max_tracked: int = 100_000  # per-request counters kept; beyond this only totals grow
 
     def describe(self) -> str:
-        return (f"error-rate {self.error_rate:g} ({','.join(map(str, self.error_statuses))}), slow-rate "
-                f"{self.slow_rate:g} ({self.slow_latency}), latency {self.latency}, reset-rate {self.reset_rate:g}, "
-                f"seed {self.seed}")
+        return (
+            f"error-rate {self.error_rate:g} ({','.join(map(str, self.error_statuses))}), slow-rate "
+            f"{self.slow_rate:g} ({self.slow_latency}), latency {self.latency}, reset-rate {self.reset_rate:g}, "
+            f"seed {self.seed}"
+        )
 
 
 PROFILES: dict[str, dict[str, Any]] = {
-    "hosp": dict(error_rate=0.10, error_statuses=(500, 502, 503, 504), slow_rate=0.15,
-                 latency=Latency("lognormal", 0.15, 0.6), slow_latency=Latency("uniform", 2.0, 20.0),
-                 reset_rate=0.02),
+    "hosp": dict(
+        error_rate=0.10,
+        error_statuses=(500, 502, 503, 504),
+        slow_rate=0.15,
+        latency=Latency("lognormal", 0.15, 0.6),
+        slow_latency=Latency("uniform", 2.0, 20.0),
+        reset_rate=0.02,
+    ),
     "healthy": dict(error_rate=0.0, slow_rate=0.0, latency=Latency("fixed", 0.0), reset_rate=0.0),
 }
 
@@ -167,9 +174,9 @@ class UpstreamSim:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.listen_host, self.config.listen_port, backlog=1024)
         await site.start()
-        server = site._server
-        if server is not None and server.sockets:  # type: ignore[union-attr]
-            self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        addresses = self._runner.addresses  # getsockname() of the site's sockets: the port the OS picked for 0
+        if addresses:
+            self.port = addresses[0][1]
         return self.port
 
     async def close(self) -> None:
@@ -181,13 +188,26 @@ class UpstreamSim:
         hist: dict[str, int] = {}
         for e in self.entries.values():
             hist[str(e.attempts)] = hist.get(str(e.attempts), 0) + 1
-        out: dict[str, Any] = {"attempts": self.attempts, "requests": len(self.entries) + self.untracked,
-                               "resets": self.resets, "statuses": self.statuses, "methods": self.methods,
-                               "attempts_histogram": hist, "untracked": self.untracked}
+        out: dict[str, Any] = {
+            "attempts": self.attempts,
+            "requests": len(self.entries) + self.untracked,
+            "resets": self.resets,
+            "statuses": self.statuses,
+            "methods": self.methods,
+            "attempts_histogram": hist,
+            "untracked": self.untracked,
+        }
         if detail:
-            out["by_request"] = {k: {"method": e.method, "attempts": e.attempts, "times": e.times,
-                                     "statuses": e.statuses, "body_hashes": e.body_hashes}
-                                 for k, e in self.entries.items()}
+            out["by_request"] = {
+                k: {
+                    "method": e.method,
+                    "attempts": e.attempts,
+                    "times": e.times,
+                    "statuses": e.statuses,
+                    "body_hashes": e.body_hashes,
+                }
+                for k, e in self.entries.items()
+            }
         return out
 
     async def _stats(self, request: web.Request) -> web.Response:
@@ -263,9 +283,15 @@ class UpstreamSim:
         if entry is not None:
             entry.statuses.append(str(status))
         self._count(str(status))
-        payload = {"key": key, "attempt": attempt, "method": request.method, "path": request.raw_path,
-                   "headers": [[k, v] for k, v in request.headers.items()], "body_sha256": digest,
-                   "body_len": len(body)}
+        payload = {
+            "key": key,
+            "attempt": attempt,
+            "method": request.method,
+            "path": request.raw_path,
+            "headers": [[k, v] for k, v in request.headers.items()],
+            "body_sha256": digest,
+            "body_len": len(body),
+        }
         if "X-Sim-Break-Body" in h:
             data = json.dumps(payload).encode() + b" " * 200_000  # above the proxy's one-write size: streamed
             sr = web.StreamResponse(status=status, headers={"Content-Length": str(len(data))})
@@ -276,12 +302,18 @@ class UpstreamSim:
             raise asyncio.CancelledError
         resp = web.json_response(payload, status=status, dumps=json.dumps)
         if "X-Sim-Hop-Headers" in h:
-            for k, v in (("Keep-Alive", "timeout=5"), ("Proxy-Authenticate", "Basic"), ("Trailer", "X-Checksum"),
-                         ("X-Hop", "1"), ("Connection", "X-Hop")):
+            for k, v in (
+                ("Keep-Alive", "timeout=5"),
+                ("Proxy-Authenticate", "Basic"),
+                ("Trailer", "X-Checksum"),
+                ("X-Hop", "1"),
+                ("Connection", "X-Hop"),
+            ):
                 resp.headers[k] = v
         if status >= 500:
-            ra = h.get("X-Sim-Retry-After") or (f"{cfg.retry_after:g}" if cfg.retry_after is not None
-                                                 and status == 503 else None)
+            ra = h.get("X-Sim-Retry-After") or (
+                f"{cfg.retry_after:g}" if cfg.retry_after is not None and status == 503 else None
+            )
             if ra:
                 resp.headers["Retry-After"] = ra
         return resp
@@ -315,15 +347,22 @@ async def serve(config: SimConfig, stop: asyncio.Event | None = None) -> dict[st
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):  # pragma: no cover
             pass
-    print(f"albstats upstream-sim: listening on http://{config.listen_host}:{sim.port}; {config.describe()}",
-          file=sys.stderr, flush=True)
+    print(
+        f"albstats upstream-sim: listening on http://{config.listen_host}:{sim.port}; {config.describe()}",
+        file=sys.stderr,
+        flush=True,
+    )
     try:
         await stop.wait()
     finally:
         await sim.close()
     snap = sim.snapshot()
-    print(f"albstats upstream-sim: {snap['attempts']} attempts for {snap['requests']} requests, "
-          f"{snap['resets']} resets, statuses {snap['statuses']}", file=sys.stderr, flush=True)
+    print(
+        f"albstats upstream-sim: {snap['attempts']} attempts for {snap['requests']} requests, "
+        f"{snap['resets']} resets, statuses {snap['statuses']}",
+        file=sys.stderr,
+        flush=True,
+    )
     return snap
 
 

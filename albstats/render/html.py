@@ -8,6 +8,7 @@ so a URL from the logs shows as text and never becomes a link.
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from html import escape
 from pathlib import Path
 
@@ -32,13 +33,17 @@ def data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def render(doc: Document, images: dict[str, bytes | Path] | None = None) -> str:
+def render(doc: Document, images: Mapping[str, bytes | Path] | None = None) -> str:
     """``images``: chart name -> PNG bytes or a path to one; each is embedded."""
     images = images or {}
-    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-           '<meta name="viewport" content="width=device-width, initial-scale=1">',
-           f"<title>{escape(doc.title)}</title>", f"<style>{CSS}</style></head><body>",
-           f"<h1>{escape(doc.title)}</h1>"]
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{escape(doc.title)}</title>",
+        f"<style>{CSS}</style></head><body>",
+        f"<h1>{escape(doc.title)}</h1>",
+    ]
     for b in doc.blocks:
         if isinstance(b, Heading):
             out.append(f"<h{b.level}>{escape(b.text)}</h{b.level}>")
@@ -58,7 +63,9 @@ def render(doc: Document, images: dict[str, bytes | Path] | None = None) -> str:
         elif isinstance(b, Image) and b.name in images:
             src = images[b.name]
             png = src.read_bytes() if isinstance(src, Path) else src
-            out.append(f'<figure><img alt="{escape(b.title)}" src="{data_uri(png)}">'
-                       f"<figcaption>{escape(b.title)}</figcaption></figure>")
+            out.append(
+                f'<figure><img alt="{escape(b.title)}" src="{data_uri(png)}">'
+                f"<figcaption>{escape(b.title)}</figcaption></figure>"
+            )
     out.append("</body></html>")
     return "\n".join(out) + "\n"
