@@ -70,7 +70,7 @@ SMALL_PART_ROWS = 131072
 #: Small parts are merged in batches of about this many rows (under twice it): a batch is in memory
 #: while it is sorted, about 30 MB per 100,000 rows (and the allocator keeps some), so this bounds a
 #: fill's peak memory.
-MERGE_ROWS = 131072
+MERGE_ROWS = 65536
 #: Seconds of parsing between two commits of a long fill: a kill loses at most this much work.
 COMMIT_SECONDS = 5.0
 
@@ -557,8 +557,10 @@ class Cache:
 
         first = pq.read_schema(parts[0])
         few = [f.name for f in first if pa.types.is_string(f.type) and f.name not in HIGH_CARDINALITY]
+        # ParquetFile.read, one thread, no pre-buffering: read_table's dataset path held about 60 % more
         t = pa.concat_tables(
-            [pq.read_table(p, read_dictionary=few, use_threads=False) for p in parts], promote_options="permissive"
+            [pq.ParquetFile(p, read_dictionary=few, pre_buffer=False).read(use_threads=False) for p in parts],
+            promote_options="permissive",
         )
         order = pc.sort_indices(t["time"])  # stable, as Table.sort_by
         schema, columns = t.schema, []
