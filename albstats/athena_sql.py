@@ -7,11 +7,26 @@ add exactly the same bounds, so both call these functions.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from albstats.engines.base import parse_one
+from albstats.errors import UsageError
 
 #: Placeholder names of the bounds in the rewritten SQL, bound like every other value.
 DAY_FROM, DAY_TO = "albstats_day_from", "albstats_day_to"
+
+
+def parse_one(sql: str) -> Any:
+    """The one Trino statement in ``sql`` as a sqlglot tree, or a one-line :class:`UsageError` (a parse or
+    tokenizer error, such as an unclosed quote, or more than one statement)."""
+    import sqlglot
+
+    try:
+        stmts = [s for s in sqlglot.parse(sql, read="trino") if s is not None]
+    except sqlglot.errors.SqlglotError as e:
+        raise UsageError(f"SQL does not parse as Athena (Trino) SQL: {str(e).splitlines()[0]}") from None
+    if len(stmts) != 1:
+        raise UsageError(f"expected one SQL statement, got {len(stmts)}")
+    return stmts[0]
 
 
 def day_range(since: datetime | None, until: datetime | None, now: datetime | None = None) -> tuple[str, str]:

@@ -20,7 +20,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from albstats.proxy.scenarios import CHECK_POLICIES, SCENARIOS, check_whatif
+from albstats.proxy.scenarios import CHECK_POLICIES, SCENARIOS
+from albstats.whatif_check import check_whatif
 
 
 def main() -> None:

@@ -98,7 +98,7 @@ def test_prediction_falls_inside_what_the_proxy_measures(tmp_path):
     within the 95 % interval of the measurement (bench/bench_whatif.py runs all three scenarios)."""
     import asyncio
 
-    from albstats.proxy.scenarios import check_whatif
+    from albstats.whatif_check import check_whatif
 
     # one request at a time, seeded simulator and jitter: the same attempts fail on every run
     r = asyncio.run(check_whatif("flaky", tmp_path, before=1000, after=1000, concurrency=1))

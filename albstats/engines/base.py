@@ -72,6 +72,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Self
 
+from albstats.athena_sql import parse_one  # noqa: F401  (also offered here: the engines parse Athena SQL)
 from albstats.errors import UsageError
 from albstats.timeparse import format_time, parse_duration, parse_time
 
@@ -178,20 +179,6 @@ def parse_param_args(items: list[str] | None) -> dict[str, str]:
             raise UsageError(f"--param {item!r}: expected NAME=VALUE with NAME like top_n or path_prefix")
         out[k] = v
     return out
-
-
-def parse_one(sql: str) -> Any:
-    """The one Trino statement in ``sql`` as a sqlglot tree, or a one-line :class:`UsageError` (a parse or
-    tokenizer error, such as an unclosed quote, or more than one statement)."""
-    import sqlglot
-
-    try:
-        stmts = [s for s in sqlglot.parse(sql, read="trino") if s is not None]
-    except sqlglot.errors.SqlglotError as e:
-        raise UsageError(f"SQL does not parse as Athena (Trino) SQL: {str(e).splitlines()[0]}") from None
-    if len(stmts) != 1:
-        raise UsageError(f"expected one SQL statement, got {len(stmts)}")
-    return stmts[0]
 
 
 # --- placeholder rewriting for drivers -------------------------------------------------------

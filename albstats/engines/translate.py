@@ -146,7 +146,7 @@ def _translate_uncached(sql: str) -> Translated:
 
     from sqlglot import exp
 
-    from albstats.engines.base import parse_one
+    from albstats.athena_sql import parse_one
 
     m = re.match(r"(?:\s+|--[^\n]*\n?|/\*.*?\*/)*([A-Za-z]+)", sql, re.DOTALL)
     if m and m[1].upper() not in ("SELECT", "WITH", "VALUES", "TABLE", "FROM"):

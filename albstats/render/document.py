@@ -6,50 +6,13 @@ only decides how a block looks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from albstats.render.blocks import Bullets, Document, Heading, Image, Para, Tbl
 from albstats.render.headline import headline, pct
 from albstats.render.readable import iso, value  # to the second: a report is read by people
 from albstats.report import Report, Table
-
-
-@dataclass
-class Heading:
-    text: str
-    level: int = 2
-
-
-@dataclass
-class Para:
-    text: str
-    status: str = ""  # "", "ok" or "bad": renderers may colour it
-
-
-@dataclass
-class Bullets:
-    items: list[str]
-
-
-@dataclass
-class Tbl:
-    columns: list[str]
-    rows: list[list[str]]
-    caption: str = ""
-
-
-@dataclass
-class Image:
-    name: str  # plot name (key of the plots dict)
-    title: str
-
-
-@dataclass
-class Document:
-    title: str
-    blocks: list[Any] = field(default_factory=list)
-
 
 PLOT_TITLES = {
     "error_rate": "5XX rate over time, with the SLO's allowed error rate",

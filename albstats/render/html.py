@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from html import escape
 from pathlib import Path
 
-from albstats.render.document import Bullets, Document, Heading, Image, Para, Tbl
+from albstats.render.blocks import Bullets, Document, Heading, Image, Para, Tbl
 
 CSS = """
 body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1100px;

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from albstats.render.document import Bullets, Document, Heading, Image, Para, Tbl
+from albstats.render.blocks import Bullets, Document, Heading, Image, Para, Tbl
 
 
 def _esc(s: str) -> str:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
-    from albstats.render.document import Tbl
+    from albstats.render.blocks import Tbl
     from albstats.report import Table
 
 #: Column names of the saved queries that hold seconds (besides those ending in _time).
@@ -68,7 +68,7 @@ def value(v: Any, u: str) -> str:
 
 def table_block(t: Table, limit: int = 15) -> Tbl:
     """A saved query's result table with a unit in every header that has one, read from the query's header."""
-    from albstats.render.document import Tbl
+    from albstats.render.blocks import Tbl
 
     docs: dict[str, str] = {}
     try:

@@ -159,7 +159,7 @@ def overview_rows(results: list[SloResult]) -> list[list[str]]:
 
 def blocks(results: list[SloResult]) -> list[Any]:
     """Document blocks: the overview table, then one section per service."""
-    from albstats.render.document import Heading, Para, Tbl
+    from albstats.render.blocks import Heading, Para, Tbl
 
     if not results:
         return []
