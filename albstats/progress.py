@@ -36,9 +36,15 @@ def bar(description: str, total: int | None = None, *, quiet: bool = False) -> I
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TextColumn("{task.fields[info]}"), transient=True,
-                  console=Console(stderr=True)) as p:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[info]}"),
+        transient=True,
+        console=Console(stderr=True),
+    ) as p:
         task = p.add_task(description, total=total, info="")
 
         class _T:

@@ -396,8 +396,10 @@ def no_data(window: Window, sources: list[str], stats: ParseStats | None) -> NoD
 
 # --- building -------------------------------------------------------------------------------------
 
-def service_slo_results(engine: Engine, opts: Options, since: datetime | None, until: datetime | None,
-                        buckets: Any = None) -> list[Any]:
+
+def service_slo_results(
+    engine: Engine, opts: Options, since: datetime | None, until: datetime | None, buckets: Any = None
+) -> list[Any]:
     """Every SLO of --slo-file (or of --slo/--latency-slo as a one-service file) over the window.
 
     The one-service file covers every request, so the ``slo_buckets`` rows already fetched are its
@@ -407,8 +409,10 @@ def service_slo_results(engine: Engine, opts: Options, since: datetime | None, u
 
     if opts.slo_file is None and buckets is not None:
         s = objectives.one_service(
-            opts.slo, count_460=opts.count_460,
-            latency=(opts.latency_threshold, opts.latency_target) if opts.latency_slo_given else None).services[0]
+            opts.slo,
+            count_460=opts.count_460,
+            latency=(opts.latency_threshold, opts.latency_target) if opts.latency_slo_given else None,
+        ).services[0]
         return [service_slo.evaluate({opts.latency_threshold: buckets}, s, o, since, until) for o in s.objectives]
     return service_slo.evaluate_file(engine, opts.slo_file, since, until)
 

@@ -33,43 +33,58 @@ class FindingKind:
 #: Every finding the query can return, with its severity and the rule in one sentence.
 FINDINGS: dict[str, FindingKind] = {
     "path_traversal": FindingKind(
-        "Path traversal attempts", "high",
+        "Path traversal attempts",
+        "high",
         "'..' of literal or %-encoded dots followed by a slash or backslash (also double-encoded), "
-        "or /etc/passwd, win.ini, /proc/self/ in the URL"),
+        "or /etc/passwd, win.ini, /proc/self/ in the URL",
+    ),
     "sql_injection": FindingKind(
-        "SQL injection attempts", "high",
+        "SQL injection attempts",
+        "high",
         "SQL syntax in the URL: UNION SELECT, quote + OR/AND + comparison, quote + comment, "
-        "; + statement, sleep()/benchmark()/waitfor delay, information_schema; SQL words alone do not match"),
+        "; + statement, sleep()/benchmark()/waitfor delay, information_schema; SQL words alone do not match",
+    ),
     "shell_injection": FindingKind(
-        "Command injection attempts", "high",
+        "Command injection attempts",
+        "high",
         "; | && ` $( followed by a shell command, /bin/sh, cmd.exe, ${jndi: (Log4Shell) in the URL, "
-        "or Shellshock/JNDI in the User-Agent"),
+        "or Shellshock/JNDI in the User-Agent",
+    ),
     "desync_severe": FindingKind(
-        "HTTP desync: Severe requests", "high",
-        "classification Severe (the load balancer's desync mitigation flagged the request)"),
+        "HTTP desync: Severe requests",
+        "high",
+        "classification Severe (the load balancer's desync mitigation flagged the request)",
+    ),
     "dotfile_probe": FindingKind(
-        "Secret-file probes (.env, .git, ...)", "medium",
-        "a path segment that is exactly .env, .git, .svn, .hg, .aws, .ssh, .htaccess, .htpasswd or .DS_Store"),
+        "Secret-file probes (.env, .git, ...)",
+        "medium",
+        "a path segment that is exactly .env, .git, .svn, .hg, .aws, .ssh, .htaccess, .htpasswd or .DS_Store",
+    ),
     "scanner_user_agent": FindingKind(
-        "Scanner user agents", "medium",
+        "Scanner user agents",
+        "medium",
         "the User-Agent names a scanning tool as a word (sqlmap, nikto, nuclei, zgrab, masscan, nmap, "
-        "gobuster, dirbuster, wpscan, ...)"),
-    "desync_ambiguous": FindingKind(
-        "HTTP desync: Ambiguous requests", "medium", "classification Ambiguous"),
-    "weak_tls": FindingKind(
-        "TLS below 1.2", "medium", "ssl_protocol SSLv3, TLSv1 or TLSv1.1"),
+        "gobuster, dirbuster, wpscan, ...)",
+    ),
+    "desync_ambiguous": FindingKind("HTTP desync: Ambiguous requests", "medium", "classification Ambiguous"),
+    "weak_tls": FindingKind("TLS below 1.2", "medium", "ssl_protocol SSLv3, TLSv1 or TLSv1.1"),
     "plain_http": FindingKind(
-        "Plain HTTP served without redirect", "medium",
-        "type http answered with a non-3XX after a forward action"),
+        "Plain HTTP served without redirect", "medium", "type http answered with a non-3XX after a forward action"
+    ),
     "admin_probe": FindingKind(
-        "Admin-panel probes", "low",
+        "Admin-panel probes",
+        "low",
         "a path segment that is exactly wp-admin, wp-login.php, xmlrpc.php, phpmyadmin, pma, myadmin, "
-        "administrator, admin, admin.php or manager/html"),
+        "administrator, admin, admin.php or manager/html",
+    ),
     "many_4xx_client": FindingKind(
-        "Clients with many 4XX", "low",
-        "a client with at least min_client_4xx 4XX answers making up at least half of its requests"),
+        "Clients with many 4XX",
+        "low",
+        "a client with at least min_client_4xx 4XX answers making up at least half of its requests",
+    ),
     "waf_block": FindingKind(
-        "Requests blocked by AWS WAF", "info", "actions_executed ends with waf (WAF was the final action)"),
+        "Requests blocked by AWS WAF", "info", "actions_executed ends with waf (WAF was the final action)"
+    ),
 }
 
 
@@ -144,23 +159,39 @@ def from_frame(df: pd.DataFrame) -> list[Finding]:
         g = g.sort_values("client_rank")
         first: Any = g.iloc[0]
         kind = FINDINGS.get(str(name), FindingKind(str(name), "info", "(unknown finding)"))
-        examples = [Example(
-            client_ip=str(r.client_ip), requests=int(r.client_requests), time=_dt(r.example_time),
-            verb=str(r.example_verb), url=_trunc(r.example_url, URL_MAX),
-            user_agent=_trunc(r.example_user_agent, UA_MAX),
-            status=_status(r.example_status),
-        ) for r in _rows(g)]
-        out.append(Finding(
-            name=str(name), title=kind.title, severity=kind.severity, count=int(first.requests),
-            clients=int(first.clients), ok_responses=int(first.ok_responses), first_seen=_dt(first.first_seen),
-            last_seen=_dt(first.last_seen), rule=kind.rule, examples=examples))
+        examples = [
+            Example(
+                client_ip=str(r.client_ip),
+                requests=int(r.client_requests),
+                time=_dt(r.example_time),
+                verb=str(r.example_verb),
+                url=_trunc(r.example_url, URL_MAX),
+                user_agent=_trunc(r.example_user_agent, UA_MAX),
+                status=_status(r.example_status),
+            )
+            for r in _rows(g)
+        ]
+        out.append(
+            Finding(
+                name=str(name),
+                title=kind.title,
+                severity=kind.severity,
+                count=int(first.requests),
+                clients=int(first.clients),
+                ok_responses=int(first.ok_responses),
+                first_seen=_dt(first.first_seen),
+                last_seen=_dt(first.last_seen),
+                rule=kind.rule,
+                examples=examples,
+            )
+        )
     out.sort(key=lambda f: (SEVERITIES.index(f.severity), -f.count, f.name))
     return out
 
 
-def findings(engine: Engine, *, since: Any = None, until: Any = None, examples: int = 5,
-             min_client_4xx: int = 100) -> list[Finding]:
+def findings(
+    engine: Engine, *, since: Any = None, until: Any = None, examples: int = 5, min_client_4xx: int = 100
+) -> list[Finding]:
     """Run ``security_findings`` on an engine and return the findings (empty list: nothing found)."""
-    df = engine.query("security_findings", since=since, until=until, limit=examples,
-                      min_client_4xx=min_client_4xx)
+    df = engine.query("security_findings", since=since, until=until, limit=examples, min_client_4xx=min_client_4xx)
     return from_frame(df)

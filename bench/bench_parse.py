@@ -72,16 +72,23 @@ def _pss_kb(pids: list[int]) -> int:
     return total
 
 
-def measure(cmd: list[str] | str, shell: bool = False, env: dict[str, str] | None = None,
-            pss: bool = False) -> dict[str, float]:
+def measure(
+    cmd: list[str] | str, shell: bool = False, env: dict[str, str] | None = None, pss: bool = False
+) -> dict[str, float]:
     """Wall, CPU (user+sys, children included) and peak RSS of the biggest process, from GNU time; with
     ``pss``, also the peak total PSS of the whole process tree (worker processes included), sampled every
     50 ms. Sampling reads /proc/PID/smaps_rollup, which costs kernel time on the cores the command runs
     on, so timed runs do not sample and memory is measured in a run of its own."""
     fmt = "%e %U %S %M"
     full = f"{TIME} -f '{fmt}' sh -c {shlex_quote(cmd)}" if shell else [TIME, "-f", fmt, *cmd]
-    p = subprocess.Popen(full, shell=shell, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                         env=None if env is None else {**os.environ, **env})
+    p = subprocess.Popen(
+        full,
+        shell=shell,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=None if env is None else {**os.environ, **env},
+    )
     peak = 0
     if pss:
         while p.poll() is None:
@@ -93,8 +100,7 @@ def measure(cmd: list[str] | str, shell: bool = False, env: dict[str, str] | Non
     if p.returncode != 0:
         sys.exit(f"bench: command failed ({p.returncode}): {full}\n{err[-2000:]}")
     wall, user, sys_, rss = err.strip().splitlines()[-1].split()
-    return {"wall": float(wall), "cpu": float(user) + float(sys_), "rss_mb": int(rss) / 1024,
-            "tree_mb": peak / 1024}
+    return {"wall": float(wall), "cpu": float(user) + float(sys_), "rss_mb": int(rss) / 1024, "tree_mb": peak / 1024}
 
 
 def shlex_quote(s: str | list[str]) -> str:
@@ -109,8 +115,22 @@ def ensure_data(data: Path, lines: int, days: float) -> list[Path]:
         print(f"generating {lines:,} lines into {data} ...", flush=True)
         t = time.perf_counter()
         data.parent.mkdir(parents=True, exist_ok=True)  # generate -o wants an existing parent
-        subprocess.run([*albstats_cmd(), "generate", "-o", str(data), "--lines", str(lines), "--days", str(days),
-                        "--seed", "1", "-q"], check=True)
+        subprocess.run(
+            [
+                *albstats_cmd(),
+                "generate",
+                "-o",
+                str(data),
+                "--lines",
+                str(lines),
+                "--days",
+                str(days),
+                "--seed",
+                "1",
+                "-q",
+            ],
+            check=True,
+        )
         print(f"  generated in {time.perf_counter() - t:.1f} s", flush=True)
         files = sorted(data.rglob("*.log.gz"))
     return files
@@ -123,8 +143,9 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=ROOT / "bench" / "data" / "parse-1m")
     ap.add_argument("--runs", type=int, default=1, help="measure this many times (to see the noise)")
     ap.add_argument("--tenfold", action="store_true", help="also parse the input ten times over (memory check)")
-    ap.add_argument("--engines", default="c",
-                    help="parser engines to measure, comma separated (ALBSTATS_PARSER: c, python)")
+    ap.add_argument(
+        "--engines", default="c", help="parser engines to measure, comma separated (ALBSTATS_PARSER: c, python)"
+    )
     args = ap.parse_args()
     engines = [e for e in args.engines.split(",") if e]
 
@@ -144,12 +165,15 @@ def main() -> None:
 
     pycache = tempfile.mkdtemp(prefix="albstats-bench-pycache-")
     compiled = {"PYTHONPYCACHEPREFIX": pycache, "PYTHONDONTWRITEBYTECODE": ""}
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "albstats")], check=True,
-                   env={**os.environ, **compiled})
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(ROOT / "albstats")], check=True, env={**os.environ, **compiled}
+    )
 
     load = os.getloadavg()[0]
-    print(f"input: {len(files):,} files, {raw / 1e6:.0f} MB gzip, {args.lines:,} lines; "
-          f"{os.cpu_count()} cores, load average {load:.2f} before the run")
+    print(
+        f"input: {len(files):,} files, {raw / 1e6:.0f} MB gzip, {args.lines:,} lines; "
+        f"{os.cpu_count()} cores, load average {load:.2f} before the run"
+    )
     measure(zcat, shell=True)  # warm the page cache
     for engine in engines:  # and write the .pyc files of the libraries into the scratch pycache
         measure(parse, env={"ALBSTATS_PARSER": engine, **compiled})
@@ -162,10 +186,12 @@ def main() -> None:
             z = measure(zcat, shell=True)
             a = measure(parse, env={"ALBSTATS_PARSER": engine, **compiled})
             rows[engine].append((z, a))
-            print(f"run {i + 1}, engine {engine}: zcat {z['wall']:.2f} s wall, {z['cpu']:.2f} s cpu, "
-                  f"{z['rss_mb']:.0f} MB | albstats parse --format parquet {a['wall']:.2f} s wall, {a['cpu']:.2f} s "
-                  f"cpu, peak RSS {a['rss_mb']:.0f} MB (biggest process) | ratio {a['wall'] / z['wall']:.2f}",
-                  flush=True)
+            print(
+                f"run {i + 1}, engine {engine}: zcat {z['wall']:.2f} s wall, {z['cpu']:.2f} s cpu, "
+                f"{z['rss_mb']:.0f} MB | albstats parse --format parquet {a['wall']:.2f} s wall, {a['cpu']:.2f} s "
+                f"cpu, peak RSS {a['rss_mb']:.0f} MB (biggest process) | ratio {a['wall'] / z['wall']:.2f}",
+                flush=True,
+            )
             table = pq.read_table(out)
             if first is None:
                 first = table
@@ -174,24 +200,38 @@ def main() -> None:
     for engine in engines:
         ratios = sorted(a["wall"] / z["wall"] for z, a in rows[engine])
         cpu = sorted(a["cpu"] / z["cpu"] for z, a in rows[engine])
-        print(f"engine {engine}: wall ratio median {statistics.median(ratios):.2f}, best {ratios[0]:.2f}, worst "
-              f"{ratios[-1]:.2f}; CPU seconds albstats/zcat median {statistics.median(cpu):.2f} (with two free "
-              f"cores the wall ratio approaches half of that)")
+        print(
+            f"engine {engine}: wall ratio median {statistics.median(ratios):.2f}, best {ratios[0]:.2f}, worst "
+            f"{ratios[-1]:.2f}; CPU seconds albstats/zcat median {statistics.median(cpu):.2f} (with two free "
+            f"cores the wall ratio approaches half of that)"
+        )
     for engine in engines:
         m = measure(parse, env={"ALBSTATS_PARSER": engine, **compiled}, pss=True)
-        print(f"memory run, engine {engine}: peak RSS {m['rss_mb']:.0f} MB (biggest process), {m['tree_mb']:.0f} MB "
-              f"(all processes, PSS sampled every 50 ms)")
+        print(
+            f"memory run, engine {engine}: peak RSS {m['rss_mb']:.0f} MB (biggest process), {m['tree_mb']:.0f} MB "
+            f"(all processes, PSS sampled every 50 ms)"
+        )
     n = pq.ParquetFile(out).metadata.num_rows
     print(f"parquet rows: {n:,} ({out.stat().st_size / 1e6:.0f} MB), identical for engines {', '.join(engines)}")
     if args.tenfold:
-        big = [*albstats_cmd(), "parse", *([str(args.data)] * 10), "--format", "parquet", "-o",
-               str(out_dir / "parse10.parquet"), "-q"]
+        big = [
+            *albstats_cmd(),
+            "parse",
+            *([str(args.data)] * 10),
+            "--format",
+            "parquet",
+            "-o",
+            str(out_dir / "parse10.parquet"),
+            "-q",
+        ]
         t = measure(big, env={"ALBSTATS_PARSER": engines[0], **compiled}, pss=True)
         one = measure(parse, env={"ALBSTATS_PARSER": engines[0], **compiled}, pss=True)
-        print(f"10x input ({10 * args.lines:,} lines, engine {engines[0]}): {t['wall']:.2f} s wall, "
-              f"{t['cpu']:.2f} s cpu, peak RSS "
-              f"{t['rss_mb']:.0f} MB biggest process, {t['tree_mb']:.0f} MB all processes "
-              f"(1x: {one['rss_mb']:.0f} MB, {one['tree_mb']:.0f} MB)")
+        print(
+            f"10x input ({10 * args.lines:,} lines, engine {engines[0]}): {t['wall']:.2f} s wall, "
+            f"{t['cpu']:.2f} s cpu, peak RSS "
+            f"{t['rss_mb']:.0f} MB biggest process, {t['tree_mb']:.0f} MB all processes "
+            f"(1x: {one['rss_mb']:.0f} MB, {one['tree_mb']:.0f} MB)"
+        )
         (out_dir / "parse10.parquet").unlink(missing_ok=True)
     shutil.rmtree(pycache, ignore_errors=True)
     print(f"load average after the run: {os.getloadavg()[0]:.2f}")

@@ -32,8 +32,9 @@ ROOT = Path(__file__).resolve().parents[1]
 ALBSTATS = str(Path(sys.executable).with_name("albstats"))
 
 
-def timed(cmd: list[str] | str, *, shell: bool = False,
-          env: dict[str, str] | None = None) -> tuple[float, float, float]:
+def timed(
+    cmd: list[str] | str, *, shell: bool = False, env: dict[str, str] | None = None
+) -> tuple[float, float, float]:
     """(wall seconds, CPU seconds, peak RSS MB) of one command run to completion; its output is discarded."""
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, shell=shell, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
@@ -49,8 +50,12 @@ def timed(cmd: list[str] | str, *, shell: bool = False,
 def median_of(runs: int, cmd: list[str] | str, **kw: object) -> tuple[float, float, float, list[float]]:
     """Medians of wall and CPU seconds, the highest peak RSS, and every run's wall seconds."""
     results = [timed(cmd, **kw) for _ in range(runs)]  # type: ignore[arg-type]
-    return (statistics.median(r[0] for r in results), statistics.median(r[1] for r in results),
-            max(r[2] for r in results), [r[0] for r in results])
+    return (
+        statistics.median(r[0] for r in results),
+        statistics.median(r[1] for r in results),
+        max(r[2] for r in results),
+        [r[0] for r in results],
+    )
 
 
 def main() -> None:
@@ -63,8 +68,10 @@ def main() -> None:
     if not data.exists():
         print(f"generating {args.lines} lines into {data} ...", file=sys.stderr)
         data.parent.mkdir(parents=True, exist_ok=True)  # generate -o wants an existing parent
-        subprocess.run([ALBSTATS, "generate", "-o", str(data), "--lines", str(args.lines), "--days", "3.5",
-                        "--nodes", "2", "-q"], check=True)
+        subprocess.run(
+            [ALBSTATS, "generate", "-o", str(data), "--lines", str(args.lines), "--days", "3.5", "--nodes", "2", "-q"],
+            check=True,
+        )
     files = sorted(str(p) for p in data.rglob("*.log.gz"))
     size = sum(os.path.getsize(f) for f in files)
     print(f"data: {data} ({len(files)} gz files, {size / 1e6:.0f} MB compressed)")
@@ -96,18 +103,25 @@ def main() -> None:
     ]
     import typer
 
-    print(f"median of {args.runs} runs; cache file {db_mb:.0f} MB; typer {typer.__version__}; machine load "
-          f"{load0:.1f} before, {os.getloadavg()[0]:.1f} after ({os.cpu_count()} CPUs)")
+    print(
+        f"median of {args.runs} runs; cache file {db_mb:.0f} MB; typer {typer.__version__}; machine load "
+        f"{load0:.1f} before, {os.getloadavg()[0]:.1f} after ({os.cpu_count()} CPUs)"
+    )
     print(f"| {'command':<42} | wall s |  CPU s | peak RSS MB | / zcat | target |")
     print(f"|{'-' * 44}|-------:|-------:|------------:|-------:|-------:|")
     for name, (wall, cpu, rss), target in rows:
         ratio = wall / z_wall
         ok = "" if target is None else (" ok" if ratio <= target else " MISSED")
-        print(f"| {name:<42} | {wall:6.2f} | {cpu:6.2f} | {'' if rss is None else f'{rss:11.0f}':>11} | "
-              f"{ratio:6.2f} | {'' if target is None else f'<= {target:g}'}{ok} |")
+        print(
+            f"| {name:<42} | {wall:6.2f} | {cpu:6.2f} | {'' if rss is None else f'{rss:11.0f}':>11} | "
+            f"{ratio:6.2f} | {'' if target is None else f'<= {target:g}'}{ok} |"
+        )
     for name, runs_s in (("zcat", z_runs), ("--no-cache", cold[3]), ("cache warm", warm[3])):
-        print(f"{name} runs, s: " + " ".join(f"{w:.2f}" for w in sorted(runs_s))
-              + f" (slowest {max(runs_s) / z_wall:.2f} x the zcat median)")
+        print(
+            f"{name} runs, s: "
+            + " ".join(f"{w:.2f}" for w in sorted(runs_s))
+            + f" (slowest {max(runs_s) / z_wall:.2f} x the zcat median)"
+        )
     worst = max(r[1][2] for r in rows if r[1][2] is not None)
     print(f"peak RSS {worst:.0f} MB: {'ok' if worst <= 400 else 'MISSED'} (target <= 400 MB)")
 

@@ -36,8 +36,9 @@ def connect(paths: Any = None, *, engine: str = "local", **options: Any) -> Engi
         return LocalEngine(list(paths or []), **options)
     if engine == "athena":
         if paths:
-            raise UsageError("--engine athena reads the Athena table; do not give log paths (got "
-                             f"{', '.join(map(str, paths))})")
+            raise UsageError(
+                f"--engine athena reads the Athena table; do not give log paths (got {', '.join(map(str, paths))})"
+            )
         from albstats.engines.athena import AthenaEngine
 
         return AthenaEngine(**options)

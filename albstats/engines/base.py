@@ -92,8 +92,8 @@ MAX_LIMIT = 1_000_000
 PARAM_NAME_RE = re.compile(r"[a-z_][a-z0-9_]*\Z")
 
 
-
 # --- parameter parsing ------------------------------------------------------------------------
+
 
 def parse_limit(value: Any, *, name: str = "limit") -> int:
     try:
@@ -132,8 +132,16 @@ def convert_param(name: str, type_: str, value: Any) -> Any:
     raise UsageError(f"parameter {name}: unknown type {type_!r}")
 
 
-def bind(query: SavedQuery, *, since: Any = None, until: Any = None, bucket: Any = None, limit: Any = None,
-         now: datetime | None = None, **params: Any) -> tuple[dict[str, Any], tuple[datetime | None, datetime | None]]:
+def bind(
+    query: SavedQuery,
+    *,
+    since: Any = None,
+    until: Any = None,
+    bucket: Any = None,
+    limit: Any = None,
+    now: datetime | None = None,
+    **params: Any,
+) -> tuple[dict[str, Any], tuple[datetime | None, datetime | None]]:
     """Validate the caller's values for a saved query; return (bound values, (since, until) as given).
 
     Unknown parameter names and values that do not fit their type raise a :class:`UsageError` that
@@ -222,6 +230,7 @@ def to_qmark(sql: str) -> tuple[str, list[str]]:
 
 
 # --- results ----------------------------------------------------------------------------------
+
 
 def conform(df: pd.DataFrame, columns: Mapping[str, str]) -> pd.DataFrame:
     """Cast a result to the declared output columns (name -> Athena type), in that order.

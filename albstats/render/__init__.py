@@ -17,8 +17,13 @@ from typing import Any
 from albstats.report import Report
 
 #: chart name -> PNG file name
-PLOT_FILES = {"error_rate": "error_rate.png", "latency": "latency.png", "latency_breakdown": "latency_breakdown.png",
-              "burn_down": "burn_down.png", "status_mix": "status_mix.png"}
+PLOT_FILES = {
+    "error_rate": "error_rate.png",
+    "latency": "latency.png",
+    "latency_breakdown": "latency_breakdown.png",
+    "burn_down": "burn_down.png",
+    "status_mix": "status_mix.png",
+}
 FORMATS = ("terminal", "md", "html", "json")
 
 
@@ -40,8 +45,9 @@ def figures(r: Report) -> dict[str, Any]:
             b = b.resample(freq).sum().reset_index()
         out["error_rate"] = plots.error_rate(b, r.availability.target, bad_column="bad")
     if fr.get("latency_over_time") is not None:
-        out["latency"] = plots.latency(fr["latency_over_time"], metric="total_time",
-                                       threshold=r.latency.slo.threshold_seconds)
+        out["latency"] = plots.latency(
+            fr["latency_over_time"], metric="total_time", threshold=r.latency.slo.threshold_seconds
+        )
         out["latency_breakdown"] = plots.latency_breakdown(fr["latency_over_time"], stat="p99")
     if fr.get("burn_down") is not None:
         out["burn_down"] = plots.burn_down(fr["burn_down"])

@@ -104,7 +104,7 @@ KEYS: dict[str, str] = {
     "failures.incidents[].target_5xx": "target 5XX during the incident",
     "failures.incidents[].budget_fraction": "share of the window's error budget the incident spent",
     "failures.incident_threshold_rate": "median over buckets of the bad-request rate a bucket had to exceed to "
-                                        "be hot (it depends on its size and baseline)",
+    "be hot (it depends on its size and baseline)",
     "tables": "every table has: query (the saved query), title, columns (names), rows (objects keyed by "
     "column, as the saved query documents them; `albstats sql show NAME`)",
     "context": "object of tables (see tables): status_mix, slowest_requests, top_clients, tls_mix",

@@ -80,47 +80,88 @@ def build(r: Report, plots: dict[str, str] | None = None) -> Document:
     if p:
         add(Para(f"Input problems: {p.counts()}", "bad"))
         add(Bullets(p.lines()))
-    add(Para(f"Window {span_text(r.window.start, r.window.end)} ({r.window.source}), engine {r.engine}, "
-             f"sources {', '.join(r.sources) or 'n/a'}, generated {iso(r.generated_at)}."))
+    add(
+        Para(
+            f"Window {span_text(r.window.start, r.window.end)} ({r.window.source}), engine {r.engine}, "
+            f"sources {', '.join(r.sources) or 'n/a'}, generated {iso(r.generated_at)}."
+        )
+    )
     if r.options.slo_file is not None:
         from albstats.render import slos
 
         doc.blocks += slos.blocks(r.slos)
 
     add(Heading("Availability"))
-    add(Tbl(["measure", "value"], [
-        ["requests", num(a.requests)],
-        ["bad requests" + (" (5XX and 460)" if a.count_460 else " (5XX)"), num(a.bad_requests)],
-        ["success rate", pct(a.success_rate)],
-        ["SLO target", pct(a.target, 2)],
-        ["SLO met", "n/a (no data)" if r.slo_met is None else "yes" if r.slo_met else "NO"],
-        ["error budget allowed (bad requests)", num(b.allowed)],
-        ["error budget used (bad requests)", num(b.used)],
-        ["error budget remaining (bad requests)", f"{num(b.remaining)} ({pct(b.remaining_fraction, 1)})"],
-        ["burn rate over the window (x budget rate)", num(a.burn_rate, 2)],
-        ["worst 1 h burn rate (x)", f"{num(a.worst_1h.burn_rate, 2)} from {iso(a.worst_1h.start) or 'n/a'}"],
-        ["worst 6 h burn rate (x)", f"{num(a.worst_6h.burn_rate, 2)} from {iso(a.worst_6h.start) or 'n/a'}"],
-        ["460 (client closed)", num(a.status_460)],
-    ]))
-    add(Tbl(["alert (long/short)", "threshold (x)", "severity", "fired", "first fired (UTC)", "firing (min)",
-             "max long-window burn (x)"],
-            [[p.name, f"{p.threshold:g}", p.severity,
-              "n/a (window too short)" if not p.evaluated else ("YES" if p.fired else "no"),
-              iso(p.first_fired) or "", str(p.minutes_firing), num(p.max_long_burn_rate, 2)] for p in a.alerts],
-            "Multiwindow burn-rate alerts (Google SRE workbook, 'Alerting on SLOs')"))
+    add(
+        Tbl(
+            ["measure", "value"],
+            [
+                ["requests", num(a.requests)],
+                ["bad requests" + (" (5XX and 460)" if a.count_460 else " (5XX)"), num(a.bad_requests)],
+                ["success rate", pct(a.success_rate)],
+                ["SLO target", pct(a.target, 2)],
+                ["SLO met", "n/a (no data)" if r.slo_met is None else "yes" if r.slo_met else "NO"],
+                ["error budget allowed (bad requests)", num(b.allowed)],
+                ["error budget used (bad requests)", num(b.used)],
+                ["error budget remaining (bad requests)", f"{num(b.remaining)} ({pct(b.remaining_fraction, 1)})"],
+                ["burn rate over the window (x budget rate)", num(a.burn_rate, 2)],
+                ["worst 1 h burn rate (x)", f"{num(a.worst_1h.burn_rate, 2)} from {iso(a.worst_1h.start) or 'n/a'}"],
+                ["worst 6 h burn rate (x)", f"{num(a.worst_6h.burn_rate, 2)} from {iso(a.worst_6h.start) or 'n/a'}"],
+                ["460 (client closed)", num(a.status_460)],
+            ],
+        )
+    )
+    add(
+        Tbl(
+            [
+                "alert (long/short)",
+                "threshold (x)",
+                "severity",
+                "fired",
+                "first fired (UTC)",
+                "firing (min)",
+                "max long-window burn (x)",
+            ],
+            [
+                [
+                    p.name,
+                    f"{p.threshold:g}",
+                    p.severity,
+                    "n/a (window too short)" if not p.evaluated else ("YES" if p.fired else "no"),
+                    iso(p.first_fired) or "",
+                    str(p.minutes_firing),
+                    num(p.max_long_burn_rate, 2),
+                ]
+                for p in a.alerts
+            ],
+            "Multiwindow burn-rate alerts (Google SRE workbook, 'Alerting on SLOs')",
+        )
+    )
     for name in ("error_rate", "burn_down"):
         if name in plots:
             add(Image(name, PLOT_TITLES[name]))
 
     add(Heading("Latency"))
     ls = r.latency.slo
-    add(Para(f"{pct(ls.share, 2)} of {ls.requests:,} dispatched requests took under {ls.threshold_seconds:g} s "
-             f"in total (target {pct(ls.target, 1)}): {latency_verdict(r)}"
-             + ("" if r.options.latency_slo_given else " (informational; pass --latency-slo to make it an SLO)")
-             + ".", "ok" if ls.met and ls.requests else "bad"))
-    add(Tbl(["metric", "requests", "p50 (s)", "p90 (s)", "p95 (s)", "p99 (s)", "max (s)"],
-            [[m, num(p.requests), *(value(v, "s") or "n/a" for v in (p.p50, p.p90, p.p95, p.p99, p.max))]
-             for m, p in r.latency.metrics.items()], "Percentiles over the window (seconds)"))
+    add(
+        Para(
+            f"{pct(ls.share, 2)} of {ls.requests:,} dispatched requests took under {ls.threshold_seconds:g} s "
+            f"in total (target {pct(ls.target, 1)}): {latency_verdict(r)}"
+            + ("" if r.options.latency_slo_given else " (informational; pass --latency-slo to make it an SLO)")
+            + ".",
+            "ok" if ls.met and ls.requests else "bad",
+        )
+    )
+    add(
+        Tbl(
+            ["metric", "requests", "p50 (s)", "p90 (s)", "p95 (s)", "p99 (s)", "max (s)"],
+            [
+                [m, num(p.requests), *(value(v, "s") or "n/a" for v in (p.p50, p.p90, p.p95, p.p99, p.max))]
+                for m, p in r.latency.metrics.items()
+            ],
+            "Percentiles over the window (seconds)",
+        )
+    )
     for name in ("latency", "latency_breakdown"):
         if name in plots:
             add(Image(name, PLOT_TITLES[name]))
@@ -137,12 +178,38 @@ def build(r: Report, plots: dict[str, str] | None = None) -> Document:
         add(table_block(t))
     inc = r.failures.incidents
     if inc:
-        add(Tbl(["start (UTC)", "end (UTC)", "duration (min)", "requests", "bad", "error rate", "peak rate",
-                 "ELB 5XX", "target 5XX", "budget spent"],
-                [[iso(i.start) or "", iso(i.end) or "", str(i.duration_seconds // 60), num(i.requests),
-                  num(i.bad_requests), pct(i.error_rate, 1), pct(i.peak_rate, 1), num(i.elb_5xx), num(i.target_5xx),
-                  pct(i.budget_fraction, 1)] for i in inc],
-                f"Incidents: 5-minute buckets above {pct(r.failures.incident_threshold_rate, 2)} bad requests"))
+        add(
+            Tbl(
+                [
+                    "start (UTC)",
+                    "end (UTC)",
+                    "duration (min)",
+                    "requests",
+                    "bad",
+                    "error rate",
+                    "peak rate",
+                    "ELB 5XX",
+                    "target 5XX",
+                    "budget spent",
+                ],
+                [
+                    [
+                        iso(i.start) or "",
+                        iso(i.end) or "",
+                        str(i.duration_seconds // 60),
+                        num(i.requests),
+                        num(i.bad_requests),
+                        pct(i.error_rate, 1),
+                        pct(i.peak_rate, 1),
+                        num(i.elb_5xx),
+                        num(i.target_5xx),
+                        pct(i.budget_fraction, 1),
+                    ]
+                    for i in inc
+                ],
+                f"Incidents: 5-minute buckets above {pct(r.failures.incident_threshold_rate, 2)} bad requests",
+            )
+        )
     else:
         add(Para("No incidents: no run of 5-minute buckets far above the baseline error rate."))
 
@@ -150,14 +217,41 @@ def build(r: Report, plots: dict[str, str] | None = None) -> Document:
     if not r.findings:
         add(Para("No findings."))
     else:
-        add(Tbl(["severity", "finding", "requests", "clients", "answered 2XX", "first seen (UTC)", "last seen (UTC)"],
-                [[f.severity, f.title, num(f.count), num(f.clients), num(f.ok_responses), iso(f.first_seen) or "",
-                  iso(f.last_seen) or ""] for f in r.findings]))
+        add(
+            Tbl(
+                ["severity", "finding", "requests", "clients", "answered 2XX", "first seen (UTC)", "last seen (UTC)"],
+                [
+                    [
+                        f.severity,
+                        f.title,
+                        num(f.count),
+                        num(f.clients),
+                        num(f.ok_responses),
+                        iso(f.first_seen) or "",
+                        iso(f.last_seen) or "",
+                    ]
+                    for f in r.findings
+                ],
+            )
+        )
         for f in r.findings:
-            add(Tbl(["client", "requests", "first time (UTC)", "status", "request", "user agent"],
-                    [[e.client_ip, num(e.requests), iso(e.time) or "", "" if e.status is None else str(e.status),
-                      f"{e.verb} {e.url}", e.user_agent] for e in f.examples],
-                    f"{f.title} ({f.severity}): {f.rule}"))
+            add(
+                Tbl(
+                    ["client", "requests", "first time (UTC)", "status", "request", "user agent"],
+                    [
+                        [
+                            e.client_ip,
+                            num(e.requests),
+                            iso(e.time) or "",
+                            "" if e.status is None else str(e.status),
+                            f"{e.verb} {e.url}",
+                            e.user_agent,
+                        ]
+                        for e in f.examples
+                    ],
+                    f"{f.title} ({f.severity}): {f.rule}",
+                )
+            )
 
     add(Heading("Traffic"))
     if "status_mix" in plots:
@@ -204,13 +298,32 @@ def build(r: Report, plots: dict[str, str] | None = None) -> Document:
                 )
             )
         if dq.delivery:
-            add(Tbl(["load balancer", "node", "files", "first interval end (UTC)", "last interval end (UTC)",
-                     "missing (intervals)", "first missing (UTC)"],
-                    [[d.load_balancer, d.node_ip, num(d.files), iso(d.first_interval_end) or "",
-                      iso(d.last_interval_end) or "", num(d.missing),
-                      ", ".join(iso(x) or "" for x in d.missing_examples)] for d in dq.delivery],
-                    "Delivery per load-balancer node (a missing interval is a delivery gap or a node with no "
-                    "traffic)"))
+            add(
+                Tbl(
+                    [
+                        "load balancer",
+                        "node",
+                        "files",
+                        "first interval end (UTC)",
+                        "last interval end (UTC)",
+                        "missing (intervals)",
+                        "first missing (UTC)",
+                    ],
+                    [
+                        [
+                            d.load_balancer,
+                            d.node_ip,
+                            num(d.files),
+                            iso(d.first_interval_end) or "",
+                            iso(d.last_interval_end) or "",
+                            num(d.missing),
+                            ", ".join(iso(x) or "" for x in d.missing_examples),
+                        ]
+                        for d in dq.delivery
+                    ],
+                    "Delivery per load-balancer node (a missing interval is a delivery gap or a node with no traffic)",
+                )
+            )
         else:
             add(Para("File names do not follow the S3 key layout, so delivery gaps cannot be checked."))
     return doc
