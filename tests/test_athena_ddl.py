@@ -377,6 +377,7 @@ public class RegexCheck {
 """
 
 
+@pytest.mark.integration  # the JDK
 def test_java_regex_engine_agrees(tmp_path: Path, access_rx: re.Pattern[str]) -> None:
     """Athena runs the regex with java.util.regex: same groups as Python's re, and no stack overflow
     on an 8 KB User-Agent full of escapes."""

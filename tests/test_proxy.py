@@ -577,6 +577,7 @@ def test_access_log_template_writes_what_format_line_writes():
         assert w(rec) == format_line(to_values(rec, "app/x/1", "10.0.0.9"))
 
 
+@pytest.mark.integration  # a 30 s soak
 def test_soak_30s_rss_fds_log_and_posts(tmp_path):
     """The soak benchmark's checks over 30 s at 200 req/s (bench/bench_proxy_soak.py runs 10 minutes):
     RSS flat within 10 %, fds bounded by requests in flight and back down afterwards, one log line per
