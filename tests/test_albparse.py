@@ -433,6 +433,7 @@ def test_mutated_real_lines(lines):
     assert_same([x.replace("\n", " ") for x in lines])
 
 
+@pytest.mark.integration  # slow: hypothesis over all engines (~4 s)
 @FUZZ
 @given(st.lists(st.text(max_size=200), max_size=8), st.booleans())
 def test_arbitrary_text(texts, newline_at_end):

@@ -106,6 +106,7 @@ def test_a_reader_never_waits_for_a_writer(week, truth, tmp_path):
         os.close(fd)
 
 
+@pytest.mark.integration  # slow: kills fills after up to 3.5 s
 @pytest.mark.parametrize("delay", [0.3, 1.0, 2.0, 3.5])
 def test_sigkill_at_any_moment_of_a_fill_leaves_a_usable_cache(week, truth, tmp_path, delay):
     db = tmp_path / "c"

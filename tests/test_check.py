@@ -50,6 +50,7 @@ def check(tmp_path, hook_url: str | None, now: str | None, *extra: str):
     return CliRunner().invoke(app, [*args, *extra], prog_name="albstats")
 
 
+@pytest.mark.integration  # slow: several CLI runs (~2-17 s)
 def test_stepping_through_the_incident_posts_firing_then_resolved_once(tmp_path):
     t = datetime(2026, 11, 16, 10, 30, tzinfo=UTC)
     codes: dict[str, int] = {}
@@ -80,6 +81,7 @@ def test_unchanged_data_posts_once(tmp_path):
     assert "2026-11-17T00:00:00Z" in hook.bodies[0]["text"]
 
 
+@pytest.mark.integration  # slow: several CLI runs (~2-17 s)
 def test_no_new_log_data_pages(tmp_path):
     with Hook() as hook:
         r = check(tmp_path, hook.url, "2026-11-17T00:30:00Z")
@@ -92,6 +94,7 @@ def test_no_new_log_data_pages(tmp_path):
         assert hook.events("albstats/no-data") == ["firing", "resolved"]
 
 
+@pytest.mark.integration  # slow: several CLI runs (~2-17 s)
 def test_webhook_failure_keeps_the_change_for_the_next_run(tmp_path):
     with Hook(status=500) as bad:
         r = check(tmp_path, bad.url, "2026-11-16T11:45:00Z", "--lock-timeout", "5")
@@ -111,6 +114,7 @@ def test_damaged_state_is_one_line(tmp_path):
     assert r.output.count("\n") == 1 and "state.json: not a state file written by albstats check" in r.output
 
 
+@pytest.mark.integration  # slow: several CLI runs (~2-17 s)
 def test_overlapping_runs_post_once(tmp_path):
     """Two processes at once on one state file: the lock makes the second see the first's state."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

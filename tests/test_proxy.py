@@ -332,6 +332,7 @@ def test_seed_profile_makes_5_tries_spaced_as_configured(tmp_path):
     assert post_status == 200 and snap["by_request"]["s2"]["attempts"] == 3
 
 
+@pytest.mark.integration  # slow: processes / timeouts
 def test_retry_after_timeouts_and_no_retry_after_first_byte(tmp_path):
     async def main():
         pol = dict(per_try_timeout=0.3, deadline=1.5)
@@ -470,6 +471,7 @@ def test_absolute_form_uri_cannot_reach_another_host(tmp_path):
     assert snap["by_request"]["abs"]["attempts"] == 2
 
 
+@pytest.mark.integration  # slow: processes / timeouts
 def test_cli_proxy_and_sim_as_processes(tmp_path):
     """The installed entry point: upstream-sim and proxy as subprocesses, stopped with SIGINT."""
     log = tmp_path / "cli.log"
