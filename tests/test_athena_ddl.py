@@ -272,6 +272,7 @@ def _lines(draw: st.DrawFn) -> str:
     return line[:start] + new + line[end:]
 
 
+@pytest.mark.integration  # slow: 6 s under load
 @settings(max_examples=1500, deadline=None, derandomize=True)  # CI stays deterministic
 @given(_lines())
 def test_random_token_mutations_agree_with_parser(access_rx: re.Pattern[str], line: str) -> None:

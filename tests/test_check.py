@@ -72,6 +72,7 @@ def test_stepping_through_the_incident_posts_firing_then_resolved_once(tmp_path)
     assert state["alerts"][PAGE]["firing"] is False
 
 
+@pytest.mark.integration  # slow: 6 s under load
 def test_unchanged_data_posts_once(tmp_path):
     with Hook() as hook:
         r1 = check(tmp_path, hook.url, None)  # at the newest data: 2026-11-17T00:00Z
@@ -162,6 +163,7 @@ def test_bad_options(tmp_path):
 @pytest.mark.parametrize(
     "when,firing", [("2026-11-16T11:40:00Z", False), ("2026-11-16T11:45:00Z", True), ("2026-11-16T12:05:00Z", False)]
 )
+@pytest.mark.integration  # slow: 4 s under load
 def test_evaluate_library(when, firing):
     import albstats
     from albstats import check as chk

@@ -198,6 +198,7 @@ def test_whatif_profile_on_local_logs_points_to_policy() -> None:
     )
 
 
+@pytest.mark.integration  # slow: 2 s under load
 def test_whatif_policy_changes_the_prediction() -> None:
     outs = {}
     for policy in ("recommended", "seed"):

@@ -152,6 +152,7 @@ def test_trace_header_kept_or_created():
 # --- behaviour through real sockets ---------------------------------------------------------------
 
 
+@pytest.mark.integration  # slow: 7 s under load
 def test_gets_at_10pct_5xx_succeed_and_log_matches_attempts(tmp_path):
     n = 2000
 
@@ -260,6 +261,7 @@ def test_large_bodies_stream_without_retry_and_limits(tmp_path):
     assert hdr_status == 431 and one_status == 431
 
 
+@pytest.mark.integration  # slow: 6 s under load
 def test_budget_bounds_load_at_50pct_and_with_upstream_down(tmp_path):
     n = 1000
 
@@ -307,6 +309,7 @@ def test_budget_bounds_load_at_50pct_and_with_upstream_down(tmp_path):
     assert all(r["target_processing_time"] == -1 for r in rows)
 
 
+@pytest.mark.integration  # slow: 2 s under load
 def test_seed_profile_makes_5_tries_spaced_as_configured(tmp_path):
     interval = 0.3
 
@@ -517,6 +520,7 @@ def test_cli_proxy_and_sim_as_processes(tmp_path):
     assert len(rows) == 100 and "0 malformed" in summary
 
 
+@pytest.mark.integration  # slow: 2 s under load
 def test_head_empty_bodies_cookies_and_client_gone(tmp_path):
     async def main():
         async with stack(tmp_path, log_name="misc.log") as (sim, proxy, base):
