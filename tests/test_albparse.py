@@ -154,6 +154,7 @@ def test_edge_fixtures_all_engines(path):
         assert _file_result(path, engine, kind="auto") == want, engine
 
 
+@pytest.mark.integration  # slow: 7 s under load
 def test_bundled_fixture_folder_all_engines():
     want = _file_result(str(FIXTURES / "AWSLogs"), "python")
     assert len(want) > 10_000
@@ -427,12 +428,14 @@ def mutated(draw: Any) -> str:
     return line
 
 
+@pytest.mark.integration  # slow: 3 s under load
 @FUZZ
 @given(st.lists(mutated(), min_size=1, max_size=12))
 def test_mutated_real_lines(lines):
     assert_same([x.replace("\n", " ") for x in lines])
 
 
+@pytest.mark.integration  # slow: hypothesis over all engines (~4 s)
 @FUZZ
 @given(st.lists(st.text(max_size=200), max_size=8), st.booleans())
 def test_arbitrary_text(texts, newline_at_end):

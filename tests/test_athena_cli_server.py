@@ -17,6 +17,9 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+#: The installed CLI as subprocesses against moto's server on loopback.
+pytestmark = pytest.mark.integration
+
 ALBSTATS = [sys.executable, "-c", "from albstats.cli import main; main()"]
 
 

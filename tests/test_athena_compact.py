@@ -110,6 +110,7 @@ def _catalog_from_ddl(ddl: str) -> None:
     )
 
 
+@pytest.mark.integration  # slow: 2 s under load
 def test_create_table_parquet(aws: boto3.client) -> None:
     res = CliRunner().invoke(app, CREATE)
     assert res.exit_code == 0, res.output
@@ -163,6 +164,7 @@ def _keys() -> list[str]:
 COMPACT = ["athena", "compact", "--since", "2026-11-16", "--until", "2026-11-18", *ATHENA, "--region", REGION]
 
 
+@pytest.mark.integration  # slow: 7 s under load
 def test_compact_inserts_each_day_and_replaces_it(aws: boto3.client) -> None:
     assert CliRunner().invoke(app, CREATE).exit_code == 0
     _catalog_from_ddl(executions(aws)[-1])
@@ -205,6 +207,7 @@ def test_compact_inserts_each_day_and_replaces_it(aws: boto3.client) -> None:
     assert res.exit_code == 0 and executions(aws)[before + 2 :] == sent
 
 
+@pytest.mark.integration  # slow: 3 s under load
 def test_compact_dry_run_changes_nothing(aws: boto3.client) -> None:
     assert CliRunner().invoke(app, CREATE).exit_code == 0
     _catalog_from_ddl(executions(aws)[-1])
@@ -217,6 +220,7 @@ def test_compact_dry_run_changes_nothing(aws: boto3.client) -> None:
     assert _keys() == ["compacted/day=2026/11/16/old.parquet"]
 
 
+@pytest.mark.integration  # slow: 4 s under load
 def test_compact_refuses_a_table_albstats_did_not_make(aws: boto3.client) -> None:
     glue = boto3.client("glue", region_name=REGION)
     glue.create_database(DatabaseInput={"Name": "albstats"})
@@ -259,6 +263,7 @@ def _seed(columns: dict[str, str]) -> None:
     seed([], [(n, "varchar" if t == "string" else t) for n, t in columns.items()])
 
 
+@pytest.mark.integration  # slow: 4 s under load
 @pytest.mark.parametrize("name", queries.names())
 def test_every_saved_query_runs_unchanged_on_the_parquet_table(aws: boto3.client, name: str) -> None:
     _seed(queries.get(name).column_types)
@@ -295,6 +300,7 @@ def test_every_saved_query_runs_unchanged_on_the_parquet_table(aws: boto3.client
     )
 
 
+@pytest.mark.integration  # slow: 3 s under load
 def test_query_output_says_the_bytes_athena_scanned(aws: boto3.client) -> None:
     """The statistics come from GetQueryExecution; moto reports 0, so a botocore event hook on the session
     sets the figure Athena would report."""
@@ -326,6 +332,7 @@ def _raw_lines_dir(tmp: Path) -> Path:
     return out.parent
 
 
+@pytest.mark.integration  # slow: 10 s under load
 def test_insert_select_on_duckdb_keeps_every_row_and_column(tmp_path: Path) -> None:
     import duckdb
 

@@ -272,6 +272,7 @@ def _lines(draw: st.DrawFn) -> str:
     return line[:start] + new + line[end:]
 
 
+@pytest.mark.integration  # slow: 6 s under load
 @settings(max_examples=1500, deadline=None, derandomize=True)  # CI stays deterministic
 @given(_lines())
 def test_random_token_mutations_agree_with_parser(access_rx: re.Pattern[str], line: str) -> None:
@@ -377,6 +378,7 @@ public class RegexCheck {
 """
 
 
+@pytest.mark.integration  # the JDK
 def test_java_regex_engine_agrees(tmp_path: Path, access_rx: re.Pattern[str]) -> None:
     """Athena runs the regex with java.util.regex: same groups as Python's re, and no stack overflow
     on an 8 KB User-Agent full of escapes."""

@@ -117,6 +117,7 @@ CREATE = [
 ]
 
 
+@pytest.mark.integration  # slow: 3 s under load
 def test_create_table_submits_database_and_table_ddl(aws: boto3.client) -> None:
     res = CliRunner().invoke(app, CREATE)
     assert res.exit_code == 0, res.output
@@ -144,6 +145,7 @@ def test_create_table_submits_database_and_table_ddl(aws: boto3.client) -> None:
     assert "`tls_verify_status`" in last[2]
 
 
+@pytest.mark.integration  # slow: 2 s under load
 def test_dry_run_sends_nothing(aws: boto3.client) -> None:
     res = CliRunner().invoke(app, [*CREATE, "--dry-run"])
     assert res.exit_code == 0
@@ -239,6 +241,7 @@ def test_query_cli_with_engine_athena(aws: boto3.client) -> None:
     assert "day BETWEEN '2026/11/17' AND '2026/11/18'" in q["Query"]
 
 
+@pytest.mark.integration  # slow: 2 s under load
 def test_environment_configures_the_engine(aws: boto3.client, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ALBSTATS_ATHENA_DATABASE", "logs_db")
     monkeypatch.setenv("ALBSTATS_ATHENA_TABLE", "web_alb")
@@ -404,6 +407,7 @@ def _throttle(session: boto3.Session, operation: str, times: int) -> list[int]:
     return calls
 
 
+@pytest.mark.integration  # slow: 2 s under load
 def test_throttling_is_retried_with_backoff(aws: boto3.client) -> None:
     session = _session()
     starts = _throttle(session, "StartQueryExecution", 2)
@@ -421,6 +425,7 @@ def test_throttling_is_retried_with_backoff(aws: boto3.client) -> None:
     assert waited >= 0.05 + 0.1 + 0.05  # exponential back-off: 0.05 s, then 0.1 s (plus jitter); 0.05 s
 
 
+@pytest.mark.integration  # slow: 2 s under load
 def test_throttling_gives_up_with_awss_message(aws: boto3.client) -> None:
     session = _session()
     starts = _throttle(session, "StartQueryExecution", 10**6)
@@ -458,6 +463,7 @@ def _all_executions(ath: boto3.client) -> list[dict]:
     return out
 
 
+@pytest.mark.integration  # slow: 3 s under load
 def test_primary_without_result_location_is_one_line_naming_the_option(aws: boto3.client) -> None:
     assert "ResultConfiguration" not in str(
         aws.get_work_group(WorkGroup="primary")["WorkGroup"]["Configuration"].get("ResultConfiguration") or {}
@@ -473,6 +479,7 @@ def test_primary_without_result_location_is_one_line_naming_the_option(aws: boto
     assert _all_executions(aws) == []
 
 
+@pytest.mark.integration  # slow: 2 s under load
 def test_primary_with_output_location_option(aws: boto3.client) -> None:
     seed([], ERROR_RATE_COLS)
     res = CliRunner().invoke(app, [*QUERY, "--output-location", OUT])
@@ -481,6 +488,7 @@ def test_primary_with_output_location_option(aws: boto3.client) -> None:
     assert q["WorkGroup"] == "primary" and q["ResultConfiguration"]["OutputLocation"].startswith(OUT)
 
 
+@pytest.mark.integration  # slow: 2 s under load
 def test_workgroup_location_is_used_and_option_beats_environment(
     aws: boto3.client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -499,6 +507,7 @@ def test_workgroup_location_is_used_and_option_beats_environment(
     assert res.exit_code == 1 and "workgroup 'missing-wg' does not exist" in res.stderr
 
 
+@pytest.mark.integration  # slow: 2 s under load
 def test_create_table_hint_repeats_every_option_given(aws: boto3.client) -> None:
     args = [*CREATE, "--table", "web_logs"]
     res = CliRunner().invoke(app, args)
@@ -518,6 +527,7 @@ def test_create_table_hint_repeats_every_option_given(aws: boto3.client) -> None
 # --- result problems are one line with the query id (issue 12 item 6) --------------------------
 
 
+@pytest.mark.integration  # slow: 3 s under load
 def test_result_lacking_declared_columns_is_one_line_with_the_query_id(aws: boto3.client) -> None:
     seed([["2026-11-17 00:00:00.000", "10"]], [("bucket_start", "timestamp"), ("requests", "bigint")])
     res = CliRunner().invoke(app, [*QUERY, "--workgroup", WG])
@@ -538,6 +548,7 @@ def test_result_lacking_declared_columns_is_one_line_with_the_query_id(aws: boto
     assert "does not have its declared type" in res.stderr
 
 
+@pytest.mark.integration  # slow: 2 s under load
 @pytest.mark.parametrize("cmd", [["report", "--since", "7d"], ["weekly"]])
 def test_report_and_weekly_name_the_missing_result_location(aws: boto3.client, cmd: list[str], tmp_path: Path) -> None:
     res = CliRunner().invoke(
@@ -583,6 +594,7 @@ def local_results(tmp_path_factory: pytest.TempPathFactory) -> dict:
         return {n: (eng.query(n, since=since, until=until), since, until) for n in queries.names()}
 
 
+@pytest.mark.integration  # slow: 4 s under load
 @pytest.mark.parametrize("via", ["result file", "GetQueryResults"])
 @pytest.mark.parametrize("name", queries.names())
 def test_athena_result_types_match_the_local_engines(

@@ -80,6 +80,7 @@ def _spawn(week: Path, db: Path, commit: float = 5.0) -> subprocess.Popen[str]:
     )
 
 
+@pytest.mark.integration  # slow: 6 s under load
 def test_two_processes_on_one_empty_cache_both_answer_and_nothing_is_added_twice(week, truth, tmp_path):
     db = tmp_path / "c"
     procs = [_spawn(week, db) for _ in range(2)]
@@ -91,6 +92,7 @@ def test_two_processes_on_one_empty_cache_both_answer_and_nothing_is_added_twice
     _consistent(db)
 
 
+@pytest.mark.integration  # slow: 3 s under load
 def test_a_reader_never_waits_for_a_writer(week, truth, tmp_path):
     db = tmp_path / "c"
     with LocalEngine([str(week)], db=db) as eng:
@@ -106,6 +108,7 @@ def test_a_reader_never_waits_for_a_writer(week, truth, tmp_path):
         os.close(fd)
 
 
+@pytest.mark.integration  # slow: kills fills after up to 3.5 s
 @pytest.mark.parametrize("delay", [0.3, 1.0, 2.0, 3.5])
 def test_sigkill_at_any_moment_of_a_fill_leaves_a_usable_cache(week, truth, tmp_path, delay):
     db = tmp_path / "c"
@@ -124,6 +127,7 @@ def test_sigkill_at_any_moment_of_a_fill_leaves_a_usable_cache(week, truth, tmp_
     assert len(c.load()["files"]) == 864
 
 
+@pytest.mark.integration  # slow: 6 s under load
 def test_an_error_during_a_fill_keeps_what_was_committed_and_leaves_no_part(week, truth, tmp_path, monkeypatch):
     db = tmp_path / "c"
     from albstats import dataset

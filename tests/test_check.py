@@ -50,6 +50,7 @@ def check(tmp_path, hook_url: str | None, now: str | None, *extra: str):
     return CliRunner().invoke(app, [*args, *extra], prog_name="albstats")
 
 
+@pytest.mark.integration  # slow: several CLI runs (~2-17 s)
 def test_stepping_through_the_incident_posts_firing_then_resolved_once(tmp_path):
     t = datetime(2026, 11, 16, 10, 30, tzinfo=UTC)
     codes: dict[str, int] = {}
@@ -71,6 +72,7 @@ def test_stepping_through_the_incident_posts_firing_then_resolved_once(tmp_path)
     assert state["alerts"][PAGE]["firing"] is False
 
 
+@pytest.mark.integration  # slow: 6 s under load
 def test_unchanged_data_posts_once(tmp_path):
     with Hook() as hook:
         r1 = check(tmp_path, hook.url, None)  # at the newest data: 2026-11-17T00:00Z
@@ -80,6 +82,7 @@ def test_unchanged_data_posts_once(tmp_path):
     assert "2026-11-17T00:00:00Z" in hook.bodies[0]["text"]
 
 
+@pytest.mark.integration  # slow: several CLI runs (~2-17 s)
 def test_no_new_log_data_pages(tmp_path):
     with Hook() as hook:
         r = check(tmp_path, hook.url, "2026-11-17T00:30:00Z")
@@ -92,6 +95,7 @@ def test_no_new_log_data_pages(tmp_path):
         assert hook.events("albstats/no-data") == ["firing", "resolved"]
 
 
+@pytest.mark.integration  # slow: several CLI runs (~2-17 s)
 def test_webhook_failure_keeps_the_change_for_the_next_run(tmp_path):
     with Hook(status=500) as bad:
         r = check(tmp_path, bad.url, "2026-11-16T11:45:00Z", "--lock-timeout", "5")
@@ -111,6 +115,7 @@ def test_damaged_state_is_one_line(tmp_path):
     assert r.output.count("\n") == 1 and "state.json: not a state file written by albstats check" in r.output
 
 
+@pytest.mark.integration  # slow: several CLI runs (~2-17 s)
 def test_overlapping_runs_post_once(tmp_path):
     """Two processes at once on one state file: the lock makes the second see the first's state."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -158,6 +163,7 @@ def test_bad_options(tmp_path):
 @pytest.mark.parametrize(
     "when,firing", [("2026-11-16T11:40:00Z", False), ("2026-11-16T11:45:00Z", True), ("2026-11-16T12:05:00Z", False)]
 )
+@pytest.mark.integration  # slow: 4 s under load
 def test_evaluate_library(when, firing):
     import albstats
     from albstats import check as chk

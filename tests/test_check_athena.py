@@ -46,6 +46,7 @@ def aws(monkeypatch, tmp_path):
         yield ath
 
 
+@pytest.mark.integration  # slow: 3 s under load
 def test_check_on_athena_reads_only_the_days_its_windows_need(aws, tmp_path: Path):
     slo = tmp_path / "slo.yaml"
     slo.write_text(SLO)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import typer
 from conftest import FIXTURES
 from typer.main import get_command
@@ -127,6 +128,7 @@ def test_unknown_command_suggests_a_close_one():
     assert "Did you mean 'query'?" in res.output
 
 
+@pytest.mark.integration  # slow: 5 s under load
 def test_the_console_script_writes_its_output_and_exit_codes(tmp_path: Path) -> None:
     # main() (not CliRunner): output complete and flushed, files written, exit codes kept
     exe = str(Path(sys.executable).with_name("albstats"))

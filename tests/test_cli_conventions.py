@@ -198,6 +198,7 @@ def test_whatif_profile_on_local_logs_points_to_policy() -> None:
     )
 
 
+@pytest.mark.integration  # slow: 2 s under load
 def test_whatif_policy_changes_the_prediction() -> None:
     outs = {}
     for policy in ("recommended", "seed"):
@@ -220,6 +221,7 @@ def test_out_still_works_with_a_notice(tmp_path: Path, spelling: str) -> None:
     assert any(out.rglob("*.log.gz"))
 
 
+@pytest.mark.integration  # slow (~3-8 s)
 def test_weekly_out_in_a_cron_job_still_works(tmp_path: Path) -> None:
     out = tmp_path / "weekly"
     res = runner.invoke(
@@ -242,6 +244,7 @@ def test_weekly_out_in_a_cron_job_still_works(tmp_path: Path) -> None:
     assert (out / "2026-W47" / "weekly.json").is_file()
 
 
+@pytest.mark.integration  # slow (~3-8 s)
 def test_the_readme_main_command_in_its_old_spelling(tmp_path: Path) -> None:
     out = tmp_path / "albstats-report"
     res = runner.invoke(
@@ -301,6 +304,7 @@ def s3_logs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
         yield "s3://alb-logs/AWSLogs/"
 
 
+@pytest.mark.integration  # slow (~3-8 s)
 @pytest.mark.parametrize("cmd", [["whatif"], ["query", "error_rate"], ["parse"]])
 def test_profile_reaches_s3_reads(s3_logs: str, tmp_path: Path, cmd: list[str]) -> None:
     extra = {

@@ -65,6 +65,7 @@ async def _run(tmp_path, name: str, tries: int, n: int = 1000):
         await sim.close()
 
 
+@pytest.mark.integration  # slow: simulated traffic (~6 s)
 def test_direct_vs_proxied_is_better_with_intervals(tmp_path):
     # "direct": the proxy with one try is a pass-through that logs like an ALB
     asyncio.run(_run(tmp_path, "direct.log", 1))
@@ -116,6 +117,7 @@ def test_bad_input(tmp_path):
     assert res.exit_code == 1 and "albstats: error:" in res.output
 
 
+@pytest.mark.integration  # slow: simulated traffic (~6 s)
 def test_harm_of_the_seed_policy_next_to_the_recommended_one(tmp_path):
     """Duplicated POSTs (as the upstream counted them), the retry storm with the upstream down, and the
     wait the seed's spacing adds to rescued requests: compare finds each in the logs alone."""

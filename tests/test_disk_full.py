@@ -16,7 +16,11 @@ from pathlib import Path
 import pytest
 from _procs import env_for, everything, run, temporary, tree
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_FSIZE and /dev/full: Linux")
+#: integration: CLI subprocesses under RLIMIT_FSIZE.
+pytestmark = [
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_FSIZE and /dev/full: Linux"),
+    pytest.mark.integration,
+]
 
 LINES = 30_000
 #: Bytes a file may reach in the limited runs: far less than any output or cache of LINES lines.

@@ -6,7 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import ROOT
+
+#: Runs a strict mkdocs build of the whole site.
+pytestmark = pytest.mark.integration
 
 
 def _build(tmp_path: Path) -> Path:

@@ -43,6 +43,7 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return work
 
 
+@pytest.mark.integration  # clang, libFuzzer, valgrind
 def test_fuzz_30_seconds(harness: Path) -> None:
     """The CI run: 30 s of coverage-guided fuzzing under ASan and UBSan, every seed first, no finding."""
     res = tool.run(30, work=harness)
@@ -56,6 +57,7 @@ def test_fuzz_30_seconds(harness: Path) -> None:
     assert "runtime error" not in res.stdout and "AddressSanitizer" not in res.stdout
 
 
+@pytest.mark.integration  # clang, libFuzzer, valgrind
 def test_past_findings_stay_fixed(harness: Path) -> None:
     """Every input in fuzz/regressions passes the sanitized harness and its oracle."""
     assert REGRESSIONS
@@ -64,6 +66,7 @@ def test_past_findings_stay_fixed(harness: Path) -> None:
     assert f"Running {len(REGRESSIONS)} inputs" in res.stderr
 
 
+@pytest.mark.integration  # clang, libFuzzer, valgrind
 def test_the_harness_reports_the_bug_it_found(tmp_path: Path) -> None:
     """With the fix taken out of a copy of the C code, the first finding's input makes UBSan abort."""
     source = (ROOT / "albstats" / "_albparse.c").read_text()
@@ -155,6 +158,7 @@ def test_oracle_reports_a_line_parse_line_rejects() -> None:
 # --- valgrind -----------------------------------------------------------------------------------------
 
 
+@pytest.mark.integration  # clang, libFuzzer, valgrind
 def test_conformance_corpus_under_memcheck(tmp_path: Path) -> None:
     """The conformance corpus (each file, each line, every column set, > 1,024 lines, lists of parts) and
     the seeds through the extension under memcheck: no error, no leak, the same answers as without it."""

@@ -68,6 +68,7 @@ def _digest(root: Path) -> tuple[str, list[str]]:
     return h.hexdigest(), lines
 
 
+@pytest.mark.integration  # slow: 2 s under load
 @pytest.mark.parametrize("case", sorted(GOLDEN))
 def test_output_is_pinned(tmp_path, case):
     args, files, nlines, sha = GOLDEN[case]
@@ -85,6 +86,7 @@ def test_output_is_pinned(tmp_path, case):
     assert digest == sha, f"{case}: generated output changed (was {sha})"
 
 
+@pytest.mark.integration  # slow: 3 s under load
 @pytest.mark.parametrize("profile", sorted(PROFILES))
 @pytest.mark.parametrize("era", [20, 29, 34, 36])
 def test_every_line_parses_and_counts_per_scenario(tmp_path, profile, era):

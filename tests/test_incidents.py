@@ -85,6 +85,7 @@ def test_adjacent_hot_buckets_merge():
     assert incs[0].bad_requests == 80 * 3 + 10
 
 
+@pytest.mark.integration  # slow: generates and reports a day (~8-15 s)
 @pytest.mark.parametrize("profile,seed", [("hosp", 2), ("hosp", 6), ("default", 3)])
 def test_generated_incidents_are_found(tmp_path, profile, seed):
     """The generator's planted windows (its summary) against what the report finds, one simulated day each."""

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import aiohttp
+import pytest
 from typer.testing import CliRunner
 
 from albstats.cli import app
@@ -59,6 +60,7 @@ def test_generated_config_mentions_what_nginx_cannot_do():
     assert missing.exit_code == 2 and "--upstream is required" in missing.output
 
 
+@pytest.mark.integration  # a real nginx
 def test_nginx_runs_generated_config_against_simulator(tmp_path: Path):
     nginx = nginx_binary()
     port = free_port()

@@ -14,7 +14,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from albstats.parsing.native import SLOW_NOTICE
+
+#: Reruns the parsing test files in a subprocess without the C extension.
+pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The library-level parsing tests first: the notice is said at the first read, which must happen outside a

@@ -28,6 +28,9 @@ from jupyter_client.manager import KernelManager
 from jupytext.config import load_jupytext_config
 from nbclient import NotebookClient
 
+#: Jupyter kernels executing the notebooks (and jupytext/ruff over them).
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parents[1]
 NB_DIR = ROOT / "notebooks"
 NOTEBOOKS = sorted(NB_DIR.glob("*.ipynb"))

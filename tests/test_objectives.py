@@ -193,6 +193,7 @@ def pd_true(df):
         (objectives.Selector(host="PetClinic.Example.com".lower()), dict(host="petclinic.example.com")),
     ],
 )
+@pytest.mark.integration  # slow: 5 s under load
 def test_selection_matches_a_direct_filter(engine, rows, sel, kw):
     b = engine.query("service_buckets", **sel.params())
     exp = _expected(rows, **kw)

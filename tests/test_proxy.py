@@ -152,6 +152,7 @@ def test_trace_header_kept_or_created():
 # --- behaviour through real sockets ---------------------------------------------------------------
 
 
+@pytest.mark.integration  # slow: 7 s under load
 def test_gets_at_10pct_5xx_succeed_and_log_matches_attempts(tmp_path):
     n = 2000
 
@@ -260,6 +261,7 @@ def test_large_bodies_stream_without_retry_and_limits(tmp_path):
     assert hdr_status == 431 and one_status == 431
 
 
+@pytest.mark.integration  # slow: 6 s under load
 def test_budget_bounds_load_at_50pct_and_with_upstream_down(tmp_path):
     n = 1000
 
@@ -307,6 +309,7 @@ def test_budget_bounds_load_at_50pct_and_with_upstream_down(tmp_path):
     assert all(r["target_processing_time"] == -1 for r in rows)
 
 
+@pytest.mark.integration  # slow: 2 s under load
 def test_seed_profile_makes_5_tries_spaced_as_configured(tmp_path):
     interval = 0.3
 
@@ -332,6 +335,7 @@ def test_seed_profile_makes_5_tries_spaced_as_configured(tmp_path):
     assert post_status == 200 and snap["by_request"]["s2"]["attempts"] == 3
 
 
+@pytest.mark.integration  # slow: processes / timeouts
 def test_retry_after_timeouts_and_no_retry_after_first_byte(tmp_path):
     async def main():
         pol = dict(per_try_timeout=0.3, deadline=1.5)
@@ -470,6 +474,7 @@ def test_absolute_form_uri_cannot_reach_another_host(tmp_path):
     assert snap["by_request"]["abs"]["attempts"] == 2
 
 
+@pytest.mark.integration  # slow: processes / timeouts
 def test_cli_proxy_and_sim_as_processes(tmp_path):
     """The installed entry point: upstream-sim and proxy as subprocesses, stopped with SIGINT."""
     log = tmp_path / "cli.log"
@@ -515,6 +520,7 @@ def test_cli_proxy_and_sim_as_processes(tmp_path):
     assert len(rows) == 100 and "0 malformed" in summary
 
 
+@pytest.mark.integration  # slow: 2 s under load
 def test_head_empty_bodies_cookies_and_client_gone(tmp_path):
     async def main():
         async with stack(tmp_path, log_name="misc.log") as (sim, proxy, base):
@@ -577,6 +583,7 @@ def test_access_log_template_writes_what_format_line_writes():
         assert w(rec) == format_line(to_values(rec, "app/x/1", "10.0.0.9"))
 
 
+@pytest.mark.integration  # a 30 s soak
 def test_soak_30s_rss_fds_log_and_posts(tmp_path):
     """The soak benchmark's checks over 30 s at 200 req/s (bench/bench_proxy_soak.py runs 10 minutes):
     RSS flat within 10 %, fds bounded by requests in flight and back down afterwards, one log line per

@@ -20,6 +20,9 @@ from typer.testing import CliRunner
 
 from albstats.cli import app
 
+#: A headless chromium renders the report.
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = [

@@ -81,6 +81,7 @@ def test_overview_and_sections_in_md_and_html(run):
     assert "<h3>Service petclinic-grpc</h3>" in html
 
 
+@pytest.mark.integration  # slow: 3 s under load
 def test_single_slo_option_is_a_one_service_file(tmp_path):
     out = tmp_path / "o"
     r = CliRunner().invoke(
@@ -96,6 +97,7 @@ def test_single_slo_option_is_a_one_service_file(tmp_path):
     assert s["met"] is d["slo"]["met"] is False
 
 
+@pytest.mark.integration  # slow: 3 s under load
 def test_weekly_summarises_each_slo_and_exits_3(tmp_path):
     r = CliRunner().invoke(
         app,

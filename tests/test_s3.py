@@ -108,6 +108,7 @@ def test_list_sources_lists_only_needed_day_folders(bucket: dict[str, Path], cal
     f"s3://{BUCKET}/{PREFIX}/", f"s3://{BUCKET}/{PREFIX}/AWSLogs/", f"s3://{BUCKET}/{PREFIX}/AWSLogs/{ACCOUNT}",
     f"s3://{BUCKET}/{REGION_ROOT}", f"s3://{BUCKET}/{REGION_ROOT}2026/11/",
 ])
+@pytest.mark.integration  # slow: 5 s under load
 def test_every_prefix_level_gives_the_same_files(url: str, bucket: dict[str, Path]) -> None:
     srcs = s3mod.list_sources(url, since="2026-11-18T00:00:00Z", until="2026-11-18T01:00:00Z")
     assert {_day(s.name) for s in srcs} == {date(2026, 11, 18), date(2026, 11, 19)}
@@ -116,6 +117,7 @@ def test_every_prefix_level_gives_the_same_files(url: str, bucket: dict[str, Pat
     assert not any(s.is_control for s in everything)
 
 
+@pytest.mark.integration  # slow: 3 s under load
 def test_open_ended_and_long_windows(bucket: dict[str, Path], calls: dict[str, list[str]]) -> None:
     srcs = s3mod.list_sources(f"s3://{BUCKET}/{PREFIX}", since="2026-11-19T00:00:00Z")
     assert {_day(s.name) for s in srcs} == {date(2026, 11, 19)}
@@ -149,6 +151,7 @@ def test_query_over_s3_reads_only_needed_folders_and_matches_disk(bucket: dict[s
     assert last["bucket_start"].startswith("2026-11-17T23:00")
 
 
+@pytest.mark.integration  # slow: 5 s under load
 def test_fetch_mirrors_and_resumes(bucket: dict[str, Path], tmp_path: Path, calls: dict[str, list[str]]) -> None:
     out = tmp_path / "mirror"
     url = f"s3://{BUCKET}/{PREFIX}"
@@ -178,6 +181,7 @@ def test_fetch_mirrors_and_resumes(bucket: dict[str, Path], tmp_path: Path, call
     assert sorted(calls["get"]) == sorted([changed, f"{PREFIX}/{files[1].relative_to(out).as_posix()}"])
 
 
+@pytest.mark.integration  # slow: 3 s under load
 def test_fetch_cli(bucket: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "m"
     args = ["fetch", f"s3://{BUCKET}/{PREFIX}/", "--since", "2026-11-18T00:00:00Z", "--until",
@@ -234,6 +238,7 @@ def test_bad_url() -> None:
         s3mod.parse_url("s3://")
 
 
+@pytest.mark.integration  # slow: 7 s under load
 def test_ingest_cache_keys_s3_files_on_etag(bucket: dict[str, Path], calls: dict[str, list[str]]) -> None:
     """A second query over the same S3 window reads nothing; a changed object (new ETag) is read again."""
     window = [f"s3://{BUCKET}/{PREFIX}", "--since", "2026-11-17T22:00:00Z", "--until", "2026-11-18T00:00:00Z"]

@@ -27,6 +27,9 @@ from albstats import s3_client
 from albstats.errors import AwsError
 from albstats.generate import generate
 
+#: moto's server on loopback behind a fault-injecting proxy, and the CLI as subprocesses.
+pytestmark = pytest.mark.integration
+
 ALBSTATS = [sys.executable, "-c", "from albstats.cli import main; main()"]
 BUCKET = "fault-logs"
 SLOWDOWN = (503, "SlowDown", "Please reduce your request rate.")

@@ -157,6 +157,7 @@ def _patterns() -> list[str]:
     return pats
 
 
+@pytest.mark.integration  # the JDK
 def test_java_and_duckdb_regex_agree(tmp_path):
     import shutil
     import subprocess

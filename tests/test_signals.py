@@ -37,7 +37,11 @@ from _procs import (
     wait_until,
 )
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="signals and /proc: Linux")
+#: integration: real CLI processes stopped by signals.
+pytestmark = [
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="signals and /proc: Linux"),
+    pytest.mark.integration,
+]
 
 #: Lines of generated logs: enough that parsing takes a while on a fast machine, little for a loaded one.
 LINES = 100_000

@@ -11,6 +11,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
 from conftest import ROOT
 
 
@@ -21,6 +22,7 @@ def _mypy(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.integration  # runs mypy
 def test_mypy_passes_on_the_package_and_the_api_cases(tmp_path: Path) -> None:
     """One run (about 20 s cold): the package as configured, plus tests/api_typing_cases.py, which states
     what the public API's calls return and which calls it must refuse."""
@@ -37,6 +39,7 @@ def test_mypy_config_checks_the_package_strictly() -> None:
     assert "ignore_missing_imports" not in cfg  # third-party types come from stub packages, not silence
 
 
+@pytest.mark.integration  # runs mypy
 def test_mypy_really_reports_an_error(tmp_path: Path) -> None:
     """The same invocation fails on a file with a type error: a broken set-up cannot pass silently."""
     bad = tmp_path / "bad.py"

@@ -113,6 +113,7 @@ def invoke(args: list[str], tmp_path) -> object:
     return CliRunner().invoke(app, ["weekly", *args, "--db", str(tmp_path / "c.duckdb")])
 
 
+@pytest.mark.integration  # slow: 6 s under load
 def test_met_with_retried_webhook(logs, tmp_path):
     out = tmp_path / "reports"
     with Hook([500, 200]) as hook:
@@ -147,6 +148,7 @@ def test_breached_exits_3(logs, tmp_path):
     assert "SLO breached" in res.output
 
 
+@pytest.mark.integration  # slow: 3 s under load
 def test_webhook_failure_exits_1_without_the_url(logs, tmp_path):
     with Hook([500]) as hook:
         res = invoke(
@@ -158,6 +160,7 @@ def test_webhook_failure_exits_1_without_the_url(logs, tmp_path):
     assert SECRET not in res.output and "127.0.0.1" not in res.output
 
 
+@pytest.mark.integration  # slow: 3 s under load
 def test_webhook_4xx_not_retried(logs, tmp_path):
     with Hook([404]) as hook:
         res = invoke([str(logs), "--now", "2026-03-09T00:00:00Z", "--webhook", hook.url], tmp_path)
@@ -224,6 +227,7 @@ def test_week_without_data_posts_a_failure_notice(logs, tmp_path):
     assert "no requests in 2026-W18" in res.stderr and not (tmp_path / "r").exists()
 
 
+@pytest.mark.integration  # slow: 3 s under load
 def test_error_while_writing_posts_a_failure_notice(logs, tmp_path):
     out = tmp_path / "r"
     out.mkdir()
@@ -245,6 +249,7 @@ def test_bad_option_posts_a_failure_notice(logs, tmp_path):
     assert hook.bodies[0]["text"].startswith("albstats weekly 2026-W10 (2026-03-02 to 2026-03-08 UTC) FAILED: --slo")
 
 
+@pytest.mark.integration  # slow: 2 s under load
 def test_failure_notice_that_cannot_be_posted_is_said(logs, tmp_path):
     with Hook([503]) as hook:
         res = invoke(
@@ -275,6 +280,7 @@ def test_failure_notice_for_an_unexpected_error(logs, tmp_path):
     )
 
 
+@pytest.mark.integration  # slow: 4 s under load
 def test_summary_p99_is_the_reports_headline_latency(logs, tmp_path):
     out = tmp_path / "r"
     with Hook([200]) as hook:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 
+import pytest
 from typer.testing import CliRunner
 
 from albstats.cli import app
@@ -92,6 +93,7 @@ def test_cli(tmp_path):
     assert bad.exit_code != 0
 
 
+@pytest.mark.integration  # slow: 2,000 requests through the proxy
 def test_prediction_falls_inside_what_the_proxy_measures(tmp_path):
     """whatif, from a one-try "before" log of the flaky scenario (10 % 502/503/504), predicts the success
     rate and upstream attempts per request that the recommended policy then gives through the real proxy,
