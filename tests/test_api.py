@@ -36,8 +36,10 @@ def test_dtypes_are_arrow_backed_and_times_utc(logfile):
     assert all(isinstance(t, pd.ArrowDtype) for t in plain.dtypes)
     for name in CATEGORICAL_COLUMNS:
         if name in df.columns:
-            assert df[name].astype(object).where(df[name].notna(), None).tolist() == \
-                plain[name].astype(object).where(plain[name].notna(), None).tolist(), name
+            assert (
+                df[name].astype(object).where(df[name].notna(), None).tolist()
+                == plain[name].astype(object).where(plain[name].notna(), None).tolist()
+            ), name
     for name in TIMESTAMP_COLUMNS:
         assert str(df[name].dtype) == "timestamp[us, tz=UTC][pyarrow]"
     assert str(df["elb_status_code"].dtype) == "int32[pyarrow]"

@@ -144,11 +144,21 @@ def test_connection_conformance_lines(conn_rx: re.Pattern[str]) -> None:
 
 
 _CONN_VALUES = {
-    "time": "2025-09-01T10:00:00.123456Z", "client_ip": "2001:db8::7", "client_port": 36280, "listener_port": 443,
-    "tls_protocol": "TLSv1.3", "tls_cipher": "TLS_AES_128_GCM_SHA256", "tls_handshake_latency": 0.004,
-    "leaf_client_cert_subject": 'CN=a b,O=\\"x\\"', "leaf_client_cert_validity": "NotBefore=x;NotAfter=y",
-    "leaf_client_cert_serial_number": "FEF2", "tls_verify_status": "Failed:ClientCertUntrusted",
-    "conn_trace_id": "TID_1c71", "tls_keyexchange": "X25519MLKEM768", "elb": "app/lb/50dc", "ip_address": "10.0.0.5",
+    "time": "2025-09-01T10:00:00.123456Z",
+    "client_ip": "2001:db8::7",
+    "client_port": 36280,
+    "listener_port": 443,
+    "tls_protocol": "TLSv1.3",
+    "tls_cipher": "TLS_AES_128_GCM_SHA256",
+    "tls_handshake_latency": 0.004,
+    "leaf_client_cert_subject": 'CN=a b,O=\\"x\\"',
+    "leaf_client_cert_validity": "NotBefore=x;NotAfter=y",
+    "leaf_client_cert_serial_number": "FEF2",
+    "tls_verify_status": "Failed:ClientCertUntrusted",
+    "conn_trace_id": "TID_1c71",
+    "tls_keyexchange": "X25519MLKEM768",
+    "elb": "app/lb/50dc",
+    "ip_address": "10.0.0.5",
 }
 
 
@@ -184,19 +194,43 @@ def test_generated_lines_of_every_era(era: int, tmp_path: Path, access_rx: re.Pa
 
 def _values(i: int) -> dict[str, object]:
     return {
-        "type": "https", "time": "2025-08-19T10:00:00.123456Z", "elb": "app/lb/50dc6c495c0c9188",
-        "client_ip": "2001:db8::1", "client_port": 50599, "target_ip": "10.0.0.1", "target_port": 8080,
-        "request_processing_time": 0.001, "target_processing_time": -1.0, "response_processing_time": 0.0,
-        "elb_status_code": 502, "target_status_code": "-", "received_bytes": 10, "sent_bytes": 2**40,
-        "request_verb": "GET", "request_url": 'https://h:443/a b\\"c?q=1 2', "request_proto": "HTTP/1.1",
-        "user_agent": 'Mozilla \\"x\\" \\\\ y' + "z" * i, "ssl_cipher": "ECDHE", "ssl_protocol": "TLSv1.3",
+        "type": "https",
+        "time": "2025-08-19T10:00:00.123456Z",
+        "elb": "app/lb/50dc6c495c0c9188",
+        "client_ip": "2001:db8::1",
+        "client_port": 50599,
+        "target_ip": "10.0.0.1",
+        "target_port": 8080,
+        "request_processing_time": 0.001,
+        "target_processing_time": -1.0,
+        "response_processing_time": 0.0,
+        "elb_status_code": 502,
+        "target_status_code": "-",
+        "received_bytes": 10,
+        "sent_bytes": 2**40,
+        "request_verb": "GET",
+        "request_url": 'https://h:443/a b\\"c?q=1 2',
+        "request_proto": "HTTP/1.1",
+        "user_agent": 'Mozilla \\"x\\" \\\\ y' + "z" * i,
+        "ssl_cipher": "ECDHE",
+        "ssl_protocol": "TLSv1.3",
         "target_group_arn": "arn:aws:elasticloadbalancing:us-east-2:1:targetgroup/t/1",
-        "trace_id": "Root=1-5", "domain_name": "h", "chosen_cert_arn": "session-reused",
-        "matched_rule_priority": "1", "request_creation_time": "2025-08-19T10:00:00.100000Z",
-        "actions_executed": "waf,forward", "redirect_url": "https://x y/", "lambda_error_reason": "-",
-        "target_port_list": "10.0.0.1:8080 10.0.0.2:8080", "target_status_code_list": "- 502",
-        "classification": "-", "classification_reason": "-", "conn_trace_id": "TID_abc",
-        "transformed_host": "new.example", "transformed_uri": "/v2/x", "request_transform_status": "TransformSuccess",
+        "trace_id": "Root=1-5",
+        "domain_name": "h",
+        "chosen_cert_arn": "session-reused",
+        "matched_rule_priority": "1",
+        "request_creation_time": "2025-08-19T10:00:00.100000Z",
+        "actions_executed": "waf,forward",
+        "redirect_url": "https://x y/",
+        "lambda_error_reason": "-",
+        "target_port_list": "10.0.0.1:8080 10.0.0.2:8080",
+        "target_status_code_list": "- 502",
+        "classification": "-",
+        "classification_reason": "-",
+        "conn_trace_id": "TID_abc",
+        "transformed_host": "new.example",
+        "transformed_uri": "/v2/x",
+        "request_transform_status": "TransformSuccess",
         "ip_address": "172.31.0.9",
     }
 
@@ -232,16 +266,44 @@ def test_trailing_spaces_like_the_parser(ntokens: int, access_rx: re.Pattern[str
 
 
 def test_request_edge_cases(access_rx: re.Pattern[str]) -> None:
-    for req in ("- - -", "- http://h:80- -", "GET", "GET /x", "GET /a\\ b HTTP/1.1", "", "- http://h:80-/ ",
-                'GET /\\"q\\" HTTP/1.1', "GET /a  b HTTP/2.0", "GET\\ /x y"):
+    for req in (
+        "- - -",
+        "- http://h:80- -",
+        "GET",
+        "GET /x",
+        "GET /a\\ b HTTP/1.1",
+        "",
+        "- http://h:80-/ ",
+        'GET /\\"q\\" HTTP/1.1',
+        "GET /a  b HTTP/2.0",
+        "GET\\ /x y",
+    ):
         v = _values(0)
         line = format_line(v).replace('"GET https://h:443/a b\\"c?q=1 2 HTTP/1.1"', f'"{req}"', 1)
         assert f'"{req}"' in line
         assert_same(access_rx, line)
 
 
-@pytest.mark.parametrize("hostport", ["[-", '" :"', 'a"b:80', '"[a\\]:80"', '"a\\:80"', '-"', '"-"', "[::1]:",
-                                      "[]:80", '"[::1]:443"', "[::1:80", "::1]:80", "-:80", "abc", '"a b:1"'])
+@pytest.mark.parametrize(
+    "hostport",
+    [
+        "[-",
+        '" :"',
+        'a"b:80',
+        '"[a\\]:80"',
+        '"a\\:80"',
+        '-"',
+        '"-"',
+        "[::1]:",
+        "[]:80",
+        '"[::1]:443"',
+        "[::1:80",
+        "::1]:80",
+        "-:80",
+        "abc",
+        '"a b:1"',
+    ],
+)
 def test_hostport_oddities_agree_with_parser(hostport: str, access_rx: re.Pattern[str]) -> None:
     """Found by fuzzing: whatever the parser does with an odd client:port, the regex does too."""
     line = format_line(_values(0)).replace(" 2001:db8::1:50599 ", f" {hostport} ", 1)
@@ -291,6 +353,7 @@ def test_random_token_mutations_agree_with_parser(access_rx: re.Pattern[str], li
 
 # --- the DDL ----------------------------------------------------------------------------------
 
+
 def hive_unescape(lit: str) -> str:
     """Hive's unescapeSQLString (what Athena's DDL parser does to a '...' literal)."""
     assert lit[0] == lit[-1] == "'"
@@ -308,8 +371,15 @@ def hive_unescape(lit: str) -> str:
 
 
 def test_create_table_ddl() -> None:
-    spec = ddl.TableSpec(bucket="my-logs", prefix="prod/web", account="123456789012", region="us-east-2",
-                         database="albstats", table="alb_logs", start="2024/01/01")
+    spec = ddl.TableSpec(
+        bucket="my-logs",
+        prefix="prod/web",
+        account="123456789012",
+        region="us-east-2",
+        database="albstats",
+        table="alb_logs",
+        start="2024/01/01",
+    )
     sql = ddl.create_table_sql(spec)
     assert sql.startswith("CREATE EXTERNAL TABLE IF NOT EXISTS `albstats`.`alb_logs` (")
     for c in ACCESS.columns:
@@ -323,8 +393,11 @@ def test_create_table_ddl() -> None:
     assert "'projection.day.type' = 'date'" in sql
     lit = re.search(r"'input.regex' = ('(?:[^'\\]|\\.)*')", sql, re.DOTALL)[1]
     assert hive_unescape(lit) == ddl.input_regex(ACCESS)
-    conn = ddl.create_table_sql(ddl.TableSpec(bucket="b-1", account="123456789012", region="eu-west-1",
-                                              table="alb_connection_logs", kind="connection"))
+    conn = ddl.create_table_sql(
+        ddl.TableSpec(
+            bucket="b-1", account="123456789012", region="eu-west-1", table="alb_connection_logs", kind="connection"
+        )
+    )
     lit = re.search(r"'input.regex' = ('(?:[^'\\]|\\.)*')", conn, re.DOTALL)[1]
     assert hive_unescape(lit) == ddl.input_regex(CONNECTION)
     assert "`tls_verify_status`" in conn and "s3://b-1/AWSLogs/" in conn
@@ -333,11 +406,22 @@ def test_create_table_ddl() -> None:
     assert stmts[1] == "DROP TABLE IF EXISTS `albstats`.`alb_logs`"
 
 
-@pytest.mark.parametrize("field,value", [
-    ("database", "albstats; DROP TABLE x"), ("database", "Albstats"), ("table", "a`b"), ("table", ""),
-    ("bucket", "My_Bucket"), ("bucket", "b' OR 1=1"), ("prefix", "x/AWSLogs/1"), ("prefix", "a'b"),
-    ("account", "12345"), ("region", "us-east-2'"), ("start", "2024-13-01"),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("database", "albstats; DROP TABLE x"),
+        ("database", "Albstats"),
+        ("table", "a`b"),
+        ("table", ""),
+        ("bucket", "My_Bucket"),
+        ("bucket", "b' OR 1=1"),
+        ("prefix", "x/AWSLogs/1"),
+        ("prefix", "a'b"),
+        ("account", "12345"),
+        ("region", "us-east-2'"),
+        ("start", "2024-13-01"),
+    ],
+)
 def test_bad_values_are_rejected(field: str, value: str) -> None:
     kw = dict(bucket="my-logs", account="123456789012", region="us-east-2")
     kw[field] = value
@@ -392,8 +476,12 @@ def test_java_regex_engine_agrees(tmp_path: Path, access_rx: re.Pattern[str]) ->
     (tmp_path / "re.txt").write_text(ddl.input_regex(ACCESS))
     (tmp_path / "lines.txt").write_text("\n".join(lines) + "\n")
     (tmp_path / "RegexCheck.java").write_text(JAVA_CHECK)
-    res = subprocess.run(["java", "-Xss256k", str(tmp_path / "RegexCheck.java"), str(tmp_path / "re.txt"),
-                          str(tmp_path / "lines.txt")], capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        ["java", "-Xss256k", str(tmp_path / "RegexCheck.java"), str(tmp_path / "re.txt"), str(tmp_path / "lines.txt")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     got = [json.loads(x) for x in res.stdout.splitlines()]
     assert len(got) == len(lines)

@@ -46,14 +46,24 @@ def test_query_json_table_and_summary(logs: Path, db: str) -> None:
     r = run("query", "latency_percentiles", str(logs), "--db", db, "-f", "json", "--bucket", "1h")
     assert r.exit_code == 0, r.output
     rows = json.loads(r.stdout)
-    assert {x["metric"] for x in rows} == {"request_processing_time", "target_processing_time",
-                                           "response_processing_time", "total_time"}
+    assert {x["metric"] for x in rows} == {
+        "request_processing_time",
+        "target_processing_time",
+        "response_processing_time",
+        "total_time",
+    }
     assert all(x["p50"] <= x["p90"] <= x["p95"] <= x["p99"] <= x["max"] for x in rows)
     assert "12 files" in r.stderr and "malformed lines" in r.stderr
     r = run("query", "error_rate", str(logs), "--db", db)
     assert r.exit_code == 0
-    assert r.stdout.splitlines()[0].split() == ["bucket_start", "requests", "errors_5xx", "elb_5xx", "target_5xx",
-                                                "success_rate"]
+    assert r.stdout.splitlines()[0].split() == [
+        "bucket_start",
+        "requests",
+        "errors_5xx",
+        "elb_5xx",
+        "target_5xx",
+        "success_rate",
+    ]
     assert "0 files parsed, 12 from cache" in r.stderr
 
 
@@ -81,26 +91,29 @@ def test_no_cache_gives_the_same_output(logs: Path, db: str) -> None:
     assert a.stdout == b.stdout and "{id}" in a.stdout
 
 
-@pytest.mark.parametrize(("args", "needle"), [
-    (["query", "nope", "LOGS"], "unknown query 'nope'"),
-    (["query", "error_rate", "LOGS", "--bucket", "2 hours"], "--bucket"),
-    (["query", "error_rate", "LOGS", "--since", "last tuesday"], "--since"),
-    (["query", "error_rate", "LOGS", "--param", "colour=red"], "--param colour"),
-    (["query", "error_rate", "LOGS", "--param", "noequals"], "--param"),
-    (["query", "top_clients", "LOGS", "--limit", "0"], "--limit"),
-    (["query", "error_rate", "LOGS", "--format", "xml"], "--format"),
-    (["query", "error_rate", "LOGS", "--engine", "bigquery"], "--engine"),
-    (["query", "error_rate", "LOGS", "--workgroup", "wg"], "--workgroup is an Athena option"),
-    (["query", "error_rate", "/no/such/dir"], "no such file"),
-    (["sql", "run", "DROP TABLE alb_logs", "LOGS"], "DROP is not allowed"),
-    (["sql", "run", "SELECT 1; SELECT 2", "LOGS"], "one SQL statement"),
-    (["sql", "run", "SELECT nonsense FROM alb_logs", "LOGS"], "failed in DuckDB"),
-    (["sql", "show", "nope"], "unknown query"),
-    (["query", "top_clients", "LOGS", "--param", "limit=3; SELECT 1"], "--limit"),
-    (["query", "top_clients", "LOGS", "--param", "limit=3", "--limit", "4"], "also given as --limit"),
-    (["query", "error_rate", "LOGS", "--param", "since=2026-11-16'; DROP TABLE files; --"], "--since"),
-    (["sql", "show", "top_clients", "--param", "bucket=1h", "--bucket", "1d"], "also given as --bucket"),
-])
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["query", "nope", "LOGS"], "unknown query 'nope'"),
+        (["query", "error_rate", "LOGS", "--bucket", "2 hours"], "--bucket"),
+        (["query", "error_rate", "LOGS", "--since", "last tuesday"], "--since"),
+        (["query", "error_rate", "LOGS", "--param", "colour=red"], "--param colour"),
+        (["query", "error_rate", "LOGS", "--param", "noequals"], "--param"),
+        (["query", "top_clients", "LOGS", "--limit", "0"], "--limit"),
+        (["query", "error_rate", "LOGS", "--format", "xml"], "--format"),
+        (["query", "error_rate", "LOGS", "--engine", "bigquery"], "--engine"),
+        (["query", "error_rate", "LOGS", "--workgroup", "wg"], "--workgroup is an Athena option"),
+        (["query", "error_rate", "/no/such/dir"], "no such file"),
+        (["sql", "run", "DROP TABLE alb_logs", "LOGS"], "DROP is not allowed"),
+        (["sql", "run", "SELECT 1; SELECT 2", "LOGS"], "one SQL statement"),
+        (["sql", "run", "SELECT nonsense FROM alb_logs", "LOGS"], "failed in DuckDB"),
+        (["sql", "show", "nope"], "unknown query"),
+        (["query", "top_clients", "LOGS", "--param", "limit=3; SELECT 1"], "--limit"),
+        (["query", "top_clients", "LOGS", "--param", "limit=3", "--limit", "4"], "also given as --limit"),
+        (["query", "error_rate", "LOGS", "--param", "since=2026-11-16'; DROP TABLE files; --"], "--since"),
+        (["sql", "show", "top_clients", "--param", "bucket=1h", "--bucket", "1d"], "also given as --bucket"),
+    ],
+)
 def test_bad_arguments_are_one_line_usage_errors(logs: Path, db: str, args: list[str], needle: str) -> None:
     full = [str(logs) if a == "LOGS" else a for a in args]
     if args[:2] != ["sql", "show"]:
@@ -117,8 +130,19 @@ def test_sql_fragments_passed_as_params_are_bound_not_run(logs: Path, db: str) -
     r = run("query", "slowest_requests", str(logs), "--db", db, "-q", "-f", "json", "--param", f"path_prefix={evil}")
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout) == []
-    r = run("sql", "run", "SELECT count(*) AS n FROM alb_logs WHERE client_ip = :ip", str(logs), "--db", db,
-            "-q", "-f", "json", "--param", f"ip={evil}")
+    r = run(
+        "sql",
+        "run",
+        "SELECT count(*) AS n FROM alb_logs WHERE client_ip = :ip",
+        str(logs),
+        "--db",
+        db,
+        "-q",
+        "-f",
+        "json",
+        "--param",
+        f"ip={evil}",
+    )
     assert r.exit_code == 0 and json.loads(r.stdout) == [{"n": 0}]
     after = run("query", "error_rate", str(logs), "--db", db, "-f", "json", "-q", "--bucket", "1d")
     assert before.stdout == after.stdout and json.loads(after.stdout)[0]["requests"] == 1200
@@ -126,10 +150,23 @@ def test_sql_fragments_passed_as_params_are_bound_not_run(logs: Path, db: str) -
 
 def test_named_parameters_given_as_param_mean_the_same(logs: Path, db: str) -> None:
     """`--param limit=2` is `--limit 2` (sql list shows them among the parameters), for query and sql show."""
-    a = run("query", "top_clients", str(logs), "--db", db, "-q", "-f", "csv", "--param", "limit=2",
-            "--param", "since=2026-11-16T00:30Z")
-    b = run("query", "top_clients", str(logs), "--db", db, "-q", "-f", "csv", "--limit", "2",
-            "--since", "2026-11-16T00:30Z")
+    a = run(
+        "query",
+        "top_clients",
+        str(logs),
+        "--db",
+        db,
+        "-q",
+        "-f",
+        "csv",
+        "--param",
+        "limit=2",
+        "--param",
+        "since=2026-11-16T00:30Z",
+    )
+    b = run(
+        "query", "top_clients", str(logs), "--db", db, "-q", "-f", "csv", "--limit", "2", "--since", "2026-11-16T00:30Z"
+    )
     assert a.exit_code == b.exit_code == 0, a.output
     assert a.stdout == b.stdout and len(a.stdout.splitlines()) == 3
     whole = run("query", "top_clients", str(logs), "--db", db, "-q", "-f", "csv", "--limit", "2")
@@ -159,8 +196,17 @@ def test_sql_show_prints_console_ready_sql() -> None:
 
 
 def test_sql_run_adhoc(logs: Path, db: str) -> None:
-    r = run("sql", "run", "SELECT elb_status_code, count(*) AS n FROM alb_logs GROUP BY 1 ORDER BY 1", str(logs),
-            "--db", db, "-f", "csv", "-q")
+    r = run(
+        "sql",
+        "run",
+        "SELECT elb_status_code, count(*) AS n FROM alb_logs GROUP BY 1 ORDER BY 1",
+        str(logs),
+        "--db",
+        db,
+        "-f",
+        "csv",
+        "-q",
+    )
     assert r.exit_code == 0, r.output
     rows = r.stdout.splitlines()
     assert rows[0] == "elb_status_code,n" and sum(int(x.split(",")[1]) for x in rows[1:]) == 1200

@@ -33,6 +33,7 @@ def row_of(line: str, schema=ACCESS) -> dict[str, Any]:
 
 # --- every line parses, with both engines ---------------------------------------------------------
 
+
 @pytest.mark.parametrize("sample", ACCESS_SAMPLES, ids=lambda s: s["notes"][:50])
 def test_every_access_sample_parses(sample):
     row = row_of(sample["line"])
@@ -58,6 +59,7 @@ def test_corpus_file_parses_with_both_engines(tmp_path, engine):
 
 
 # --- agreement with the sources' own expected values ------------------------------------------
+
 
 def _dash(v: Any) -> Any:
     """Vector and aws-log-parser turn '-' into null; Athena (and we) keep '-'."""
@@ -183,6 +185,7 @@ def test_agrees_with_source_expectations(sample):
 
 # --- other formats are recognised, broken lines rejected -------------------------------------
 
+
 def _kind_of(sample: dict) -> str:
     notes = sample["notes"]
     for word, fmt in (("CLASSIC", "classic-elb"), ("NLB", "nlb"), ("CONTROL", "elb-control")):
@@ -233,8 +236,9 @@ def test_connection_samples_parse_with_connection_schema(sample):
 @pytest.mark.parametrize("engine", ["fast", "python"])
 def test_connection_file(tmp_path, engine):
     lines = [s["line"] for s in CONNECTION_SAMPLES]
-    p = _write(tmp_path / "conn_log_123456789012_elasticloadbalancing_us-east-2_app.x.1_20240101T0000Z_1.2.3.4_a.log",
-               lines)
+    p = _write(
+        tmp_path / "conn_log_123456789012_elasticloadbalancing_us-east-2_app.x.1_20240101T0000Z_1.2.3.4_a.log", lines
+    )
     stats = ParseStats()
     table = pa.Table.from_batches(list(iter_batches([p], kind="auto", stats=stats, engine=engine)))
     assert table.column_names == CONNECTION.names
@@ -245,7 +249,7 @@ def test_connection_file(tmp_path, engine):
 
 #: AWS's access-log regex, variant B (alb-format-spec.md section 3.2), verbatim apart from the SQL-literal \".
 ATHENA_REGEX = (
-    r'([^ ]*) ([^ ]*) ([^ ]*) ([^ ]*):([0-9]*) ([^ ]*)[:-]([0-9]*) ([-.0-9]*) ([-.0-9]*) ([-.0-9]*) (|[-0-9]*) '
+    r"([^ ]*) ([^ ]*) ([^ ]*) ([^ ]*):([0-9]*) ([^ ]*)[:-]([0-9]*) ([-.0-9]*) ([-.0-9]*) ([-.0-9]*) (|[-0-9]*) "
     r'(-|[-0-9]*) ([-0-9]*) ([-0-9]*) "([^ ]*) (.*) (- |[^ ]*)" "([^"]*)" ([A-Z0-9-_]+) ([A-Za-z0-9.-]*) ([^ ]*) '
     r'"([^"]*)" "([^"]*)" "([^"]*)" ([-.0-9]*) ([^ ]*) "([^"]*)" "([^"]*)" "([^ ]*)" "([^\s]+?)" "([^\s]+)" '
     r'"([^ ]*)" "([^ ]*)" ?([^ ]*)?( .*)?'
@@ -271,8 +275,7 @@ def athena_cast(type_: str, v: str | None) -> Any:
     return i if -lim <= i < lim else None
 
 
-ATHENA_MATCHED = [s["line"] for s in ACCESS_SAMPLES
-                  if re.fullmatch(ATHENA_REGEX, s["line"], re.DOTALL)]
+ATHENA_MATCHED = [s["line"] for s in ACCESS_SAMPLES if re.fullmatch(ATHENA_REGEX, s["line"], re.DOTALL)]
 
 
 def test_athena_regex_matches_what_the_spec_says():
@@ -313,6 +316,6 @@ def test_corpus_lives_in_the_repository():
     assert CONFORMANCE.is_relative_to(ROOT)
     for name in ("README.md", "alb_access_samples.jsonl", "alb_connection_samples.jsonl", "non_alb_samples.jsonl"):
         assert (CONFORMANCE / name).stat().st_size > 0, name
-    outside = ("../sh" + "ared", "\"sh" + "ared\"")  # spelled apart so this file does not match itself
+    outside = ("../sh" + "ared", '"sh' + 'ared"')  # spelled apart so this file does not match itself
     offenders = [p.name for p in (ROOT / "tests").glob("*.py") if any(s in p.read_text() for s in outside)]
     assert offenders == []

@@ -21,8 +21,9 @@ from tests.conftest import FIXTURES
 
 #: The documented fixture command (fixtures/README.md), as library arguments.
 FIXTURE_ARGS = dict(start="2026-11-16T00:00:00Z", days=1, rps=0.5, seed=1, profile="default")
-FIXTURE_CMD = ("albstats generate -o fixtures --start 2026-11-16T00:00:00Z --days 1 --rps 0.5 --seed 1 "
-               "--scenario default")
+FIXTURE_CMD = (
+    "albstats generate -o fixtures --start 2026-11-16T00:00:00Z --days 1 --rps 0.5 --seed 1 --scenario default"
+)
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -109,8 +110,11 @@ def test_key_layout_delivery_date_and_sorted_times(tmp_path):
     assert sorted(e.strftime("%d %H:%M") for e in ends) == ["16 23:50", "16 23:55", "17 00:00", "17 00:05"]
     midnight = [p for p in logs if "20261117T0000Z" in p.name]
     assert midnight and all("/2026/11/17/" in p.as_posix() for p in midnight)
-    assert all(ln.split(" ")[1].startswith("2026-11-16T23:5")
-               for p in midnight for ln in gzip.decompress(p.read_bytes()).decode().splitlines())
+    assert all(
+        ln.split(" ")[1].startswith("2026-11-16T23:5")
+        for p in midnight
+        for ln in gzip.decompress(p.read_bytes()).decode().splitlines()
+    )
 
 
 def test_every_line_parses_and_round_trips_through_format_line(sample, sample_rows):
@@ -146,24 +150,87 @@ def test_format_eras(tmp_path, era):
 def test_template_is_format_line_output():
     # the fast path's template comes from format_line: the same line for the same values
     tmpl, n = line_template("app/x/1", "3.3.3.3")
-    vals = ("h2", "2026-11-16T10:00:00", 123, "2001:db8::1", 5555, "10.0.0.1:80", 0.0, 1.2345, 0.0, "200", "200",
-            10, 20, "GET", "https://h:443", "/a b", "HTTP/2.0", 'x \\"y\\"', "c", "TLSv1.3", "arn", 0x6afadfd7,
-            "ab" * 12, "h", "-", "10", "2026-11-16T09:59:58", 7, "forward", "-", "-", "10.0.0.1:80", "200", "-", "-",
-            "TID_1")
+    vals = (
+        "h2",
+        "2026-11-16T10:00:00",
+        123,
+        "2001:db8::1",
+        5555,
+        "10.0.0.1:80",
+        0.0,
+        1.2345,
+        0.0,
+        "200",
+        "200",
+        10,
+        20,
+        "GET",
+        "https://h:443",
+        "/a b",
+        "HTTP/2.0",
+        'x \\"y\\"',
+        "c",
+        "TLSv1.3",
+        "arn",
+        0x6AFADFD7,
+        "ab" * 12,
+        "h",
+        "-",
+        "10",
+        "2026-11-16T09:59:58",
+        7,
+        "forward",
+        "-",
+        "-",
+        "10.0.0.1:80",
+        "200",
+        "-",
+        "-",
+        "TID_1",
+    )
     assert n == len(vals)
-    expect = format_line({
-        "type": "h2", "time": "2026-11-16T10:00:00.000123Z", "elb": "app/x/1", "client_ip": "2001:db8::1",
-        "client_port": 5555, "target_ip": "10.0.0.1", "target_port": 80, "request_processing_time": 0.0,
-        "target_processing_time": 1.2345, "response_processing_time": 0.0, "elb_status_code": 200,
-        "target_status_code": "200", "received_bytes": 10, "sent_bytes": 20, "request_verb": "GET",
-        "request_url": "https://h:443/a b", "request_proto": "HTTP/2.0", "user_agent": 'x \\"y\\"',
-        "ssl_cipher": "c", "ssl_protocol": "TLSv1.3", "target_group_arn": "arn",
-        "trace_id": f"Root=1-6afadfd7-{'ab' * 12}", "domain_name": "h", "chosen_cert_arn": "-",
-        "matched_rule_priority": "10", "request_creation_time": "2026-11-16T09:59:58.007000Z",
-        "actions_executed": "forward", "redirect_url": "-", "lambda_error_reason": "-",
-        "target_port_list": "10.0.0.1:80", "target_status_code_list": "200", "classification": "-",
-        "classification_reason": "-", "conn_trace_id": "TID_1", "transformed_host": None, "transformed_uri": None,
-        "request_transform_status": None, "ip_address": "3.3.3.3"})
+    expect = format_line(
+        {
+            "type": "h2",
+            "time": "2026-11-16T10:00:00.000123Z",
+            "elb": "app/x/1",
+            "client_ip": "2001:db8::1",
+            "client_port": 5555,
+            "target_ip": "10.0.0.1",
+            "target_port": 80,
+            "request_processing_time": 0.0,
+            "target_processing_time": 1.2345,
+            "response_processing_time": 0.0,
+            "elb_status_code": 200,
+            "target_status_code": "200",
+            "received_bytes": 10,
+            "sent_bytes": 20,
+            "request_verb": "GET",
+            "request_url": "https://h:443/a b",
+            "request_proto": "HTTP/2.0",
+            "user_agent": 'x \\"y\\"',
+            "ssl_cipher": "c",
+            "ssl_protocol": "TLSv1.3",
+            "target_group_arn": "arn",
+            "trace_id": f"Root=1-6afadfd7-{'ab' * 12}",
+            "domain_name": "h",
+            "chosen_cert_arn": "-",
+            "matched_rule_priority": "10",
+            "request_creation_time": "2026-11-16T09:59:58.007000Z",
+            "actions_executed": "forward",
+            "redirect_url": "-",
+            "lambda_error_reason": "-",
+            "target_port_list": "10.0.0.1:80",
+            "target_status_code_list": "200",
+            "classification": "-",
+            "classification_reason": "-",
+            "conn_trace_id": "TID_1",
+            "transformed_host": None,
+            "transformed_uri": None,
+            "request_transform_status": None,
+            "ip_address": "3.3.3.3",
+        }
+    )
     assert tmpl % vals == expect
 
 
@@ -187,8 +254,10 @@ def test_default_profile_distributions(sample_rows):
     ws = [r for r in rows if r["type"] in ("ws", "wss") and r["elb_status_code"] == 101]
     assert ws and all(r["target_processing_time"] < 1 for r in ws)  # the upgrade, not the connection
     iso = "%Y-%m-%dT%H:%M:%S.%fZ"
-    assert all((datetime.strptime(r["time"], iso) - datetime.strptime(r["request_creation_time"], iso))
-               > timedelta(seconds=5) for r in ws)  # a WebSocket line is written when it closes
+    assert all(
+        (datetime.strptime(r["time"], iso) - datetime.strptime(r["request_creation_time"], iso)) > timedelta(seconds=5)
+        for r in ws
+    )  # a WebSocket line is written when it closes
     elb5 = [r for r in rows if _is5xx(r) and r["target_status_code"] == "-"]
     tgt5 = [r for r in rows if _is5xx(r) and r["target_status_code"] == str(r["elb_status_code"])]
     assert elb5 and tgt5
@@ -198,8 +267,10 @@ def test_default_profile_distributions(sample_rows):
     c460 = [r for r in rows if r["elb_status_code"] == 460]
     assert c460 and all(r["target_status_code"] == "-" for r in c460)
     redirects = [r for r in rows if r["elb_status_code"] == 301]
-    assert redirects and all(r["actions_executed"] == "redirect" and r["type"] == "http"
-                             and r["redirect_url"].startswith("https://") for r in redirects)
+    assert redirects and all(
+        r["actions_executed"] == "redirect" and r["type"] == "http" and r["redirect_url"].startswith("https://")
+        for r in redirects
+    )
     waf = [r for r in rows if r["actions_executed"] == "waf"]
     assert waf and all(r["elb_status_code"] == 403 for r in waf)
     assert {r["ssl_protocol"] for r in rows} >= {"TLSv1.2", "TLSv1.3", "TLSv1", "-"}
@@ -224,7 +295,8 @@ def test_incident_window_is_visible(sample, sample_rows):
     outside = [r for r in sample_rows if not lo <= r["time"] < hi]
     assert _share(inside, _is5xx) > 4 * _share(outside, _is5xx)
     assert _share(inside, lambda r: r["target_processing_time"] >= 2) > 2 * _share(
-        outside, lambda r: r["target_processing_time"] >= 2)
+        outside, lambda r: r["target_processing_time"] >= 2
+    )
 
 
 def test_hosp_profile_breaches_a_99_percent_slo(tmp_path):
@@ -235,23 +307,27 @@ def test_hosp_profile_breaches_a_99_percent_slo(tmp_path):
     slow = _share(rows, lambda r: r["target_processing_time"] >= 2)
     assert 0.03 <= five <= 0.08
     assert slow >= 0.04
-    good = _share(rows, lambda r: r["elb_status_code"] < 500 and r["target_processing_time"] < 2
-                  and r["elb_status_code"] != 460)
+    good = _share(
+        rows, lambda r: r["elb_status_code"] < 500 and r["target_processing_time"] < 2 and r["elb_status_code"] != 460
+    )
     assert good < 0.99
 
 
-@pytest.mark.parametrize(("args", "word"), [
-    (["--rps", "-1"], "--rps"),
-    (["--days", "0"], "--days"),
-    (["--start", "yesterday"], "--start"),
-    (["--start", "2026-11-16T00:02:00Z"], "--start"),
-    (["--scenario", "nope"], "--scenario"),
-    (["--format-era", "31"], "--format-era"),
-    (["--lines", "-5"], "--lines"),
-    (["--rps", "2", "--lines", "10"], "--lines"),
-    (["--nodes", "0"], "--nodes"),
-    (["--seed", "-1"], "--seed"),
-])
+@pytest.mark.parametrize(
+    ("args", "word"),
+    [
+        (["--rps", "-1"], "--rps"),
+        (["--days", "0"], "--days"),
+        (["--start", "yesterday"], "--start"),
+        (["--start", "2026-11-16T00:02:00Z"], "--start"),
+        (["--scenario", "nope"], "--scenario"),
+        (["--format-era", "31"], "--format-era"),
+        (["--lines", "-5"], "--lines"),
+        (["--rps", "2", "--lines", "10"], "--lines"),
+        (["--nodes", "0"], "--nodes"),
+        (["--seed", "-1"], "--seed"),
+    ],
+)
 def test_cli_rejects_bad_arguments(tmp_path, args, word):
     res = CliRunner().invoke(app, ["generate", "-o", str(tmp_path / "o"), *args])
     assert res.exit_code == UsageError.exit_code, res.output
@@ -279,8 +355,7 @@ def test_scan_bursts_are_ground_truth(sample, sample_rows):
 
 
 def test_cli_writes_and_summarises(tmp_path):
-    res = CliRunner().invoke(app, ["generate", "-o", str(tmp_path), "--days", "0.02", "--lines", "300",
-                                   "--seed", "9"])
+    res = CliRunner().invoke(app, ["generate", "-o", str(tmp_path), "--days", "0.02", "--lines", "300", "--seed", "9"])
     assert res.exit_code == 0, res.output
     assert "wrote" in res.output and "300 lines" in res.output and "span 2026-11-16T00:" in res.output
     assert len(_lines(tmp_path)) == 300
@@ -300,7 +375,8 @@ def test_committed_fixtures_match_the_documented_command(tmp_path):
     for rel in regen:  # compare content, not gzip bytes (zlib builds may compress differently)
         assert gzip.decompress((tmp_path / rel).read_bytes()) == gzip.decompress((FIXTURES / rel).read_bytes())
     assert (tmp_path / "AWSLogs/123456789012/ELBAccessLogTestFile").read_bytes() == (
-        committed / "123456789012/ELBAccessLogTestFile").read_bytes()
+        committed / "123456789012/ELBAccessLogTestFile"
+    ).read_bytes()
     total = sum(len(gzip.decompress(p.read_bytes()).splitlines()) for p in committed.rglob("*.log.gz"))
     assert 40000 <= total <= 60000
 

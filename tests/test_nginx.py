@@ -28,8 +28,10 @@ from albstats.proxy.upstream_sim import UpstreamSim, make_config
 def nginx_binary() -> str:
     found = shutil.which("nginx") or ("/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None)
     if not found:
-        raise AssertionError("nginx is not installed: the retry-proxy tests need it. Install it with "
-                             "`apt-get install -y nginx` (.ci/run does this before running the tests).")
+        raise AssertionError(
+            "nginx is not installed: the retry-proxy tests need it. Install it with "
+            "`apt-get install -y nginx` (.ci/run does this before running the tests)."
+        )
     return found
 
 
@@ -72,19 +74,47 @@ def test_nginx_runs_generated_config_against_simulator(tmp_path: Path):
     async def main():
         sim = UpstreamSim(make_config(listen_port=0, error_rate=0.1, error_statuses=(502, 503), seed=5))
         sport = await sim.start()
-        res = CliRunner().invoke(app, ["proxy", "nginx-config", "--upstream", f"127.0.0.1:{sport}", "--listen",
-                                       f"127.0.0.1:{port}", "--prefix", str(prefix), "--workers", "1"])
+        res = CliRunner().invoke(
+            app,
+            [
+                "proxy",
+                "nginx-config",
+                "--upstream",
+                f"127.0.0.1:{sport}",
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--prefix",
+                str(prefix),
+                "--workers",
+                "1",
+            ],
+        )
         assert res.exit_code == 0, res.output
         conf = prefix / "nginx.conf"
         conf.write_text(res.output)
         env = {**os.environ, "TZ": "UTC"}
-        check = subprocess.run([nginx, "-t", "-p", str(prefix), "-e", str(prefix / "error.log"), "-c", str(conf)],
-                               capture_output=True, text=True, env=env, timeout=30)
+        check = subprocess.run(
+            [nginx, "-t", "-p", str(prefix), "-e", str(prefix / "error.log"), "-c", str(conf)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=30,
+        )
         assert check.returncode == 0, check.stderr
         assert "syntax is ok" in check.stderr
         proc = await asyncio.create_subprocess_exec(
-            nginx, "-p", str(prefix), "-e", str(prefix / "error.log"), "-c", str(conf), "-g", "daemon off;",
-            env=env, stderr=asyncio.subprocess.PIPE)
+            nginx,
+            "-p",
+            str(prefix),
+            "-e",
+            str(prefix / "error.log"),
+            "-c",
+            str(conf),
+            "-g",
+            "daemon off;",
+            env=env,
+            stderr=asyncio.subprocess.PIPE,
+        )
         try:
             for _ in range(100):
                 try:
@@ -98,12 +128,18 @@ def test_nginx_runs_generated_config_against_simulator(tmp_path: Path):
             base = f"http://127.0.0.1:{port}"
             sem = asyncio.Semaphore(20)
             async with aiohttp.ClientSession() as cs:
+
                 async def one(method: str, i: int, extra: dict | None = None) -> int:
                     h = {"X-Request-Id": f"{method}{i}", **(extra or {})}
-                    async with sem, cs.request(method, f"{base}/n?i={i}", headers=h,
-                                               data=b"x" * 100 if method == "POST" else None) as r:
+                    async with (
+                        sem,
+                        cs.request(
+                            method, f"{base}/n?i={i}", headers=h, data=b"x" * 100 if method == "POST" else None
+                        ) as r,
+                    ):
                         await r.read()
                         return r.status
+
                 gets = await asyncio.gather(*(one("GET", i) for i in range(300)))
                 posts = await asyncio.gather(*(one("POST", i) for i in range(30)))
                 async with cs.get(f"{base}/trace", headers={"X-Sim-Fail-Attempts": "2"}) as r:
@@ -139,8 +175,18 @@ def test_nginx_runs_generated_config_against_simulator(tmp_path: Path):
         assert set(row.target_port_list.split()) == {f"127.0.0.1:{sport}"}
         assert row.target_ip == "127.0.0.1" and row.target_port == sport
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", row.time)
-    cli = subprocess.run([str(Path(sys.executable).parent / "albstats"), "parse",
-                          str(log), "-f", "jsonl", "-o", str(tmp_path / "out.jsonl")],
-                         capture_output=True, text=True, timeout=60)
+    cli = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "albstats"),
+            "parse",
+            str(log),
+            "-f",
+            "jsonl",
+            "-o",
+            str(tmp_path / "out.jsonl"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert cli.returncode == 0 and "331 rows, 0 malformed lines" in cli.stderr, cli.stderr
-

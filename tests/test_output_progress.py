@@ -17,8 +17,9 @@ SCHEMA = pa.schema([("client_ip", pa.string()), ("elb_status_code", pa.int32()),
 
 
 def _batches():
-    yield pa.record_batch([pa.array(["1.2.3.4", "::1"]), pa.array([200, None], pa.int32()),
-                           pa.array([0.5, float("nan")])], schema=SCHEMA)
+    yield pa.record_batch(
+        [pa.array(["1.2.3.4", "::1"]), pa.array([200, None], pa.int32()), pa.array([0.5, float("nan")])], schema=SCHEMA
+    )
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])

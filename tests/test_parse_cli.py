@@ -151,8 +151,11 @@ def test_parquet_to_a_folder_is_the_dataset_by_day(logs, tmp_path):
         assert times == sorted(times)
         assert pq.ParquetFile(f).metadata.row_group(0).column(0).compression == "ZSTD"
     con = duckdb.connect()
-    got = con.execute("SELECT day, count(*), min(substr(time, 1, 10)), max(substr(time, 1, 10)) FROM "
-                      "read_parquet(?, hive_partitioning = true) GROUP BY day", [[str(f) for f in files]]).fetchall()
+    got = con.execute(
+        "SELECT day, count(*), min(substr(time, 1, 10)), max(substr(time, 1, 10)) FROM "
+        "read_parquet(?, hive_partitioning = true) GROUP BY day",
+        [[str(f) for f in files]],
+    ).fetchall()
     assert sum(n for _, n, _, _ in got) == len(LINES)
     # files outside the S3 key layout: each row's own day, as 'YYYY/MM/DD' (the Athena table's day)
     assert all(day == lo.replace("-", "/") == hi.replace("-", "/") for day, _, lo, hi in got)

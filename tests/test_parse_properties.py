@@ -18,8 +18,7 @@ from albstats.schema import ACCESS, ALB_TYPES
 ERAS = [20, 24, 25, 27, 29, 30, 33, 34]
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-bare = st.text(st.characters(min_codepoint=33, max_codepoint=0x2FFF, exclude_characters='"\\'), min_size=1,
-               max_size=12)
+bare = st.text(st.characters(min_codepoint=33, max_codepoint=0x2FFF, exclude_characters='"\\'), min_size=1, max_size=12)
 # raw text for quoted fields: anything but a newline (ALB writes one entry per line); logged escaped
 raw_text = st.text(st.characters(blacklist_characters="\n\r", blacklist_categories=("Cs",)), max_size=30)
 ipv4 = st.tuples(*[st.integers(0, 255)] * 4).map(lambda t: ".".join(map(str, t)))
@@ -59,8 +58,9 @@ def rows(draw: Any) -> tuple[dict[str, Any], int]:
             tok = next(t for t in ACCESS.tokens if c in t.columns)
             v[c.name] = escape(draw(raw_text)) if tok.quoted else draw(bare)
     if era == len(ACCESS.tokens) and draw(st.booleans()):
-        v["extra_fields"] = " ".join(draw(st.lists(st.one_of(bare, raw_text.map(lambda t: f'"{escape(t)}"')),
-                                                   min_size=1, max_size=3)))
+        v["extra_fields"] = " ".join(
+            draw(st.lists(st.one_of(bare, raw_text.map(lambda t: f'"{escape(t)}"')), min_size=1, max_size=3))
+        )
     return v, era
 
 
@@ -88,8 +88,9 @@ def test_written_rows_read_back(case):
     assert dict(zip(ACCESS.names, parse_line(line))) == expected(v, era)
 
 
-@settings(max_examples=25, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 @given(st.lists(rows(), min_size=1, max_size=40), st.lists(st.text(max_size=80), max_size=5))
 def test_engines_agree_on_generated_files(tmp_path_factory, cases, junk):
     lines = [format_line(v, ntokens=era) for v, era in cases] + [j.replace("\n", " ") for j in junk]

@@ -32,14 +32,29 @@ def latency() -> pd.DataFrame:
     rows = []
     for t in T:
         for m in ("total_time", "target_processing_time"):
-            rows.append({"bucket_start": t, "metric": m, "requests": 100, "p50": 0.05, "p90": 0.4, "p95": 1.0,
-                         "p99": 4.0, "max": 9.0})
+            rows.append(
+                {
+                    "bucket_start": t,
+                    "metric": m,
+                    "requests": 100,
+                    "p50": 0.05,
+                    "p90": 0.4,
+                    "p95": 1.0,
+                    "p99": 4.0,
+                    "max": 9.0,
+                }
+            )
     return pd.DataFrame(rows)
 
 
 def burn() -> pd.DataFrame:
-    return pd.DataFrame({"bucket_end": T + pd.Timedelta(minutes=5), "used": range(48),
-                         "remaining_fraction": [1 - i / 30 for i in range(48)]})
+    return pd.DataFrame(
+        {
+            "bucket_end": T + pd.Timedelta(minutes=5),
+            "used": range(48),
+            "remaining_fraction": [1 - i / 30 for i in range(48)],
+        }
+    )
 
 
 def statuses() -> pd.DataFrame:
@@ -92,13 +107,16 @@ def test_latency_threshold_line_and_series():
     assert ax.get_yscale() == "log"
 
 
-@pytest.mark.parametrize("fn,arg", [
-    (plots.error_rate, pd.DataFrame({"bucket_start": [], "requests": [], "errors_5xx": []})),
-    (plots.latency, pd.DataFrame({"bucket_start": [], "metric": [], "p50": [], "p90": [], "p99": []})),
-    (plots.burn_down, pd.DataFrame({"bucket_end": [], "used": [], "remaining_fraction": []})),
-    (plots.latency_breakdown, pd.DataFrame({"bucket_start": [], "metric": [], "p99": []})),
-    (plots.status_mix, pd.DataFrame({"elb_status_code": [], "requests": []})),
-])
+@pytest.mark.parametrize(
+    "fn,arg",
+    [
+        (plots.error_rate, pd.DataFrame({"bucket_start": [], "requests": [], "errors_5xx": []})),
+        (plots.latency, pd.DataFrame({"bucket_start": [], "metric": [], "p50": [], "p90": [], "p99": []})),
+        (plots.burn_down, pd.DataFrame({"bucket_end": [], "used": [], "remaining_fraction": []})),
+        (plots.latency_breakdown, pd.DataFrame({"bucket_start": [], "metric": [], "p99": []})),
+        (plots.status_mix, pd.DataFrame({"elb_status_code": [], "requests": []})),
+    ],
+)
 def test_empty_inputs_still_draw(fn, arg):
     fig = fn(arg)
     assert "no data" in fig.axes[0].texts[0].get_text()

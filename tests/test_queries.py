@@ -28,8 +28,17 @@ from albstats.queries import SQL_DIR, all_queries, console_sql, get, parse_query
 from albstats.schema import ACCESS
 
 NAMES = sorted(all_queries())
-REQUIRED = {"error_rate", "latency_percentiles", "errors_by_target", "errors_by_path", "errors_by_reason",
-            "status_codes", "slowest_requests", "top_clients", "tls_mix"}
+REQUIRED = {
+    "error_rate",
+    "latency_percentiles",
+    "errors_by_target",
+    "errors_by_path",
+    "errors_by_reason",
+    "status_codes",
+    "slowest_requests",
+    "top_clients",
+    "tls_mix",
+}
 
 
 def test_the_library_has_the_queries_the_issue_asks_for() -> None:
@@ -67,10 +76,24 @@ def test_saved_query_header_is_complete(name: str) -> None:
 
 
 def test_the_two_base_queries_have_exactly_the_issues_columns() -> None:
-    assert get("error_rate").column_names == ["bucket_start", "requests", "errors_5xx", "elb_5xx", "target_5xx",
-                                              "success_rate"]
-    assert get("latency_percentiles").column_names == ["bucket_start", "metric", "requests", "p50", "p90", "p95",
-                                                       "p99", "max"]
+    assert get("error_rate").column_names == [
+        "bucket_start",
+        "requests",
+        "errors_5xx",
+        "elb_5xx",
+        "target_5xx",
+        "success_rate",
+    ]
+    assert get("latency_percentiles").column_names == [
+        "bucket_start",
+        "metric",
+        "requests",
+        "p50",
+        "p90",
+        "p95",
+        "p99",
+        "max",
+    ]
     assert get("error_rate").column_types["bucket_start"] == "timestamp"
 
 
@@ -85,14 +108,20 @@ def test_queries_use_only_schema_columns_from_alb_logs(name: str) -> None:
 
 # --- headers ----------------------------------------------------------------------------------
 
+
 def test_header_parsing_and_errors(tmp_path: Path) -> None:
-    text = ("-- demo: one line.\n--\n-- What it answers.\n--\n-- Parameters:\n"
-            "--   since  timestamp  start (default: all data)\n--   limit  int  rows (default: 5)\n"
-            "--   who    string     a name (required)\n--\n-- Columns:\n--   n  bigint  how many\n"
-            "--      continued here\nSELECT count(*) AS n FROM alb_logs WHERE x = :who LIMIT :limit\n")
+    text = (
+        "-- demo: one line.\n--\n-- What it answers.\n--\n-- Parameters:\n"
+        "--   since  timestamp  start (default: all data)\n--   limit  int  rows (default: 5)\n"
+        "--   who    string     a name (required)\n--\n-- Columns:\n--   n  bigint  how many\n"
+        "--      continued here\nSELECT count(*) AS n FROM alb_logs WHERE x = :who LIMIT :limit\n"
+    )
     q = parse_query(text, "demo")
     assert [(p.name, p.type, p.default, p.required) for p in q.params] == [
-        ("since", "timestamp", None, False), ("limit", "int", "5", False), ("who", "string", None, True)]
+        ("since", "timestamp", None, False),
+        ("limit", "int", "5", False),
+        ("who", "string", None, True),
+    ]
     assert q.columns[0].doc == "how many continued here"
     with pytest.raises(ValueError, match="first line"):
         parse_query(text, "other")
@@ -115,15 +144,18 @@ def test_header_parsing_and_errors(tmp_path: Path) -> None:
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 
-@pytest.mark.parametrize(("text", "want"), [
-    ("2026-11-01", datetime(2026, 11, 1, tzinfo=UTC)),
-    ("2026-11-01T10:30Z", datetime(2026, 11, 1, 10, 30, tzinfo=UTC)),
-    ("2026-11-01T12:30:00+02:00", datetime(2026, 11, 1, 10, 30, tzinfo=UTC)),
-    ("7d", datetime(2026, 11, 13, 12, 0, tzinfo=UTC)),
-    ("90m", datetime(2026, 11, 20, 10, 30, tzinfo=UTC)),
-    ("now", NOW),
-    (datetime(2026, 1, 1), datetime(2026, 1, 1, tzinfo=UTC)),
-])
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        ("2026-11-01", datetime(2026, 11, 1, tzinfo=UTC)),
+        ("2026-11-01T10:30Z", datetime(2026, 11, 1, 10, 30, tzinfo=UTC)),
+        ("2026-11-01T12:30:00+02:00", datetime(2026, 11, 1, 10, 30, tzinfo=UTC)),
+        ("7d", datetime(2026, 11, 13, 12, 0, tzinfo=UTC)),
+        ("90m", datetime(2026, 11, 20, 10, 30, tzinfo=UTC)),
+        ("now", NOW),
+        (datetime(2026, 1, 1), datetime(2026, 1, 1, tzinfo=UTC)),
+    ],
+)
 def test_parse_time(text: object, want: datetime) -> None:
     assert parse_time(text, now=NOW) == want
 
@@ -134,8 +166,9 @@ def test_bad_times_are_usage_errors_naming_the_option(bad: str) -> None:
         parse_time(bad, name="since", now=NOW)
 
 
-@pytest.mark.parametrize(("text", "secs"), [("5m", 300), ("1h", 3600), ("1d", 86400), ("90s", 90), ("600", 600),
-                                            (3600, 3600)])
+@pytest.mark.parametrize(
+    ("text", "secs"), [("5m", 300), ("1h", 3600), ("1d", 86400), ("90s", 90), ("600", 600), (3600, 3600)]
+)
 def test_parse_duration(text: object, secs: int) -> None:
     assert parse_duration(text) == secs
 
@@ -172,8 +205,10 @@ def test_parse_param_args() -> None:
 
 
 def test_placeholder_rewriting_for_pyathena() -> None:
-    sql = "SELECT count(*) AS n FROM alb_logs WHERE request_url LIKE '%admin%' AND time >= :since AND x < :since " \
-          "AND client_ip = :ip -- 100% sure\n"
+    sql = (
+        "SELECT count(*) AS n FROM alb_logs WHERE request_url LIKE '%admin%' AND time >= :since AND x < :since "
+        "AND client_ip = :ip -- 100% sure\n"
+    )
     py = to_pyformat(sql)
     assert "'%%admin%%'" in py and "%(since)s" in py and "%(ip)s" in py and ":since" not in py
     # what pyathena does with pyformat: Python %-formatting with escaped literals

@@ -349,8 +349,7 @@ def test_out_dir_replaced_atomically(tmp_path):
     out.mkdir()
     (out / "report.json").write_text("old")
     (out / "keep.txt").write_text("mine")
-    res = CliRunner().invoke(app, ["report", str(log), "--quiet", "-o", str(out), "--db",
-                                   str(tmp_path / "c.duckdb")])
+    res = CliRunner().invoke(app, ["report", str(log), "--quiet", "-o", str(out), "--db", str(tmp_path / "c.duckdb")])
     assert res.exit_code == 0, res.output
     assert json.loads((out / "report.json").read_text())["requests"] == 70
     assert (out / "keep.txt").read_text() == "mine"

@@ -52,9 +52,7 @@ def one_error_line(res: object) -> str:
 
 def test_window_without_requests_fails_the_cron_job(tmp_path):
     out = tmp_path / "out"
-    res = invoke(
-        ["report", str(FIXTURES / "AWSLogs"), "--since", "7d", "--fail-on-breach", "-o", str(out)], tmp_path
-    )
+    res = invoke(["report", str(FIXTURES / "AWSLogs"), "--since", "7d", "--fail-on-breach", "-o", str(out)], tmp_path)
     assert res.exit_code == 1, res.output
     line = one_error_line(res)
     assert "no requests between " in line and str(FIXTURES / "AWSLogs") in line

@@ -70,10 +70,12 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
 
     def recording_client(*a, **kw):
         c = real(*a, **kw)
-        c.meta.events.register("provide-client-params.s3.ListObjectsV2",
-                               lambda params, **_: seen["list"].append(params.get("Prefix", "")))
-        c.meta.events.register("provide-client-params.s3.GetObject",
-                               lambda params, **_: seen["get"].append(params["Key"]))
+        c.meta.events.register(
+            "provide-client-params.s3.ListObjectsV2", lambda params, **_: seen["list"].append(params.get("Prefix", ""))
+        )
+        c.meta.events.register(
+            "provide-client-params.s3.GetObject", lambda params, **_: seen["get"].append(params["Key"])
+        )
         return c
 
     monkeypatch.setattr(s3mod, "client", recording_client)
@@ -86,8 +88,11 @@ def _day(key: str) -> date:
 
 
 def test_list_sources_lists_only_needed_day_folders(bucket: dict[str, Path], calls: dict[str, list[str]]) -> None:
-    srcs = s3mod.list_sources(f"s3://{BUCKET}/{PREFIX}", since=datetime(2026, 11, 17, 6, tzinfo=UTC),
-                              until=datetime(2026, 11, 17, 18, tzinfo=UTC))
+    srcs = s3mod.list_sources(
+        f"s3://{BUCKET}/{PREFIX}",
+        since=datetime(2026, 11, 17, 6, tzinfo=UTC),
+        until=datetime(2026, 11, 17, 18, tzinfo=UTC),
+    )
     days = {_day(s.name) for s in srcs}
     assert days == {date(2026, 11, 17), date(2026, 11, 18)}  # the window's day plus the next
     want = sorted(k for k in bucket if k.endswith(".log.gz") and _day(k) in days)
@@ -104,10 +109,16 @@ def test_list_sources_lists_only_needed_day_folders(bucket: dict[str, Path], cal
         assert f.read() == bucket[s.name.removeprefix(f"s3://{BUCKET}/")].read_bytes()
 
 
-@pytest.mark.parametrize("url", [
-    f"s3://{BUCKET}/{PREFIX}/", f"s3://{BUCKET}/{PREFIX}/AWSLogs/", f"s3://{BUCKET}/{PREFIX}/AWSLogs/{ACCOUNT}",
-    f"s3://{BUCKET}/{REGION_ROOT}", f"s3://{BUCKET}/{REGION_ROOT}2026/11/",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"s3://{BUCKET}/{PREFIX}/",
+        f"s3://{BUCKET}/{PREFIX}/AWSLogs/",
+        f"s3://{BUCKET}/{PREFIX}/AWSLogs/{ACCOUNT}",
+        f"s3://{BUCKET}/{REGION_ROOT}",
+        f"s3://{BUCKET}/{REGION_ROOT}2026/11/",
+    ],
+)
 @pytest.mark.integration  # slow: 5 s under load
 def test_every_prefix_level_gives_the_same_files(url: str, bucket: dict[str, Path]) -> None:
     srcs = s3mod.list_sources(url, since="2026-11-18T00:00:00Z", until="2026-11-18T01:00:00Z")
@@ -121,8 +132,9 @@ def test_every_prefix_level_gives_the_same_files(url: str, bucket: dict[str, Pat
 def test_open_ended_and_long_windows(bucket: dict[str, Path], calls: dict[str, list[str]]) -> None:
     srcs = s3mod.list_sources(f"s3://{BUCKET}/{PREFIX}", since="2026-11-19T00:00:00Z")
     assert {_day(s.name) for s in srcs} == {date(2026, 11, 19)}
-    srcs = s3mod.list_sources(f"s3://{BUCKET}/{PREFIX}", since="2025-01-01T00:00:00Z",
-                              until="2026-11-17T00:00:00Z")  # > 62 days: month folders, filtered by day
+    srcs = s3mod.list_sources(
+        f"s3://{BUCKET}/{PREFIX}", since="2025-01-01T00:00:00Z", until="2026-11-17T00:00:00Z"
+    )  # > 62 days: month folders, filtered by day
     assert {_day(s.name) for s in srcs} == {date(2026, 11, 16), date(2026, 11, 17)}
     assert REGION_ROOT + "2026/11/" in calls["list"]
 
@@ -133,8 +145,9 @@ def _query(args: list[str]) -> list[dict]:
     return json.loads(res.stdout)
 
 
-def test_query_over_s3_reads_only_needed_folders_and_matches_disk(bucket: dict[str, Path], logs_dir: Path,
-                                                                 calls: dict[str, list[str]]) -> None:
+def test_query_over_s3_reads_only_needed_folders_and_matches_disk(
+    bucket: dict[str, Path], logs_dir: Path, calls: dict[str, list[str]]
+) -> None:
     window = ["--since", "2026-11-17T00:00:00Z", "--until", "2026-11-18T00:00:00Z", "--bucket", "1h"]
     from_s3 = _query([f"s3://{BUCKET}/{PREFIX}", *window, "--no-cache"])
     from_disk = _query([str(logs_dir), *window, "--no-cache"])
@@ -184,8 +197,17 @@ def test_fetch_mirrors_and_resumes(bucket: dict[str, Path], tmp_path: Path, call
 @pytest.mark.integration  # slow: 3 s under load
 def test_fetch_cli(bucket: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "m"
-    args = ["fetch", f"s3://{BUCKET}/{PREFIX}/", "--since", "2026-11-18T00:00:00Z", "--until",
-            "2026-11-18T06:00:00Z", "-o", str(out), "--quiet"]
+    args = [
+        "fetch",
+        f"s3://{BUCKET}/{PREFIX}/",
+        "--since",
+        "2026-11-18T00:00:00Z",
+        "--until",
+        "2026-11-18T06:00:00Z",
+        "-o",
+        str(out),
+        "--quiet",
+    ]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     assert "downloaded" in res.stderr
@@ -257,8 +279,9 @@ def test_ingest_cache_keys_s3_files_on_etag(bucket: dict[str, Path], calls: dict
     import gzip
 
     lines = gzip.decompress(bucket[key].read_bytes()).splitlines(keepends=True)
-    boto3.client("s3", region_name="us-east-1").put_object(Bucket=BUCKET, Key=key,
-                                                           Body=gzip.compress(b"".join(lines[:-1])))
+    boto3.client("s3", region_name="us-east-1").put_object(
+        Bucket=BUCKET, Key=key, Body=gzip.compress(b"".join(lines[:-1]))
+    )
     calls["get"].clear()
     _query(window)
     # the changed object, and the other objects of its day (their shared Parquet part is rebuilt without

@@ -164,15 +164,22 @@ def test_java_and_duckdb_regex_agree(tmp_path):
 
     assert shutil.which("java"), "needs a JDK (java on PATH): apt-get install default-jdk-headless"
     t = read_table([str(SEC / "security-log.txt")]).to_pandas()
-    strings = sorted({s for col in ("request_url", "user_agent", "actions_executed") for s in t[col].astype(str)}
-                     | {u.split("?", 1)[0] for u in t["request_url"]})
+    strings = sorted(
+        {s for col in ("request_url", "user_agent", "actions_executed") for s in t[col].astype(str)}
+        | {u.split("?", 1)[0] for u in t["request_url"]}
+    )
     strings = [s.lower() for s in strings if "\n" not in s]
     pats = _patterns()
     (tmp_path / "p.txt").write_text("\n".join(pats) + "\n", encoding="utf-8")
     (tmp_path / "s.txt").write_text("\n".join(strings) + "\n", encoding="utf-8")
     (tmp_path / "FindCheck.java").write_text(JAVA_FIND)
-    res = subprocess.run(["java", str(tmp_path / "FindCheck.java"), str(tmp_path / "p.txt"), str(tmp_path / "s.txt")],
-                         capture_output=True, text=True, timeout=120, check=True)
+    res = subprocess.run(
+        ["java", str(tmp_path / "FindCheck.java"), str(tmp_path / "p.txt"), str(tmp_path / "s.txt")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     java = res.stdout.split()
     con = duckdb.connect()
     con.execute("CREATE TABLE s (i INTEGER, v VARCHAR)")

@@ -17,9 +17,18 @@ def buckets(rows: list[tuple[int, int, int]], *, s460: list[int] | None = None) 
     """rows: (minute offset, requests, 5xx); half the 5xx from the ELB, half from the target."""
     out = []
     for i, (m, r, e) in enumerate(rows):
-        out.append({"bucket_start": T0 + timedelta(minutes=m), "requests": r, "errors_5xx": e,
-                    "status_460": (s460 or [0] * len(rows))[i], "elb_5xx": e // 2, "target_5xx": e - e // 2,
-                    "latency_requests": r, "latency_good": r - e})
+        out.append(
+            {
+                "bucket_start": T0 + timedelta(minutes=m),
+                "requests": r,
+                "errors_5xx": e,
+                "status_460": (s460 or [0] * len(rows))[i],
+                "elb_5xx": e // 2,
+                "target_5xx": e - e // 2,
+                "latency_requests": r,
+                "latency_good": r - e,
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -145,6 +154,7 @@ def test_latency_slo():
 
 # --- the saved queries behind the SLO numbers, against pandas -------------------------------------
 
+
 def _lines(n: int = 240) -> list[str]:
     from albstats.logformat import format_line
 
@@ -161,17 +171,46 @@ def _lines(n: int = 240) -> list[str]:
             elb, tgt, times = 460, "-", (0.001, -1.0, -1.0)
         elif kind == 4:
             elb, tgt = 404, "404"
-        out.append(format_line({
-            "type": "https", "time": t, "elb": "app/s/1", "client_ip": f"192.0.2.{i % 7}", "client_port": 1,
-            "target_ip": "10.0.0.1" if tgt != "-" else None, "target_port": 80, "request_processing_time": times[0],
-            "target_processing_time": times[1], "response_processing_time": times[2], "elb_status_code": elb,
-            "target_status_code": tgt, "received_bytes": 1, "sent_bytes": 2, "request_verb": "GET",
-            "request_url": "https://s:443/x", "request_proto": "HTTP/1.1", "user_agent": "ua", "ssl_cipher": "-",
-            "ssl_protocol": "-", "target_group_arn": "tg", "trace_id": "-", "domain_name": "-",
-            "chosen_cert_arn": "-", "matched_rule_priority": "0", "request_creation_time": t,
-            "actions_executed": "forward", "redirect_url": "-", "lambda_error_reason": "-",
-            "target_port_list": "-", "target_status_code_list": "-", "classification": "-",
-            "classification_reason": "-"}, ntokens=29))
+        out.append(
+            format_line(
+                {
+                    "type": "https",
+                    "time": t,
+                    "elb": "app/s/1",
+                    "client_ip": f"192.0.2.{i % 7}",
+                    "client_port": 1,
+                    "target_ip": "10.0.0.1" if tgt != "-" else None,
+                    "target_port": 80,
+                    "request_processing_time": times[0],
+                    "target_processing_time": times[1],
+                    "response_processing_time": times[2],
+                    "elb_status_code": elb,
+                    "target_status_code": tgt,
+                    "received_bytes": 1,
+                    "sent_bytes": 2,
+                    "request_verb": "GET",
+                    "request_url": "https://s:443/x",
+                    "request_proto": "HTTP/1.1",
+                    "user_agent": "ua",
+                    "ssl_cipher": "-",
+                    "ssl_protocol": "-",
+                    "target_group_arn": "tg",
+                    "trace_id": "-",
+                    "domain_name": "-",
+                    "chosen_cert_arn": "-",
+                    "matched_rule_priority": "0",
+                    "request_creation_time": t,
+                    "actions_executed": "forward",
+                    "redirect_url": "-",
+                    "lambda_error_reason": "-",
+                    "target_port_list": "-",
+                    "target_status_code_list": "-",
+                    "classification": "-",
+                    "classification_reason": "-",
+                },
+                ntokens=29,
+            )
+        )
     return out
 
 
@@ -194,19 +233,27 @@ def test_slo_buckets_query_matches_pandas(small):
     tcode = f["target_status_code"].astype(str)
     parts = f[["request_processing_time", "target_processing_time", "response_processing_time"]].astype("float64")
     disp = (parts >= 0).all(axis=1)
-    exp = pd.DataFrame({
-        "bucket_start": f["time"].dt.floor("5min"),
-        "requests": 1,
-        "errors_5xx": st.between(500, 599).astype(int),
-        "status_460": (st == 460).astype(int),
-        "elb_5xx": (st.between(500, 599) & ~tcode.str.fullmatch(r"5\d\d")).astype(int),
-        "target_5xx": tcode.str.fullmatch(r"5\d\d").astype(int),
-        "latency_requests": disp.astype(int),
-        "latency_good": (disp & (parts.sum(axis=1) < 1.0)).astype(int),
-    }).groupby("bucket_start").sum().reset_index()
+    exp = (
+        pd.DataFrame(
+            {
+                "bucket_start": f["time"].dt.floor("5min"),
+                "requests": 1,
+                "errors_5xx": st.between(500, 599).astype(int),
+                "status_460": (st == 460).astype(int),
+                "elb_5xx": (st.between(500, 599) & ~tcode.str.fullmatch(r"5\d\d")).astype(int),
+                "target_5xx": tcode.str.fullmatch(r"5\d\d").astype(int),
+                "latency_requests": disp.astype(int),
+                "latency_good": (disp & (parts.sum(axis=1) < 1.0)).astype(int),
+            }
+        )
+        .groupby("bucket_start")
+        .sum()
+        .reset_index()
+    )
     assert list(got.columns) == list(exp.columns)
-    pd.testing.assert_frame_equal(got.reset_index(drop=True), exp.astype({"bucket_start": "datetime64[ns, UTC]"}),
-                                  check_dtype=False)
+    pd.testing.assert_frame_equal(
+        got.reset_index(drop=True), exp.astype({"bucket_start": "datetime64[ns, UTC]"}), check_dtype=False
+    )
     assert exp["elb_5xx"].sum() > 0 and exp["target_5xx"].sum() > 0 and exp["status_460"].sum() > 0
 
 

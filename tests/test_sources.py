@@ -14,8 +14,17 @@ from albstats.sources import CONTROL_NAME, expand
 @pytest.fixture()
 def tree(tmp_path: Path) -> Path:
     root = tmp_path / "logs"
-    for rel in ("z.log", "a.log.gz", "b/2.gz", "b/1.log", "b/c/3.log.gz", "d/4.log", f"b/{CONTROL_NAME}",
-                "b/notes.txt", "b/c/README"):
+    for rel in (
+        "z.log",
+        "a.log.gz",
+        "b/2.gz",
+        "b/1.log",
+        "b/c/3.log.gz",
+        "d/4.log",
+        f"b/{CONTROL_NAME}",
+        "b/notes.txt",
+        "b/c/README",
+    ):
         p = root / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(b"x" * len(rel))

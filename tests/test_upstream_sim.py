@@ -41,8 +41,7 @@ def test_profiles_and_validation():
 
 def test_rates_resets_counts_and_body_hashes():
     async def main():
-        sim = UpstreamSim(make_config(listen_port=0, error_rate=0.3, error_statuses=(500, 503), reset_rate=0.1,
-                                      seed=9))
+        sim = UpstreamSim(make_config(listen_port=0, error_rate=0.3, error_statuses=(500, 503), reset_rate=0.1, seed=9))
         port = await sim.start()
         base = f"http://127.0.0.1:{port}"
         statuses = []

@@ -117,8 +117,20 @@ def invoke(args: list[str], tmp_path) -> object:
 def test_met_with_retried_webhook(logs, tmp_path):
     out = tmp_path / "reports"
     with Hook([500, 200]) as hook:
-        res = invoke([str(logs), "--now", "2026-03-09T00:00:00Z", "-o", str(out), "--webhook", hook.url,
-                      "--webhook-retries", "2"], tmp_path)
+        res = invoke(
+            [
+                str(logs),
+                "--now",
+                "2026-03-09T00:00:00Z",
+                "-o",
+                str(out),
+                "--webhook",
+                hook.url,
+                "--webhook-retries",
+                "2",
+            ],
+            tmp_path,
+        )
     assert res.exit_code == 0, res.output
     assert len(hook.bodies) == 2  # first answered 500, retried, then 200
     assert hook.paths == [f"/services/{SECRET}"] * 2
