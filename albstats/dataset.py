@@ -224,8 +224,10 @@ def staged_folder(target: str | os.PathLike[str], option: str = "-o") -> Iterato
         )
     if not os.path.isdir(parent):
         raise UsageError(f"{option} {target}: the folder {parent} does not exist")
-    tmp = tempfile.mkdtemp(prefix=f".{name}.", suffix=".part", dir=parent)
+    mine = f".{name}.{os.getpid()}."  # see render.write: made inside the try, removed by this name
+    tmp = ""
     try:
+        tmp = tempfile.mkdtemp(prefix=mine, suffix=".part", dir=parent)
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())
         if os.path.isdir(path):
@@ -236,7 +238,10 @@ def staged_folder(target: str | os.PathLike[str], option: str = "-o") -> Iterato
         else:
             os.rename(tmp, path)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        import glob
+
+        for leftover in glob.glob(os.path.join(glob.escape(parent), f"{glob.escape(mine)}*.part")):
+            shutil.rmtree(leftover, ignore_errors=True)
         raise
 
 

@@ -7,6 +7,7 @@ never leaves a half-written report behind.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -87,8 +88,11 @@ def write(r: Report, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
 
     target = check_target(out_dir, "-o", folder=True)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent))
+    # named by this process, and made inside the try: a signal landing in mkdtemp (after its mkdir) or
+    # right after it still has the folder removed below
+    mine = f".{target.name}.{os.getpid()}."
     try:
+        tmp = Path(tempfile.mkdtemp(prefix=mine, suffix=".part", dir=target.parent))
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it 0700; the final directory gets normal permissions
@@ -108,6 +112,7 @@ def write(r: Report, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
                 os.replace(tmp / n, target / n)
             shutil.rmtree(tmp, ignore_errors=True)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        for leftover in target.parent.glob(f"{glob.escape(mine)}*.part"):
+            shutil.rmtree(leftover, ignore_errors=True)
         raise
     return {n: target / n for n in names}
