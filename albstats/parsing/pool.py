@@ -352,14 +352,20 @@ def iter_pool(
         # Nested so that each step runs even if a signal interrupts the one before (albstats.shutdown
         # raises once): stop the workers, wait for them, then delete what they handed over.
         try:
+            # Worker processes are stopped, not their futures cancelled: the pool's manager thread then
+            # fails the pending futures itself. Cancelling them as well raced with it (Python 3.11's
+            # terminate_broken sets an exception on a cancelled future and prints InvalidStateError).
+            stopping = watch is not None and not finished  # an error, a signal or an abandoned generator
             try:
-                for *_, fut in window:
-                    if fut is not None:
-                        fut.cancel()
-                if watch is not None and not finished:  # an error, a signal or an abandoned generator:
+                if stopping:
+                    assert watch is not None
                     watch.stop()  # the workers stop now, not after the groups they are parsing
+                else:
+                    for *_, fut in window:
+                        if fut is not None:
+                            fut.cancel()
             finally:
-                ex.shutdown(wait=True, cancel_futures=True)
+                ex.shutdown(wait=True, cancel_futures=not stopping)
         finally:
             if watch is not None:  # hand-over files nobody will read (an error or a signal stopped the run)
                 watch.close()
