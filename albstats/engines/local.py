@@ -80,7 +80,7 @@ class IngestStats:
     rows: int = 0  # rows added now
 
 
-def _identity(src: Source, cwd: str | None = None) -> tuple[str, int | None, int | None, str | None]:
+def _identity(src: Source, cwd: str | None = None) -> Identity:
     """(key, size, mtime_ns, etag): what decides whether a cached copy of a file is still good.
 
     Local files listed by :func:`albstats.sources.expand` carry their stat from the listing; others are
@@ -99,7 +99,7 @@ def _identity(src: Source, cwd: str | None = None) -> tuple[str, int | None, int
     return key, st.st_size, st.st_mtime_ns, etag
 
 
-def _identities(sources: list[Source]) -> list[tuple[str, int | None, int | None, str | None]]:
+def _identities(sources: list[Source]) -> list[Identity]:
     cwd = os.getcwd()
     return [_identity(src, cwd) for src in sources]
 
@@ -121,7 +121,7 @@ def _day_range(window: tuple[datetime | None, datetime | None]) -> tuple[str, st
     return first, last
 
 
-def _entry_matches(e: dict[str, Any] | None, ident: tuple[str, int | None, int | None, str | None]) -> bool:
+def _entry_matches(e: dict[str, Any] | None, ident: Identity) -> bool:
     return e is not None and (e["size"], e["mtime_ns"], e["etag"]) == ident[1:] and not e["missing"]
 
 
@@ -163,7 +163,6 @@ class LocalEngine(Engine):
         self._temp_count = 0
         self._view_key: tuple[Any, ...] | None = None
         self._listing: dict[tuple[datetime | None, datetime | None], list[Source]] | None = None  # see snapshot()
-        self._idents: dict[int, list[Identity]] = {}
         self._file_stats: list[Any] | None = []
         self._file_rows: list[tuple[Any, ...]] = []  # name, kind, lines, rows, bad_lines, bad_examples, error, skipped
 
@@ -237,11 +236,11 @@ class LocalEngine(Engine):
         if self._listing is not None:  # nested: the outer block pins
             yield
             return
-        self._listing, self._idents = {}, {}
+        self._listing = {}
         try:
             yield
         finally:
-            self._listing, self._idents = None, {}
+            self._listing = None
 
     def _sources(self, window: tuple[datetime | None, datetime | None]) -> list[Source]:
         if self._listing is not None:
@@ -249,14 +248,6 @@ class LocalEngine(Engine):
                 self._listing[window] = self._list_sources(window)
             return self._listing[window]
         return self._list_sources(window)
-
-    def _identities(self, sources: list[Source]) -> list[Identity]:
-        """The sources' identities, from one ``stat`` per file per snapshot."""
-        if self._listing is None:
-            return _identities(sources)
-        if id(sources) not in self._idents:  # the listing keeps ``sources`` alive, so its id is stable
-            self._idents[id(sources)] = _identities(sources)
-        return self._idents[id(sources)]
 
     def _list_sources(self, window: tuple[datetime | None, datetime | None]) -> list[Source]:
         from albstats.sources import expand
@@ -339,7 +330,7 @@ class LocalEngine(Engine):
         """Fill the cache with what it lacks, then point the views at the parts of exactly ``sources``."""
         store = self._store
         assert store is not None
-        idents = self._identities(sources)
+        idents = _identities(sources)
         key = (tuple(s.name for s in sources), tuple(idents), _day_range(window), window)
         if key == self._view_key:
             return
@@ -406,7 +397,7 @@ class LocalEngine(Engine):
             with ds.writing():
                 st = ds.fill(
                     sources,
-                    self._identities(sources),
+                    _identities(sources),
                     explicit=self._explicit(sources),
                     fields=fields,
                     quiet=self.quiet,
@@ -417,7 +408,7 @@ class LocalEngine(Engine):
             self.last_ingest = IngestStats(files=len(set(names)), cached=len(set(names)))
         ds = t[0]
         m = ds.load()
-        idents = self._identities(sources)
+        idents = _identities(sources)
         pairs = {i[0]: (src, m["files"][i[0]]) for src, i in zip(sources, idents, strict=True) if i[0] in m["files"]}
         self._keep_stats(list(pairs.values()))
         first, last = _day_range(window)
