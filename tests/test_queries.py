@@ -15,10 +15,7 @@ from albstats.engines.base import (
     MIN_TIME,
     bind,
     conform,
-    format_time,
-    parse_duration,
     parse_param_args,
-    parse_time,
     placeholder_names,
     to_pyformat,
     to_qmark,
@@ -26,6 +23,7 @@ from albstats.engines.base import (
 from albstats.errors import UsageError
 from albstats.queries import SQL_DIR, all_queries, console_sql, get, parse_query
 from albstats.schema import ACCESS
+from albstats.timeparse import format_time, parse_duration, parse_time
 
 NAMES = sorted(all_queries())
 REQUIRED = {
