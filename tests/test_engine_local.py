@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 import albstats
-from albstats.engines.local import LocalEngine, translate
+from albstats.engines.local import LocalEngine, translate, translate_saved
 from albstats.errors import UsageError
 from albstats.generate import generate
 from albstats.logformat import format_line
@@ -265,6 +265,27 @@ def test_every_saved_query_runs_with_its_declared_columns(engine: LocalEngine, n
             "boolean": ("bool", "object", "boolean"),
         }[c.type]
         assert kind in expect, (c.name, kind)
+
+
+@pytest.mark.parametrize("name", sorted(all_queries()))
+def test_open_bounds_give_the_rows_of_bounds_around_all_data(engine: LocalEngine, name: str) -> None:
+    """Without --since/--until the time comparisons are left out (see translate._drop_open_bounds); the
+    answer must be the one the comparisons give for bounds around all the data."""
+    kw = {"bucket": "1h"} if get(name).param("bucket") is not None else {}
+    open_ = engine.query(name, **kw)
+    bounded = engine.query(name, since="2000-01-01T00:00:00Z", until="2100-01-01T00:00:00Z", **kw)
+    pd.testing.assert_frame_equal(open_, bounded)
+
+
+def test_open_bounds_do_not_read_time() -> None:
+    """The point of leaving them out: a query that needs `time` only for the window does not read it."""
+    q = get("tls_mix")
+    assert "time" in (translate_saved(q).columns or ())
+    both = translate_saved(q, frozenset({"since", "until"}))
+    assert "time" not in (both.columns or ()) and not both.uses_ts and "since" not in both.params
+    # where `time` is read anyway (for the other bound, or for buckets) the comparisons stay
+    assert set(translate_saved(q, frozenset({"until"})).params) == {"since", "until", "limit"}
+    assert {"since", "until"} <= set(translate_saved(get("slo_buckets"), frozenset({"since", "until"})).params)
 
 
 # --- parity with pandas, query by query -------------------------------------------------------

@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from albstats.queries import SavedQuery
 
 #: Bump when :func:`translate` changes, so cached translations are not reused.
-TRANSLATE_VERSION = "5"
+TRANSLATE_VERSION = "6"
 #: The parsed ``time`` beside the rows (not part of ``alb_logs``), computed by DuckDB from ``time``.
 TS_COLUMN = "__time_ts"
 #: ``alb_logs`` plus :data:`TS_COLUMN`; :func:`translate` points SELECTs that parse ``time`` at it.
@@ -109,6 +109,39 @@ def _use_parsed_time(tree: Any) -> None:
             table.set("alias", exp.TableAlias(this=exp.to_identifier("alb_logs")))
 
 
+def _drop_open_bounds(tree: Any, open_bounds: frozenset[str]) -> None:
+    """Drop ``__time_ts >= :since`` (``< :until``) where the caller gave no such bound.
+
+    An open bound is bound to the earliest (latest) time there is, so the comparison holds for every
+    row, yet DuckDB still reads and compares the whole ``time`` column for it: about half the CPU of a
+    simple query. A report over all the data (no --since/--until, the usual case) drops both.
+    Kept where the SELECT reads the parsed time anyway (buckets, first and last request): there it
+    costs little, and rows whose time does not parse stay out of those queries as before.
+    """
+    from sqlglot import exp
+
+    if not open_bounds:
+        return
+    for select in list(tree.find_all(exp.Select)):
+        where = select.args.get("where")
+        if where is None:
+            continue
+        drop = []
+        for cmp in where.find_all(exp.GTE, exp.GT, exp.LT, exp.LTE):
+            left, right = cmp.this, cmp.expression
+            if not (isinstance(left, exp.Column) and left.name == TS_COLUMN) or right.find(exp.Column):
+                continue
+            names = {p.name for p in right.find_all(exp.Placeholder)}
+            want = "since" if isinstance(cmp, exp.GTE | exp.GT) else "until"
+            if names == {want} and want in open_bounds:
+                drop.append(cmp)
+        inside = {id(n) for d in drop for n in d.walk()}  # by identity: sqlglot's == compares structure
+        others = [c for c in select.find_all(exp.Column) if c.name == TS_COLUMN and id(c) not in inside]
+        if drop and not others:
+            for cmp in drop:
+                cmp.replace(exp.true())
+
+
 def _cheap_time_bounds(tree: Any) -> None:
     """Let DuckDB decide most rows of a window by comparing the ``time`` text, parsing only the rest.
 
@@ -141,7 +174,7 @@ def _cheap_time_bounds(tree: Any) -> None:
         cmp.replace(exp.Paren(this=exp.Or(this=fast, expression=cmp.copy())))
 
 
-def _translate_uncached(sql: str) -> Translated:
+def _translate_uncached(sql: str, open_bounds: frozenset[str] = frozenset()) -> Translated:
     import re
 
     from sqlglot import exp
@@ -175,10 +208,12 @@ def _translate_uncached(sql: str) -> Translated:
     )
     tree = tree.transform(_fixups)
     _use_parsed_time(tree)
+    _drop_open_bounds(tree, open_bounds)
     _cheap_time_bounds(tree)
     names = {c.name for c in tree.find_all(exp.Column)}
     cols = None if star else tuple(sorted(names & known))
-    return Translated(tree.sql("duckdb", comments=False), tuple(params), cols, TS_COLUMN in names)
+    used = tuple(p for p in params if any(ph.name == p for ph in tree.find_all(exp.Placeholder)))
+    return Translated(tree.sql("duckdb", comments=False), used, cols, TS_COLUMN in names)
 
 
 def _translation_dir() -> Path:
@@ -188,15 +223,20 @@ def _translation_dir() -> Path:
 
 
 @lru_cache(maxsize=64)
-def translate(sql: str) -> Translated:
+def translate(sql: str, open_bounds: frozenset[str] = frozenset()) -> Translated:
     """Trino SQL -> DuckDB SQL (sqlglot plus :func:`_fixups`), cached on disk beside the default cache.
 
     sqlglot costs about 0.1 s to import and parse; the on-disk copy lets a warm query skip it.
+    ``open_bounds``: which of ``since``/``until`` the caller left open (see :func:`_drop_open_bounds`).
     """
-    return _translate_keyed(sql, f"{_translator_stamp()}\0adhoc\0{sql}")
+    return _translate_keyed(sql, f"{_translator_stamp()}\0adhoc\0{_bounds_key(open_bounds)}\0{sql}", open_bounds)
 
 
-def _translate_keyed(sql: str, key: str) -> Translated:
+def _bounds_key(open_bounds: frozenset[str]) -> str:
+    return ",".join(sorted(open_bounds))
+
+
+def _translate_keyed(sql: str, key: str, open_bounds: frozenset[str] = frozenset()) -> Translated:
     """The cached translation stored under ``key`` (everything the result depends on), else a fresh one.
 
     The file is named by a checksum of ``key`` and holds ``key`` itself, which must match: a checksum
@@ -213,7 +253,7 @@ def _translate_keyed(sql: str, key: str) -> Translated:
             )
     except (OSError, ValueError, KeyError):
         pass
-    t = _translate_uncached(sql)
+    t = _translate_uncached(sql, open_bounds)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
@@ -255,9 +295,10 @@ def _translator_stamp() -> str:
     return "\0".join(parts)
 
 
-def translate_saved(query: SavedQuery) -> Translated:
+def translate_saved(query: SavedQuery, open_bounds: frozenset[str] = frozenset()) -> Translated:
     """Like :func:`translate` for a saved query, keyed without importing sqlglot (the warm path)."""
-    return _translate_keyed(query.sql, f"{_translator_stamp()}\0saved\0{query.name}\0{query.sql}")
+    key = f"{_translator_stamp()}\0saved\0{query.name}\0{_bounds_key(open_bounds)}\0{query.sql}"
+    return _translate_keyed(query.sql, key, open_bounds)
 
 
 @lru_cache(maxsize=1)
