@@ -3,8 +3,9 @@
 :func:`gunzip` is ISA-L's streaming decompressor (about 1.6x faster than zlib, same results), member by
 member, for a small file read whole and for a big one or stdin read in chunks alike. A small file that is
 one sound member (what ALB writes) is first tried in one call (:func:`gunzip_whole`), which leaves anything
-else to :func:`gunzip` by checking what the decompressor itself reports, not by guessing. When a member turns out damaged, :func:`_salvage` decompresses it again in small steps with plain zlib to
-keep what came before the damage (the streaming call that meets it returns nothing), for members of up to
+else to :func:`gunzip` by checking what the decompressor itself reports, not by guessing. When a member
+turns out damaged, :func:`_salvage` decompresses it again in small steps with plain zlib to keep what came
+before the damage (the streaming call that meets it returns nothing), for members of up to
 :data:`SALVAGE_MAX` compressed bytes; beyond that only what was already yielded is kept, so memory stays
 bounded on an endless stream.
 """
