@@ -432,40 +432,79 @@ static inline const char *find_quote(const char *p, const char *e) {
     return p;
 }
 
-/* Whether [s, s+n) has a carriage return (*cr) or any byte >= 0x80 (the return value): one pass. */
-static inline int scan_line(const unsigned char *u, size_t n, int *cr) {
-    size_t i = 0;
-    unsigned hi = 0, crs = 0;
+/* The end of the line starting at p: the first '\n' in [p, e), or NULL when there is none. On the way it
+ * notes in *odd whether the line has a carriage return (bit 1) or a byte >= 0x80 (bit 2), so that a line is
+ * read once to find its end and to check it, not twice. */
+static inline const char *line_end(const char *p, const char *e, unsigned *odd) {
+    const unsigned char *u = (const unsigned char *)p;
+    const unsigned char *ue = (const unsigned char *)e;
 #ifdef HAVE_SSE2
-    const __m128i r = _mm_set1_epi8('\r');
+    const __m128i nl = _mm_set1_epi8('\n'), r = _mm_set1_epi8('\r');
     __m128i vh = _mm_setzero_si128(), vr = _mm_setzero_si128();
-    for (; i + 16 <= n; i += 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(u + i));
+    for (; ue - u >= 16; u += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)u);
+        unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, nl));
+        if (m) { /* the line ends in these 16 bytes: only the bytes before the '\n' count */
+            unsigned before = (1u << __builtin_ctz(m)) - 1;
+            unsigned hi = (unsigned)_mm_movemask_epi8(v) & before;
+            unsigned cr = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, r)) & before;
+            *odd = ((cr || _mm_movemask_epi8(vr)) ? 1u : 0u) | ((hi || _mm_movemask_epi8(vh)) ? 2u : 0u);
+            return (const char *)u + __builtin_ctz(m);
+        }
         vh = _mm_or_si128(vh, v);
         vr = _mm_or_si128(vr, _mm_cmpeq_epi8(v, r));
     }
-    hi = (unsigned)_mm_movemask_epi8(vh);
-    crs = (unsigned)_mm_movemask_epi8(vr);
+    unsigned flags = ((unsigned)_mm_movemask_epi8(vr) ? 1u : 0u) | ((unsigned)_mm_movemask_epi8(vh) ? 2u : 0u);
+#else
+    unsigned flags = 0;
 #endif
-    for (; i < n; i++) {
-        hi |= u[i] & 0x80;
-        crs |= u[i] == '\r';
+    for (; u < ue; u++) {
+        if (*u == '\n') {
+            *odd = flags;
+            return (const char *)u;
+        }
+        flags |= (*u == '\r' ? 1u : 0u) | (*u & 0x80 ? 2u : 0u);
     }
-    *cr = crs != 0;
-    return hi != 0;
+    return NULL;
 }
 
-/* One line [s, e) without its '\n'. Returns 1 when taken (values appended), 0 when left to Python. */
-static int do_line(State *st, const char *s, const char *e, Tok *toks) {
+/* memcpy for the short values most fields are: fixed-size moves the compiler inlines, not a library call
+ * per value. Never reads or writes outside [s, s+n) and [d, d+n). */
+static inline void copy_value(char *d, const char *s, size_t n) {
+    if (n > 32) {
+        memcpy(d, s, n);
+    } else if (n >= 16) {
+        char a[16], b[16];
+        memcpy(a, s, 16);
+        memcpy(b, s + n - 16, 16);
+        memcpy(d, a, 16);
+        memcpy(d + n - 16, b, 16);
+    } else if (n >= 8) {
+        uint64_t a, b;
+        memcpy(&a, s, 8);
+        memcpy(&b, s + n - 8, 8);
+        memcpy(d, &a, 8);
+        memcpy(d + n - 8, &b, 8);
+    } else if (n >= 4) {
+        uint32_t a, b;
+        memcpy(&a, s, 4);
+        memcpy(&b, s + n - 4, 4);
+        memcpy(d, &a, 4);
+        memcpy(d + n - 4, &b, 4);
+    } else if (n) {
+        d[0] = s[0];
+        d[n / 2] = s[n / 2];
+        d[n - 1] = s[n - 1];
+    }
+}
+
+/* One line [s, e) without its '\n', with line_end's flags. Returns 1 when taken (values appended), 0 when
+ * left to Python. */
+static int do_line(State *st, const char *s, const char *e, unsigned odd, Tok *toks) {
     size_t n = (size_t)(e - s);
     if (n == 0 || e[-1] == ' ') return 0;
-    {
-        /* no carriage return; non-ASCII must be valid UTF-8, or Python's decode would replace bytes */
-        const unsigned char *u = (const unsigned char *)s;
-        int cr;
-        int high = scan_line(u, n, &cr);
-        if (cr || (high && !utf8_ok(u, n))) return 0;
-    }
+    /* no carriage return; non-ASCII must be valid UTF-8, or Python's decode would replace bytes */
+    if ((odd & 1) || ((odd & 2) && !utf8_ok((const unsigned char *)s, n))) return 0;
     /* tokenize: "(escaped)" or bare [^ "][^ ]*, each followed by one space or the end */
     int nt = 0;
     const char *extra = NULL;
@@ -571,7 +610,7 @@ static int do_line(State *st, const char *s, const char *e, Tok *toks) {
                     c->dp = q;
                     c->dcap = cap;
                 }
-                memcpy(c->dp + c->dlen, c->sp, c->sl);
+                copy_value(c->dp + c->dlen, c->sp, c->sl);
                 c->dlen += c->sl;
             }
             c->op[r + 1] = (int32_t)c->dlen;
@@ -776,9 +815,10 @@ static PyObject *parse_block(PyObject *self, PyObject *args) {
         const char *buf = views[v].buf;
         size_t blen = (size_t)views[v].len, pos = 0;
         while (pos < blen) {
-            const char *nlp = memchr(buf + pos, '\n', blen - pos);
+            unsigned odd;
+            const char *nlp = line_end(buf + pos, buf + blen, &odd);
             if (!nlp) break;
-            if (do_line(&st, buf + pos, nlp, toks)) {
+            if (do_line(&st, buf + pos, nlp, odd, toks)) {
                 st.idx[st.nrows - 1] = line;
                 if (st.nrows == SAMPLE_ROWS && nl > 4 * SAMPLE_ROWS && !reserve(&st, nl)) break;
             }

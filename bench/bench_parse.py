@@ -7,8 +7,10 @@ Run by hand (not part of the tests), from the repository root:
 
 It generates the input once with `albstats generate` into bench/data/ (gitignored), warms the page
 cache, then measures in one run, each command in its own process under /usr/bin/time: wall time,
-CPU time and peak RSS of `zcat` over all the files and of `albstats parse DIR --format parquet -o ...`
-with each parser engine (ALBSTATS_PARSER), checking that the engines write the same rows. Memory of
+CPU time and peak RSS of `zcat` over all the files and of `albstats parse DIR --format parquet -o OUT/`
+(the dataset layout of issue 13: day= folders of sorted, zstd Parquet parts written by the workers; `--single`
+measures the one-file `-o x.parquet` form instead) with each parser engine (ALBSTATS_PARSER), checking that
+the engines write the same rows. Memory of
 the whole process tree (PSS, workers included) is sampled in a separate run per engine: sampling
 /proc costs CPU on the same two cores, so the timed runs are left alone.
 `--tenfold` also parses the same files ten times over (the folder named ten times) to show that peak
@@ -109,6 +111,21 @@ def shlex_quote(s: str | list[str]) -> str:
     return shlex.quote(s if isinstance(s, str) else " ".join(map(shlex.quote, s)))
 
 
+def _written(out: Path) -> object:
+    """What a run wrote, comparable across runs: the table of a single file; for a dataset folder each part
+    file's table keyed by its day folder, rows and first and last time (part names are random)."""
+    import pyarrow.parquet as pq
+
+    if out.is_file():
+        return pq.read_table(out)
+    got = {}
+    for f in out.rglob("*.parquet"):
+        t = pq.read_table(f)
+        times = t.column("time")
+        got[(f.parent.name, t.num_rows, times[0].as_py(), times[-1].as_py())] = t
+    return got
+
+
 def ensure_data(data: Path, lines: int, days: float) -> list[Path]:
     files = sorted(data.rglob("*.log.gz"))
     if not files:
@@ -146,13 +163,14 @@ def main() -> None:
     ap.add_argument(
         "--engines", default="c", help="parser engines to measure, comma separated (ALBSTATS_PARSER: c, python)"
     )
+    ap.add_argument("--single", action="store_true", help="measure -o x.parquet (one file), not the dataset folder")
     args = ap.parse_args()
     engines = [e for e in args.engines.split(",") if e]
 
     files = ensure_data(args.data, args.lines, args.days)
     out_dir = ROOT / "bench" / "out"
     out_dir.mkdir(parents=True, exist_ok=True)
-    out = out_dir / "parse.parquet"
+    out = out_dir / ("parse.parquet" if args.single else "parse-dataset")
     listing = out_dir / "files.txt"
     listing.write_text("\0".join(map(str, files)))
     raw = sum(f.stat().st_size for f in files)
@@ -192,11 +210,11 @@ def main() -> None:
                 f"cpu, peak RSS {a['rss_mb']:.0f} MB (biggest process) | ratio {a['wall'] / z['wall']:.2f}",
                 flush=True,
             )
-            table = pq.read_table(out)
+            got = _written(out)
             if first is None:
-                first = table
-            elif not table.equals(first):
-                sys.exit(f"bench: engine {engine} wrote a different table")
+                first = got
+            elif got != first:
+                sys.exit(f"bench: engine {engine} wrote different rows")
     for engine in engines:
         ratios = sorted(a["wall"] / z["wall"] for z, a in rows[engine])
         cpu = sorted(a["cpu"] / z["cpu"] for z, a in rows[engine])
@@ -211,8 +229,13 @@ def main() -> None:
             f"memory run, engine {engine}: peak RSS {m['rss_mb']:.0f} MB (biggest process), {m['tree_mb']:.0f} MB "
             f"(all processes, PSS sampled every 50 ms)"
         )
-    n = pq.ParquetFile(out).metadata.num_rows
-    print(f"parquet rows: {n:,} ({out.stat().st_size / 1e6:.0f} MB), identical for engines {', '.join(engines)}")
+    files_out = [out] if out.is_file() else sorted(out.rglob("*.parquet"))
+    n = sum(pq.ParquetFile(f).metadata.num_rows for f in files_out)
+    size = sum(f.stat().st_size for f in files_out)
+    print(
+        f"parquet rows: {n:,} in {len(files_out)} file(s), {size / 1e6:.0f} MB = {size / raw:.2f}x the .gz; "
+        f"identical for engines {', '.join(engines)}"
+    )
     if args.tenfold:
         big = [
             *albstats_cmd(),
@@ -221,7 +244,7 @@ def main() -> None:
             "--format",
             "parquet",
             "-o",
-            str(out_dir / "parse10.parquet"),
+            str(out_dir / ("parse10.parquet" if args.single else "parse10-dataset")),
             "-q",
         ]
         t = measure(big, env={"ALBSTATS_PARSER": engines[0], **compiled}, pss=True)
@@ -233,6 +256,7 @@ def main() -> None:
             f"(1x: {one['rss_mb']:.0f} MB, {one['tree_mb']:.0f} MB)"
         )
         (out_dir / "parse10.parquet").unlink(missing_ok=True)
+        shutil.rmtree(out_dir / "parse10-dataset", ignore_errors=True)
     shutil.rmtree(pycache, ignore_errors=True)
     print(f"load average after the run: {os.getloadavg()[0]:.2f}")
 

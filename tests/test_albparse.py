@@ -344,6 +344,22 @@ def test_quotes_escapes_and_odd_bytes_at_every_offset():
     assert_same(b"\n".join(blocks) + b"\n")
 
 
+def test_odd_bytes_next_to_the_line_end_at_every_alignment():
+    """The line's end is found 16 bytes at a time, noting carriage returns and non-ASCII bytes on the way:
+    an odd byte in the 16 bytes before the one holding the '\\n' (or in the same 16) still counts, and one
+    just after the '\\n' (the next line's) does not count for this line."""
+    g = GOOD.encode()
+    lines = []
+    for pad in range(18):  # shifts where the '\n' falls within the 16-byte strides
+        for odd in (b"\r", b"\xc3\xa9", b"\xff"):
+            for back in range(1, 20):  # the odd byte this many bytes before the line's end
+                base = g.replace(b"curl", b"curl" + b"x" * pad)
+                lines.append(base[: len(base) - back] + odd + base[len(base) - back + 1 :])
+            lines.append(base)
+    assert_same(b"\n".join(lines) + b"\n")
+    assert_same(b"\n".join(lines) + b"\r\n")
+
+
 def test_invalid_utf8_and_odd_bytes():
     g = GOOD.encode()
     blocks = [

@@ -201,10 +201,11 @@ def test_plain_gz_multimember_and_folder_layout(tmp_path):
 
 
 def test_gunzip_reads_members_padding_and_damage():
-    """The one gunzip path (albstats.parsing.reading.gunzip; this tested the former one-call fast path):
-    whatever a file holds (another member, even an identical one, padding, junk, a gzip magic inside stored
-    data, a member split across reads) comes out as gzip reads it, and damage keeps what came before it."""
-    from albstats.parsing.reading import gunzip
+    """Both gunzip paths (albstats.parsing.reading): whatever a file holds (another member, even an identical
+    one, padding, junk, a gzip magic inside stored data, a member split across reads, a trailer whose size is
+    wrong) comes out as gzip reads it, and damage keeps what came before it. gunzip_whole, the one-call path
+    for a whole small file, either gives exactly that text or declines (None) and leaves the file to gunzip."""
+    from albstats.parsing.reading import gunzip, gunzip_whole
 
     text = ("\n".join(ACCESS_SAMPLES) + "\n").encode()
     one = gzip.compress(text)
@@ -221,7 +222,19 @@ def test_gunzip_reads_members_padding_and_damage():
         "junk": (one + b"junk after the member", text, "damage"),
         "truncated": (one[:-3], None, "damage"),
         "corrupt in the middle": (bytes(corrupt), None, "damage"),
+        "trailer size too small": (one[:-4] + (len(text) // 3).to_bytes(4, "little"), None, "damage"),
+        "empty member": (gzip.compress(b""), b"", None),
     }
+    whole = {name: gunzip_whole(raw) for name, (raw, _, _) in cases.items()}
+    for name, (_, want, err) in cases.items():
+        assert whole[name] is None or (err is None and whole[name] == want), name
+    # a single sound member (what ALB writes) is read in one call; several members are left to gunzip
+    assert [n for n, w in whole.items() if w is not None] == [
+        "one",
+        "stored with a magic inside",
+        "zero padding",
+        "empty member",
+    ]
     for chunk_size in (1 << 20, 7):
         for name, (raw, want, err) in cases.items():
             out: list[bytes] = []
