@@ -6,6 +6,7 @@ an error or Ctrl-C never leaves a half-written file behind.
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 import os
@@ -66,9 +67,13 @@ def atomic_path(target: str | os.PathLike[str], option: str = "-o") -> Iterator[
         return
     if target.is_symlink():
         target = Path(os.path.realpath(target))
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    os.close(fd)
+    # made inside the try and removed by this name: a signal landing between mkstemp's return and the
+    # try would otherwise leave the .part behind (as dataset.staged_folder and render.write do)
+    mine = f".{target.name}.{os.getpid()}."
+    tmp = ""
     try:
+        fd, tmp = tempfile.mkstemp(prefix=mine, suffix=".part", dir=target.parent)
+        os.close(fd)
         yield Path(tmp)
         if st is not None:
             mode = stat.S_IMODE(st.st_mode)
@@ -79,7 +84,8 @@ def atomic_path(target: str | os.PathLike[str], option: str = "-o") -> Iterator[
         os.chmod(tmp, mode)
         os.replace(tmp, target)
     except BaseException as e:  # an error, Ctrl-C, SIGTERM or SIGHUP (albstats.shutdown): the target as it was
-        Path(tmp).unlink(missing_ok=True)
+        for leftover in glob.glob(os.path.join(glob.escape(str(target.parent)), f"{glob.escape(mine)}*.part")):
+            Path(leftover).unlink(missing_ok=True)
         if _disk_full(e):
             raise _named(e, target, existed=st is not None) from None
         raise
@@ -89,9 +95,10 @@ def _via_temp_copy(target: Path) -> Iterator[Path]:
     """For a device or pipe: yield a temporary file, then copy it into ``target`` (opened, never renamed over
     or deleted). Writers such as pyarrow seek, or delete their output on failure; neither is safe on
     ``/dev/stdout``."""
-    fd, tmp = tempfile.mkstemp(prefix="albstats-", suffix=".part")
-    os.close(fd)
+    mine = f"albstats-{os.getpid()}-"
     try:
+        fd, tmp = tempfile.mkstemp(prefix=mine, suffix=".part")  # inside the try: see atomic_path
+        os.close(fd)
         yield Path(tmp)
         with open(tmp, "rb") as src, open(target, "wb") as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
@@ -100,7 +107,8 @@ def _via_temp_copy(target: Path) -> Iterator[Path]:
             raise _named(e, target, existed=False) from None
         raise
     finally:
-        Path(tmp).unlink(missing_ok=True)
+        for leftover in glob.glob(os.path.join(glob.escape(tempfile.gettempdir()), f"{glob.escape(mine)}*.part")):
+            Path(leftover).unlink(missing_ok=True)
 
 
 def _disk_full(e: BaseException) -> TypeGuard[OSError]:
