@@ -583,6 +583,122 @@ def test_access_log_template_writes_what_format_line_writes():
         assert w(rec) == format_line(to_values(rec, "app/x/1", "10.0.0.9"))
 
 
+def test_access_log_lines_unchanged_for_success_retry_failure_and_reject():
+    """Golden lines (written by the writer before its rewrite for speed): a first-attempt success, a
+    retry after a 503 whose timestamps straddle a second (``.9999995`` rounds up), a 502 after three
+    failed attempts with quotes and backslashes to escape, a 460 with no client port, a 431 before
+    any attempt. Byte for byte, with the writer's clock carried from line to line."""
+    from albstats.proxy.accesslog import LineWriter, RequestRecord
+
+    t = 1_764_000_000.0
+    up = "127.0.0.1:8081"
+    recs = [
+        RequestRecord(
+            "10.1.2.3",
+            50412,
+            "GET",
+            "http://shop.example:8080/owners/7/pets?page=2",
+            "HTTP/1.1",
+            "curl/8.5.0",
+            "Root=1-6927e500-00112233445566778899aabb",
+            t + 0.1234565,
+            88,
+            312,
+            200,
+            t + 0.1240004,
+            t + 0.1301,
+            t + 0.13020049,
+            t + 0.1302501,
+            [up],
+            ["200"],
+            None,
+        ),
+        RequestRecord(
+            "10.1.2.3",
+            50413,
+            "GET",
+            "http://shop.example:8080/a",
+            "HTTP/1.1",
+            None,
+            "Root=1-6927e500-00112233445566778899aabc",
+            t + 0.9999995,
+            60,
+            150,
+            200,
+            t + 1.0625,
+            t + 1.0700005,
+            t + 1.0701,
+            t + 1.0702,
+            [up, up],
+            ["503", "200"],
+            None,
+        ),
+        RequestRecord(
+            "::1",
+            40000,
+            "POST",
+            'http://h:1/pay?q="x"\\y',
+            "HTTP/1.0",
+            'ua "quoted"',
+            "Root=1-6927e500-00112233445566778899aabd",
+            t + 2.5,
+            1234,
+            190,
+            502,
+            t + 2.7,
+            None,
+            None,
+            t + 2.9000004,
+            [up, up, up],
+            ["-", "502", "-"],
+            None,
+        ),
+        RequestRecord(
+            "10.1.2.4",
+            None,
+            "GET",
+            "http://h:1/g",
+            "HTTP/1.1",
+            "",
+            "",
+            t + 3.0,
+            40,
+            0,
+            460,
+            t + 3.0,
+            t + 2.9999,
+            None,
+            t + 3.5,
+            [up],
+            ["503"],
+            "ClientClosed",
+        ),
+        RequestRecord(
+            "-",
+            None,
+            "GET",
+            "http://h:1/big",
+            "HTTP/1.1",
+            None,
+            "Root=1-6927e500-00112233445566778899aabe",
+            t + 4.0000005,
+            40000,
+            190,
+            431,
+            None,
+            None,
+            None,
+            t + 4.0000015,
+            [],
+            [],
+            None,
+        ),
+    ]
+    expected = (Path(__file__).parent / "data" / "proxy_access_golden.log").read_text().splitlines()
+    w = LineWriter("app/albstats-proxy/0000000000000000", "127.0.0.1")
+    assert [w(r) for r in recs] == expected
+
+
 @pytest.mark.integration  # a 30 s soak
 def test_soak_30s_rss_fds_log_and_posts(tmp_path):
     """The soak benchmark's checks over 30 s at 200 req/s (bench/bench_proxy_soak.py runs 10 minutes):

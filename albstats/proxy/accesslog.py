@@ -38,7 +38,12 @@ def iso_time(epoch: float) -> str:
 
 class _IsoClock:
     """:func:`iso_time` with the ``YYYY-MM-DDTHH:MM:SS`` part formatted once per second (the log's
-    two timestamps are nearly always within the same second as the previous request's)."""
+    two timestamps are nearly always within the same second as the previous request's).
+
+    :meth:`split` gives the two parts (second text, microseconds) for a template's ``%s.%06dZ``: the
+    writer's fast path inlines the same-second case, this is the general one. Rounding as
+    ``datetime.fromtimestamp``: the fraction (``epoch - int(epoch)``, exact, as ``math.modf`` gives it)
+    to microseconds, half to even."""
 
     __slots__ = ("_sec", "_text")
 
@@ -46,7 +51,7 @@ class _IsoClock:
         self._sec = -1
         self._text = ""
 
-    def __call__(self, epoch: float) -> str:
+    def split(self, epoch: float) -> tuple[str, int]:
         frac, whole = math.modf(epoch)
         us = round(frac * 1e6)  # datetime.fromtimestamp rounds half to even, as round() does
         sec = int(whole)
@@ -57,7 +62,11 @@ class _IsoClock:
         if sec != self._sec:
             self._sec = sec
             self._text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
-        return f"{self._text}.{us:06d}Z"
+        return self._text, us
+
+    def __call__(self, epoch: float) -> str:
+        text, us = self.split(epoch)
+        return f"{text}.{us:06d}Z"
 
 
 @dataclass(slots=True)
@@ -201,7 +210,8 @@ _MARK = re.compile("\x00([a-z_]+)\x00")
 
 
 def line_template(elb: str, node_ip: str) -> str:
-    """A ``%s`` template of one log line, rendered by ``format_line`` from marker values."""
+    """A ``%`` template of one log line, rendered by ``format_line`` from marker values: ``%s`` per
+    per-request column, ``%s.%06dZ`` for the two timestamps (second text and microseconds)."""
     vals: dict[str, Any] = {name: f"\x00{name}\x00" for name in _FIELDS}
     vals.update(
         type="http",
@@ -234,69 +244,102 @@ def line_template(elb: str, node_ip: str) -> str:
     order = tuple(_MARK.findall(text))
     if order != _FIELDS:  # pragma: no cover - guards against a schema reorder
         raise RuntimeError(f"access-log template out of order: {order}")
-    return _MARK.sub("%s", text)
+    return _MARK.sub(lambda m: "%s.%06dZ" if m[1] in _TIMES else "%s", text)
+
+
+_TIMES = frozenset({"time", "request_creation_time"})
+
+
+def _span_text(start: float, end: float) -> str:
+    """``_num(_span(start, end))`` for two known instants."""
+    d = end - start
+    return f"{d:.3f}" if d > 0 else "0.000"
 
 
 class LineWriter:
-    """One record -> one log line, the same text as ``format_line(to_values(rec, elb, node_ip))``."""
+    """One record -> one log line, the same text as ``format_line(to_values(rec, elb, node_ip))``.
+
+    Everything constant per log is in the template; per request, one ``%`` with values read once
+    from the record. The timestamps are the clock's cached second text plus the microseconds
+    (``%06d`` in the template), inline while in the clock's second, as nearly every request is.
+    """
 
     def __init__(self, elb: str, node_ip: str) -> None:
         self.template = line_template(elb, node_ip)
         self.iso = _IsoClock()
 
     def __call__(self, rec: RequestRecord) -> str:
-        iso = self.iso
+        clock = self.iso
+        csec = clock._sec
+        done, received = rec.done_at, rec.received_at
+        s = int(done)
+        if s == csec and 0 <= (done_us := round((done - s) * 1e6)) < 1_000_000:
+            done_text = clock._text
+        else:
+            done_text, done_us = clock.split(done)
+            csec = clock._sec
+        s = int(received)
+        if s == csec and 0 <= (recv_us := round((received - s) * 1e6)) < 1_000_000:
+            recv_text = clock._text
+        else:
+            recv_text, recv_us = clock.split(received)
         targets = rec.targets
-        if targets:
+        if len(targets) == 1:  # the common case: one attempt
+            tlist = targets[0]
+            ip, _, port = tlist.rpartition(":")
+            target = tlist if port.isdigit() else f"{ip}:"
+        elif targets:
             ip, _, port = targets[-1].rpartition(":")
             target = f"{ip}:{port}" if port.isdigit() else f"{ip}:"
-            tlist = " ".join(targets) if len(targets) > 1 else targets[0]
+            tlist = " ".join(targets)
         else:
             target = tlist = "-"
         statuses = rec.statuses
-        received, disp, head = rec.received_at, rec.dispatched_at, rec.headers_at
-        # the spans as ``_num(_span(a, b))`` would write them, inline: three calls fewer per line
-        if disp:
-            d = disp - received
-            rpt = f"{d:.3f}" if d > 0 else "0.000"
+        if len(statuses) == 1:
+            status = slist = statuses[0]
+        elif statuses:
+            status, slist = statuses[-1], " ".join(statuses)
         else:
-            rpt = "-1"
-        if head is not None:
-            if disp is None:
-                tpt = "-1"
-            else:
-                d = head - disp
-                tpt = f"{d:.3f}" if d > 0 else "0.000"
-            first = rec.first_byte_at
-            if first is None:
-                rspt = "-1"
-            else:
-                d = first - head
-                rspt = f"{d:.3f}" if d > 0 else "0.000"
-        else:
+            status = slist = "-"
+        # the spans as ``_num(_span(a, b))`` would write them
+        disp, head = rec.dispatched_at, rec.headers_at
+        rpt = _span_text(received, disp) if disp else "-1"
+        if head is None:
             tpt = rspt = "-1"
+        else:
+            tpt = "-1" if disp is None else _span_text(disp, head)
+            first = rec.first_byte_at
+            rspt = "-1" if first is None else _span_text(head, first)
         ua = rec.user_agent
-        client_port = rec.client_port
+        client_ip = rec.client_ip
+        if client_ip:
+            client_port = rec.client_port
+            client = f"{client_ip}:{'' if client_port is None else client_port}"
+        else:
+            client = "-"
+        trace = rec.trace_id
         return (
             self.template
             % (
-                iso(rec.done_at),
-                (f"{rec.client_ip}:{'' if client_port is None else client_port}") if rec.client_ip else "-",
+                done_text,
+                done_us,
+                client,
                 target,
                 rpt,
                 tpt,
                 rspt,
                 rec.elb_status,
-                statuses[-1] if statuses else "-",
+                status,
                 rec.received_bytes,
                 rec.sent_bytes,
                 escape(f"{rec.method} {rec.url} {rec.proto}"),  # one call: escaping is per character
                 escape(ua[:MAX_USER_AGENT]) if ua else "-",
-                escape(rec.trace_id) if rec.trace_id else "-",
-                iso(received),
+                escape(trace) if trace else "-",
+                recv_text,
+                recv_us,
                 rec.error_reason or "-",
                 tlist,
-                (" ".join(statuses) if len(statuses) > 1 else statuses[0]) if statuses else "-",
+                slist,
             )
         )
 
