@@ -147,6 +147,14 @@ def test_trace_header_kept_or_created():
     new = trace_header("garbage")
     assert re.fullmatch(r"Root=1-[0-9a-f]{8}-[0-9a-f]{24}", new)
     assert abs(int(new[7:15], 16) - time.time()) < 5
+    # made from a per-process random part and a counter: unique, and well-formed at the counter's wrap
+    from albstats.proxy.messages import _TRACE_IDS, new_trace_root
+
+    ids = [new_trace_root() for _ in range(20_000)]
+    assert len(set(ids)) == len(ids) and all(re.fullmatch(r"Root=1-[0-9a-f]{8}-[0-9a-f]{24}", i) for i in ids)
+    _TRACE_IDS._n = 0xFFFFFFFE
+    wrapped = [new_trace_root(1.7e9) for _ in range(3)]
+    assert [w[-8:] for w in wrapped] == ["ffffffff", "00000000", "00000001"] and len(set(wrapped)) == 3
 
 
 # --- behaviour through real sockets ---------------------------------------------------------------
