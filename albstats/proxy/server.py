@@ -164,29 +164,6 @@ class RetryProxy:
 
     # --- request handling -----------------------------------------------------------------------
 
-    def _record(self, request: web.BaseRequest, trace: str, head_bytes: int, now: float) -> RequestRecord:
-        h = request.headers
-        tr = request.transport
-        peer = tr.get_extra_info("peername") if tr else None
-        host = h.get(hdrs.HOST) or f"{self.config.listen_host}:{self._port_text}"
-        if host.rfind(":") <= host.rfind("]"):  # no port: no colon after an IPv6 literal's "]", or none at all
-            host = f"{host}:{self._port_text}"
-        raw_path = request.raw_path
-        path = raw_path if raw_path.startswith("/") else str(request.rel_url)
-        v = request.version
-        method = request.method
-        return RequestRecord(
-            client_ip=peer[0] if peer else "-",
-            client_port=peer[1] if peer else None,
-            method=method,
-            url=f"http://{host}{path}",
-            proto="HTTP/1.1" if v == (1, 1) else f"HTTP/{v.major}.{v.minor}",
-            user_agent=h.get(hdrs.USER_AGENT),
-            trace_id=trace,
-            received_at=now,
-            received_bytes=len(method) + len(raw_path) + 12 + head_bytes + 2,
-        )
-
     def _upstream_headers(self, request: web.BaseRequest, rec: RequestRecord, keep_length: bool) -> CIMultiDict[str]:
         """The request's headers minus hop-by-hop ones, plus X-Forwarded-*, the trace id and
         ``X-Albstats-Attempt: 1`` (set again per retry). One pass with set lookups into one multidict:
@@ -273,8 +250,28 @@ class RetryProxy:
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         t0 = time.monotonic()
         now = time.time()
+        h = request.headers
         head_bytes = header_bytes(request.raw_headers)
-        rec = self._record(request, trace_header(request.headers.get(_TRACE), now), head_bytes, now)
+        # the request's record, as ALB logs it: one place, values read once
+        tr = request.transport
+        peer = tr.get_extra_info("peername") if tr else None
+        host = h.get(hdrs.HOST) or f"{self.config.listen_host}:{self._port_text}"
+        if host.rfind(":") <= host.rfind("]"):  # no port: no colon after an IPv6 literal's "]", or none at all
+            host = f"{host}:{self._port_text}"
+        raw_path = request.raw_path
+        method = request.method
+        v = request.version
+        rec = RequestRecord(
+            peer[0] if peer else "-",
+            peer[1] if peer else None,
+            method,
+            f"http://{host}{raw_path if raw_path.startswith('/') else request.rel_url}",
+            "HTTP/1.1" if v == (1, 1) else f"HTTP/{v.major}.{v.minor}",
+            h.get(hdrs.USER_AGENT),
+            trace_header(h.get(_TRACE), now),
+            now,
+            len(method) + len(raw_path) + 12 + head_bytes + 2,
+        )
         self.stats.requests += 1
         self.budget.record_request(t0)
         try:
@@ -327,7 +324,6 @@ class RetryProxy:
                     resp.release()
                 self._client_gone(rec)
                 return web.Response(status=460)  # nobody is listening; the status is for the log
-            per_try = min(pol.per_try_timeout or remaining, remaining)
             if attempt > 1:
                 headers[_ATTEMPT] = str(attempt)
             rec.dispatched_at = time.time()
@@ -342,9 +338,6 @@ class RetryProxy:
                     headers=headers,
                     data=body,
                     allow_redirects=False,
-                    compress=None,
-                    chunked=None,
-                    read_until_eof=True,
                 )
                 if body is None and remaining >= slack:
                     # no body to send: the session's own timeouts bound the attempt (sock_connect, then
@@ -352,7 +345,7 @@ class RetryProxy:
                     # far. A timer per attempt on top was ~3 % of the proxy's CPU per request.
                     resp = await sending
                 else:
-                    async with asyncio.timeout(per_try):
+                    async with asyncio.timeout(min(pol.per_try_timeout or remaining, remaining)):
                         resp = await sending
             except BodyTooLarge:
                 rec.statuses.append("-")
@@ -429,14 +422,14 @@ class RetryProxy:
             small = web.Response(
                 status=resp.status, reason=resp.reason, body=body, headers=self._response_headers(resp, rec)
             )
-            rec.first_byte_at = time.time()
-            try:
-                await small.prepare(request)
-                await small.write_eof()
-            except ConnectionError:
-                self._client_gone(rec)
-            rec.sent_bytes += len(body)
             resp.release()
+            rec.sent_bytes += len(body)
+            # aiohttp sends it as soon as this returns, with no await in between: the client is gone
+            # now exactly when that write would fail (as preparing and writing it here did, at the
+            # cost of two more coroutines per request)
+            if self._closed(request):
+                self._client_gone(rec)
+            rec.first_byte_at = time.time()
             return small
         out = web.StreamResponse(status=resp.status, reason=resp.reason, headers=self._response_headers(resp, rec))
         head = rec.sent_bytes
