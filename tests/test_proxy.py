@@ -580,9 +580,9 @@ def test_access_log_template_writes_what_format_line_writes():
             received_bytes=rng.randint(0, 100),
             sent_bytes=5,
             elb_status=rng.choice([200, 502, 460]),
-            dispatched_at=rng.choice([None, 1.7e9 + 1]),
-            headers_at=rng.choice([None, 1.7e9 + 1.5]),
-            first_byte_at=rng.choice([None, 1.7e9 + 1.6]),
+            dispatched_at=rng.choice([None, 1.7e9 + 1, 1.7e9]),  # 1.7e9: before receipt, a negative span
+            headers_at=rng.choice([None, 1.7e9 + 1.5, 1.7e9 + 0.5]),
+            first_byte_at=rng.choice([None, 1.7e9 + 1.6, 1.7e9 + 1.5]),
             done_at=1.7e9 + 2,
             targets=rng.choice([[], ["1.2.3.4:80"], ["a:1", "b:x"]]),
             statuses=rng.choice([[], ["200"], ["-", "503"]]),

@@ -209,9 +209,10 @@ _FIELDS = (
 _MARK = re.compile("\x00([a-z_]+)\x00")
 
 
-def line_template(elb: str, node_ip: str) -> str:
+def line_template(elb: str, node_ip: str, spans: str = "%s") -> str:
     """A ``%`` template of one log line, rendered by ``format_line`` from marker values: ``%s`` per
-    per-request column, ``%s.%06dZ`` for the two timestamps (second text and microseconds)."""
+    per-request column, ``%s.%06dZ`` for the two timestamps (second text and microseconds), and
+    ``spans`` for the three processing times (``%.3f`` when all three are known)."""
     vals: dict[str, Any] = {name: f"\x00{name}\x00" for name in _FIELDS}
     vals.update(
         type="http",
@@ -244,10 +245,11 @@ def line_template(elb: str, node_ip: str) -> str:
     order = tuple(_MARK.findall(text))
     if order != _FIELDS:  # pragma: no cover - guards against a schema reorder
         raise RuntimeError(f"access-log template out of order: {order}")
-    return _MARK.sub(lambda m: "%s.%06dZ" if m[1] in _TIMES else "%s", text)
+    return _MARK.sub(lambda m: "%s.%06dZ" if m[1] in _TIMES else spans if m[1] in _SPANS else "%s", text)
 
 
 _TIMES = frozenset({"time", "request_creation_time"})
+_SPANS = frozenset({"request_processing_time", "target_processing_time", "response_processing_time"})
 
 
 def _span_text(start: float, end: float) -> str:
@@ -266,6 +268,8 @@ class LineWriter:
 
     def __init__(self, elb: str, node_ip: str) -> None:
         self.template = line_template(elb, node_ip)
+        # a forwarded response knows all three spans: they go to the one % as floats
+        self.template_spans = line_template(elb, node_ip, "%.3f")
         self.iso = _IsoClock()
 
     def __call__(self, rec: RequestRecord) -> str:
@@ -301,15 +305,25 @@ class LineWriter:
             status, slist = statuses[-1], " ".join(statuses)
         else:
             status = slist = "-"
-        # the spans as ``_num(_span(a, b))`` would write them
-        disp, head = rec.dispatched_at, rec.headers_at
-        rpt = _span_text(received, disp) if disp else "-1"
-        if head is None:
-            tpt = rspt = "-1"
+        # the spans as ``_num(_span(a, b))`` would write them: "%.3f" of a positive span, else 0.000
+        disp, head, first = rec.dispatched_at, rec.headers_at, rec.first_byte_at
+        rpt: str | float
+        tpt: str | float
+        rspt: str | float
+        if disp and head is not None and first is not None:
+            template = self.template_spans
+            rpt, tpt, rspt = disp - received, head - disp, first - head
+            rpt = rpt if rpt > 0 else 0.0
+            tpt = tpt if tpt > 0 else 0.0
+            rspt = rspt if rspt > 0 else 0.0
         else:
-            tpt = "-1" if disp is None else _span_text(disp, head)
-            first = rec.first_byte_at
-            rspt = "-1" if first is None else _span_text(head, first)
+            template = self.template
+            rpt = _span_text(received, disp) if disp else "-1"
+            if head is None:
+                tpt = rspt = "-1"
+            else:
+                tpt = "-1" if disp is None else _span_text(disp, head)
+                rspt = "-1" if first is None else _span_text(head, first)
         ua = rec.user_agent
         client_ip = rec.client_ip
         if client_ip:
@@ -319,7 +333,7 @@ class LineWriter:
             client = "-"
         trace = rec.trace_id
         return (
-            self.template
+            template
             % (
                 done_text,
                 done_us,

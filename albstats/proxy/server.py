@@ -392,7 +392,19 @@ class RetryProxy:
             status = 504 if timed_out else 502
             what = "timed out" if timed_out else "unreachable"
             return await self._local(request, rec, status, f"upstream {what} after {attempt} attempt(s)")
-        return await self._forward(request, rec, resp)
+        # the chosen response: from its first byte to the client on there is no retry
+        rec.elb_status = resp.status
+        length = resp.content_length
+        if length is None or length > _SMALL or request.method == "HEAD":
+            return await self._stream(request, rec, resp)
+        # small and of known length (nearly every response): read whole, sent in one write
+        try:
+            body = await resp.read()
+        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, OSError, TimeoutError):
+            resp.release()
+            rec.error_reason = "UpstreamBodyIncomplete"
+            return await self._local(request, rec, 502, "upstream response body incomplete")
+        return self._small(request, rec, resp, body)
 
     @staticmethod
     def _response_headers(resp: aiohttp.ClientResponse, rec: RequestRecord) -> list[tuple[str, str]]:
@@ -405,32 +417,26 @@ class RetryProxy:
         rec.sent_bytes = 17 + len(resp.reason or "") + sum([len(k) + len(v) + 4 for k, v in pairs])
         return pairs
 
-    async def _forward(
+    def _small(
+        self, request: web.BaseRequest, rec: RequestRecord, resp: aiohttp.ClientResponse, body: bytes
+    ) -> web.Response:
+        """The response for aiohttp to send: it writes status, headers and body as soon as the handler
+        returns, with no await in between, so the client is gone now exactly when that write would
+        fail (preparing and writing it here instead cost two more coroutines per request)."""
+        small = web.Response(
+            status=resp.status, reason=resp.reason, body=body, headers=self._response_headers(resp, rec)
+        )
+        resp.release()
+        rec.sent_bytes += len(body)
+        if self._closed(request):
+            self._client_gone(rec)
+        rec.first_byte_at = time.time()
+        return small
+
+    async def _stream(
         self, request: web.BaseRequest, rec: RequestRecord, resp: aiohttp.ClientResponse
     ) -> web.StreamResponse:
-        """Stream the chosen upstream response to the client; from the first byte on there is no retry."""
-        rec.elb_status = resp.status
-        length = resp.content_length
-        if length is not None and length <= _SMALL and request.method != "HEAD":
-            # small and of known length: read it, then send status, headers and body in one write
-            try:
-                body = await resp.read()
-            except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, OSError, TimeoutError):
-                resp.release()
-                rec.error_reason = "UpstreamBodyIncomplete"
-                return await self._local(request, rec, 502, "upstream response body incomplete")
-            small = web.Response(
-                status=resp.status, reason=resp.reason, body=body, headers=self._response_headers(resp, rec)
-            )
-            resp.release()
-            rec.sent_bytes += len(body)
-            # aiohttp sends it as soon as this returns, with no await in between: the client is gone
-            # now exactly when that write would fail (as preparing and writing it here did, at the
-            # cost of two more coroutines per request)
-            if self._closed(request):
-                self._client_gone(rec)
-            rec.first_byte_at = time.time()
-            return small
+        """Stream a large (or unsized) upstream response to the client, chunk by chunk."""
         out = web.StreamResponse(status=resp.status, reason=resp.reason, headers=self._response_headers(resp, rec))
         head = rec.sent_bytes
         try:
