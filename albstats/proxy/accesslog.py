@@ -358,18 +358,22 @@ class LineWriter:
         )
 
 
-#: Lines held before they go to the file in one write: about 130 KB, the size of the file buffer's
-#: job. The proxy's flush loop drains them every second anyway.
-_PENDING_LINES = 512
+#: Records held before their lines go to the file in one write (about 27 KB of text). The proxy's
+#: flush loop drains them every second anyway.
+_PENDING = 64
 
 
 class AccessLog:
     """Appends ALB lines to a file (or stdout for ``-``); buffered, flushed by :meth:`flush` and on close.
 
-    Lines are held as strings and handed to the file in one ``write`` per batch: a text file's
-    ``write`` per line (encode, buffer bookkeeping) cost about 2 µs of the proxy's CPU per request,
-    as much as formatting the line. Nothing is held longer than before: the proxy flushes every
-    second and on shutdown, as it did the file's own buffer.
+    A finished request's record is held, and the lines of a batch of records are formatted together
+    and handed to the file in one ``write``. Per line, a text file's ``write`` (encode, buffer
+    bookkeeping) cost about as much as formatting the line; and formatted one per request, between
+    the server's and the client's work, the line writer ran at a third of its own speed (about 7 µs
+    instead of 2.4 µs per line, its code and data fetched anew each time): in a batch it stays in
+    the cache. The records are complete when written (the handler is done with them) and hold only
+    strings and numbers. Nothing is held longer than before: the proxy flushes every second and on
+    shutdown, as it did the lines.
     """
 
     def __init__(
@@ -380,7 +384,7 @@ class AccessLog:
         self.node_ip = node_ip
         self._fh: IO[str] | None = None
         self._line = LineWriter(elb, node_ip)
-        self._pending: list[str] = []
+        self._pending: list[RequestRecord] = []
         if path == "-":
             self._fh = sys.stdout
         elif path:
@@ -389,15 +393,17 @@ class AccessLog:
     def write(self, rec: RequestRecord) -> None:
         if self._fh is not None:
             pending = self._pending
-            pending.append(self._line(rec))
-            if len(pending) >= _PENDING_LINES:
+            pending.append(rec)
+            if len(pending) >= _PENDING:
                 self._drain()
 
     def _drain(self) -> None:
         if self._pending and self._fh is not None:
-            self._pending.append("")  # the last line's newline
-            self._fh.write("\n".join(self._pending))
+            line = self._line
+            lines = [line(rec) for rec in self._pending]
             self._pending.clear()
+            lines.append("")  # the last line's newline
+            self._fh.write("\n".join(lines))
 
     def flush(self) -> None:
         if self._fh is not None:
