@@ -409,8 +409,13 @@ def test_hop_by_hop_dropped_forwarded_appended_trace_kept(tmp_path):
                 async with cs.get(f"{base}/h", headers=h) as r:
                     echo = await r.json()
                     resp_headers = r.headers
-                # no trace header and two failures: one new Root, the same on every attempt
-                async with cs.get(f"{base}/t", headers={"X-Sim-Fail-Attempts": "2"}) as r:
+                # no trace header and two failures: one new Root, the same on every attempt; and a
+                # client sending no Accept, User-Agent or Accept-Encoding: the proxy adds none of them
+                async with cs.get(
+                    f"{base}/t",
+                    headers={"X-Sim-Fail-Attempts": "2"},
+                    skip_auto_headers=("Accept", "User-Agent", "Accept-Encoding"),
+                ) as r:
                     t_echo = await r.json()
             return echo, resp_headers, t_echo, proxy.port, sim.snapshot(detail=True)
 
@@ -435,6 +440,8 @@ def test_hop_by_hop_dropped_forwarded_appended_trace_kept(tmp_path):
     assert got["x-amzn-trace-id"] == trace
     for hop in ("X-Hop", "Proxy-Authenticate", "Trailer", "Keep-Alive"):
         assert hop not in resp_headers, hop
+    t_got = {k.lower() for k, _ in t_echo["headers"]}
+    assert not t_got & {"accept", "user-agent", "accept-encoding"}, t_got
     root = t_echo["key"]
     assert re.fullmatch(r"1-[0-9a-f]{8}-[0-9a-f]{24}", root) and t_echo["attempt"] == 3
     assert snap["by_request"][root]["attempts"] == 3

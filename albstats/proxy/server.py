@@ -120,7 +120,8 @@ class RetryProxy:
             connector=connector,
             auto_decompress=False,
             cookie_jar=aiohttp.DummyCookieJar(),
-            skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
+            # headers aiohttp would add by itself: the upstream sees only what the client sent (and ours)
+            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
             timeout=aiohttp.ClientTimeout(
                 total=None, sock_connect=self.config.connect_timeout, sock_read=self.policy.per_try_timeout
             ),
