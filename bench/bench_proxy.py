@@ -92,7 +92,7 @@ async def _serve(kind: str, upstream: str | None) -> None:
             connector=aiohttp.TCPConnector(limit=1000, ttl_dns_cache=60),
             auto_decompress=False,
             cookie_jar=aiohttp.DummyCookieJar(),
-            skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
+            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=5.0, sock_read=25.0),
         )
         base = upstream.rstrip("/") if upstream else ""

@@ -147,6 +147,14 @@ def test_trace_header_kept_or_created():
     new = trace_header("garbage")
     assert re.fullmatch(r"Root=1-[0-9a-f]{8}-[0-9a-f]{24}", new)
     assert abs(int(new[7:15], 16) - time.time()) < 5
+    # made from a per-process random part and a counter: unique, and well-formed at the counter's wrap
+    from albstats.proxy.messages import _TRACE_IDS, new_trace_root
+
+    ids = [new_trace_root() for _ in range(20_000)]
+    assert len(set(ids)) == len(ids) and all(re.fullmatch(r"Root=1-[0-9a-f]{8}-[0-9a-f]{24}", i) for i in ids)
+    _TRACE_IDS._n = 0xFFFFFFFE
+    wrapped = [new_trace_root(1.7e9) for _ in range(3)]
+    assert [w[-8:] for w in wrapped] == ["ffffffff", "00000000", "00000001"] and len(set(wrapped)) == 3
 
 
 # --- behaviour through real sockets ---------------------------------------------------------------
@@ -401,8 +409,13 @@ def test_hop_by_hop_dropped_forwarded_appended_trace_kept(tmp_path):
                 async with cs.get(f"{base}/h", headers=h) as r:
                     echo = await r.json()
                     resp_headers = r.headers
-                # no trace header and two failures: one new Root, the same on every attempt
-                async with cs.get(f"{base}/t", headers={"X-Sim-Fail-Attempts": "2"}) as r:
+                # no trace header and two failures: one new Root, the same on every attempt; and a
+                # client sending no Accept, User-Agent or Accept-Encoding: the proxy adds none of them
+                async with cs.get(
+                    f"{base}/t",
+                    headers={"X-Sim-Fail-Attempts": "2"},
+                    skip_auto_headers=("Accept", "User-Agent", "Accept-Encoding"),
+                ) as r:
                     t_echo = await r.json()
             return echo, resp_headers, t_echo, proxy.port, sim.snapshot(detail=True)
 
@@ -427,6 +440,8 @@ def test_hop_by_hop_dropped_forwarded_appended_trace_kept(tmp_path):
     assert got["x-amzn-trace-id"] == trace
     for hop in ("X-Hop", "Proxy-Authenticate", "Trailer", "Keep-Alive"):
         assert hop not in resp_headers, hop
+    t_got = {k.lower() for k, _ in t_echo["headers"]}
+    assert not t_got & {"accept", "user-agent", "accept-encoding"}, t_got
     root = t_echo["key"]
     assert re.fullmatch(r"1-[0-9a-f]{8}-[0-9a-f]{24}", root) and t_echo["attempt"] == 3
     assert snap["by_request"][root]["attempts"] == 3
@@ -572,15 +587,131 @@ def test_access_log_template_writes_what_format_line_writes():
             received_bytes=rng.randint(0, 100),
             sent_bytes=5,
             elb_status=rng.choice([200, 502, 460]),
-            dispatched_at=rng.choice([None, 1.7e9 + 1]),
-            headers_at=rng.choice([None, 1.7e9 + 1.5]),
-            first_byte_at=rng.choice([None, 1.7e9 + 1.6]),
+            dispatched_at=rng.choice([None, 1.7e9 + 1, 1.7e9]),  # 1.7e9: before receipt, a negative span
+            headers_at=rng.choice([None, 1.7e9 + 1.5, 1.7e9 + 0.5]),
+            first_byte_at=rng.choice([None, 1.7e9 + 1.6, 1.7e9 + 1.5]),
             done_at=1.7e9 + 2,
             targets=rng.choice([[], ["1.2.3.4:80"], ["a:1", "b:x"]]),
             statuses=rng.choice([[], ["200"], ["-", "503"]]),
             error_reason=rng.choice([None, "X"]),
         )
         assert w(rec) == format_line(to_values(rec, "app/x/1", "10.0.0.9"))
+
+
+def test_access_log_lines_unchanged_for_success_retry_failure_and_reject():
+    """Golden lines (written by the writer before its rewrite for speed): a first-attempt success, a
+    retry after a 503 whose timestamps straddle a second (``.9999995`` rounds up), a 502 after three
+    failed attempts with quotes and backslashes to escape, a 460 with no client port, a 431 before
+    any attempt. Byte for byte, with the writer's clock carried from line to line."""
+    from albstats.proxy.accesslog import LineWriter, RequestRecord
+
+    t = 1_764_000_000.0
+    up = "127.0.0.1:8081"
+    recs = [
+        RequestRecord(
+            "10.1.2.3",
+            50412,
+            "GET",
+            "http://shop.example:8080/owners/7/pets?page=2",
+            "HTTP/1.1",
+            "curl/8.5.0",
+            "Root=1-6927e500-00112233445566778899aabb",
+            t + 0.1234565,
+            88,
+            312,
+            200,
+            t + 0.1240004,
+            t + 0.1301,
+            t + 0.13020049,
+            t + 0.1302501,
+            [up],
+            ["200"],
+            None,
+        ),
+        RequestRecord(
+            "10.1.2.3",
+            50413,
+            "GET",
+            "http://shop.example:8080/a",
+            "HTTP/1.1",
+            None,
+            "Root=1-6927e500-00112233445566778899aabc",
+            t + 0.9999995,
+            60,
+            150,
+            200,
+            t + 1.0625,
+            t + 1.0700005,
+            t + 1.0701,
+            t + 1.0702,
+            [up, up],
+            ["503", "200"],
+            None,
+        ),
+        RequestRecord(
+            "::1",
+            40000,
+            "POST",
+            'http://h:1/pay?q="x"\\y',
+            "HTTP/1.0",
+            'ua "quoted"',
+            "Root=1-6927e500-00112233445566778899aabd",
+            t + 2.5,
+            1234,
+            190,
+            502,
+            t + 2.7,
+            None,
+            None,
+            t + 2.9000004,
+            [up, up, up],
+            ["-", "502", "-"],
+            None,
+        ),
+        RequestRecord(
+            "10.1.2.4",
+            None,
+            "GET",
+            "http://h:1/g",
+            "HTTP/1.1",
+            "",
+            "",
+            t + 3.0,
+            40,
+            0,
+            460,
+            t + 3.0,
+            t + 2.9999,
+            None,
+            t + 3.5,
+            [up],
+            ["503"],
+            "ClientClosed",
+        ),
+        RequestRecord(
+            "-",
+            None,
+            "GET",
+            "http://h:1/big",
+            "HTTP/1.1",
+            None,
+            "Root=1-6927e500-00112233445566778899aabe",
+            t + 4.0000005,
+            40000,
+            190,
+            431,
+            None,
+            None,
+            None,
+            t + 4.0000015,
+            [],
+            [],
+            None,
+        ),
+    ]
+    expected = (Path(__file__).parent / "data" / "proxy_access_golden.log").read_text().splitlines()
+    w = LineWriter("app/albstats-proxy/0000000000000000", "127.0.0.1")
+    assert [w(r) for r in recs] == expected
 
 
 @pytest.mark.integration  # a 30 s soak

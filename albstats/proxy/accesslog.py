@@ -38,7 +38,12 @@ def iso_time(epoch: float) -> str:
 
 class _IsoClock:
     """:func:`iso_time` with the ``YYYY-MM-DDTHH:MM:SS`` part formatted once per second (the log's
-    two timestamps are nearly always within the same second as the previous request's)."""
+    two timestamps are nearly always within the same second as the previous request's).
+
+    :meth:`split` gives the two parts (second text, microseconds) for a template's ``%s.%06dZ``: the
+    writer's fast path inlines the same-second case, this is the general one. Rounding as
+    ``datetime.fromtimestamp``: the fraction (``epoch - int(epoch)``, exact, as ``math.modf`` gives it)
+    to microseconds, half to even."""
 
     __slots__ = ("_sec", "_text")
 
@@ -46,7 +51,7 @@ class _IsoClock:
         self._sec = -1
         self._text = ""
 
-    def __call__(self, epoch: float) -> str:
+    def split(self, epoch: float) -> tuple[str, int]:
         frac, whole = math.modf(epoch)
         us = round(frac * 1e6)  # datetime.fromtimestamp rounds half to even, as round() does
         sec = int(whole)
@@ -57,7 +62,11 @@ class _IsoClock:
         if sec != self._sec:
             self._sec = sec
             self._text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
-        return f"{self._text}.{us:06d}Z"
+        return self._text, us
+
+    def __call__(self, epoch: float) -> str:
+        text, us = self.split(epoch)
+        return f"{text}.{us:06d}Z"
 
 
 @dataclass(slots=True)
@@ -200,8 +209,10 @@ _FIELDS = (
 _MARK = re.compile("\x00([a-z_]+)\x00")
 
 
-def line_template(elb: str, node_ip: str) -> str:
-    """A ``%s`` template of one log line, rendered by ``format_line`` from marker values."""
+def line_template(elb: str, node_ip: str, spans: str = "%s") -> str:
+    """A ``%`` template of one log line, rendered by ``format_line`` from marker values: ``%s`` per
+    per-request column, ``%s.%06dZ`` for the two timestamps (second text and microseconds), and
+    ``spans`` for the three processing times (``%.3f`` when all three are known)."""
     vals: dict[str, Any] = {name: f"\x00{name}\x00" for name in _FIELDS}
     vals.update(
         type="http",
@@ -234,85 +245,135 @@ def line_template(elb: str, node_ip: str) -> str:
     order = tuple(_MARK.findall(text))
     if order != _FIELDS:  # pragma: no cover - guards against a schema reorder
         raise RuntimeError(f"access-log template out of order: {order}")
-    return _MARK.sub("%s", text)
+    return _MARK.sub(lambda m: "%s.%06dZ" if m[1] in _TIMES else spans if m[1] in _SPANS else "%s", text)
+
+
+_TIMES = frozenset({"time", "request_creation_time"})
+_SPANS = frozenset({"request_processing_time", "target_processing_time", "response_processing_time"})
+
+
+def _span_text(start: float, end: float) -> str:
+    """``_num(_span(start, end))`` for two known instants."""
+    d = end - start
+    return f"{d:.3f}" if d > 0 else "0.000"
 
 
 class LineWriter:
-    """One record -> one log line, the same text as ``format_line(to_values(rec, elb, node_ip))``."""
+    """One record -> one log line, the same text as ``format_line(to_values(rec, elb, node_ip))``.
+
+    Everything constant per log is in the template; per request, one ``%`` with values read once
+    from the record. The timestamps are the clock's cached second text plus the microseconds
+    (``%06d`` in the template), inline while in the clock's second, as nearly every request is.
+    """
 
     def __init__(self, elb: str, node_ip: str) -> None:
         self.template = line_template(elb, node_ip)
+        # a forwarded response knows all three spans: they go to the one % as floats
+        self.template_spans = line_template(elb, node_ip, "%.3f")
         self.iso = _IsoClock()
 
     def __call__(self, rec: RequestRecord) -> str:
-        iso = self.iso
+        clock = self.iso
+        csec = clock._sec
+        done, received = rec.done_at, rec.received_at
+        s = int(done)
+        if s == csec and 0 <= (done_us := round((done - s) * 1e6)) < 1_000_000:
+            done_text = clock._text
+        else:
+            done_text, done_us = clock.split(done)
+            csec = clock._sec
+        s = int(received)
+        if s == csec and 0 <= (recv_us := round((received - s) * 1e6)) < 1_000_000:
+            recv_text = clock._text
+        else:
+            recv_text, recv_us = clock.split(received)
         targets = rec.targets
-        if targets:
+        if len(targets) == 1:  # the common case: one attempt
+            tlist = targets[0]
+            ip, _, port = tlist.rpartition(":")
+            target = tlist if port.isdigit() else f"{ip}:"
+        elif targets:
             ip, _, port = targets[-1].rpartition(":")
             target = f"{ip}:{port}" if port.isdigit() else f"{ip}:"
-            tlist = " ".join(targets) if len(targets) > 1 else targets[0]
+            tlist = " ".join(targets)
         else:
             target = tlist = "-"
         statuses = rec.statuses
-        received, disp, head = rec.received_at, rec.dispatched_at, rec.headers_at
-        # the spans as ``_num(_span(a, b))`` would write them, inline: three calls fewer per line
-        if disp:
-            d = disp - received
-            rpt = f"{d:.3f}" if d > 0 else "0.000"
+        if len(statuses) == 1:
+            status = slist = statuses[0]
+        elif statuses:
+            status, slist = statuses[-1], " ".join(statuses)
         else:
-            rpt = "-1"
-        if head is not None:
-            if disp is None:
-                tpt = "-1"
-            else:
-                d = head - disp
-                tpt = f"{d:.3f}" if d > 0 else "0.000"
-            first = rec.first_byte_at
-            if first is None:
-                rspt = "-1"
-            else:
-                d = first - head
-                rspt = f"{d:.3f}" if d > 0 else "0.000"
+            status = slist = "-"
+        # the spans as ``_num(_span(a, b))`` would write them: "%.3f" of a positive span, else 0.000
+        disp, head, first = rec.dispatched_at, rec.headers_at, rec.first_byte_at
+        rpt: str | float
+        tpt: str | float
+        rspt: str | float
+        if disp and head is not None and first is not None:
+            template = self.template_spans
+            rpt, tpt, rspt = disp - received, head - disp, first - head
+            rpt = rpt if rpt > 0 else 0.0
+            tpt = tpt if tpt > 0 else 0.0
+            rspt = rspt if rspt > 0 else 0.0
         else:
-            tpt = rspt = "-1"
+            template = self.template
+            rpt = _span_text(received, disp) if disp else "-1"
+            if head is None:
+                tpt = rspt = "-1"
+            else:
+                tpt = "-1" if disp is None else _span_text(disp, head)
+                rspt = "-1" if first is None else _span_text(head, first)
         ua = rec.user_agent
-        client_port = rec.client_port
+        client_ip = rec.client_ip
+        if client_ip:
+            client_port = rec.client_port
+            client = f"{client_ip}:{'' if client_port is None else client_port}"
+        else:
+            client = "-"
+        trace = rec.trace_id
         return (
-            self.template
+            template
             % (
-                iso(rec.done_at),
-                (f"{rec.client_ip}:{'' if client_port is None else client_port}") if rec.client_ip else "-",
+                done_text,
+                done_us,
+                client,
                 target,
                 rpt,
                 tpt,
                 rspt,
                 rec.elb_status,
-                statuses[-1] if statuses else "-",
+                status,
                 rec.received_bytes,
                 rec.sent_bytes,
                 escape(f"{rec.method} {rec.url} {rec.proto}"),  # one call: escaping is per character
                 escape(ua[:MAX_USER_AGENT]) if ua else "-",
-                escape(rec.trace_id) if rec.trace_id else "-",
-                iso(received),
+                escape(trace) if trace else "-",
+                recv_text,
+                recv_us,
                 rec.error_reason or "-",
                 tlist,
-                (" ".join(statuses) if len(statuses) > 1 else statuses[0]) if statuses else "-",
+                slist,
             )
         )
 
 
-#: Lines held before they go to the file in one write: about 130 KB, the size of the file buffer's
-#: job. The proxy's flush loop drains them every second anyway.
-_PENDING_LINES = 512
+#: Records held before their lines go to the file in one write (about 27 KB of text). The proxy's
+#: flush loop drains them every second anyway.
+_PENDING = 64
 
 
 class AccessLog:
     """Appends ALB lines to a file (or stdout for ``-``); buffered, flushed by :meth:`flush` and on close.
 
-    Lines are held as strings and handed to the file in one ``write`` per batch: a text file's
-    ``write`` per line (encode, buffer bookkeeping) cost about 2 µs of the proxy's CPU per request,
-    as much as formatting the line. Nothing is held longer than before: the proxy flushes every
-    second and on shutdown, as it did the file's own buffer.
+    A finished request's record is held, and the lines of a batch of records are formatted together
+    and handed to the file in one ``write``. Per line, a text file's ``write`` (encode, buffer
+    bookkeeping) cost about as much as formatting the line; and formatted one per request, between
+    the server's and the client's work, the line writer ran at a third of its own speed (about 7 µs
+    instead of 2.4 µs per line, its code and data fetched anew each time): in a batch it stays in
+    the cache. The records are complete when written (the handler is done with them) and hold only
+    strings and numbers. Nothing is held longer than before: the proxy flushes every second and on
+    shutdown, as it did the lines.
     """
 
     def __init__(
@@ -323,7 +384,7 @@ class AccessLog:
         self.node_ip = node_ip
         self._fh: IO[str] | None = None
         self._line = LineWriter(elb, node_ip)
-        self._pending: list[str] = []
+        self._pending: list[RequestRecord] = []
         if path == "-":
             self._fh = sys.stdout
         elif path:
@@ -332,15 +393,17 @@ class AccessLog:
     def write(self, rec: RequestRecord) -> None:
         if self._fh is not None:
             pending = self._pending
-            pending.append(self._line(rec))
-            if len(pending) >= _PENDING_LINES:
+            pending.append(rec)
+            if len(pending) >= _PENDING:
                 self._drain()
 
     def _drain(self) -> None:
         if self._pending and self._fh is not None:
-            self._pending.append("")  # the last line's newline
-            self._fh.write("\n".join(self._pending))
+            line = self._line
+            lines = [line(rec) for rec in self._pending]
             self._pending.clear()
+            lines.append("")  # the last line's newline
+            self._fh.write("\n".join(lines))
 
     def flush(self) -> None:
         if self._fh is not None:

@@ -7,7 +7,6 @@ guide's ~500 lines); every name stays importable from ``albstats.proxy.server``.
 
 from __future__ import annotations
 
-import random
 import re
 import secrets
 import time
@@ -61,20 +60,45 @@ def parse_upstream(value: str) -> URL:
     return url
 
 
-#: Trace ids must be unique, not secret: a PRNG seeded from the OS (once) instead of a urandom call per request
-_TRACE_RNG = random.Random(secrets.randbits(128))
+class _TraceIds:
+    """X-Ray style roots, ``Root=1-<8 hex epoch seconds>-<24 hex>``, made cheaply.
+
+    Trace ids must be unique, not secret: the 24 hex digits are 64 random bits drawn from the OS
+    once per process and a 32-bit counter, so two ids of one process differ in the counter (it
+    would have to wrap within one second to repeat) and two processes differ in the random part.
+    ``Root=1-<epoch>-<random 64>`` is formatted once per second; per request only the counter is."""
+
+    __slots__ = ("_n", "_prefix", "_rand", "_sec")
+
+    def __init__(self) -> None:
+        self._rand = f"{secrets.randbits(64):016x}"
+        self._n = secrets.randbits(32)
+        self._sec = -1
+        self._prefix = ""
+
+    def __call__(self, now: float | None = None) -> str:
+        sec = int(time.time() if now is None else now)
+        if sec != self._sec:
+            self._sec = sec
+            self._prefix = f"Root=1-{sec & 0xFFFFFFFF:08x}-{self._rand}"
+        n = self._n = (self._n + 1) & 0xFFFFFFFF
+        return f"{self._prefix}{n:08x}"
+
+
+#: one id source per process; the server takes ids from it directly
+_TRACE_IDS = _TraceIds()
 
 
 def new_trace_root(now: float | None = None) -> str:
-    """An X-Ray style root: ``Root=1-<8 hex epoch seconds>-<24 hex random>``."""
-    return f"Root=1-{int(time.time() if now is None else now):08x}-{_TRACE_RNG.getrandbits(96):024x}"
+    """An X-Ray style root: ``Root=1-<8 hex epoch seconds>-<24 hex>``, unique per request."""
+    return _TRACE_IDS(now)
 
 
-def trace_header(value: str | None) -> str:
+def trace_header(value: str | None, now: float | None = None) -> str:
     """Keep a client's trace header when it carries a well-formed Root, else create one."""
     if value and _TRACE_ROOT.search(value) and len(value) <= 1024:
         return value
-    return new_trace_root()
+    return _TRACE_IDS(now)
 
 
 def origin_form(raw: str) -> str:
@@ -96,7 +120,12 @@ def connection_tokens(headers: CIMultiDict[str] | object) -> set[str]:
 
 
 def _header_sizes(raw: tuple[tuple[bytes, bytes], ...]) -> tuple[int, int]:
-    """(all request header lines, the longest one) in bytes, ``Name: value\r\n`` each. A function so
-    the list of sizes is gone before the request is forwarded, not kept alive for the collector."""
+    """(all request header lines, the longest one) in bytes, ``Name: value\r\n`` each."""
     sizes = [len(k) + len(v) + 4 for k, v in raw]
     return sum(sizes), max(sizes, default=0)
+
+
+def header_bytes(raw: tuple[tuple[bytes, bytes], ...]) -> int:
+    """All request header lines in bytes, ``Name: value\r\n`` each. The longest line is no longer
+    than all of them together, so only a large total needs :func:`_header_sizes`."""
+    return sum([len(k) + len(v) + 4 for k, v in raw])

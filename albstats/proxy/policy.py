@@ -169,9 +169,14 @@ class RetryBudget:
             self._retries.popleft()
 
     def record_request(self, now: float | None = None) -> None:
+        if self.ratio is None:  # no budget: nothing reads the window
+            return
         now = time.monotonic() if now is None else now
-        self._trim(now)
-        self._requests.append(now)
+        # this runs per request: only the requests' window here, the retries' is trimmed where read
+        requests, cut = self._requests, now - self.window
+        while requests and requests[0] < cut:
+            requests.popleft()
+        requests.append(now)
 
     def allowed(self, now: float | None = None) -> float:
         """How many retries the window allows in total right now."""

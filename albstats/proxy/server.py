@@ -22,8 +22,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import aiohttp
-from aiohttp import web
-from multidict import CIMultiDict
+from aiohttp import hdrs, web
+from multidict import CIMultiDict, istr
 from yarl import URL
 
 from albstats.proxy.accesslog import AccessLog, ProxyStats, RequestRecord
@@ -33,6 +33,7 @@ from albstats.proxy.messages import (
     HOP_BY_HOP,
     _header_sizes,
     connection_tokens,
+    header_bytes,
     new_trace_root,
     origin_form,
     parse_listen,
@@ -56,6 +57,10 @@ __all__ = [
     "trace_header",
 ]
 
+# header names as ``istr`` (aiohttp's own constants where it has them): a multidict takes an istr's
+# case-folded identity from it instead of computing it per lookup or insertion
+_XFF, _XFPROTO, _XFPORT = hdrs.X_FORWARDED_FOR, hdrs.X_FORWARDED_PROTO, hdrs.X_FORWARDED_PORT
+_TRACE, _ATTEMPT = istr("X-Amzn-Trace-Id"), istr("X-Albstats-Attempt")
 _CHUNK = 1 << 16
 _SMALL = 1 << 16  # responses up to this size (with a Content-Length) are sent in one write
 
@@ -115,7 +120,8 @@ class RetryProxy:
             connector=connector,
             auto_decompress=False,
             cookie_jar=aiohttp.DummyCookieJar(),
-            skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
+            # headers aiohttp would add by itself: the upstream sees only what the client sent (and ours)
+            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
             timeout=aiohttp.ClientTimeout(
                 total=None, sock_connect=self.config.connect_timeout, sock_read=self.policy.per_try_timeout
             ),
@@ -159,29 +165,6 @@ class RetryProxy:
 
     # --- request handling -----------------------------------------------------------------------
 
-    def _record(self, request: web.BaseRequest, trace: str, head_bytes: int) -> RequestRecord:
-        h = request.headers
-        tr = request.transport
-        peer = tr.get_extra_info("peername") if tr else None
-        host = h.get("Host") or f"{self.config.listen_host}:{self._port_text}"
-        if ":" not in host.rsplit("]", 1)[-1]:
-            host = f"{host}:{self._port_text}"
-        raw_path = request.raw_path
-        path = raw_path if raw_path.startswith("/") else str(request.rel_url)
-        v = request.version
-        method = request.method
-        return RequestRecord(
-            client_ip=peer[0] if peer else "-",
-            client_port=peer[1] if peer else None,
-            method=method,
-            url=f"http://{host}{path}",
-            proto="HTTP/1.1" if v == (1, 1) else f"HTTP/{v.major}.{v.minor}",
-            user_agent=h.get("User-Agent"),
-            trace_id=trace,
-            received_at=time.time(),
-            received_bytes=len(method) + len(raw_path) + 12 + head_bytes + 2,
-        )
-
     def _upstream_headers(self, request: web.BaseRequest, rec: RequestRecord, keep_length: bool) -> CIMultiDict[str]:
         """The request's headers minus hop-by-hop ones, plus X-Forwarded-*, the trace id and
         ``X-Albstats-Attempt: 1`` (set again per retry). One pass with set lookups into one multidict:
@@ -189,19 +172,20 @@ class RetryProxy:
         pairs) is what the garbage collector walks while requests are in flight."""
         h = request.headers
         drop = _DROP_UPSTREAM if keep_length else _DROP_UPSTREAM_LENGTH
-        if "Connection" in h:
+        if hdrs.CONNECTION in h:
             drop = drop | connection_tokens(h)
         out = [(k, v) for k, v in h.items() if (lk := k.lower()) not in drop and not lk.startswith("proxy-")]
         client = rec.client_ip if rec.client_ip != "-" else "unknown"
-        # the three X-Forwarded-* names and the trace header are in ``drop``: each appended once below
-        if "X-Forwarded-For" in h:
-            out.append(("X-Forwarded-For", f"{', '.join(h.getall('X-Forwarded-For'))}, {client}"))
+        # the three X-Forwarded-* names and the trace header are in ``drop``: each appended once below.
+        scheme, port = request.scheme, self._port_text
+        if _XFF in h:
+            out.append((_XFF, f"{', '.join(h.getall(_XFF))}, {client}"))
         else:
-            out.append(("X-Forwarded-For", client))
-        for name, value in (("X-Forwarded-Proto", request.scheme), ("X-Forwarded-Port", self._port_text)):
-            out.append((name, f"{', '.join(h.getall(name))}, {value}" if name in h else value))
-        out.append(("X-Amzn-Trace-Id", rec.trace_id))
-        out.append(("X-Albstats-Attempt", "1"))
+            out.append((_XFF, client))
+        out.append((_XFPROTO, f"{', '.join(h.getall(_XFPROTO))}, {scheme}" if _XFPROTO in h else scheme))
+        out.append((_XFPORT, f"{', '.join(h.getall(_XFPORT))}, {port}" if _XFPORT in h else port))
+        out.append((_TRACE, rec.trace_id))
+        out.append((_ATTEMPT, "1"))
         return CIMultiDict(out)
 
     async def _local(
@@ -266,12 +250,33 @@ class RetryProxy:
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         t0 = time.monotonic()
-        head_bytes, longest = _header_sizes(request.raw_headers)
-        rec = self._record(request, trace_header(request.headers.get("X-Amzn-Trace-Id")), head_bytes)
+        now = time.time()
+        h = request.headers
+        head_bytes = header_bytes(request.raw_headers)
+        # the request's record, as ALB logs it: one place, values read once
+        tr = request.transport
+        peer = tr.get_extra_info("peername") if tr else None
+        host = h.get(hdrs.HOST) or f"{self.config.listen_host}:{self._port_text}"
+        if host.rfind(":") <= host.rfind("]"):  # no port: no colon after an IPv6 literal's "]", or none at all
+            host = f"{host}:{self._port_text}"
+        raw_path = request.raw_path
+        method = request.method
+        v = request.version
+        rec = RequestRecord(
+            peer[0] if peer else "-",
+            peer[1] if peer else None,
+            method,
+            f"http://{host}{raw_path if raw_path.startswith('/') else request.rel_url}",
+            "HTTP/1.1" if v == (1, 1) else f"HTTP/{v.major}.{v.minor}",
+            h.get(hdrs.USER_AGENT),
+            trace_header(h.get(_TRACE), now),
+            now,
+            len(method) + len(raw_path) + 12 + head_bytes + 2,
+        )
         self.stats.requests += 1
         self.budget.record_request(t0)
         try:
-            return await self._handle(request, rec, t0, head_bytes, longest)
+            return await self._handle(request, rec, t0, head_bytes)
         finally:
             rec.done_at = time.time()
             if not rec.elb_status:  # an unexpected error: aiohttp answers 500, and the log line stays valid
@@ -281,17 +286,20 @@ class RetryProxy:
             self.log.write(rec)
 
     async def _handle(
-        self, request: web.BaseRequest, rec: RequestRecord, t0: float, head_bytes: int, longest_header: int
+        self, request: web.BaseRequest, rec: RequestRecord, t0: float, head_bytes: int
     ) -> web.StreamResponse:
         cfg, pol = self.config, self.policy
         if request.method == "CONNECT":
             return await self._local(request, rec, 405, "CONNECT is not supported", close=True)
-        if head_bytes > cfg.max_header_bytes or longest_header > cfg.max_header_field:
+        # no line is longer than all of them together: the longest is measured only for a large total
+        if head_bytes > cfg.max_header_bytes or (
+            head_bytes > cfg.max_header_field and _header_sizes(request.raw_headers)[1] > cfg.max_header_field
+        ):
             return await self._local(request, rec, 431, "request headers too large", close=True)
         length = request.content_length
         if length is not None and length > cfg.max_body:
             return await self._local(request, rec, 413, "request body too large", close=True)
-        if request.headers.get("Expect", "").lower() == "100-continue" and request.version >= (1, 1):
+        if request.headers.get(hdrs.EXPECT, "").lower() == "100-continue" and request.version >= (1, 1):
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         try:
             # most requests have no body: no coroutine for them
@@ -317,9 +325,8 @@ class RetryProxy:
                     resp.release()
                 self._client_gone(rec)
                 return web.Response(status=460)  # nobody is listening; the status is for the log
-            per_try = min(pol.per_try_timeout or remaining, remaining)
             if attempt > 1:
-                headers["X-Albstats-Attempt"] = str(attempt)
+                headers[_ATTEMPT] = str(attempt)
             rec.dispatched_at = time.time()
             rec.headers_at = None
             self.stats.attempts += 1
@@ -332,9 +339,6 @@ class RetryProxy:
                     headers=headers,
                     data=body,
                     allow_redirects=False,
-                    compress=None,
-                    chunked=None,
-                    read_until_eof=True,
                 )
                 if body is None and remaining >= slack:
                     # no body to send: the session's own timeouts bound the attempt (sock_connect, then
@@ -342,7 +346,7 @@ class RetryProxy:
                     # far. A timer per attempt on top was ~3 % of the proxy's CPU per request.
                     resp = await sending
                 else:
-                    async with asyncio.timeout(per_try):
+                    async with asyncio.timeout(min(pol.per_try_timeout or remaining, remaining)):
                         resp = await sending
             except BodyTooLarge:
                 rec.statuses.append("-")
@@ -389,7 +393,19 @@ class RetryProxy:
             status = 504 if timed_out else 502
             what = "timed out" if timed_out else "unreachable"
             return await self._local(request, rec, status, f"upstream {what} after {attempt} attempt(s)")
-        return await self._forward(request, rec, resp)
+        # the chosen response: from its first byte to the client on there is no retry
+        rec.elb_status = resp.status
+        length = resp.content_length
+        if length is None or length > _SMALL or request.method == "HEAD":
+            return await self._stream(request, rec, resp)
+        # small and of known length (nearly every response): read whole, sent in one write
+        try:
+            body = await resp.read()
+        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, OSError, TimeoutError):
+            resp.release()
+            rec.error_reason = "UpstreamBodyIncomplete"
+            return await self._local(request, rec, 502, "upstream response body incomplete")
+        return self._small(request, rec, resp, body)
 
     @staticmethod
     def _response_headers(resp: aiohttp.ClientResponse, rec: RequestRecord) -> list[tuple[str, str]]:
@@ -397,37 +413,31 @@ class RetryProxy:
         them into its own multidict: the list dies with the call), and their size on the wire
         (status line and ``Name: value\r\n`` lines) into ``rec.sent_bytes``."""
         rh = resp.headers
-        drop = HOP_BY_HOP | connection_tokens(rh) if "Connection" in rh else HOP_BY_HOP
+        drop = HOP_BY_HOP | connection_tokens(rh) if hdrs.CONNECTION in rh else HOP_BY_HOP
         pairs = [(k, v) for k, v in rh.items() if (lk := k.lower()) not in drop and not lk.startswith("proxy-")]
         rec.sent_bytes = 17 + len(resp.reason or "") + sum([len(k) + len(v) + 4 for k, v in pairs])
         return pairs
 
-    async def _forward(
+    def _small(
+        self, request: web.BaseRequest, rec: RequestRecord, resp: aiohttp.ClientResponse, body: bytes
+    ) -> web.Response:
+        """The response for aiohttp to send: it writes status, headers and body as soon as the handler
+        returns, with no await in between, so the client is gone now exactly when that write would
+        fail (preparing and writing it here instead cost two more coroutines per request)."""
+        small = web.Response(
+            status=resp.status, reason=resp.reason, body=body, headers=self._response_headers(resp, rec)
+        )
+        resp.release()
+        rec.sent_bytes += len(body)
+        if self._closed(request):
+            self._client_gone(rec)
+        rec.first_byte_at = time.time()
+        return small
+
+    async def _stream(
         self, request: web.BaseRequest, rec: RequestRecord, resp: aiohttp.ClientResponse
     ) -> web.StreamResponse:
-        """Stream the chosen upstream response to the client; from the first byte on there is no retry."""
-        rec.elb_status = resp.status
-        length = resp.content_length
-        if length is not None and length <= _SMALL and request.method != "HEAD":
-            # small and of known length: read it, then send status, headers and body in one write
-            try:
-                body = await resp.read()
-            except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, OSError, TimeoutError):
-                resp.release()
-                rec.error_reason = "UpstreamBodyIncomplete"
-                return await self._local(request, rec, 502, "upstream response body incomplete")
-            small = web.Response(
-                status=resp.status, reason=resp.reason, body=body, headers=self._response_headers(resp, rec)
-            )
-            rec.first_byte_at = time.time()
-            try:
-                await small.prepare(request)
-                await small.write_eof()
-            except ConnectionError:
-                self._client_gone(rec)
-            rec.sent_bytes += len(body)
-            resp.release()
-            return small
+        """Stream a large (or unsized) upstream response to the client, chunk by chunk."""
         out = web.StreamResponse(status=resp.status, reason=resp.reason, headers=self._response_headers(resp, rec))
         head = rec.sent_bytes
         try:
