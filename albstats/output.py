@@ -70,7 +70,6 @@ def atomic_path(target: str | os.PathLike[str], option: str = "-o") -> Iterator[
     # made inside the try and removed by this name: a signal landing between mkstemp's return and the
     # try would otherwise leave the .part behind (as dataset.staged_folder and render.write do)
     mine = f".{target.name}.{os.getpid()}."
-    tmp = ""
     try:
         fd, tmp = tempfile.mkstemp(prefix=mine, suffix=".part", dir=target.parent)
         os.close(fd)
