@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import uuid
 import zlib
 from collections.abc import Iterator
@@ -33,6 +32,8 @@ from typing import Any
 from urllib.parse import quote
 
 import pyarrow as pa
+
+from albstats.logsource import DAY_RE
 
 #: The Hive partition column.
 PARTITION = "day"
@@ -74,8 +75,6 @@ MOSTLY_CONSTANT = frozenset(
 #: String columns with min/max statistics: only the time, which range filters prune on.
 STRING_STATS = frozenset({"time"})
 
-_DAY_RE = re.compile(r"(?:^|/)(\d{4})/(\d{2})/(\d{2})(?:/|$)")
-
 
 def parquet_options(schema: pa.Schema) -> dict[str, Any]:
     """The one Parquet writer configuration: zstd level 1, dictionaries and statistics only where they pay."""
@@ -95,7 +94,7 @@ def day_dir(day: str) -> str:
 
 def delivery_day(name: str) -> str | None:
     """'YYYY/MM/DD' of the date folders a log file sits in (S3 key layout), else None."""
-    m = _DAY_RE.search(name.replace(os.sep, "/"))
+    m = DAY_RE.search(name.replace(os.sep, "/"))
     return f"{m[1]}/{m[2]}/{m[3]}" if m else None
 
 
@@ -104,7 +103,7 @@ def group_of(name: str) -> str:
     of one load balancer (one ``AWSLogs/.../region`` prefix) share it across days."""
     path = name.replace(os.sep, "/")
     folder = path.rsplit("/", 1)[0] if "/" in path else ""
-    m = _DAY_RE.search(folder + "/")
+    m = DAY_RE.search(folder + "/")
     if m:
         folder = folder[: m.start()]
     return f"{zlib.crc32(folder.encode()):08x}"

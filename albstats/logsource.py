@@ -24,6 +24,17 @@ CONTROL_NAME = "ELBAccessLogTestFile"
 LOG_SUFFIXES = (".log", ".log.gz", ".gz")
 
 
+def key_day(key: str) -> date | None:
+    """The yyyy/mm/dd folder of an S3 key or ``/``-separated path (the delivery date), if it has one."""
+    m = DAY_RE.search(key)
+    if not m:
+        return None
+    try:
+        return date(int(m[1]), int(m[2]), int(m[3]))
+    except ValueError:
+        return None
+
+
 @dataclass(slots=True)
 class Source:
     """One log file, local or remote."""
@@ -54,13 +65,7 @@ class Source:
     @property
     def delivery_day(self) -> date | None:
         """The yyyy/mm/dd folder the file sits in (the delivery date), if it is in the S3 key layout."""
-        m = DAY_RE.search(self.name.replace(os.sep, "/"))
-        if not m:
-            return None
-        try:
-            return date(int(m[1]), int(m[2]), int(m[3]))
-        except ValueError:
-            return None
+        return key_day(self.name.replace(os.sep, "/"))
 
     def open(self) -> BinaryIO:
         return self.opener()

@@ -42,7 +42,7 @@ from typing import Any, BinaryIO
 
 from albstats import progress
 from albstats.errors import AwsError, UsageError
-from albstats.logsource import CONTROL_NAME, DAY_RE, LOG_SUFFIXES, Source
+from albstats.logsource import CONTROL_NAME, LOG_SUFFIXES, Source, key_day
 from albstats.s3_client import DEFAULT_WORKERS, ObjectReader, attempts_note, aws_error, client
 
 #: ``.../AWSLogs/<account>/elasticloadbalancing/<region>/`` inside a key or prefix.
@@ -107,16 +107,6 @@ def day_prefixes(root: str, first: date, last: date) -> list[tuple[str, Callable
         out.append((f"{root}{y:04d}/{m:02d}/", lambda d: first <= d <= last))
         y, m = (y + 1, 1) if m == 12 else (y, m + 1)
     return out
-
-
-def _key_day(key: str) -> date | None:
-    m = DAY_RE.search(key)
-    if not m:
-        return None
-    try:
-        return date(int(m[1]), int(m[2]), int(m[3]))
-    except ValueError:
-        return None
 
 
 @dataclass
@@ -222,7 +212,7 @@ def list_objects(
                     if not _wanted(key):
                         continue
                     if filt is not None:
-                        d = _key_day(key)
+                        d = key_day(key)
                         if d is None or not filt(d):
                             continue
                     found.append(S3Object(key, int(o.get("Size", 0)), str(o.get("ETag", "")).strip('"')))
