@@ -109,6 +109,18 @@ def _use_parsed_time(tree: Any) -> None:
             table.set("alias", exp.TableAlias(this=exp.to_identifier("alb_logs")))
 
 
+def _time_bounds(node: Any) -> list[Any]:
+    """The comparisons under ``node`` of the parsed time with a value that reads no column
+    (``__time_ts >= E``, ``__time_ts < E``): the window's bounds."""
+    from sqlglot import exp
+
+    return [
+        cmp
+        for cmp in node.find_all(exp.GTE, exp.GT, exp.LT, exp.LTE)
+        if isinstance(cmp.this, exp.Column) and cmp.this.name == TS_COLUMN and not cmp.expression.find(exp.Column)
+    ]
+
+
 def _drop_open_bounds(tree: Any, open_bounds: frozenset[str]) -> None:
     """Drop ``__time_ts >= :since`` (``< :until``) where the caller gave no such bound.
 
@@ -127,11 +139,8 @@ def _drop_open_bounds(tree: Any, open_bounds: frozenset[str]) -> None:
         if where is None:
             continue
         drop = []
-        for cmp in where.find_all(exp.GTE, exp.GT, exp.LT, exp.LTE):
-            left, right = cmp.this, cmp.expression
-            if not (isinstance(left, exp.Column) and left.name == TS_COLUMN) or right.find(exp.Column):
-                continue
-            names = {p.name for p in right.find_all(exp.Placeholder)}
+        for cmp in _time_bounds(where):
+            names = {p.name for p in cmp.expression.find_all(exp.Placeholder)}
             want = "since" if isinstance(cmp, exp.GTE | exp.GT) else "until"
             if names == {want} and want in open_bounds:
                 drop.append(cmp)
@@ -162,10 +171,8 @@ def _cheap_time_bounds(tree: Any) -> None:
             t = exp.Add(this=t, expression=exp.Interval(this=exp.Literal.string("1"), unit=exp.var("SECOND")))
         return exp.Anonymous(this="strftime", expressions=[t, fmt])
 
-    for cmp in list(tree.find_all(exp.GTE, exp.GT, exp.LT, exp.LTE)):
+    for cmp in _time_bounds(tree):
         left, right = cmp.this, cmp.expression
-        if not (isinstance(left, exp.Column) and left.name == TS_COLUMN) or right.find(exp.Column):
-            continue
         text = exp.column("time", table=left.table or None)
         if isinstance(cmp, exp.GTE | exp.GT):
             fast: Any = exp.GTE(this=text, expression=whole_second(right, plus=True))
