@@ -107,7 +107,8 @@ static int match_int(const char *s, size_t n) {
     return n > i && all_digits(s + i, n - i);
 }
 
-/* \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z? */
+/* \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z? with each field in its range and a day that exists
+ * (albstats.schema's timestamp validator and real_date) */
 #if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 /* Eight bytes against a pattern at once: x = w ^ expected is 0 at a literal and 0..9 at a digit, so
  * x + (0x7F - limit) keeps every high bit clear; a byte >= 0x80 sets its own (carries only reach a byte
@@ -138,6 +139,13 @@ static int match_ts(const char *s, size_t n) {
         }
     }
 #endif
+#define TWO(k) ((s[k] - '0') * 10 + (s[k + 1] - '0'))
+    int year = TWO(0) * 100 + TWO(2), month = TWO(5), day = TWO(8);
+    if (month < 1 || month > 12 || day < 1 || TWO(11) > 23 || TWO(14) > 59 || TWO(17) > 59) return 0;
+#undef TWO
+    static const unsigned char month_days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    if (day > month_days[month - 1] + (month == 2 && leap)) return 0;
     size_t i = 19;
     if (i < n && s[i] == '.') {
         size_t d = ++i;

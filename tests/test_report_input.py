@@ -121,3 +121,19 @@ def test_as_given(in_root):
     assert as_given(str(ROOT / "fixtures/edgy/x.log"), [cwd_rel]) == str(ROOT / "fixtures/edgy/x.log")
     assert as_given("s3://b/k.log.gz", [cwd_rel]) == "s3://b/k.log.gz"
     assert as_given(str(ROOT / "fixtures/edge"), [cwd_rel]) == cwd_rel
+
+
+@pytest.mark.parametrize("day", ["2026-13-16", "2026-02-30"])
+def test_a_time_that_is_no_real_instant_is_a_malformed_line(tmp_path, day):
+    """The latest line's time names no real day (DuckDB refuses to read it): the report counts the
+    line as malformed and names its file, as for any other bad line, and reports the rest."""
+    src = ROOT / "fixtures" / "security" / "security-log.txt"
+    lines = src.read_text().splitlines()[:20]
+    bad = lines[0].split(" ", 2)
+    bad[1] = day + bad[1][10:]
+    log = tmp_path / "odd.log"
+    log.write_text("\n".join([*lines, " ".join(bad)]) + "\n")
+    res = CliRunner().invoke(app, ["report", str(log), "--db", str(tmp_path / "c.duckdb")])
+    assert res.exit_code == 0, res.output
+    assert f"1 malformed line in 1 file (first: {log} (1 line))" in res.stderr
+    assert "requests      20" in res.stdout

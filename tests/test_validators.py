@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from albstats import _albparse
-from albstats.parsing.lines import BadLine, parse_line
+from albstats.parsing.lines import BadLine, parse_line, valid
 from albstats.schema import ACCESS, ALB_TYPES, CONNECTION, VALIDATORS
 
 CODES = {name: code for code, name in enumerate(_albparse.VALIDATORS)}
@@ -47,6 +47,19 @@ EDGES = [
     "12024-05-01T12:00:00Z",
     "2024-05-01T12:00:00Z-",
     "٢٠٢٤-05-01T12:00:00Z",
+    "2024-13-01T12:00:00Z",
+    "2024-00-01T12:00:00Z",
+    "2024-05-00T12:00:00Z",
+    "2024-05-32T12:00:00Z",
+    "2024-04-31T12:00:00Z",
+    "2024-02-29T12:00:00Z",
+    "2023-02-29T12:00:00Z",
+    "2100-02-29T12:00:00Z",
+    "2000-02-29T12:00:00Z",
+    "2024-05-01T24:00:00Z",
+    "2024-05-01T23:60:00Z",
+    "2024-05-01T23:59:60Z",
+    "2024-12-31T23:59:59.999999Z",
     "1",
     "-1",
     "1.5",
@@ -100,7 +113,25 @@ def test_the_c_code_knows_exactly_the_schema_validators():
 
 
 def _python(name: str, value: str) -> bool:
-    return re.fullmatch(f"(?:{VALIDATORS[name]})", value, re.ASCII) is not None
+    """The reference parser's verdict: the schema's regex, and for a time a day that exists."""
+    return valid(name, value)
+
+
+def test_times_name_real_days():
+    """Month 13, February 29 of a common year or hour 24 are malformed, whichever parser reads them."""
+    for value, ok in [
+        ("2024-02-29T00:00:00Z", True),
+        ("2000-02-29T00:00:00Z", True),
+        ("2023-02-29T00:00:00Z", False),
+        ("2100-02-29T00:00:00Z", False),
+        ("2024-04-31T00:00:00Z", False),
+        ("2024-13-01T00:00:00Z", False),
+        ("2024-01-01T24:00:00Z", False),
+        ("2024-12-31T23:59:59.999999Z", True),
+    ]:
+        assert _python("timestamp", value) is ok, value
+        assert _albparse.valid(CODES["timestamp"], value.encode()) is ok, value
+        assert bool(re.fullmatch(f"(?:{VALIDATORS['timestamp']})", value)) is (ok or value[5:10] in ("02-29", "04-31"))
 
 
 @pytest.mark.parametrize("name", sorted(VALIDATORS))

@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from albstats.errors import InputError
 from albstats.parsing.stats import MAX_BAD_EXAMPLES, FileStats
-from albstats.schema import ACCESS, ALB_TYPES, CONNECTION, VALIDATORS, LogSchema
+from albstats.schema import ACCESS, ALB_TYPES, CONNECTION, VALIDATORS, LogSchema, real_date
 
 #: A quoted token (backslash escapes allowed) or a bare token, each with the space after it (or the end).
 _TOKEN_RE = re.compile(r'"([^"\\]*(?:\\.[^"\\]*)*)"(?: |\Z)|([^ "][^ ]*)(?: |\Z)', re.DOTALL)
@@ -30,7 +30,15 @@ _IP_RE = re.compile(VALIDATORS["ip"], re.ASCII)
 #: What Athena's ``([-.0-9]*)`` admits for a double; Python's float() alone would also take inf, nan, 1_0, 1e5.
 _DBL_RE = re.compile(r"[-.0-9]+\Z", re.ASCII)
 #: The field validators of :data:`albstats.schema.VALIDATORS`, whole-value matches.
-_VALID = {name: re.compile(f"(?:{pattern})", re.ASCII).fullmatch for name, pattern in VALIDATORS.items()}
+_MATCH = {name: re.compile(f"(?:{pattern})", re.ASCII).fullmatch for name, pattern in VALIDATORS.items()}
+
+
+def valid(validator: str, value: str) -> bool:
+    """Whether ``value`` passes a schema validator: its regex, and for a time a day that exists."""
+    if _MATCH[validator](value) is None:
+        return False
+    return real_date(value) if validator in ("timestamp", "timestamp_or_dash") else True
+
 
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
@@ -105,7 +113,7 @@ def parse_line(line: str, schema: LogSchema = ACCESS) -> list[Any]:
             row.extend(None for _ in tok.columns)
             continue
         v = toks[i][0]
-        if tok.validate and not _VALID[tok.validate](v):
+        if tok.validate and not valid(tok.validate, v):
             raise BadLine(f"field {i + 1} ({tok.log_name}) is not valid: {v[:40]!r}")
         if tok.kind == "hostport":
             row.extend(_hostport(v))
