@@ -10,7 +10,9 @@ token list the local parser uses, so the table and the parser cannot drift apart
 - quoted fields keep backslash escapes (``\\"``) as logged, exactly as the parser keeps them;
 - any token may be written quoted or bare (old docs printed target lists bare), as the parser allows;
 - fields the parser validates (type, timestamps, timings, status codes, ``ip:port``) are validated by
-  the regex too, so a line the parser counts as malformed is an all-NULL row on Athena, never garbage;
+  the regex too, so a line the parser counts as malformed is an all-NULL row on Athena, never garbage
+  (one exception: a regex cannot know the calendar, so a time on February 30 passes it; the parsers
+  reject it, :func:`albstats.schema.real_date`);
 - ``target:port`` ``-`` gives ``target_ip`` ``''`` and ``target_port`` NULL (as AWS's regex does);
   bracketed IPv6 loses its brackets (as the parser does).
 
