@@ -342,6 +342,12 @@ def main() -> None:
             f"proxy CPU/request vs bare forwarder (conc 32): {cpu_ratio:.2f}x (target <= 1.2x): "
             f"{'MET' if cpu_ratio <= 1.2 else 'MISSED'}"
         )
+        # each round's own ratio (the two runs were next to each other): how far one run's verdict can swing
+        per_round = [
+            (px["cpu_s"] / px["requests"]) / (bx["cpu_s"] / bx["requests"])
+            for px, bx in zip(runs[("albstats proxy", 32)], runs[("bare forwarder", 32)], strict=True)
+        ]
+        print(f"  by round: {' '.join(f'{r:.2f}x' for r in per_round)}")
         print(
             f"proxy added p50 over bare forwarder (conc 1): {added:+.3f} ms (target <= 0.5 ms): "
             f"{'MET' if added <= 0.5 else 'MISSED'}"
