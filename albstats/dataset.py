@@ -253,11 +253,26 @@ def staged_folder(target: str | os.PathLike[str], option: str = "-o") -> Iterato
         else:
             os.rename(tmp, path)
     except BaseException:
-        import glob
-
-        for leftover in glob.glob(os.path.join(glob.escape(parent), f"{glob.escape(mine)}*.part")):
-            shutil.rmtree(leftover, ignore_errors=True)
+        remove_staged(parent, mine)
         raise
+
+
+def remove_staged(folder: str, prefix: str) -> None:
+    """Remove every ``<prefix>*.part`` file or folder in ``folder``: what a staged write left behind.
+
+    By name, not by the path ``mkstemp``/``mkdtemp`` returned: a signal landing after the file is made
+    but before that path is assigned leaves it unnamed. ``prefix`` holds the process id, so another
+    process's staging is left alone. Used by :func:`staged_folder`, :func:`albstats.output.atomic_path`
+    and :func:`albstats.render.write`."""
+    import glob
+    import shutil
+
+    for leftover in glob.glob(os.path.join(glob.escape(folder), f"{glob.escape(prefix)}*.part")):
+        if os.path.isdir(leftover) and not os.path.islink(leftover):
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(leftover)
 
 
 def _umask() -> int:

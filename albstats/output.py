@@ -6,7 +6,6 @@ an error or Ctrl-C never leaves a half-written file behind.
 
 from __future__ import annotations
 
-import glob
 import json
 import math
 import os
@@ -21,6 +20,7 @@ from typing import IO, Any, TypeGuard
 
 import pyarrow as pa
 
+from albstats.dataset import remove_staged
 from albstats.errors import DISK_FULL_ERRNOS, UsageError
 
 FORMATS = ("jsonl", "csv", "parquet")
@@ -83,8 +83,7 @@ def atomic_path(target: str | os.PathLike[str], option: str = "-o") -> Iterator[
         os.chmod(tmp, mode)
         os.replace(tmp, target)
     except BaseException as e:  # an error, Ctrl-C, SIGTERM or SIGHUP (albstats.shutdown): the target as it was
-        for leftover in glob.glob(os.path.join(glob.escape(str(target.parent)), f"{glob.escape(mine)}*.part")):
-            Path(leftover).unlink(missing_ok=True)
+        remove_staged(str(target.parent), mine)
         if _disk_full(e):
             raise _named(e, target, existed=st is not None) from None
         raise
@@ -106,8 +105,7 @@ def _via_temp_copy(target: Path) -> Iterator[Path]:
             raise _named(e, target, existed=False) from None
         raise
     finally:
-        for leftover in glob.glob(os.path.join(glob.escape(tempfile.gettempdir()), f"{glob.escape(mine)}*.part")):
-            Path(leftover).unlink(missing_ok=True)
+        remove_staged(tempfile.gettempdir(), mine)
 
 
 def _disk_full(e: BaseException) -> TypeGuard[OSError]:

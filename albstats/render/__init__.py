@@ -7,7 +7,6 @@ never leaves a half-written report behind.
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import shutil
@@ -82,6 +81,7 @@ def render_text(r: Report, fmt: str) -> str:
 
 def write(r: Report, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
     """Write report.md, report.html, report.json and the PNGs into ``out_dir``; returns name -> final path."""
+    from albstats.dataset import remove_staged
     from albstats.output import check_target
     from albstats.render import document, html, markdown
     from albstats.render.data import to_dict
@@ -112,7 +112,6 @@ def write(r: Report, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
                 os.replace(tmp / n, target / n)
             shutil.rmtree(tmp, ignore_errors=True)
     except BaseException:
-        for leftover in target.parent.glob(f"{glob.escape(mine)}*.part"):
-            shutil.rmtree(leftover, ignore_errors=True)
+        remove_staged(str(target.parent), mine)
         raise
     return {n: target / n for n in names}
