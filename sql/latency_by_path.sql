@@ -27,7 +27,7 @@ WITH urls AS (
     AND from_iso8601_timestamp(time) < from_iso8601_timestamp(:until)
 ),
 paths AS (
-  -- DISTINCT on the path too: it makes the rules run on the few URLs, before the join
+  -- DISTINCT on the path too: it makes the rules run on the few URLs, before they are looked up
   SELECT DISTINCT
     url,
     -- the same rules as errors_by_path, each twice (a match consumes the '/' after it)
