@@ -26,6 +26,7 @@ from typer.testing import CliRunner
 
 from albstats.cli import app
 from albstats.parse import ParseStats, read_table
+from albstats.proxy.messages import HOP_BY_HOP, NOT_UPSTREAM, NOT_UPSTREAM_STREAMED, lines_size, to_drop
 from albstats.proxy.policy import RetryBudget, make_policy, parse_retry_after
 from albstats.proxy.server import ProxyConfig, RetryProxy, trace_header
 from albstats.proxy.upstream_sim import UpstreamSim, make_config
@@ -445,6 +446,57 @@ def test_hop_by_hop_dropped_forwarded_appended_trace_kept(tmp_path):
     root = t_echo["key"]
     assert re.fullmatch(r"1-[0-9a-f]{8}-[0-9a-f]{24}", root) and t_echo["attempt"] == 3
     assert snap["by_request"][root]["attempts"] == 3
+
+
+def test_to_drop_names_hop_by_hop_connection_tokens_and_proxy_prefix():
+    from multidict import CIMultiDict, CIMultiDictProxy
+
+    def names(pairs, drop):
+        return to_drop(CIMultiDictProxy(CIMultiDict(pairs)), drop)
+
+    plain = [("Host", "h"), ("Accept", "*/*"), ("Content-Length", "3"), ("X-Proxy-Id", "kept")]
+    assert names(plain, NOT_UPSTREAM) == frozenset()  # the common case: nothing to remove
+    assert names(plain, NOT_UPSTREAM_STREAMED) == {"content-length"}  # a streamed body is reframed
+    hop = [
+        ("CONNECTION", "keep-alive, X-Secret , close"),
+        ("x-secret", "s"),
+        ("Transfer-Encoding", "chunked"),
+        ("Proxy-Foo", "1"),
+        ("proxy-authorization", "Basic x"),
+        ("Expect", "100-continue"),
+        ("X-Proxy-Id", "kept"),
+    ]
+    # Connection's tokens are dropped (keep-alive and close name no header here: removing them is a no-op)
+    assert names(hop, NOT_UPSTREAM) == {
+        "connection",
+        "keep-alive",
+        "x-secret",
+        "close",
+        "transfer-encoding",
+        "proxy-foo",
+        "proxy-authorization",
+        "expect",
+    }
+    assert "expect" not in names(hop, HOP_BY_HOP)  # responses: hop-by-hop only
+    assert names([], HOP_BY_HOP) == frozenset()
+    # the size of the lines ``Name: value\r\n``, as written on the wire
+    h = CIMultiDict([("Content-Type", "text/plain"), ("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")])
+    assert lines_size(h) == sum(len(f"{k}: {v}\r\n") for k, v in h.items()) == 60
+
+
+def test_client_cannot_set_the_attempt_header_and_keep_alive_is_not_forwarded(tmp_path):
+    async def main():
+        async with stack(tmp_path) as (sim, proxy, base):
+            async with aiohttp.ClientSession() as cs:
+                h = {"Connection": "keep-alive", "X-Albstats-Attempt": "9", "X-Proxy-Id": "p1"}
+                async with cs.get(f"{base}/a", headers=h) as r:
+                    return await r.json()
+
+    echo = asyncio.run(main())
+    got = [(k.lower(), v) for k, v in echo["headers"]]
+    assert [v for k, v in got if k == "x-albstats-attempt"] == ["1"]
+    assert ("x-proxy-id", "p1") in got
+    assert not {k for k, _ in got} & {"connection", "keep-alive"}
 
 
 def test_absolute_form_uri_cannot_reach_another_host(tmp_path):

@@ -23,21 +23,23 @@ from dataclasses import dataclass, field
 
 import aiohttp
 from aiohttp import hdrs, web
-from multidict import CIMultiDict, istr
+from multidict import CIMultiDict, CIMultiDictProxy, istr
 from yarl import URL
 
 from albstats.proxy.accesslog import AccessLog, ProxyStats, RequestRecord
 from albstats.proxy.messages import (
-    _DROP_UPSTREAM,
-    _DROP_UPSTREAM_LENGTH,
     HOP_BY_HOP,
+    NOT_UPSTREAM,
+    NOT_UPSTREAM_STREAMED,
     _header_sizes,
     connection_tokens,
     header_bytes,
+    lines_size,
     new_trace_root,
     origin_form,
     parse_listen,
     parse_upstream,
+    to_drop,
     trace_header,
 )
 from albstats.proxy.policy import RetryBudget, RetryPolicy, make_policy, parse_retry_after
@@ -166,27 +168,22 @@ class RetryProxy:
     # --- request handling -----------------------------------------------------------------------
 
     def _upstream_headers(self, request: web.BaseRequest, rec: RequestRecord, keep_length: bool) -> CIMultiDict[str]:
-        """The request's headers minus hop-by-hop ones, plus X-Forwarded-*, the trace id and
-        ``X-Albstats-Attempt: 1`` (set again per retry). One pass with set lookups into one multidict:
-        this runs for every request, and what lives until the response (one multidict, not a list of
-        pairs) is what the garbage collector walks while requests are in flight."""
+        """The request's headers minus hop-by-hop ones and ``Expect``, with X-Forwarded-*, the trace id
+        and ``X-Albstats-Attempt: 1`` (set again per retry) set on top: each replaces whatever the
+        client sent under that name (the X-Forwarded-* values extend the client's). Copied whole,
+        then what :func:`to_drop` names is removed."""
         h = request.headers
-        drop = _DROP_UPSTREAM if keep_length else _DROP_UPSTREAM_LENGTH
-        if hdrs.CONNECTION in h:
-            drop = drop | connection_tokens(h)
-        out = [(k, v) for k, v in h.items() if (lk := k.lower()) not in drop and not lk.startswith("proxy-")]
+        out = CIMultiDict(h)
+        for name in to_drop(h, NOT_UPSTREAM if keep_length else NOT_UPSTREAM_STREAMED):
+            out.popall(name, None)  # a Connection token may name no header
         client = rec.client_ip if rec.client_ip != "-" else "unknown"
-        # the three X-Forwarded-* names and the trace header are in ``drop``: each appended once below.
-        scheme, port = request.scheme, self._port_text
-        if _XFF in h:
-            out.append((_XFF, f"{', '.join(h.getall(_XFF))}, {client}"))
-        else:
-            out.append((_XFF, client))
-        out.append((_XFPROTO, f"{', '.join(h.getall(_XFPROTO))}, {scheme}" if _XFPROTO in h else scheme))
-        out.append((_XFPORT, f"{', '.join(h.getall(_XFPORT))}, {port}" if _XFPORT in h else port))
-        out.append((_TRACE, rec.trace_id))
-        out.append((_ATTEMPT, "1"))
-        return CIMultiDict(out)
+        out[_XFF] = f"{', '.join(h.getall(_XFF))}, {client}" if _XFF in h else client
+        out[_TRACE] = rec.trace_id
+        scheme = request.scheme
+        out[_XFPROTO] = f"{', '.join(h.getall(_XFPROTO))}, {scheme}" if _XFPROTO in h else scheme
+        out[_XFPORT] = f"{', '.join(h.getall(_XFPORT))}, {self._port_text}" if _XFPORT in h else self._port_text
+        out[_ATTEMPT] = "1"
+        return out
 
     async def _local(
         self, request: web.BaseRequest, rec: RequestRecord, status: int, text: str, close: bool = False
@@ -219,9 +216,8 @@ class RetryProxy:
         return request.transport is None or request.transport.is_closing()
 
     async def _read_body(self, request: web.BaseRequest, rec: RequestRecord) -> tuple[object, bool]:
-        """(body, replayable). Small bodies are read whole; a larger one becomes a one-shot stream."""
-        if not request.body_exists:
-            return None, True
+        """(body, replayable) of a request with a body. Small bodies are read whole; a larger one
+        becomes a one-shot stream."""
         limit = self.policy.max_replay_body
         buf = bytearray()
         while len(buf) <= limit:
@@ -296,16 +292,18 @@ class RetryProxy:
             head_bytes > cfg.max_header_field and _header_sizes(request.raw_headers)[1] > cfg.max_header_field
         ):
             return await self._local(request, rec, 431, "request headers too large", close=True)
-        length = request.content_length
-        if length is not None and length > cfg.max_body:
-            return await self._local(request, rec, 413, "request body too large", close=True)
-        if request.headers.get(hdrs.EXPECT, "").lower() == "100-continue" and request.version >= (1, 1):
-            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        try:
-            # most requests have no body: no coroutine for them
-            body, replayable = await self._read_body(request, rec) if request.body_exists else (None, True)
-        except BodyTooLarge:
-            return await self._local(request, rec, 413, "request body too large", close=True)
+        body: object = None
+        replayable = True
+        if request.body_exists:  # most requests have none: no length, Expect or reading for them
+            length = request.content_length
+            if length is not None and length > cfg.max_body:
+                return await self._local(request, rec, 413, "request body too large", close=True)
+            if request.headers.get(hdrs.EXPECT, "").lower() == "100-continue" and request.version >= (1, 1):
+                await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            try:
+                body, replayable = await self._read_body(request, rec)
+            except BodyTooLarge:
+                return await self._local(request, rec, 413, "request body too large", close=True)
         headers = self._upstream_headers(request, rec, keep_length=not replayable)
         url = URL(self._origin + self._prefix + origin_form(request.raw_path), encoded=True)
         deadline = t0 + pol.deadline
@@ -408,15 +406,19 @@ class RetryProxy:
         return self._small(request, rec, resp, body)
 
     @staticmethod
-    def _response_headers(resp: aiohttp.ClientResponse, rec: RequestRecord) -> list[tuple[str, str]]:
-        """The upstream response's headers minus hop-by-hop ones, as pairs for web.Response (which copies
-        them into its own multidict: the list dies with the call), and their size on the wire
-        (status line and ``Name: value\r\n`` lines) into ``rec.sent_bytes``."""
-        rh = resp.headers
-        drop = HOP_BY_HOP | connection_tokens(rh) if hdrs.CONNECTION in rh else HOP_BY_HOP
-        pairs = [(k, v) for k, v in rh.items() if (lk := k.lower()) not in drop and not lk.startswith("proxy-")]
-        rec.sent_bytes = 17 + len(resp.reason or "") + sum([len(k) + len(v) + 4 for k, v in pairs])
-        return pairs
+    def _response_headers(resp: aiohttp.ClientResponse, rec: RequestRecord) -> CIMultiDictProxy[str] | CIMultiDict[str]:
+        """The upstream response's headers minus hop-by-hop ones, for web.Response (which copies them),
+        and their size on the wire (status line and ``Name: value\r\n`` lines) into
+        ``rec.sent_bytes``. Passed on as they are when nothing is to be dropped, as for nearly every
+        response."""
+        rh: CIMultiDictProxy[str] | CIMultiDict[str] = resp.headers
+        if dropped := to_drop(rh, HOP_BY_HOP):
+            kept = CIMultiDict(rh)
+            for name in dropped:
+                kept.popall(name, None)
+            rh = kept
+        rec.sent_bytes = 17 + len(resp.reason or "") + lines_size(rh)
+        return rh
 
     def _small(
         self, request: web.BaseRequest, rec: RequestRecord, resp: aiohttp.ClientResponse, body: bytes
