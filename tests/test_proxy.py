@@ -26,7 +26,14 @@ from typer.testing import CliRunner
 
 from albstats.cli import app
 from albstats.parse import ParseStats, read_table
-from albstats.proxy.messages import HOP_BY_HOP, NOT_UPSTREAM, NOT_UPSTREAM_STREAMED, lines_size, to_drop
+from albstats.proxy.messages import (
+    HOP_BY_HOP,
+    NOT_UPSTREAM,
+    NOT_UPSTREAM_STREAMED,
+    lines_size,
+    path_and_query,
+    to_drop,
+)
 from albstats.proxy.policy import RetryBudget, make_policy, parse_retry_after
 from albstats.proxy.server import ProxyConfig, RetryProxy, trace_header
 from albstats.proxy.upstream_sim import UpstreamSim, make_config
@@ -482,6 +489,22 @@ def test_to_drop_names_hop_by_hop_connection_tokens_and_proxy_prefix():
     # the size of the lines ``Name: value\r\n``, as written on the wire
     h = CIMultiDict([("Content-Type", "text/plain"), ("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")])
     assert lines_size(h) == sum(len(f"{k}: {v}\r\n") for k, v in h.items()) == 60
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("/owners/7/pets?page=2", ("/owners/7/pets", "page=2")),
+        ("/a?x=1&y=%20z#frag", ("/a", "x=1&y=%20z")),  # a fragment never goes upstream
+        ("/a#b?c", ("/a", "")),
+        ("/?", ("/", "")),
+        ("http://other.example/x?y=1", ("/x", "y=1")),  # absolute form: path and query only
+        ("//evil.example/x?y", ("//evil.example/x", "y")),  # a path, not an authority
+        ("*", ("/", "")),
+    ],
+)
+def test_path_and_query_sent_upstream(target, expected):
+    assert path_and_query(target) == expected
 
 
 def test_client_cannot_set_the_attempt_header_and_keep_alive_is_not_forwarded(tmp_path):

