@@ -488,7 +488,7 @@ def test_to_drop_names_hop_by_hop_connection_tokens_and_proxy_prefix():
     assert names([], HOP_BY_HOP) == frozenset()
     # the size of the lines ``Name: value\r\n``, as written on the wire
     h = CIMultiDict([("Content-Type", "text/plain"), ("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")])
-    assert lines_size(h) == sum(len(f"{k}: {v}\r\n") for k, v in h.items()) == 60
+    assert lines_size(h.items()) == sum(len(f"{k}: {v}\r\n") for k, v in h.items()) == 60
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import secrets
 import time
+from collections.abc import Iterable
 
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
@@ -147,19 +148,15 @@ def to_drop(headers: CIMultiDict[str] | CIMultiDictProxy[str], drop: frozenset[s
     return found
 
 
-def lines_size(headers: CIMultiDict[str] | CIMultiDictProxy[str]) -> int:
-    """The header lines, ``Name: value\r\n`` each, in characters. From the items: a multidict's
-    ``keys()`` gives a repeated name (``Set-Cookie``) once."""
-    return sum([len(k) + len(v) + 4 for k, v in headers.items()])
+def lines_size(pairs: Iterable[tuple[str | bytes, str | bytes]]) -> int:
+    """Header lines, ``Name: value\r\n`` each: in bytes for a request's ``raw_headers``, in
+    characters for a multidict's ``items()`` (not its ``keys()``, which give a repeated name such as
+    ``Set-Cookie`` once). The longest line is no longer than all of them together, so only a large
+    total needs :func:`_header_sizes`."""
+    return sum([len(k) + len(v) + 4 for k, v in pairs])
 
 
 def _header_sizes(raw: tuple[tuple[bytes, bytes], ...]) -> tuple[int, int]:
     """(all request header lines, the longest one) in bytes, ``Name: value\r\n`` each."""
     sizes = [len(k) + len(v) + 4 for k, v in raw]
     return sum(sizes), max(sizes, default=0)
-
-
-def header_bytes(raw: tuple[tuple[bytes, bytes], ...]) -> int:
-    """All request header lines in bytes, ``Name: value\r\n`` each. The longest line is no longer
-    than all of them together, so only a large total needs :func:`_header_sizes`."""
-    return sum([len(k) + len(v) + 4 for k, v in raw])

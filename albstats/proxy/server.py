@@ -33,7 +33,6 @@ from albstats.proxy.messages import (
     NOT_UPSTREAM_STREAMED,
     _header_sizes,
     connection_tokens,
-    header_bytes,
     lines_size,
     new_trace_root,
     origin_form,
@@ -249,7 +248,7 @@ class RetryProxy:
         t0 = time.monotonic()
         now = time.time()
         h = request.headers
-        head_bytes = header_bytes(request.raw_headers)
+        head_bytes = lines_size(request.raw_headers)
         # the request's record, as ALB logs it: one place, values read once
         tr = request.transport
         peer = tr.get_extra_info("peername") if tr else None
@@ -421,7 +420,7 @@ class RetryProxy:
             for name in dropped:
                 kept.popall(name, None)
             rh = kept
-        rec.sent_bytes = 17 + len(resp.reason or "") + lines_size(rh)
+        rec.sent_bytes = 17 + len(resp.reason or "") + lines_size(rh.items())
         return rh
 
     def _small(
