@@ -11,6 +11,7 @@ in ``extra_fields`` as raw text until this list learns their names.
 
 from __future__ import annotations
 
+import calendar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -328,10 +329,7 @@ def real_date(value: str) -> bool:
     if value == "-":
         return True
     year, month, day = int(value[0:4]), int(value[5:7]), int(value[8:10])
-    if month == 2:
-        leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
-        return day <= (29 if leap else 28)
-    return day <= (30 if month in (4, 6, 9, 11) else 31)
+    return day <= calendar.monthrange(year, month)[1]
 
 
 def validate_fields(names: list[str], schema: LogSchema = ACCESS) -> list[str]:
